@@ -1,0 +1,69 @@
+//! EventBridge "ECR Image Action" (source `aws.ecr`). `aws_lambda_events` has no type for its
+//! detail, so it is defined here.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde::{Deserialize, Serialize};
+
+use super::{parse, EventError};
+
+pub const SOURCE: &str = "aws.ecr";
+pub const DETAIL_TYPE: &str = "ECR Image Action";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ActionType {
+    Push,
+    Delete,
+    /// An action this version does not know; never acted on.
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ActionResult {
+    Success,
+    Failure,
+    #[serde(other)]
+    Other,
+}
+
+/// The `detail` of an ECR Image Action. `image-tag` is absent or empty for untagged pushes;
+/// newer events add `artifact-media-type` and `manifest-media-type`, which we do not need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ImageAction {
+    pub action_type: ActionType,
+    pub result: ActionResult,
+    pub repository_name: String,
+    #[serde(default)]
+    pub image_digest: Option<String>,
+    #[serde(default)]
+    pub image_tag: Option<String>,
+}
+
+impl ImageAction {
+    /// The pushed tag, if the event has a non-empty one.
+    pub fn tag(&self) -> Option<&str> {
+        self.image_tag.as_deref().filter(|tag| !tag.is_empty())
+    }
+}
+
+pub type ImageActionEvent = EventBridgeEvent<ImageAction>;
+
+/// Parses an ECR Image Action. An event of another type is an error: it means a rule routes
+/// the wrong events here, which someone has to see.
+pub fn parse_image_action(event: &serde_json::Value) -> Result<ImageActionEvent, EventError> {
+    let parsed: ImageActionEvent = parse(event)?;
+    if parsed.detail_type != DETAIL_TYPE {
+        return Err(EventError::Unexpected {
+            field: "detail-type",
+            expected: DETAIL_TYPE,
+            actual: parsed.detail_type,
+        });
+    }
+    if parsed.source != SOURCE {
+        return Err(EventError::Unexpected { field: "source", expected: SOURCE, actual: parsed.source });
+    }
+    Ok(parsed)
+}

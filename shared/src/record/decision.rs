@@ -1,0 +1,315 @@
+//! The record decision: what an ECR push means for each target environment. Pure: all state
+//! comes in as arguments, so every branch is table-tested without AWS.
+
+use aws_smithy_types::DateTime;
+use serde::Serialize;
+
+use crate::config::{Config, Service};
+use crate::event::ecr::{ActionResult, ActionType, ImageAction};
+use crate::order::{TagFacts, Verdict};
+
+/// Why a push changes nothing, logged and returned by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// The action is a DELETE (or another non-push action).
+    NotAPush,
+    /// The push did not succeed.
+    NotSuccessful,
+    /// The push has no tag (`image-tag` absent or empty).
+    EmptyTag,
+    /// No service is configured for the repository.
+    RepositoryNotConfigured,
+    /// The tag does not match the service's `tag_pattern`.
+    TagPatternMismatch,
+    /// The service deploys to no environment on push (`deploy_on_push` is empty).
+    NoDeployOnPush,
+    /// ECR no longer has an image with this tag.
+    ImageGone,
+    /// The tag now points at another digest: the push that moved it has its own event.
+    TagMoved,
+    /// The parameter already holds this tag; writing it again would start a needless run.
+    Unchanged,
+    /// The tag is older than (or as old as) the one the parameter holds.
+    NotNewer,
+    /// The tag cannot be ordered under the service's order policy (e.g. `latest` under numeric).
+    TagNotOrderable,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotAPush => "not_a_push",
+            Self::NotSuccessful => "not_successful",
+            Self::EmptyTag => "empty_tag",
+            Self::RepositoryNotConfigured => "repository_not_configured",
+            Self::TagPatternMismatch => "tag_pattern_mismatch",
+            Self::NoDeployOnPush => "no_deploy_on_push",
+            Self::ImageGone => "image_gone",
+            Self::TagMoved => "tag_moved",
+            Self::Unchanged => "unchanged",
+            Self::NotNewer => "not_newer",
+            Self::TagNotOrderable => "tag_not_orderable",
+        }
+    }
+}
+
+/// Why a write happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteReason {
+    /// The parameter does not exist yet.
+    NewParameter,
+    /// The tag is newer under the service's order policy.
+    Newer,
+}
+
+impl WriteReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NewParameter => "new_parameter",
+            Self::Newer => "newer",
+        }
+    }
+}
+
+/// A push that passed the event-level checks: a successful, tagged push to a configured
+/// repository whose tag fits the service's pattern.
+#[derive(Debug, Clone, Copy)]
+pub struct Push<'a> {
+    pub service: &'a Service,
+    pub tag: &'a str,
+    pub digest: Option<&'a str>,
+}
+
+/// An event that is not acted on, with the service when one was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ignored<'a> {
+    pub service: Option<&'a str>,
+    pub reason: SkipReason,
+}
+
+/// The checks that need nothing but the event and the config.
+pub fn classify<'a>(detail: &'a ImageAction, config: &'a Config) -> Result<Push<'a>, Ignored<'a>> {
+    let ignore = |service: Option<&'a Service>, reason| Ignored { service: service.map(|s| s.name.as_str()), reason };
+    let service = config.service_for_repository(&detail.repository_name);
+    if detail.action_type != ActionType::Push {
+        return Err(ignore(service, SkipReason::NotAPush));
+    }
+    if detail.result != ActionResult::Success {
+        return Err(ignore(service, SkipReason::NotSuccessful));
+    }
+    let Some(tag) = detail.tag() else {
+        return Err(ignore(service, SkipReason::EmptyTag));
+    };
+    let Some(service) = service else {
+        return Err(ignore(None, SkipReason::RepositoryNotConfigured));
+    };
+    if !service.tag_pattern.is_match(tag) {
+        return Err(ignore(Some(service), SkipReason::TagPatternMismatch));
+    }
+    if service.deploy_on_push.is_empty() {
+        return Err(ignore(Some(service), SkipReason::NoDeployOnPush));
+    }
+    Ok(Push { service, tag, digest: detail.image_digest.as_deref() })
+}
+
+/// What ECR says now about the pushed tag.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImageState {
+    Present { digest: String, pushed_at: Option<DateTime> },
+    Gone,
+}
+
+/// One target environment's state, as read before deciding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target<'a> {
+    pub environment: &'a str,
+    pub parameter: String,
+    /// The parameter's value, `None` when it does not exist.
+    pub current: Option<String>,
+    /// ECR's push time of the image `current` names (only read for `pushed-at`).
+    pub current_pushed_at: Option<DateTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Write { from: Option<String>, to: String, reason: WriteReason },
+    Skip { reason: SkipReason },
+}
+
+impl Decision {
+    pub fn is_write(&self) -> bool {
+        matches!(self, Self::Write { .. })
+    }
+}
+
+/// Decides for one environment. Unchanged comes first: a duplicate event is a no-op whatever
+/// happened to the image since.
+pub fn decide(push: &Push<'_>, image: &ImageState, target: &Target<'_>) -> Decision {
+    let skip = |reason| Decision::Skip { reason };
+    if target.current.as_deref() == Some(push.tag) {
+        return skip(SkipReason::Unchanged);
+    }
+    let pushed_at = match image {
+        ImageState::Gone => return skip(SkipReason::ImageGone),
+        ImageState::Present { digest, .. } if push.digest.is_some_and(|event| event != digest) => {
+            return skip(SkipReason::TagMoved)
+        }
+        ImageState::Present { pushed_at, .. } => *pushed_at,
+    };
+    let write = |reason| Decision::Write { from: target.current.clone(), to: push.tag.to_owned(), reason };
+    let Some(current) = target.current.as_deref() else {
+        return write(WriteReason::NewParameter);
+    };
+    let candidate = TagFacts { tag: push.tag, pushed_at };
+    let existing = TagFacts { tag: current, pushed_at: target.current_pushed_at };
+    match push.service.order.compare(candidate, existing) {
+        Verdict::Advance => write(WriteReason::Newer),
+        Verdict::NotNewer => skip(SkipReason::NotNewer),
+        Verdict::NotOrderable => skip(SkipReason::TagNotOrderable),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::ecr::ActionResult::{Failure, Success};
+    use crate::event::ecr::ActionType::{Delete, Other, Push};
+
+    fn config(order: &str) -> Config {
+        let doc = serde_json::json!({
+            "environments": {
+                "dev": { "codebuild_project": "tagrelay-dev" },
+                "prod": { "codebuild_project": "tagrelay-prod" }
+            },
+            "services": {
+                "my-api": { "deploy_on_push": ["dev", "prod"], "order": order, "tag_pattern": "^[0-9a-z.-]+$" },
+                "batch": { "repository": "team/batch", "deploy_on_push": [] }
+            }
+        });
+        Config::from_json(&doc.to_string()).expect("valid test config")
+    }
+
+    fn detail(action: ActionType, result: ActionResult, repo: &str, tag: Option<&str>) -> ImageAction {
+        ImageAction {
+            action_type: action,
+            result,
+            repository_name: repo.to_owned(),
+            image_digest: Some("sha256:new".to_owned()),
+            image_tag: tag.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn classify_table() {
+        let config = config("numeric");
+        let cases = [
+            (detail(Delete, Success, "my-api", Some("7")), Some("my-api"), SkipReason::NotAPush),
+            (detail(Other, Success, "my-api", Some("7")), Some("my-api"), SkipReason::NotAPush),
+            (detail(Push, Failure, "my-api", Some("7")), Some("my-api"), SkipReason::NotSuccessful),
+            (detail(Push, Success, "my-api", Some("")), Some("my-api"), SkipReason::EmptyTag),
+            (detail(Push, Success, "my-api", None), Some("my-api"), SkipReason::EmptyTag),
+            (detail(Push, Success, "unknown", Some("7")), None, SkipReason::RepositoryNotConfigured),
+            (detail(Push, Success, "my-api", Some("Not_Matching")), Some("my-api"), SkipReason::TagPatternMismatch),
+            (detail(Push, Success, "team/batch", Some("7")), Some("batch"), SkipReason::NoDeployOnPush),
+        ];
+        for (detail, service, reason) in cases {
+            let ignored = classify(&detail, &config).expect_err("must be ignored");
+            assert_eq!(ignored, Ignored { service, reason }, "{detail:?}");
+        }
+        let push_detail = detail(Push, Success, "my-api", Some("7"));
+        let push = classify(&push_detail, &config).expect("a push to act on");
+        assert_eq!((push.service.name.as_str(), push.tag, push.digest), ("my-api", "7", Some("sha256:new")));
+    }
+
+    fn present(secs: i64) -> ImageState {
+        ImageState::Present { digest: "sha256:new".into(), pushed_at: Some(DateTime::from_secs(secs)) }
+    }
+
+    fn target(current: Option<&str>, current_pushed_at: Option<i64>) -> Target<'static> {
+        Target {
+            environment: "dev",
+            parameter: "/my-api/dev/docker-image-tag".into(),
+            current: current.map(str::to_owned),
+            current_pushed_at: current_pushed_at.map(DateTime::from_secs),
+        }
+    }
+
+    fn write(from: Option<&str>, to: &str, reason: WriteReason) -> Decision {
+        Decision::Write { from: from.map(str::to_owned), to: to.to_owned(), reason }
+    }
+
+    fn skip(reason: SkipReason) -> Decision {
+        Decision::Skip { reason }
+    }
+
+    /// (order, pushed tag, image state, current value, current pushed at, expected)
+    type Case = (&'static str, &'static str, ImageState, Option<&'static str>, Option<i64>, Decision);
+
+    #[test]
+    fn decide_table() {
+        use SkipReason::*;
+        let moved = ImageState::Present { digest: "sha256:other".into(), pushed_at: None };
+        let cases: Vec<Case> = vec![
+            ("numeric", "1043", present(2), None, None, write(None, "1043", WriteReason::NewParameter)),
+            ("numeric", "1043", present(2), Some("1042"), None, write(Some("1042"), "1043", WriteReason::Newer)),
+            ("numeric", "1000", present(2), Some("101"), None, write(Some("101"), "1000", WriteReason::Newer)),
+            ("numeric", "1042", present(2), Some("1043"), None, skip(NotNewer)),
+            ("numeric", "1043", present(2), Some("1043"), None, skip(Unchanged)),
+            ("numeric", "1043", ImageState::Gone, Some("1043"), None, skip(Unchanged)),
+            ("numeric", "1044", ImageState::Gone, Some("1043"), None, skip(ImageGone)),
+            ("numeric", "1044", ImageState::Gone, None, None, skip(ImageGone)),
+            ("numeric", "1044", moved.clone(), Some("1043"), None, skip(TagMoved)),
+            ("numeric", "1044", present(2), Some("placeholder"), None, write(Some("placeholder"), "1044", WriteReason::Newer)),
+            ("numeric", "abc", present(2), Some("1043"), None, skip(TagNotOrderable)),
+            ("semver", "1.0.0", present(2), Some("1.0.0-rc.1"), None, write(Some("1.0.0-rc.1"), "1.0.0", WriteReason::Newer)),
+            ("semver", "1.0.0-rc.2", present(2), Some("1.0.0"), None, skip(NotNewer)),
+            ("pushed-at", "b", present(200), Some("a"), Some(100), write(Some("a"), "b", WriteReason::Newer)),
+            ("pushed-at", "a", present(100), Some("b"), Some(200), skip(NotNewer)),
+            ("pushed-at", "a", present(100), Some("gone"), None, write(Some("gone"), "a", WriteReason::Newer)),
+            ("none", "1", present(1), Some("9"), None, write(Some("9"), "1", WriteReason::Newer)),
+            ("none", "9", present(1), Some("9"), None, skip(Unchanged)),
+        ];
+        for (order, tag, image, current, current_at, expected) in cases {
+            let config = config(order);
+            let pushed = detail(Push, Success, "my-api", Some(tag));
+            let push = classify(&pushed, &config).expect("a push");
+            let decision = decide(&push, &image, &target(current, current_at));
+            assert_eq!(decision, expected, "{order}: {tag} over {current:?} with {image:?}");
+        }
+    }
+
+    #[test]
+    fn an_event_without_digest_is_checked_by_tag_alone() {
+        let config = config("numeric");
+        let mut pushed = detail(Push, Success, "my-api", Some("8"));
+        pushed.image_digest = None;
+        let push = classify(&pushed, &config).expect("a push");
+        let image = ImageState::Present { digest: "sha256:whatever".into(), pushed_at: None };
+        assert!(decide(&push, &image, &target(Some("7"), None)).is_write());
+    }
+
+    #[test]
+    fn reason_names_match_their_serialised_form() {
+        let all = [
+            SkipReason::NotAPush,
+            SkipReason::NotSuccessful,
+            SkipReason::EmptyTag,
+            SkipReason::RepositoryNotConfigured,
+            SkipReason::TagPatternMismatch,
+            SkipReason::NoDeployOnPush,
+            SkipReason::ImageGone,
+            SkipReason::TagMoved,
+            SkipReason::Unchanged,
+            SkipReason::NotNewer,
+            SkipReason::TagNotOrderable,
+        ];
+        for reason in all {
+            assert_eq!(serde_json::to_value(reason).ok(), Some(serde_json::json!(reason.as_str())));
+        }
+        for reason in [WriteReason::NewParameter, WriteReason::Newer] {
+            assert_eq!(serde_json::to_value(reason).ok(), Some(serde_json::json!(reason.as_str())));
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! In-memory ports for handler tests: they record every call, so a test can assert what was
+//! read and written, and inject failures per parameter.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use aws_smithy_types::DateTime;
+use tagrelay::aws::{AwsError, ImageFacts, ImageRegistry, ParameterStore, ParameterWrite, StoredParameter};
+use tagrelay::config::Config;
+
+pub fn config(doc: serde_json::Value) -> Config {
+    Config::from_json(&doc.to_string()).expect("valid test config")
+}
+
+pub fn push_event(repository: &str, tag: &str, digest: &str) -> serde_json::Value {
+    serde_json::json!({
+        "version": "0",
+        "id": "13cde686-328b-6117-af20-0e5566167482",
+        "detail-type": "ECR Image Action",
+        "source": "aws.ecr",
+        "account": "123456789012",
+        "time": "2019-11-16T01:54:34Z",
+        "region": "us-west-2",
+        "resources": [],
+        "detail": {
+            "result": "SUCCESS",
+            "repository-name": repository,
+            "image-digest": digest,
+            "action-type": "PUSH",
+            "image-tag": tag
+        }
+    })
+}
+
+fn denied(operation: &'static str, resource: &str) -> AwsError {
+    AwsError {
+        operation,
+        resource: resource.to_owned(),
+        code: Some("AccessDeniedException".into()),
+        message: "not authorized".into(),
+    }
+}
+
+#[derive(Default)]
+pub struct FakeParameters {
+    pub values: Mutex<BTreeMap<String, StoredParameter>>,
+    pub writes: Mutex<Vec<ParameterWrite>>,
+    pub get_calls: Mutex<usize>,
+    pub failing: BTreeSet<String>,
+}
+
+impl FakeParameters {
+    pub fn with(values: &[(&str, &str)]) -> Self {
+        let values = values
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), StoredParameter { value: (*value).to_owned(), version: 1 }))
+            .collect();
+        Self { values: Mutex::new(values), ..Self::default() }
+    }
+
+    pub fn failing_on(mut self, name: &str) -> Self {
+        self.failing.insert(name.to_owned());
+        self
+    }
+
+    pub fn value(&self, name: &str) -> Option<String> {
+        self.values.lock().expect("lock").get(name).map(|p| p.value.clone())
+    }
+
+    pub fn writes(&self) -> Vec<ParameterWrite> {
+        self.writes.lock().expect("lock").clone()
+    }
+}
+
+impl ParameterStore for FakeParameters {
+    async fn get_parameters(&self, names: &[String]) -> Result<BTreeMap<String, StoredParameter>, AwsError> {
+        *self.get_calls.lock().expect("lock") += 1;
+        let values = self.values.lock().expect("lock");
+        Ok(names.iter().filter_map(|n| values.get(n).map(|p| (n.clone(), p.clone()))).collect())
+    }
+
+    async fn put_parameter(&self, write: &ParameterWrite) -> Result<i64, AwsError> {
+        if self.failing.contains(&write.name) {
+            return Err(denied("PutParameter", &write.name));
+        }
+        self.writes.lock().expect("lock").push(write.clone());
+        let mut values = self.values.lock().expect("lock");
+        let version = values.get(&write.name).map_or(1, |p| p.version + 1);
+        values.insert(write.name.clone(), StoredParameter { value: write.value.clone(), version });
+        Ok(version)
+    }
+}
+
+/// Images by (repository, tag) with their push time in seconds.
+#[derive(Default)]
+pub struct FakeRegistry {
+    pub images: BTreeMap<(String, String), (String, i64)>,
+    pub lookups: Mutex<Vec<String>>,
+    pub fail: bool,
+}
+
+impl FakeRegistry {
+    pub fn with(images: &[(&str, &str, &str, i64)]) -> Self {
+        let images = images
+            .iter()
+            .map(|(repo, tag, digest, at)| (((*repo).to_owned(), (*tag).to_owned()), ((*digest).to_owned(), *at)))
+            .collect();
+        Self { images, ..Self::default() }
+    }
+
+    pub fn lookups(&self) -> Vec<String> {
+        self.lookups.lock().expect("lock").clone()
+    }
+}
+
+impl ImageRegistry for FakeRegistry {
+    async fn image_by_tag(&self, repository: &str, tag: &str) -> Result<Option<ImageFacts>, AwsError> {
+        self.lookups.lock().expect("lock").push(format!("{repository}:{tag}"));
+        if self.fail {
+            return Err(denied("DescribeImages", repository));
+        }
+        Ok(self.images.get(&(repository.to_owned(), tag.to_owned())).map(|(digest, at)| ImageFacts {
+            digest: digest.clone(),
+            pushed_at: Some(DateTime::from_secs(*at)),
+        }))
+    }
+}
