@@ -1,6 +1,9 @@
 //! In-memory ports for handler tests: they record every call, so a test can assert what was
 //! read and written, and inject failures per parameter.
 
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 

@@ -1,0 +1,76 @@
+//! Parsing of real AWS sample events kept in `tests/fixtures/events/`.
+
+use std::path::PathBuf;
+
+use tagrelay::event::ecr::{parse_image_action, ActionResult, ActionType};
+
+fn fixture(name: &str) -> serde_json::Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/events").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+}
+
+#[test]
+fn user_guide_push_sample() {
+    let event = parse_image_action(&fixture("ecr-push.json")).expect("parses");
+    assert_eq!(event.detail.action_type, ActionType::Push);
+    assert_eq!(event.detail.result, ActionResult::Success);
+    assert_eq!(event.detail.repository_name, "my-repository-name");
+    assert_eq!(event.detail.tag(), Some("latest"));
+    assert_eq!(
+        event.detail.image_digest.as_deref(),
+        Some("sha256:7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd1234")
+    );
+    assert_eq!(event.region.as_deref(), Some("us-west-2"));
+}
+
+#[test]
+fn user_guide_delete_sample() {
+    let event = parse_image_action(&fixture("ecr-delete.json")).expect("parses");
+    assert_eq!(event.detail.action_type, ActionType::Delete);
+    assert_eq!(event.detail.tag(), Some("latest"));
+}
+
+#[test]
+fn push_with_media_type_fields() {
+    let event = parse_image_action(&fixture("ecr-push-media-types.json")).expect("extra fields are tolerated");
+    assert_eq!(event.detail.repository_name, "team/my-api");
+    assert_eq!(event.detail.tag(), Some("1043"));
+}
+
+#[test]
+fn push_with_empty_tag() {
+    let event = parse_image_action(&fixture("ecr-push-empty-tag.json")).expect("parses");
+    assert_eq!(event.detail.image_tag.as_deref(), Some(""));
+    assert_eq!(event.detail.tag(), None, "an empty tag is no tag");
+
+    let mut without = fixture("ecr-push-empty-tag.json");
+    without["detail"].as_object_mut().expect("object").remove("image-tag");
+    let event = parse_image_action(&without).expect("a missing tag parses too");
+    assert_eq!(event.detail.tag(), None);
+}
+
+#[test]
+fn unknown_action_and_result_values_parse_as_other() {
+    let mut event = fixture("ecr-push.json");
+    event["detail"]["action-type"] = serde_json::json!("REPLICATE");
+    event["detail"]["result"] = serde_json::json!("PARTIAL");
+    let parsed = parse_image_action(&event).expect("parses");
+    assert_eq!(parsed.detail.action_type, ActionType::Other);
+    assert_eq!(parsed.detail.result, ActionResult::Other);
+}
+
+#[test]
+fn missing_required_fields_are_named() {
+    for field in ["repository-name", "action-type", "result"] {
+        let mut event = fixture("ecr-push.json");
+        event["detail"].as_object_mut().expect("object").remove(field);
+        let err = parse_image_action(&event).expect_err("must fail");
+        assert_eq!(err.field(), "detail", "{err}");
+        assert!(err.to_string().contains(&format!("missing field `{field}`")), "{err}");
+    }
+    let mut event = fixture("ecr-push.json");
+    event["detail"]["repository-name"] = serde_json::json!(42);
+    let err = parse_image_action(&event).expect_err("must fail");
+    assert_eq!(err.field(), "detail.repository-name", "{err}");
+}
