@@ -147,10 +147,7 @@ impl Config {
     pub fn from_json(document: &str) -> Result<Self, ConfigError> {
         let mut deserializer = serde_json::Deserializer::from_str(document);
         let raw: RawConfig = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-            ConfigError::Malformed {
-                field: err.path().to_string(),
-                message: err.into_inner().to_string(),
-            }
+            ConfigError::Malformed { field: err.path().to_string(), message: err.into_inner().to_string() }
         })?;
         validate(raw)
     }
@@ -242,9 +239,7 @@ fn validate_service(
 
     let order = match raw.order {
         None => OrderPolicy::default(),
-        Some(text) => text
-            .parse()
-            .map_err(|err: UnknownOrder| ConfigError::invalid(field("order"), err.into()))?,
+        Some(text) => text.parse().map_err(|err: UnknownOrder| ConfigError::invalid(field("order"), err.into()))?,
     };
 
     let pattern = raw.tag_pattern.unwrap_or_else(|| DEFAULT_TAG_PATTERN.to_owned());
@@ -304,9 +299,9 @@ fn check_rendered_names(
 fn is_ecr_repository_name(name: &str) -> bool {
     let component_ok = |component: &str| {
         !component.is_empty()
-            && component.split(['.', '_', '-']).all(|part| {
-                !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-            })
+            && component
+                .split(['.', '_', '-'])
+                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
     };
     (2..=256).contains(&name.len()) && name.split('/').all(component_ok)
 }

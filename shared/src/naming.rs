@@ -54,9 +54,7 @@ impl ParameterTemplate {
     }
 
     pub fn render(&self, service: &str, environment: &str) -> String {
-        self.0
-            .replace(SERVICE_PLACEHOLDER, service)
-            .replace(ENVIRONMENT_PLACEHOLDER, environment)
+        self.0.replace(SERVICE_PLACEHOLDER, service).replace(ENVIRONMENT_PLACEHOLDER, environment)
     }
 }
 
@@ -78,10 +76,7 @@ pub fn check_parameter_name(name: &str) -> Result<(), NameProblem> {
     let Some(path) = name.strip_prefix('/') else {
         return Err(NameProblem::NotFullyQualified);
     };
-    if let Some(bad) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/')))
-    {
+    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/'))) {
         return Err(NameProblem::InvalidCharacter(bad));
     }
     let levels: Vec<&str> = path.split('/').collect();
@@ -114,14 +109,8 @@ mod tests {
 
     #[test]
     fn template_needs_both_placeholders() {
-        assert_eq!(
-            ParameterTemplate::parse("/{service}/image-tag"),
-            Err(NameProblem::MissingPlaceholder)
-        );
-        assert_eq!(
-            ParameterTemplate::parse("/{environment}/image-tag"),
-            Err(NameProblem::MissingPlaceholder)
-        );
+        assert_eq!(ParameterTemplate::parse("/{service}/image-tag"), Err(NameProblem::MissingPlaceholder));
+        assert_eq!(ParameterTemplate::parse("/{environment}/image-tag"), Err(NameProblem::MissingPlaceholder));
     }
 
     #[test]

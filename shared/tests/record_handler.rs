@@ -32,7 +32,7 @@ async fn a_push_writes_every_deploy_on_push_environment_and_nothing_else() {
 
     let summary = recorder.handle(&push_event("my-api", "1043", DIGEST)).await.expect("recorded");
 
-    let params = recorder_params(&recorder);
+    let params = recorder.ports().0;
     assert_eq!(params.value("/my-api/dev/docker-image-tag").as_deref(), Some("1043"));
     assert_eq!(params.value("/my-api/staging/docker-image-tag").as_deref(), Some("1043"));
     assert_eq!(params.value("/my-api/prod/docker-image-tag"), None, "prod is not in deploy_on_push");
@@ -64,22 +64,16 @@ async fn a_push_writes_every_deploy_on_push_environment_and_nothing_else() {
     assert_eq!(body["decisions"][1]["reason"], "new_parameter");
 }
 
-fn recorder_params<'a>(recorder: &'a Recorder<FakeParameters, FakeRegistry>) -> &'a FakeParameters {
-    recorder.ports().0
-}
-
 #[tokio::test]
 async fn a_duplicate_or_older_push_writes_nothing() {
-    let params = FakeParameters::with(&[
-        ("/my-api/dev/docker-image-tag", "1043"),
-        ("/my-api/staging/docker-image-tag", "1050"),
-    ]);
+    let params =
+        FakeParameters::with(&[("/my-api/dev/docker-image-tag", "1043"), ("/my-api/staging/docker-image-tag", "1050")]);
     let images = FakeRegistry::with(&[("my-api", "1043", DIGEST, 10)]);
     let recorder = Recorder::new(two_env_config(), params, images);
 
     let summary = recorder.handle(&push_event("my-api", "1043", DIGEST)).await.expect("ok");
 
-    assert!(recorder_params(&recorder).writes().is_empty());
+    assert!(recorder.ports().0.writes().is_empty());
     let reasons: Vec<_> = summary.decisions.iter().map(|d| d.outcome.clone()).collect();
     assert_eq!(
         reasons,
@@ -93,16 +87,22 @@ async fn ignored_events_return_ok_with_the_reason_and_touch_nothing() {
         (push_event("unknown-repo", "7", DIGEST), SkipReason::RepositoryNotConfigured),
         (push_event("my-api", "latest", DIGEST), SkipReason::TagPatternMismatch),
         (push_event("my-api", "", DIGEST), SkipReason::EmptyTag),
-        ({
-            let mut e = push_event("my-api", "7", DIGEST);
-            e["detail"]["action-type"] = json!("DELETE");
-            e
-        }, SkipReason::NotAPush),
-        ({
-            let mut e = push_event("my-api", "7", DIGEST);
-            e["detail"]["result"] = json!("FAILURE");
-            e
-        }, SkipReason::NotSuccessful),
+        (
+            {
+                let mut e = push_event("my-api", "7", DIGEST);
+                e["detail"]["action-type"] = json!("DELETE");
+                e
+            },
+            SkipReason::NotAPush,
+        ),
+        (
+            {
+                let mut e = push_event("my-api", "7", DIGEST);
+                e["detail"]["result"] = json!("FAILURE");
+                e
+            },
+            SkipReason::NotSuccessful,
+        ),
     ];
     for (event, reason) in cases {
         let recorder = Recorder::new(two_env_config(), FakeParameters::default(), FakeRegistry::default());

@@ -14,11 +14,8 @@ async fn main() -> Result<(), Error> {
         Err(err) => return Err(tagrelay::lambda_init::fail_init("InvalidConfig", err).await),
     };
     let sdk = load_sdk_config().await;
-    let recorder = Recorder::new(
-        config,
-        SsmParameterStore::from_sdk_config(&sdk),
-        EcrImageRegistry::from_sdk_config(&sdk),
-    );
+    let recorder =
+        Recorder::new(config, SsmParameterStore::from_sdk_config(&sdk), EcrImageRegistry::from_sdk_config(&sdk));
     let recorder = &recorder;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
         recorder.handle(&event.payload).await

@@ -40,10 +40,9 @@ impl ImageRegistry for EcrImageRegistry {
             }
         };
         let facts = output.image_details().first().and_then(|detail| {
-            detail.image_digest().map(|digest| ImageFacts {
-                digest: digest.to_owned(),
-                pushed_at: detail.image_pushed_at().copied(),
-            })
+            detail
+                .image_digest()
+                .map(|digest| ImageFacts { digest: digest.to_owned(), pushed_at: detail.image_pushed_at().copied() })
         });
         Ok(facts)
     }

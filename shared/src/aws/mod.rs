@@ -40,12 +40,7 @@ impl AwsError {
     }
 
     pub fn request(operation: &'static str, resource: impl Into<String>, err: impl StdError) -> Self {
-        Self {
-            operation,
-            resource: resource.into(),
-            code: None,
-            message: DisplayErrorContext(&err).to_string(),
-        }
+        Self { operation, resource: resource.into(), code: None, message: DisplayErrorContext(&err).to_string() }
     }
 }
 

@@ -70,10 +70,7 @@ impl ParameterStore for SsmParameterStore {
             }
             None => request.overwrite(true),
         };
-        let output = request
-            .send()
-            .await
-            .map_err(|err| AwsError::from_sdk("PutParameter", &write.name, err))?;
+        let output = request.send().await.map_err(|err| AwsError::from_sdk("PutParameter", &write.name, err))?;
         Ok(output.version())
     }
 }

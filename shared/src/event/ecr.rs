@@ -56,11 +56,7 @@ pub type ImageActionEvent = EventBridgeEvent<ImageAction>;
 pub fn parse_image_action(event: &serde_json::Value) -> Result<ImageActionEvent, EventError> {
     let parsed: ImageActionEvent = parse(event)?;
     if parsed.detail_type != DETAIL_TYPE {
-        return Err(EventError::Unexpected {
-            field: "detail-type",
-            expected: DETAIL_TYPE,
-            actual: parsed.detail_type,
-        });
+        return Err(EventError::Unexpected { field: "detail-type", expected: DETAIL_TYPE, actual: parsed.detail_type });
     }
     if parsed.source != SOURCE {
         return Err(EventError::Unexpected { field: "source", expected: SOURCE, actual: parsed.source });

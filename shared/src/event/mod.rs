@@ -26,8 +26,6 @@ impl EventError {
 
 /// Deserializes an event, naming the path of the first field that does not fit.
 pub fn parse<T: DeserializeOwned>(event: &serde_json::Value) -> Result<T, EventError> {
-    serde_path_to_error::deserialize(event).map_err(|err| EventError::Malformed {
-        field: err.path().to_string(),
-        message: err.into_inner().to_string(),
-    })
+    serde_path_to_error::deserialize(event)
+        .map_err(|err| EventError::Malformed { field: err.path().to_string(), message: err.into_inner().to_string() })
 }

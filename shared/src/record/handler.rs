@@ -215,7 +215,10 @@ fn write_for(push: &Push<'_>, target: &Target<'_>, to: &str) -> ParameterWrite {
     ParameterWrite {
         name: target.parameter.clone(),
         value: to.to_owned(),
-        description: format!("Image tag of {service} in {}, recorded by tagrelay from ECR push {digest}", target.environment),
+        description: format!(
+            "Image tag of {service} in {}, recorded by tagrelay from ECR push {digest}",
+            target.environment
+        ),
         create_with_tags,
     }
 }

@@ -122,9 +122,9 @@ impl ImageRegistry for FakeRegistry {
         if self.fail {
             return Err(denied("DescribeImages", repository));
         }
-        Ok(self.images.get(&(repository.to_owned(), tag.to_owned())).map(|(digest, at)| ImageFacts {
-            digest: digest.clone(),
-            pushed_at: Some(DateTime::from_secs(*at)),
-        }))
+        Ok(self
+            .images
+            .get(&(repository.to_owned(), tag.to_owned()))
+            .map(|(digest, at)| ImageFacts { digest: digest.clone(), pushed_at: Some(DateTime::from_secs(*at)) }))
     }
 }

@@ -1,0 +1,69 @@
+# tagrelay: build and test tooling. GNU make.
+#
+#   make test           fmt check, clippy -D warnings, every test (installs what it needs)
+#   make demo           record-image-tag on a local AWS (moto server on loopback), no account needed
+#   make bench          binary and zip sizes, cold start and warm invocation times
+#   make build          release Lambda zips for arm64 (what gets deployed)
+#   make tools          .venv/ with moto_server and cargo-lambda (+ zig), and the arm64 Rust target
+#   make lambdas-local  release Lambda binaries for this machine's architecture, for the e2e tests
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+MAKEFLAGS += --no-builtin-rules
+
+VENV         := $(CURDIR)/.venv
+PYTHON       ?= python3
+REQUIREMENTS := tests/requirements.txt
+CONSTRAINTS  := tests/constraints.txt
+TOOLS_STAMP  := $(VENV)/.tools-stamp
+ARM64_TARGET := aarch64-unknown-linux-gnu
+
+# `cargo lambda`, moto_server and zig come from the venv.
+export PATH := $(VENV)/bin:$(PATH)
+
+# Every workspace member with a binary is a Lambda; the test crate is not one.
+LAMBDA_SELECTION := --workspace --exclude tagrelay-tests
+
+HOST_ARCH := $(shell uname -m)
+ifeq ($(HOST_ARCH),aarch64)
+  HOST_ARCH_FLAG := --arm64
+else ifeq ($(HOST_ARCH),arm64)
+  HOST_ARCH_FLAG := --arm64
+else
+  HOST_ARCH_FLAG := --x86-64
+endif
+
+.PHONY: test demo bench tools rust-targets lambdas-local build clean
+
+tools: $(TOOLS_STAMP) rust-targets
+
+# Redone only when the pins change (or the venv is gone).
+$(TOOLS_STAMP): $(REQUIREMENTS) $(CONSTRAINTS)
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r $(REQUIREMENTS) -c $(CONSTRAINTS)
+	touch $@
+
+rust-targets:
+	@rustup target list --installed | grep -qx '$(ARM64_TARGET)' || rustup target add $(ARM64_TARGET)
+
+lambdas-local: $(TOOLS_STAMP)
+	cargo lambda build --release $(HOST_ARCH_FLAG) $(LAMBDA_SELECTION) --lambda-dir target/lambda/host
+
+build: tools
+	cargo lambda build --release --arm64 --output-format zip $(LAMBDA_SELECTION) --lambda-dir target/lambda/arm64
+
+test: $(TOOLS_STAMP) lambdas-local
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo test --workspace
+
+demo: $(TOOLS_STAMP) lambdas-local
+	cargo run --quiet -p tagrelay-tests --bin demo
+
+bench: $(TOOLS_STAMP) lambdas-local
+	cargo run --quiet -p tagrelay-tests --bin bench
+
+clean:
+	cargo clean
+	rm -rf $(VENV)

@@ -1,0 +1,348 @@
+//! A moto server on loopback, standing in for SSM and ECR.
+//!
+//! moto 5.2.5 as `make tools` installs it. What it does differently from AWS, as far as these
+//! tests go (read from `moto/ecr/models.py`):
+//!
+//! * PutImage's digest is `sha256:` + SHA-256 of the manifest's layer digests joined together,
+//!   not of the manifest bytes; a manifest without layers gets one of 101 random digests. So every
+//!   manifest here has a layer digest of its own (see [`image_manifest`]).
+//! * `imagePushedAt` is whole seconds, set when the image is first put; tagging an existing
+//!   manifest again keeps it.
+//! * DescribeImages for a tag that isn't there fails with `ImageNotFoundException` (HTTP 400),
+//!   message `The image with imageId {imageDigest:'null', imageTag:'TAG'} does not exist within
+//!   the repository with name 'REPO' in the registry with id '123456789012'`.
+//! * Repository names may hold `/` (`team/app`): the name pattern is ECR's; the ARN is
+//!   `arn:aws:ecr:us-east-1:123456789012:repository/team/app`.
+//! * PutImage to a repository that isn't there is an HTTP 500 (a bare Python exception), not
+//!   `RepositoryNotFoundException`: the SDK retries it (3 attempts, about 1 s) and then reports
+//!   an unhandled error.
+//! * `imageSizeInBytes` is the manifest's `config.size`.
+//! * A fresh moto loads a service's code on its first call to it: the first SSM call takes
+//!   1.5-2 s on a quiet machine here (4 s beside a build), the first ECR call about 1 s. See
+//!   [`LocalAws::warm_up`].
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_ecr::config::Credentials;
+use aws_sdk_ecr::error::DisplayErrorContext;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+use crate::{workspace_root, HarnessError};
+
+/// The region every client and child process is pointed at.
+pub const REGION: &str = "us-east-1";
+/// moto's default account.
+pub const ACCOUNT_ID: &str = "123456789012";
+/// Dummy credentials: moto accepts any.
+pub const ACCESS_KEY_ID: &str = "testing";
+pub const SECRET_ACCESS_KEY: &str = "testing";
+
+/// Overrides where moto_server is found.
+pub const MOTO_SERVER_ENV: &str = "TAGRELAY_MOTO_SERVER";
+
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+const START_ATTEMPTS: usize = 5;
+const PROBE_PATH: &str = "/moto-api/data.json";
+const LOG_TAIL_LINES: usize = 200;
+
+/// A running moto server, killed and reaped when dropped.
+pub struct LocalAws {
+    child: Child,
+    endpoint: String,
+    port: u16,
+    output: Arc<Mutex<VecDeque<String>>>,
+    startup: Duration,
+}
+
+impl LocalAws {
+    /// Starts moto_server on 127.0.0.1 and a free port and waits until it answers HTTP.
+    pub async fn start() -> Result<LocalAws, HarnessError> {
+        LocalAws::start_at(&moto_server_path()).await
+    }
+
+    /// [`LocalAws::start`] with the moto_server at `path`.
+    pub async fn start_at(path: &Path) -> Result<LocalAws, HarnessError> {
+        if !path.is_file() {
+            return Err(HarnessError::MotoNotFound { path: path.to_path_buf() });
+        }
+        let started = Instant::now();
+        let mut last_error = None;
+        for _ in 0..START_ATTEMPTS {
+            let port = free_port()?;
+            match start_on(path, port, started).await {
+                Ok(aws) => return Ok(aws),
+                // Another process took the port between our probe and moto's bind: try another.
+                Err(StartError::PortTaken(err)) => last_error = Some(err),
+                Err(StartError::Fatal(err)) => return Err(err),
+            }
+        }
+        Err(last_error
+            .unwrap_or_else(|| HarnessError::MotoExited { status: "no attempt made".into(), output: String::new() }))
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The moto process id (None once it has been reaped).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// How long moto took from spawn to its first good HTTP answer (across port retries).
+    pub fn startup_time(&self) -> Duration {
+        self.startup
+    }
+
+    /// The last lines moto printed (its request log among them).
+    pub fn log_tail(&self) -> Vec<String> {
+        lock(&self.output).iter().cloned().collect()
+    }
+
+    /// SDK config for clients that talk to this moto: region us-east-1, static dummy credentials,
+    /// the moto endpoint, latest behaviour version.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .credentials_provider(Credentials::new(ACCESS_KEY_ID, SECRET_ACCESS_KEY, None, None, "tagrelay-tests"))
+            .endpoint_url(&self.endpoint)
+            .load()
+            .await
+    }
+
+    /// Makes moto load its SSM and ECR code now rather than on the first call a test times
+    /// (1.5-2 s here on a quiet machine, 4 s beside a build).
+    pub async fn warm_up(&self) -> Result<(), HarnessError> {
+        let config = self.sdk_config().await;
+        let ssm = aws_sdk_ssm::Client::new(&config);
+        let ecr = aws_sdk_ecr::Client::new(&config);
+        let (ssm_result, ecr_result) = tokio::join!(
+            ssm.describe_parameters().max_results(1).send(),
+            ecr.describe_repositories().max_results(1).send(),
+        );
+        ssm_result.map_err(|err| HarnessError::Aws {
+            operation: "ssm:DescribeParameters",
+            message: DisplayErrorContext(&err).to_string(),
+        })?;
+        ecr_result.map_err(|err| HarnessError::Aws {
+            operation: "ecr:DescribeRepositories",
+            message: DisplayErrorContext(&err).to_string(),
+        })?;
+        Ok(())
+    }
+
+    /// Environment for a child process (a function binary) to reach this moto.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_REGION", REGION),
+            ("AWS_DEFAULT_REGION", REGION),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+}
+
+impl Drop for LocalAws {
+    fn drop(&mut self) {
+        kill_and_reap(&mut self.child);
+    }
+}
+
+/// Where moto_server is: `$TAGRELAY_MOTO_SERVER`, else `<workspace>/.venv/bin/moto_server`.
+pub fn moto_server_path() -> PathBuf {
+    match std::env::var_os(MOTO_SERVER_ENV) {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => workspace_root().join(".venv/bin/moto_server"),
+    }
+}
+
+/// Creates an ECR repository (mutable tags). Names may contain `/`.
+pub async fn create_repository(ecr: &aws_sdk_ecr::Client, name: &str) -> Result<(), HarnessError> {
+    ecr.create_repository().repository_name(name).send().await.map_err(|err| HarnessError::Aws {
+        operation: "ecr:CreateRepository",
+        message: DisplayErrorContext(&err).to_string(),
+    })?;
+    Ok(())
+}
+
+/// Puts a new image under `tag` and returns the digest moto gave it.
+///
+/// Every call puts a manifest of its own, so every call gets a new digest; pushing a tag again
+/// moves it to the new image, as `docker push` of a rebuilt image does.
+pub async fn push_image(ecr: &aws_sdk_ecr::Client, repository: &str, tag: &str) -> Result<String, HarnessError> {
+    static PUSHES: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+    let seed = format!("{repository}:{tag}:{}:{}:{nanos}", std::process::id(), PUSHES.fetch_add(1, Ordering::Relaxed));
+    let output = ecr
+        .put_image()
+        .repository_name(repository)
+        .image_tag(tag)
+        .image_manifest(image_manifest(&seed))
+        .send()
+        .await
+        .map_err(|err| HarnessError::Aws {
+            operation: "ecr:PutImage",
+            message: DisplayErrorContext(&err).to_string(),
+        })?;
+    output.image().and_then(|image| image.image_id()).and_then(|id| id.image_digest()).map(str::to_string).ok_or_else(
+        || HarnessError::Aws { operation: "ecr:PutImage", message: "the answer has no image digest".into() },
+    )
+}
+
+/// A small Docker image manifest (schema 2) whose config and layer digests follow from `seed`:
+/// the same seed gives the same manifest (and the same digest in moto), another seed another.
+pub fn image_manifest(seed: &str) -> String {
+    serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": 1469,
+            "digest": format!("sha256:{}", fake_sha256(&format!("config:{seed}"))),
+        },
+        "layers": [{
+            "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            "size": 2_811_478,
+            "digest": format!("sha256:{}", fake_sha256(&format!("layer:{seed}"))),
+        }],
+    })
+    .to_string()
+}
+
+/// 64 hex digits that depend on all of `input` (not a real SHA-256: moto only checks the shape).
+fn fake_sha256(input: &str) -> String {
+    // FNV-1a, 64 bits, four lanes with different offsets.
+    (0u64..4)
+        .map(|lane| {
+            let mut hash = 0xcbf2_9ce4_8422_2325u64 ^ lane.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            for byte in input.bytes() {
+                hash ^= u64::from(byte);
+                hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+            format!("{hash:016x}")
+        })
+        .collect()
+}
+
+enum StartError {
+    PortTaken(HarnessError),
+    Fatal(HarnessError),
+}
+
+async fn start_on(path: &Path, port: u16, started: Instant) -> Result<LocalAws, StartError> {
+    let mut child = Command::new(path)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| {
+            StartError::Fatal(HarnessError::Spawn { what: format!("moto_server ({})", path.display()), source })
+        })?;
+
+    let output = Arc::new(Mutex::new(VecDeque::new()));
+    let mut drains = Vec::new();
+    if let Some(stdout) = child.stdout.take() {
+        drains.push(tokio::spawn(drain_lines(stdout, output.clone())));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        drains.push(tokio::spawn(drain_lines(stderr, output.clone())));
+    }
+
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            // Let the drains take what it printed last.
+            for drain in drains {
+                let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+            }
+            let output = lock(&output).iter().cloned().collect::<Vec<_>>().join("\n");
+            let err = HarnessError::MotoExited { status: status.to_string(), output: output.clone() };
+            return Err(if output.contains("in use") { StartError::PortTaken(err) } else { StartError::Fatal(err) });
+        }
+        if probe(port).await {
+            return Ok(LocalAws { child, endpoint, port, output, startup: started.elapsed() });
+        }
+        if Instant::now() >= deadline {
+            kill_and_reap(&mut child);
+            let output = lock(&output).iter().cloned().collect::<Vec<_>>().join("\n");
+            return Err(StartError::Fatal(HarnessError::Timeout {
+                what: format!("moto_server to answer HTTP on {endpoint}; its output:\n{output}"),
+                after: START_TIMEOUT,
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// True when moto answers its own API with 200 on `port` (so not some other server on it).
+async fn probe(port: u16) -> bool {
+    let attempt = async {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        let request = format!("GET {PROBE_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut head = [0u8; 16];
+        stream.read_exact(&mut head).await.ok()?;
+        Some(head.starts_with(b"HTTP/1.1 200") || head.starts_with(b"HTTP/1.0 200"))
+    };
+    matches!(tokio::time::timeout(Duration::from_secs(2), attempt).await, Ok(Some(true)))
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+fn free_port() -> Result<u16, HarnessError> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .map_err(HarnessError::io("binding 127.0.0.1:0 to find a free port"))?;
+    let port = listener.local_addr().map_err(HarnessError::io("reading the free port"))?.port();
+    Ok(port)
+}
+
+async fn drain_lines(reader: impl AsyncRead + Unpin, output: Arc<Mutex<VecDeque<String>>>) {
+    let mut lines = BufReader::new(reader).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let mut output = lock(&output);
+        if output.len() == LOG_TAIL_LINES {
+            output.pop_front();
+        }
+        output.push_back(line);
+    }
+}
+
+/// SIGKILL, then wait (a short, bounded, blocking wait) so no zombie is left behind.
+pub(crate) fn kill_and_reap(child: &mut Child) {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    let _ = child.start_kill();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        match child.try_wait() {
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            _ => return,
+        }
+    }
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,317 @@
+//! End to end: the release `record-image-tag` binary behind a Lambda Runtime API on loopback,
+//! against moto server. Events go in; state is read back from moto.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tagrelay_tests::events::{ecr_image_action, ecr_push};
+use tagrelay_tests::local_aws::{create_repository, push_image, LocalAws};
+use tagrelay_tests::runtime_api::{lambda_binary, FunctionProcess, Outcome, RuntimeApi};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn config() -> Value {
+    json!({
+        "environments": {
+            "dev": { "codebuild_project": "tagrelay-dev" },
+            "staging": { "codebuild_project": "tagrelay-staging" },
+            "prod": { "codebuild_project": "tagrelay-prod" }
+        },
+        "services": {
+            "my-api": { "deploy_on_push": ["dev", "staging"] },
+            "worker": { "repository": "team/worker", "deploy_on_push": ["dev"], "order": "pushed-at", "tag_pattern": "^[a-z0-9-]+$" }
+        }
+    })
+}
+
+struct Pipeline {
+    aws: LocalAws,
+    api: RuntimeApi,
+    function: FunctionProcess,
+    ssm: aws_sdk_ssm::Client,
+    ecr: aws_sdk_ecr::Client,
+}
+
+impl Pipeline {
+    async fn start(config: &Value) -> Pipeline {
+        let aws = LocalAws::start().await.expect("local AWS");
+        let api = RuntimeApi::start().await.expect("runtime API");
+        let mut env = aws.env();
+        env.push(("TAGRELAY_CONFIG".into(), config.to_string()));
+        let binary = lambda_binary("record-image-tag").expect("release binary (make lambdas-local)");
+        let function = FunctionProcess::spawn(&binary, &api, &env).expect("function starts");
+        let sdk = aws.sdk_config().await;
+        Pipeline { ssm: aws_sdk_ssm::Client::new(&sdk), ecr: aws_sdk_ecr::Client::new(&sdk), aws, api, function }
+    }
+
+    async fn invoke(&self, event: Value) -> Outcome {
+        self.api.invoke(event, WAIT).await.expect("invocation completes")
+    }
+
+    async fn respond(&self, event: Value) -> Value {
+        match self.invoke(event).await {
+            Outcome::Response(body) => body,
+            Outcome::Error { error_type, error_message } => panic!("{error_type}: {error_message}"),
+        }
+    }
+
+    /// (value, version) of a parameter, `None` when it does not exist.
+    async fn parameter(&self, name: &str) -> Option<(String, i64)> {
+        match self.ssm.get_parameter().name(name).send().await {
+            Ok(out) => out.parameter().map(|p| (p.value().unwrap_or_default().to_owned(), p.version())),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_parameter_not_found()) => None,
+            Err(err) => panic!("GetParameter {name}: {err:?}"),
+        }
+    }
+
+    async fn push(&self, repository: &str, tag: &str) -> String {
+        push_image(&self.ecr, repository, tag).await.expect("push")
+    }
+
+    fn decision_lines(&self) -> Vec<Value> {
+        self.function
+            .log_lines()
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line["fields"]["decision"].is_string())
+            .collect()
+    }
+}
+
+fn decisions(summary: &Value) -> Vec<(String, String, String)> {
+    summary["decisions"]
+        .as_array()
+        .expect("decisions")
+        .iter()
+        .map(|d| {
+            let field = |k: &str| d[k].as_str().unwrap_or_default().to_owned();
+            (field("environment"), field("decision"), field("reason"))
+        })
+        .collect()
+}
+
+fn strs(items: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    items.iter().map(|(a, b, c)| ((*a).into(), (*b).into(), (*c).into())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_late_and_duplicate_events_leave_the_newest_tag() {
+    let p = Pipeline::start(&config()).await;
+    create_repository(&p.ecr, "my-api").await.expect("repository");
+    let d1041 = p.push("my-api", "1041").await;
+    let d1042 = p.push("my-api", "1042").await;
+    let d1043 = p.push("my-api", "1043").await;
+
+    let first = p.respond(ecr_push("my-api", "1041", &d1041)).await;
+    assert_eq!(decisions(&first), strs(&[("dev", "write", "new_parameter"), ("staging", "write", "new_parameter")]));
+    let newest = p.respond(ecr_push("my-api", "1043", &d1043)).await;
+    assert_eq!(decisions(&newest), strs(&[("dev", "write", "newer"), ("staging", "write", "newer")]));
+
+    // 1042's event arrives late, and 1043's is delivered twice.
+    let late = p.respond(ecr_push("my-api", "1042", &d1042)).await;
+    assert_eq!(decisions(&late), strs(&[("dev", "skip", "not_newer"), ("staging", "skip", "not_newer")]));
+    let duplicate = p.respond(ecr_push("my-api", "1043", &d1043)).await;
+    assert_eq!(decisions(&duplicate), strs(&[("dev", "skip", "unchanged"), ("staging", "skip", "unchanged")]));
+
+    // Two writes each: neither the late nor the duplicate event bumped the version.
+    assert_eq!(p.parameter("/my-api/dev/docker-image-tag").await, Some(("1043".into(), 2)));
+    assert_eq!(p.parameter("/my-api/staging/docker-image-tag").await, Some(("1043".into(), 2)));
+    assert_eq!(p.parameter("/my-api/prod/docker-image-tag").await, None, "prod is not deployed on push");
+
+    let tags = p
+        .ssm
+        .list_tags_for_resource()
+        .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+        .resource_id("/my-api/dev/docker-image-tag")
+        .send()
+        .await
+        .expect("tags");
+    let tags: Vec<(&str, &str)> = tags.tag_list().iter().map(|t| (t.key(), t.value())).collect();
+    for tag in [("service", "my-api"), ("environment", "dev"), ("managed-by", "tagrelay")] {
+        assert!(tags.contains(&tag), "{tag:?} in {tags:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushed_at_order_in_a_repository_with_a_slash() {
+    let p = Pipeline::start(&config()).await;
+    create_repository(&p.ecr, "team/worker").await.expect("repository");
+    let older = p.push("team/worker", "abc-1").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await; // push times must differ
+    let newer = p.push("team/worker", "abc-0").await;
+
+    p.respond(ecr_push("team/worker", "abc-0", &newer)).await;
+    let late = p.respond(ecr_push("team/worker", "abc-1", &older)).await;
+    assert_eq!(decisions(&late), strs(&[("dev", "skip", "not_newer")]));
+    assert_eq!(p.parameter("/worker/dev/docker-image-tag").await, Some(("abc-0".into(), 1)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_deleted_or_retagged_before_its_event_is_not_recorded() {
+    let p = Pipeline::start(&config()).await;
+    create_repository(&p.ecr, "my-api").await.expect("repository");
+    let gone = p.push("my-api", "7").await;
+    p.ecr
+        .batch_delete_image()
+        .repository_name("my-api")
+        .image_ids(aws_sdk_ecr::types::ImageIdentifier::builder().image_tag("7").build())
+        .send()
+        .await
+        .expect("delete");
+    let summary = p.respond(ecr_push("my-api", "7", &gone)).await;
+    assert_eq!(decisions(&summary), strs(&[("dev", "skip", "image_gone"), ("staging", "skip", "image_gone")]));
+
+    let first = p.push("my-api", "8").await;
+    let _moved = p.push("my-api", "8").await;
+    let summary = p.respond(ecr_push("my-api", "8", &first)).await;
+    assert_eq!(decisions(&summary), strs(&[("dev", "skip", "tag_moved"), ("staging", "skip", "tag_moved")]));
+    assert_eq!(p.parameter("/my-api/dev/docker-image-tag").await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_not_acted_on_return_ok_with_the_reason() {
+    let p = Pipeline::start(&config()).await;
+    create_repository(&p.ecr, "my-api").await.expect("repository");
+    let digest = p.push("my-api", "9").await;
+    let cases = [
+        (ecr_image_action("DELETE", "my-api", "9", &digest), "not_a_push"),
+        (ecr_push("my-api", "", &digest), "empty_tag"),
+        (ecr_push("my-api", "latest", &digest), "tag_pattern_mismatch"),
+        (ecr_push("someone-elses", "9", &digest), "repository_not_configured"),
+        (
+            {
+                let mut e = ecr_push("my-api", "9", &digest);
+                e["detail"]["result"] = json!("FAILURE");
+                e
+            },
+            "not_successful",
+        ),
+    ];
+    for (event, reason) in cases {
+        let summary = p.respond(event).await;
+        assert_eq!(summary["skipped"], reason, "{summary}");
+    }
+    assert_eq!(p.parameter("/my-api/dev/docker-image-tag").await, None);
+
+    // One INFO line per ignored event, saying why.
+    let lines = p.decision_lines();
+    for reason in ["not_a_push", "empty_tag", "tag_pattern_mismatch", "repository_not_configured", "not_successful"] {
+        let line = lines.iter().find(|l| l["fields"]["reason"] == reason).unwrap_or_else(|| panic!("{reason} logged"));
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["fields"]["decision"], "skip");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decision_log_lines_are_json_with_the_documented_fields() {
+    let p = Pipeline::start(&config()).await;
+    create_repository(&p.ecr, "my-api").await.expect("repository");
+    let digest = p.push("my-api", "100").await;
+    p.respond(ecr_push("my-api", "100", &digest)).await;
+
+    let lines = p.decision_lines();
+    let dev = lines
+        .iter()
+        .find(|l| l["fields"]["environment"] == "dev")
+        .unwrap_or_else(|| panic!("a line for dev in {lines:?}"));
+    let fields = &dev["fields"];
+    assert_eq!(fields["service"], "my-api");
+    assert_eq!(fields["parameter"], "/my-api/dev/docker-image-tag");
+    assert_eq!(fields["tag"], "100");
+    assert_eq!(fields["decision"], "write");
+    assert_eq!(fields["reason"], "new_parameter");
+    assert!(fields.get("previous").is_none(), "no previous value for a new parameter: {dev}");
+    assert_eq!(lines.len(), 2, "one line per decision: {lines:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_event_is_an_invocation_error_naming_the_field_and_writes_nothing() {
+    let p = Pipeline::start(&config()).await;
+    create_repository(&p.ecr, "my-api").await.expect("repository");
+    let digest = p.push("my-api", "5").await;
+    let mut event = ecr_push("my-api", "5", &digest);
+    event["detail"].as_object_mut().expect("object").remove("repository-name");
+    match p.invoke(event).await {
+        Outcome::Error { error_type, error_message } => {
+            assert_eq!(error_type, "InvalidEvent");
+            assert!(error_message.contains("repository-name"), "{error_message}");
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    match p.invoke(json!([1, 2, 3])).await {
+        Outcome::Error { error_message, .. } => {
+            assert!(error_message.contains("invalid event"), "{error_message}")
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    assert_eq!(p.parameter("/my-api/dev/docker-image-tag").await, None);
+
+    // The function keeps serving after an error.
+    let summary = p.respond(ecr_push("my-api", "5", &digest)).await;
+    assert_eq!(decisions(&summary)[0].1, "write");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_unreachable_is_an_invocation_error() {
+    let p = Pipeline::start(&config()).await;
+    drop(p.aws); // the local AWS goes away under the running function
+    match p.api.invoke(ecr_push("my-api", "5", "sha256:x"), Duration::from_secs(120)).await.expect("completes") {
+        Outcome::Error { error_type, error_message } => {
+            assert_eq!(error_type, "AwsError");
+            assert!(error_message.contains("GetParameters"), "{error_message}");
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_config_stops_the_function_at_init() {
+    let cases = [
+        (
+            json!({ "environments": {}, "services": { "api": { "deploy_on_push": ["dev"] } } }),
+            "services.api.deploy_on_push[0]",
+        ),
+        (
+            {
+                let mut c = config();
+                c["services"]["my-api"]["order"] = json!("fifo");
+                c
+            },
+            "services.my-api.order",
+        ),
+        (
+            {
+                let mut c = config();
+                c["parameter_template"] = json!("/{service}/image-tag");
+                c
+            },
+            "parameter_template",
+        ),
+        (
+            {
+                let mut c = config();
+                c["services"]["my-api"]["tag_pattern"] = json!("(");
+                c
+            },
+            "services.my-api.tag_pattern",
+        ),
+    ];
+    let binary = lambda_binary("record-image-tag").expect("release binary (make lambdas-local)");
+    for (config, field) in cases {
+        let api = RuntimeApi::start().await.expect("runtime API");
+        let env = vec![("TAGRELAY_CONFIG".to_owned(), config.to_string()), ("AWS_REGION".into(), "us-east-1".into())];
+        let mut function = FunctionProcess::spawn(&binary, &api, &env).expect("spawn");
+        let diagnostic = api.init_error(WAIT).await.unwrap_or_else(|| panic!("{field}: no init error reported"));
+        assert_eq!(diagnostic.error_type, "InvalidConfig");
+        assert!(diagnostic.error_message.contains(field), "{field}: {}", diagnostic.error_message);
+        let status = function.wait_exit(WAIT).await.expect("the process exits");
+        assert!(!status.success(), "{field}: exits with an error");
+        assert!(!api.has_polled(), "{field}: never asked for an event");
+    }
+
+    // Not set at all.
+    let api = RuntimeApi::start().await.expect("runtime API");
+    let _function = FunctionProcess::spawn(&binary, &api, &[]).expect("spawn");
+    let diagnostic = api.init_error(WAIT).await.expect("init error");
+    assert!(diagnostic.error_message.contains("TAGRELAY_CONFIG is not set"), "{}", diagnostic.error_message);
+}
