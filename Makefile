@@ -34,7 +34,7 @@ else
   HOST_ARCH_FLAG := --x86-64
 endif
 
-.PHONY: test demo bench tools rust-targets lambdas-local build clean
+.PHONY: test demo bench tools rust-components rust-targets lambdas-local build clean
 
 tools: $(TOOLS_STAMP) rust-targets
 
@@ -43,6 +43,10 @@ $(TOOLS_STAMP): $(REQUIREMENTS) $(CONSTRAINTS)
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r $(REQUIREMENTS) -c $(CONSTRAINTS)
 	touch $@
+
+# fmt and clippy are part of `make test`; a minimal rustup profile lacks them.
+rust-components:
+	@for c in rustfmt clippy; do rustup component list --installed | grep -q "^$$c" || rustup component add $$c; done
 
 rust-targets:
 	@rustup target list --installed | grep -qx '$(ARM64_TARGET)' || rustup target add $(ARM64_TARGET)
@@ -53,7 +57,7 @@ lambdas-local: $(TOOLS_STAMP)
 build: tools
 	cargo lambda build --release --arm64 --output-format zip $(LAMBDA_SELECTION) --lambda-dir target/lambda/arm64
 
-test: $(TOOLS_STAMP) lambdas-local
+test: $(TOOLS_STAMP) rust-components lambdas-local
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace

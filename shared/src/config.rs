@@ -123,7 +123,7 @@ struct RawConfig {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEnvironment {
-    codebuild_project: String,
+    codebuild_project: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -196,13 +196,14 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         if name.is_empty() {
             return Err(ConfigError::invalid("environments", Problem::EmptyName));
         }
-        if !is_codebuild_project_name(&env.codebuild_project) {
+        let codebuild_project = env.codebuild_project.unwrap_or_else(|| default_codebuild_project(&name));
+        if !is_codebuild_project_name(&codebuild_project) {
             return Err(ConfigError::invalid(
                 format!("environments.{name}.codebuild_project"),
-                Problem::ProjectName(env.codebuild_project),
+                Problem::ProjectName(codebuild_project),
             ));
         }
-        let environment = Environment { name: name.clone(), codebuild_project: env.codebuild_project };
+        let environment = Environment { name: name.clone(), codebuild_project };
         environments.insert(name, environment);
     }
 
@@ -306,6 +307,14 @@ fn is_ecr_repository_name(name: &str) -> bool {
     (2..=256).contains(&name.len()) && name.split('/').all(component_ok)
 }
 
+/// The project `infra/` creates for an environment: `tagrelay-<environment>`, with characters
+/// CodeBuild does not allow in a name replaced by `-`.
+pub fn default_codebuild_project(environment: &str) -> String {
+    let safe: String =
+        environment.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' }).collect();
+    format!("tagrelay-{safe}")
+}
+
 /// CodeBuild: 2–255 characters, `[A-Za-z0-9][A-Za-z0-9_-]*`.
 fn is_codebuild_project_name(name: &str) -> bool {
     let mut bytes = name.bytes();
@@ -358,10 +367,11 @@ mod tests {
     #[test]
     fn defaults_fill_what_is_left_out() {
         let config = parse(&json!({
-            "environments": { "dev": { "codebuild_project": "tagrelay-dev" } },
+            "environments": { "dev": {} },
             "services": { "web": { "deploy_on_push": ["dev"] } }
         }))
         .expect("valid");
+        assert_eq!(config.environment("dev").map(|e| e.codebuild_project.as_str()), Some("tagrelay-dev"));
         let web = config.service("web").expect("present");
         assert_eq!(web.repository, "web");
         assert_eq!(web.order, OrderPolicy::Numeric);
@@ -392,13 +402,29 @@ mod tests {
         assert!(err.to_string().contains("unknown field `oder`"), "{err}");
 
         let mut doc = example();
-        doc["environments"]["dev"] = json!({});
+        doc["environments"]["dev"] = json!({ "codebuild_project": 7 });
         let err = error_of(doc);
-        assert_eq!(err.field(), "environments.dev");
-        assert!(err.to_string().contains("codebuild_project"), "{err}");
+        assert_eq!(err.field(), "environments.dev.codebuild_project");
+        assert!(err.to_string().contains("expected a string"), "{err}");
 
         let err = error_of(json!({ "environments": {} }));
         assert!(err.to_string().contains("missing field `services`"), "{err}");
+    }
+
+    #[test]
+    fn the_default_codebuild_project_is_always_a_valid_name() {
+        let config = parse(&json!({ "environments": { "qa.1": {} }, "services": {} })).expect("valid");
+        assert_eq!(config.environment("qa.1").map(|e| e.codebuild_project.as_str()), Some("tagrelay-qa-1"));
+    }
+
+    #[test]
+    fn full_regex_syntax_is_accepted() {
+        let mut doc = example();
+        doc["services"]["my-api"]["tag_pattern"] = json!("(?i)^v\\d+\\p{L}?$");
+        let config = parse(&doc).expect("valid");
+        let pattern = &config.service("my-api").expect("present").tag_pattern;
+        assert!(pattern.is_match("V12é"));
+        assert!(!pattern.is_match("12"));
     }
 
     #[test]
@@ -521,11 +547,5 @@ mod tests {
         let err = error_of(doc);
         assert_eq!(err.field(), "parameter_template");
         assert!(err.to_string().contains("\"/a-b-c/tag\""), "{err}");
-    }
-
-    #[test]
-    fn missing_variable_is_its_own_error() {
-        assert_eq!(ConfigError::NotSet.field(), CONFIG_ENV);
-        assert!(ConfigError::NotSet.to_string().contains(CONFIG_ENV));
     }
 }

@@ -82,6 +82,16 @@ pub enum Verdict {
 }
 
 impl OrderPolicy {
+    /// Whether this policy can place `candidate` at all (`latest` is no build number).
+    pub fn can_order(self, candidate: TagFacts<'_>) -> bool {
+        match self {
+            Self::None => true,
+            Self::Numeric => numeric_key(candidate.tag).is_some(),
+            Self::Semver => semver_key(candidate.tag).is_some(),
+            Self::PushedAt => candidate.pushed_at.is_some(),
+        }
+    }
+
     /// Decides whether `candidate` may replace `current`. A current value the policy cannot
     /// order (a placeholder, an image that is gone) never blocks a valid candidate: otherwise
     /// one stray value would freeze the environment forever.
@@ -206,6 +216,17 @@ mod tests {
         assert_eq!(p.compare(tag("a"), pushed("b", 100)), Verdict::NotOrderable);
         let precise = TagFacts { tag: "c", pushed_at: Some(DateTime::from_fractional_secs(100, 0.5)) };
         assert_eq!(p.compare(precise, pushed("a", 100)), Verdict::Advance);
+    }
+
+    #[test]
+    fn can_order_matches_what_compare_accepts() {
+        assert!(OrderPolicy::Numeric.can_order(tag("0042")));
+        assert!(!OrderPolicy::Numeric.can_order(tag("latest")));
+        assert!(OrderPolicy::Semver.can_order(tag("v1.2.3-rc.1")));
+        assert!(!OrderPolicy::Semver.can_order(tag("1.2")));
+        assert!(OrderPolicy::PushedAt.can_order(pushed("anything", 1)));
+        assert!(!OrderPolicy::PushedAt.can_order(tag("anything")));
+        assert!(OrderPolicy::None.can_order(tag("latest")));
     }
 
     #[test]

@@ -116,16 +116,21 @@ async fn ignored_events_return_ok_with_the_reason_and_touch_nothing() {
 }
 
 #[tokio::test]
-async fn a_tag_that_is_gone_or_moved_is_not_written() {
-    let recorder = Recorder::new(two_env_config(), FakeParameters::default(), FakeRegistry::default());
-    let summary = recorder.handle(&push_event("my-api", "1043", DIGEST)).await.expect("ok");
-    assert!(summary.decisions.iter().all(|d| d.outcome == Outcome::Skip { reason: SkipReason::ImageGone }));
-
-    let images = FakeRegistry::with(&[("my-api", "1043", "sha256:later", 10)]);
-    let recorder = Recorder::new(two_env_config(), FakeParameters::default(), images);
-    let summary = recorder.handle(&push_event("my-api", "1043", DIGEST)).await.expect("ok");
-    assert!(summary.decisions.iter().all(|d| d.outcome == Outcome::Skip { reason: SkipReason::TagMoved }));
-    assert!(recorder.ports().0.writes().is_empty());
+async fn a_tag_that_is_gone_or_moved_is_skipped_before_reading_parameters() {
+    let cases = [
+        (FakeRegistry::default(), SkipReason::ImageGone),
+        (FakeRegistry::with(&[("my-api", "1043", "sha256:later", 10)]), SkipReason::TagMoved),
+    ];
+    for (images, reason) in cases {
+        let recorder = Recorder::new(two_env_config(), FakeParameters::default(), images);
+        let summary = recorder.handle(&push_event("my-api", "1043", DIGEST)).await.expect("ok");
+        assert_eq!(summary.skipped, Some(reason));
+        assert!(summary.decisions.is_empty());
+        let (params, images) = recorder.ports();
+        assert_eq!(*params.get_calls.lock().expect("lock"), 0, "{reason:?}: no parameter read");
+        assert!(params.writes().is_empty());
+        assert_eq!(images.lookups(), vec!["my-api:1043"]);
+    }
 }
 
 #[tokio::test]
@@ -141,7 +146,7 @@ async fn pushed_at_compares_with_the_image_the_parameter_names() {
     // Pushed before the current image: late event, not written.
     let late = recorder.handle(&push_event("team/worker", "aaaaaaa", "sha256:a")).await.expect("ok");
     assert_eq!(late.decisions[0].outcome, Outcome::Skip { reason: SkipReason::NotNewer });
-    assert_eq!(recorder.ports().1.lookups(), vec!["team/worker:bbbbbbb", "team/worker:aaaaaaa"]);
+    assert_eq!(recorder.ports().1.lookups(), vec!["team/worker:aaaaaaa", "team/worker:bbbbbbb"]);
 
     let newer = recorder.handle(&push_event("team/worker", "ccccccc", "sha256:c")).await.expect("ok");
     assert!(matches!(newer.decisions[0].outcome, Outcome::Write { .. }));

@@ -2,11 +2,13 @@
 
 use serde_json::{json, Value};
 
+use crate::local_aws::fake_sha256;
+
 /// An "ECR Image Action" as EventBridge delivers it for a push (or `action`) of `repository:tag`.
 pub fn ecr_image_action(action: &str, repository: &str, tag: &str, digest: &str) -> Value {
     json!({
         "version": "0",
-        "id": format!("{:08x}-0000-4000-8000-000000000000", fnv1a(&format!("{action}{repository}{tag}{digest}"))),
+        "id": event_id(&format!("{action}{repository}{tag}{digest}")),
         "detail-type": "ECR Image Action",
         "source": "aws.ecr",
         "account": "123456789012",
@@ -31,6 +33,7 @@ pub fn ecr_push(repository: &str, tag: &str, digest: &str) -> Value {
 }
 
 /// A stable event id per content, so a redelivered event looks like the same one.
-fn fnv1a(text: &str) -> u32 {
-    text.bytes().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193))
+fn event_id(content: &str) -> String {
+    let hex = fake_sha256(content);
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
 }

@@ -228,7 +228,7 @@ pub fn image_manifest(seed: &str) -> String {
 }
 
 /// 64 hex digits that depend on all of `input` (not a real SHA-256: moto only checks the shape).
-fn fake_sha256(input: &str) -> String {
+pub(crate) fn fake_sha256(input: &str) -> String {
     // FNV-1a, 64 bits, four lanes with different offsets.
     (0u64..4)
         .map(|lane| {

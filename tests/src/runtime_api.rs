@@ -126,12 +126,18 @@ impl RuntimeApi {
     /// `timeout` is also the deadline sent to the function. Fails at once with
     /// [`HarnessError::FunctionInitFailed`] when the function has reported an init error.
     pub async fn invoke(&self, event: Value, timeout: Duration) -> Result<Outcome, HarnessError> {
+        self.invoke_raw(event.to_string().into_bytes(), timeout).await
+    }
+
+    /// [`RuntimeApi::invoke`] with a payload of any bytes, JSON or not: Lambda passes an async
+    /// event's body through as it is.
+    pub async fn invoke_raw(&self, payload: Vec<u8>, timeout: Duration) -> Result<Outcome, HarnessError> {
         let request_id = request_id();
         let (sender, receiver) = oneshot::channel();
         lock(&self.state.pending).insert(request_id.clone(), sender);
         lock(&self.state.queue).push_back(Queued {
             request_id: request_id.clone(),
-            event: Bytes::from(event.to_string()),
+            event: Bytes::from(payload),
             deadline_ms: now_ms() + timeout.as_millis(),
             trace_id: trace_id(),
         });

@@ -121,6 +121,19 @@ pub enum ImageState {
     Gone,
 }
 
+/// The tag must still exist and still point at the pushed digest; otherwise the event is stale
+/// and a later event (the delete, or the push that moved the tag) covers it. Returns the image's
+/// push time for the `pushed-at` policy.
+pub fn confirm_image(push: &Push<'_>, image: &ImageState) -> Result<Option<DateTime>, SkipReason> {
+    match image {
+        ImageState::Gone => Err(SkipReason::ImageGone),
+        ImageState::Present { digest, .. } if push.digest.is_some_and(|pushed| pushed != digest) => {
+            Err(SkipReason::TagMoved)
+        }
+        ImageState::Present { pushed_at, .. } => Ok(*pushed_at),
+    }
+}
+
 /// One target environment's state, as read before deciding.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target<'a> {
@@ -134,37 +147,35 @@ pub struct Target<'a> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    Write { from: Option<String>, to: String, reason: WriteReason },
-    Skip { reason: SkipReason },
+    /// `from` is `None` when the parameter does not exist yet.
+    Write {
+        from: Option<String>,
+        to: String,
+        reason: WriteReason,
+    },
+    Skip {
+        reason: SkipReason,
+    },
 }
 
-impl Decision {
-    pub fn is_write(&self) -> bool {
-        matches!(self, Self::Write { .. })
-    }
-}
-
-/// Decides for one environment. Unchanged comes first: a duplicate event is a no-op whatever
-/// happened to the image since.
-pub fn decide(push: &Push<'_>, image: &ImageState, target: &Target<'_>) -> Decision {
+/// Decides for one environment, given the confirmed image's push time. Unchanged comes first:
+/// a duplicate event is a no-op. A tag the policy cannot order is never written, not even to a
+/// new parameter, so it cannot block the first orderable tag.
+pub fn decide(push: &Push<'_>, pushed_at: Option<DateTime>, target: &Target<'_>) -> Decision {
     let skip = |reason| Decision::Skip { reason };
     if target.current.as_deref() == Some(push.tag) {
         return skip(SkipReason::Unchanged);
     }
-    let pushed_at = match image {
-        ImageState::Gone => return skip(SkipReason::ImageGone),
-        ImageState::Present { digest, .. } if push.digest.is_some_and(|event| event != digest) => {
-            return skip(SkipReason::TagMoved)
-        }
-        ImageState::Present { pushed_at, .. } => *pushed_at,
-    };
+    let policy = push.service.order;
+    let candidate = TagFacts { tag: push.tag, pushed_at };
+    if !policy.can_order(candidate) {
+        return skip(SkipReason::TagNotOrderable);
+    }
     let write = |reason| Decision::Write { from: target.current.clone(), to: push.tag.to_owned(), reason };
     let Some(current) = target.current.as_deref() else {
         return write(WriteReason::NewParameter);
     };
-    let candidate = TagFacts { tag: push.tag, pushed_at };
-    let existing = TagFacts { tag: current, pushed_at: target.current_pushed_at };
-    match push.service.order.compare(candidate, existing) {
+    match policy.compare(candidate, TagFacts { tag: current, pushed_at: target.current_pushed_at }) {
         Verdict::Advance => write(WriteReason::Newer),
         Verdict::NotNewer => skip(SkipReason::NotNewer),
         Verdict::NotOrderable => skip(SkipReason::TagNotOrderable),
@@ -223,10 +234,6 @@ mod tests {
         assert_eq!((push.service.name.as_str(), push.tag, push.digest), ("my-api", "7", Some("sha256:new")));
     }
 
-    fn present(secs: i64) -> ImageState {
-        ImageState::Present { digest: "sha256:new".into(), pushed_at: Some(DateTime::from_secs(secs)) }
-    }
-
     fn target(current: Option<&str>, current_pushed_at: Option<i64>) -> Target<'static> {
         Target {
             environment: "dev",
@@ -244,64 +251,71 @@ mod tests {
         Decision::Skip { reason }
     }
 
-    /// (order, pushed tag, image state, current value, current pushed at, expected)
-    type Case = (&'static str, &'static str, ImageState, Option<&'static str>, Option<i64>, Decision);
+    #[test]
+    fn confirm_image_table() {
+        let config = config("numeric");
+        let pushed = detail(Push, Success, "my-api", Some("8"));
+        let push = classify(&pushed, &config).expect("a push");
+        let at = Some(DateTime::from_secs(5));
+        let present = |digest: &str| ImageState::Present { digest: digest.into(), pushed_at: at };
+        assert_eq!(confirm_image(&push, &present("sha256:new")), Ok(at));
+        assert_eq!(confirm_image(&push, &present("sha256:other")), Err(SkipReason::TagMoved));
+        assert_eq!(confirm_image(&push, &ImageState::Gone), Err(SkipReason::ImageGone));
+
+        // An event without a digest is checked by tag alone.
+        let mut undigested = pushed.clone();
+        undigested.image_digest = None;
+        let push = classify(&undigested, &config).expect("a push");
+        assert_eq!(confirm_image(&push, &present("sha256:whatever")), Ok(at));
+    }
+
+    /// (order, pushed tag, its push time, current value, current push time, expected)
+    type Case = (&'static str, &'static str, Option<i64>, Option<&'static str>, Option<i64>, Decision);
 
     #[test]
     fn decide_table() {
         use SkipReason::*;
-        let moved = ImageState::Present { digest: "sha256:other".into(), pushed_at: None };
         let cases: Vec<Case> = vec![
-            ("numeric", "1043", present(2), None, None, write(None, "1043", WriteReason::NewParameter)),
-            ("numeric", "1043", present(2), Some("1042"), None, write(Some("1042"), "1043", WriteReason::Newer)),
-            ("numeric", "1000", present(2), Some("101"), None, write(Some("101"), "1000", WriteReason::Newer)),
-            ("numeric", "1042", present(2), Some("1043"), None, skip(NotNewer)),
-            ("numeric", "1043", present(2), Some("1043"), None, skip(Unchanged)),
-            ("numeric", "1043", ImageState::Gone, Some("1043"), None, skip(Unchanged)),
-            ("numeric", "1044", ImageState::Gone, Some("1043"), None, skip(ImageGone)),
-            ("numeric", "1044", ImageState::Gone, None, None, skip(ImageGone)),
-            ("numeric", "1044", moved.clone(), Some("1043"), None, skip(TagMoved)),
+            ("numeric", "1043", Some(2), None, None, write(None, "1043", WriteReason::NewParameter)),
+            ("numeric", "1043", Some(2), Some("1042"), None, write(Some("1042"), "1043", WriteReason::Newer)),
+            ("numeric", "1000", Some(2), Some("101"), None, write(Some("101"), "1000", WriteReason::Newer)),
+            ("numeric", "1042", Some(2), Some("1043"), None, skip(NotNewer)),
+            ("numeric", "1043", Some(2), Some("1043"), None, skip(Unchanged)),
             (
                 "numeric",
                 "1044",
-                present(2),
+                Some(2),
                 Some("placeholder"),
                 None,
                 write(Some("placeholder"), "1044", WriteReason::Newer),
             ),
-            ("numeric", "abc", present(2), Some("1043"), None, skip(TagNotOrderable)),
+            ("numeric", "abc", Some(2), Some("1043"), None, skip(TagNotOrderable)),
+            ("numeric", "abc", Some(2), None, None, skip(TagNotOrderable)),
             (
                 "semver",
                 "1.0.0",
-                present(2),
+                Some(2),
                 Some("1.0.0-rc.1"),
                 None,
                 write(Some("1.0.0-rc.1"), "1.0.0", WriteReason::Newer),
             ),
-            ("semver", "1.0.0-rc.2", present(2), Some("1.0.0"), None, skip(NotNewer)),
-            ("pushed-at", "b", present(200), Some("a"), Some(100), write(Some("a"), "b", WriteReason::Newer)),
-            ("pushed-at", "a", present(100), Some("b"), Some(200), skip(NotNewer)),
-            ("pushed-at", "a", present(100), Some("gone"), None, write(Some("gone"), "a", WriteReason::Newer)),
-            ("none", "1", present(1), Some("9"), None, write(Some("9"), "1", WriteReason::Newer)),
-            ("none", "9", present(1), Some("9"), None, skip(Unchanged)),
+            ("semver", "1.0.0-rc.2", Some(2), Some("1.0.0"), None, skip(NotNewer)),
+            ("semver", "v2", Some(2), None, None, skip(TagNotOrderable)),
+            ("pushed-at", "b", Some(200), Some("a"), Some(100), write(Some("a"), "b", WriteReason::Newer)),
+            ("pushed-at", "a", Some(100), Some("b"), Some(200), skip(NotNewer)),
+            ("pushed-at", "a", Some(100), Some("b"), Some(100), skip(NotNewer)),
+            ("pushed-at", "a", Some(100), Some("gone"), None, write(Some("gone"), "a", WriteReason::Newer)),
+            ("pushed-at", "a", None, None, None, skip(TagNotOrderable)),
+            ("none", "1", Some(1), Some("9"), None, write(Some("9"), "1", WriteReason::Newer)),
+            ("none", "9", Some(1), Some("9"), None, skip(Unchanged)),
         ];
-        for (order, tag, image, current, current_at, expected) in cases {
+        for (order, tag, pushed_at, current, current_at, expected) in cases {
             let config = config(order);
             let pushed = detail(Push, Success, "my-api", Some(tag));
             let push = classify(&pushed, &config).expect("a push");
-            let decision = decide(&push, &image, &target(current, current_at));
-            assert_eq!(decision, expected, "{order}: {tag} over {current:?} with {image:?}");
+            let decision = decide(&push, pushed_at.map(DateTime::from_secs), &target(current, current_at));
+            assert_eq!(decision, expected, "{order}: {tag} over {current:?}");
         }
-    }
-
-    #[test]
-    fn an_event_without_digest_is_checked_by_tag_alone() {
-        let config = config("numeric");
-        let mut pushed = detail(Push, Success, "my-api", Some("8"));
-        pushed.image_digest = None;
-        let push = classify(&pushed, &config).expect("a push");
-        let image = ImageState::Present { digest: "sha256:whatever".into(), pushed_at: None };
-        assert!(decide(&push, &image, &target(Some("7"), None)).is_write());
     }
 
     #[test]

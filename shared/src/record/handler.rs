@@ -8,7 +8,7 @@ use serde::Serialize;
 use thiserror::Error;
 use tracing::{error, info};
 
-use super::decision::{classify, decide, Decision, ImageState, Push, SkipReason, Target, WriteReason};
+use super::decision::{classify, confirm_image, decide, Decision, ImageState, Push, SkipReason, Target, WriteReason};
 use crate::aws::{AwsError, ImageRegistry, ParameterStore, ParameterWrite};
 use crate::config::Config;
 use crate::event::ecr::parse_image_action;
@@ -80,10 +80,6 @@ impl<P: ParameterStore + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
         Self { config, parameters, images }
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
     /// The ports, for inspection in tests and by callers that share them.
     pub fn ports(&self) -> (&P, &R) {
         (&self.parameters, &self.images)
@@ -112,37 +108,30 @@ impl<P: ParameterStore + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
         };
         let push = match classify(detail, &self.config) {
             Ok(push) => push,
-            Err(ignored) => {
-                info!(
-                    service = ignored.service,
-                    repository = %detail.repository_name,
-                    tag = detail.image_tag.as_deref(),
-                    decision = "skip",
-                    reason = ignored.reason.as_str(),
-                    "push not recorded"
-                );
-                summary.service = ignored.service.map(str::to_owned);
-                summary.skipped = Some(ignored.reason);
-                return Ok(summary);
-            }
+            Err(ignored) => return Ok(skip_event(summary, ignored.service, ignored.reason)),
         };
-        summary.service = Some(push.service.name.clone());
+        let service = push.service.name.as_str();
+        summary.service = Some(service.to_owned());
 
-        let targets = self.read_targets(&push).await?;
+        // The image check comes first: a stale event needs no parameter read at all.
         let image = match self.images.image_by_tag(&push.service.repository, push.tag).await? {
             Some(facts) => ImageState::Present { digest: facts.digest, pushed_at: facts.pushed_at },
             None => ImageState::Gone,
         };
+        let pushed_at = match confirm_image(&push, &image) {
+            Ok(pushed_at) => pushed_at,
+            Err(reason) => return Ok(skip_event(summary, Some(service), reason)),
+        };
 
+        let targets = self.read_targets(&push).await?;
         let mut failed = Vec::new();
         let mut attempted = 0;
         for target in &targets {
-            let decision = decide(&push, &image, target);
-            let outcome = match decision {
+            let outcome = match decide(&push, pushed_at, target) {
                 Decision::Skip { reason } => Outcome::Skip { reason },
-                Decision::Write { to, reason, .. } => {
+                Decision::Write { from, to, reason } => {
                     attempted += 1;
-                    match self.parameters.put_parameter(&write_for(&push, target, &to)).await {
+                    match self.parameters.put_parameter(&write_for(&push, target, from.is_none(), &to)).await {
                         Ok(version) => Outcome::Write { to, reason, version },
                         Err(err) => {
                             let outcome = Outcome::Failed { to, error: err.to_string() };
@@ -202,9 +191,24 @@ impl<P: ParameterStore + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
     }
 }
 
-fn write_for(push: &Push<'_>, target: &Target<'_>, to: &str) -> ParameterWrite {
+/// An event not acted on: one INFO line saying why, and the reason in the response.
+fn skip_event(mut summary: Summary, service: Option<&str>, reason: SkipReason) -> Summary {
+    info!(
+        service,
+        repository = %summary.repository,
+        tag = summary.tag.as_deref().unwrap_or(""),
+        decision = "skip",
+        reason = reason.as_str(),
+        "push not recorded"
+    );
+    summary.service = service.map(str::to_owned);
+    summary.skipped = Some(reason);
+    summary
+}
+
+fn write_for(push: &Push<'_>, target: &Target<'_>, create: bool, to: &str) -> ParameterWrite {
     let service = &push.service.name;
-    let create_with_tags = target.current.is_none().then(|| {
+    let create_with_tags = create.then(|| {
         vec![
             ("service".to_owned(), service.clone()),
             ("environment".to_owned(), target.environment.to_owned()),
@@ -235,7 +239,8 @@ fn log_decision(push: &Push<'_>, target: &Target<'_>, outcome: &Outcome) {
         Outcome::Failed { .. } => "parameter write failed",
     };
     let service = push.service.name.as_str();
-    let previous = target.current.as_deref();
+    // Always present, so every decision line has the same fields ("" for a new parameter).
+    let previous = target.current.as_deref().unwrap_or("");
     if let Outcome::Failed { error, .. } = outcome {
         error!(service, environment = target.environment, parameter = %target.parameter, tag = push.tag, previous, decision, reason, error = %error, "{message}");
     } else {
