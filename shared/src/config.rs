@@ -177,6 +177,30 @@ impl Config {
         self.services.get(name)
     }
 
+    /// The environment whose Terraform runs in `project`.
+    pub fn environment_for_project(&self, project: &str) -> Option<&Environment> {
+        self.environments.values().find(|environment| environment.codebuild_project == project)
+    }
+
+    /// Every parameter of an environment: one per service, sorted by name.
+    pub fn parameter_names(&self, environment: &str) -> Vec<String> {
+        let mut names: Vec<String> =
+            self.services.keys().map(|service| self.template.render(service, environment)).collect();
+        names.sort();
+        names
+    }
+
+    /// The (service, environment) a parameter name belongs to. Validation guarantees every
+    /// configured pair renders a distinct name, so the answer is unique.
+    pub fn parameter_owner(&self, name: &str) -> Option<(&Service, &Environment)> {
+        self.services.values().find_map(|service| {
+            self.environments
+                .values()
+                .find(|environment| self.template.render(&service.name, &environment.name) == name)
+                .map(|environment| (service, environment))
+        })
+    }
+
     /// The service that owns an ECR repository; validation guarantees at most one.
     pub fn service_for_repository(&self, repository: &str) -> Option<&Service> {
         self.services.values().find(|service| service.repository == repository)
@@ -362,6 +386,18 @@ mod tests {
         assert_eq!(config.parameter_name("my-api", "prod"), "/my-api/prod/docker-image-tag");
         assert_eq!(config.environment("prod").map(|e| e.codebuild_project.as_str()), Some("tagrelay-prod"));
         assert!(config.service_for_repository("other").is_none());
+    }
+
+    #[test]
+    fn names_map_back_to_their_service_and_environment() {
+        let config = parse(&example()).expect("valid");
+        let (service, environment) = config.parameter_owner("/my-api/prod/docker-image-tag").expect("ours");
+        assert_eq!((service.name.as_str(), environment.name.as_str()), ("my-api", "prod"));
+        assert!(config.parameter_owner("/my-api/qa/docker-image-tag").is_none());
+        assert!(config.parameter_owner("/other/dev/docker-image-tag").is_none());
+        assert_eq!(config.environment_for_project("tagrelay-prod").map(|e| e.name.as_str()), Some("prod"));
+        assert!(config.environment_for_project("someone-elses").is_none());
+        assert_eq!(config.parameter_names("dev"), vec!["/my-api/dev/docker-image-tag".to_owned()]);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod config;
+pub mod deploy;
 pub mod event;
 pub mod lambda_init;
 pub mod naming;

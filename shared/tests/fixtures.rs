@@ -74,3 +74,68 @@ fn missing_required_fields_are_named() {
     let err = parse_image_action(&event).expect_err("must fail");
     assert_eq!(err.field(), "detail.repository-name", "{err}");
 }
+
+mod deploy_events {
+    use super::fixture;
+    use tagrelay::deploy::build::BuildStatus;
+    use tagrelay::event::deploy::{parse_deploy_event, DeployEvent};
+    use tagrelay::event::ssm::Operation;
+
+    #[test]
+    fn ssm_sample_with_and_without_description() {
+        match parse_deploy_event(&fixture("ssm-parameter-create.json")).expect("parses") {
+            DeployEvent::ParameterChange(change) => {
+                assert_eq!(change.operation, Operation::Create);
+                assert_eq!(change.name, "foo");
+                assert_eq!(change.description.as_deref(), Some("Sample Parameter"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match parse_deploy_event(&fixture("ssm-parameter-update-no-description.json")).expect("parses") {
+            DeployEvent::ParameterChange(change) => {
+                assert_eq!(change.operation, Operation::Update);
+                assert_eq!(change.name, "/my-api/dev/docker-image-tag");
+                assert_eq!(change.description, None);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn codebuild_samples_succeeded_and_in_progress() {
+        match parse_deploy_event(&fixture("codebuild-succeeded.json")).expect("parses") {
+            DeployEvent::BuildStateChange(change) => {
+                assert_eq!(change.build_status, BuildStatus::Succeeded);
+                assert_eq!(change.project_name, "my-sample-project");
+                assert!(change.build_id.ends_with("my-sample-project:8745a7a9-c340-456a-9166-edf953571bEX"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match parse_deploy_event(&fixture("codebuild-in-progress.json")).expect("parses without phases") {
+            DeployEvent::BuildStateChange(change) => assert_eq!(change.build_status, BuildStatus::InProgress),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn scheduled_event_sample() {
+        assert_eq!(parse_deploy_event(&fixture("scheduled-event.json")).expect("parses"), DeployEvent::Scheduled);
+    }
+
+    #[test]
+    fn other_events_and_missing_fields_are_named() {
+        let err = parse_deploy_event(&fixture("ecr-push.json")).expect_err("not a deploy event");
+        assert_eq!(err.field(), "detail-type", "{err}");
+        assert!(err.to_string().contains("ECR Image Action"), "{err}");
+
+        let mut event = fixture("ssm-parameter-create.json");
+        event["detail"].as_object_mut().expect("object").remove("name");
+        let err = parse_deploy_event(&event).expect_err("no name");
+        assert!(err.to_string().contains("missing field `name`"), "{err}");
+
+        let mut event = fixture("codebuild-succeeded.json");
+        event["detail"].as_object_mut().expect("object").remove("project-name");
+        let err = parse_deploy_event(&event).expect_err("no project");
+        assert!(err.to_string().contains("project-name"), "{err}");
+    }
+}

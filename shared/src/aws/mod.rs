@@ -1,6 +1,7 @@
 //! Ports: the few AWS calls tagrelay makes, as small traits, so decisions and handlers are
 //! tested without AWS; and their SDK adapters.
 
+pub mod codebuild;
 pub mod ecr;
 pub mod ssm;
 
@@ -88,6 +89,35 @@ pub trait ImageRegistry {
         repository: &str,
         tag: &str,
     ) -> impl Future<Output = Result<Option<ImageFacts>, AwsError>> + Send;
+}
+
+/// A StartBuild of an environment's project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartBuild {
+    pub project: String,
+    /// Environment variable overrides, plaintext.
+    pub environment: Vec<(String, String)>,
+    pub idempotency_token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartOutcome {
+    Started {
+        build_id: String,
+    },
+    /// CodeBuild refused: the concurrent build limit is reached.
+    LimitReached,
+}
+
+pub trait BuildRunner {
+    /// The project's newest builds, newest first, at most `limit`.
+    fn recent_builds(
+        &self,
+        project: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<crate::deploy::build::BuildRecord>, AwsError>> + Send;
+
+    fn start_build(&self, request: &StartBuild) -> impl Future<Output = Result<StartOutcome, AwsError>> + Send;
 }
 
 /// The SDK configuration from the standard chain; `AWS_ENDPOINT_URL` points it at a local AWS.

@@ -1,7 +1,10 @@
 //! The AWS events tagrelay consumes, typed. Real events carry more fields than we read; those
 //! are ignored, while a missing field we need is an error that names it.
 
+pub mod codebuild;
+pub mod deploy;
 pub mod ecr;
+pub mod ssm;
 
 use serde::de::DeserializeOwned;
 use thiserror::Error;

@@ -8,8 +8,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use aws_smithy_types::DateTime;
-use tagrelay::aws::{AwsError, ImageFacts, ImageRegistry, ParameterStore, ParameterWrite, StoredParameter};
+use tagrelay::aws::{
+    AwsError, BuildRunner, ImageFacts, ImageRegistry, ParameterStore, ParameterWrite, StartBuild, StartOutcome,
+    StoredParameter,
+};
 use tagrelay::config::Config;
+use tagrelay::deploy::build::{BuildRecord, BuildStatus, FINGERPRINT_VARIABLE};
 
 pub fn config(doc: serde_json::Value) -> Config {
     Config::from_json(&doc.to_string()).expect("valid test config")
@@ -126,5 +130,66 @@ impl ImageRegistry for FakeRegistry {
             .images
             .get(&(repository.to_owned(), tag.to_owned()))
             .map(|(digest, at)| ImageFacts { digest: digest.clone(), pushed_at: Some(DateTime::from_secs(*at)) }))
+    }
+}
+
+/// A CodeBuild stand-in: builds newest first; a started build is IN_PROGRESS until `finish`.
+#[derive(Default)]
+pub struct FakeBuilds {
+    pub builds: Mutex<BTreeMap<String, Vec<BuildRecord>>>,
+    pub starts: Mutex<Vec<StartBuild>>,
+    pub limit_reached: bool,
+}
+
+impl FakeBuilds {
+    pub fn with(project: &str, builds: Vec<BuildRecord>) -> Self {
+        let fake = Self::default();
+        fake.builds.lock().expect("lock").insert(project.to_owned(), builds);
+        fake
+    }
+
+    pub fn starts(&self) -> Vec<StartBuild> {
+        self.starts.lock().expect("lock").clone()
+    }
+
+    /// Ends the newest build of `project` with `status`.
+    pub fn finish(&self, project: &str, status: BuildStatus) -> String {
+        let mut builds = self.builds.lock().expect("lock");
+        let newest = builds.get_mut(project).and_then(|b| b.first_mut()).expect("a build to finish");
+        newest.status = status;
+        newest.id.clone()
+    }
+}
+
+pub fn record(id: &str, status: BuildStatus, fingerprint: Option<&str>) -> BuildRecord {
+    BuildRecord { id: id.to_owned(), status, fingerprint: fingerprint.map(str::to_owned) }
+}
+
+impl BuildRunner for FakeBuilds {
+    async fn recent_builds(&self, project: &str, limit: usize) -> Result<Vec<BuildRecord>, AwsError> {
+        let builds = self.builds.lock().expect("lock");
+        Ok(builds.get(project).map(|b| b.iter().take(limit).cloned().collect()).unwrap_or_default())
+    }
+
+    async fn start_build(&self, request: &StartBuild) -> Result<StartOutcome, AwsError> {
+        if self.limit_reached {
+            return Ok(StartOutcome::LimitReached);
+        }
+        self.starts.lock().expect("lock").push(request.clone());
+        let fingerprint = request.environment.iter().find(|(k, _)| k == FINGERPRINT_VARIABLE).map(|(_, v)| v.clone());
+        let mut builds = self.builds.lock().expect("lock");
+        let list = builds.entry(request.project.clone()).or_default();
+        let id = format!("{}:{}", request.project, list.len() + 1);
+        list.insert(0, BuildRecord { id: id.clone(), status: BuildStatus::InProgress, fingerprint });
+        Ok(StartOutcome::Started { build_id: id })
+    }
+}
+
+impl FakeParameters {
+    /// Simulates a PutParameter by someone else: the value and the version change.
+    pub fn bump(&self, name: &str, value: &str) {
+        let mut values = self.values.lock().expect("lock");
+        let version = values.get(name).map_or(1, |p| p.version + 1);
+        values.insert(name.to_owned(), StoredParameter { value: value.to_owned(), version });
     }
 }

@@ -1,0 +1,27 @@
+//! Lambda `trigger-deploy`: wiring only. The logic lives in `tagrelay::deploy`.
+
+use std::process::ExitCode;
+
+use lambda_runtime::{service_fn, LambdaEvent};
+use tagrelay::aws::{codebuild::CodeBuildRunner, load_sdk_config, ssm::SsmParameterStore};
+use tagrelay::config::Config;
+use tagrelay::deploy::Deployer;
+use tagrelay::lambda_init::{default_lambda_env, fail_init, runtime_ended};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    default_lambda_env("trigger-deploy");
+    tagrelay::telemetry::init();
+    // Validated once, at cold start: an invalid document never serves an event.
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(err) => return fail_init("InvalidConfig", err).await,
+    };
+    let sdk = load_sdk_config().await;
+    let deployer =
+        Deployer::new(config, SsmParameterStore::from_sdk_config(&sdk), CodeBuildRunner::from_sdk_config(&sdk));
+    let deployer = &deployer;
+    let handler =
+        service_fn(move |event: LambdaEvent<serde_json::Value>| async move { deployer.handle(&event.payload).await });
+    runtime_ended(lambda_runtime::run(handler).await)
+}

@@ -1,0 +1,105 @@
+//! CodeBuild adapter: the builds of an environment's project, and starting one.
+
+use std::collections::HashMap;
+
+use aws_sdk_codebuild::types::{Build, EnvironmentVariable, EnvironmentVariableType, SortOrderType, StatusType};
+use aws_sdk_codebuild::Client;
+
+use super::{AwsError, BuildRunner, StartBuild, StartOutcome};
+use crate::deploy::build::{BuildRecord, BuildStatus, FINGERPRINT_VARIABLE};
+
+#[derive(Debug, Clone)]
+pub struct CodeBuildRunner {
+    client: Client,
+}
+
+impl CodeBuildRunner {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+
+    pub fn from_sdk_config(sdk: &aws_config::SdkConfig) -> Self {
+        Self::new(Client::new(sdk))
+    }
+}
+
+impl BuildRunner for CodeBuildRunner {
+    async fn recent_builds(&self, project: &str, limit: usize) -> Result<Vec<BuildRecord>, AwsError> {
+        let listed = self
+            .client
+            .list_builds_for_project()
+            .project_name(project)
+            .sort_order(SortOrderType::Descending)
+            .send()
+            .await
+            .map_err(|err| AwsError::from_sdk("ListBuildsForProject", project, err))?;
+        let ids: Vec<String> = listed.ids().iter().take(limit).cloned().collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fetched = self
+            .client
+            .batch_get_builds()
+            .set_ids(Some(ids.clone()))
+            .send()
+            .await
+            .map_err(|err| AwsError::from_sdk("BatchGetBuilds", project, err))?;
+        // BatchGetBuilds does not promise the order it was asked in; keep the list's order.
+        let mut by_id: HashMap<&str, &Build> =
+            fetched.builds().iter().filter_map(|build| build.id().map(|id| (id, build))).collect();
+        Ok(ids.iter().filter_map(|id| by_id.remove(id.as_str())).map(record).collect())
+    }
+
+    async fn start_build(&self, request: &StartBuild) -> Result<StartOutcome, AwsError> {
+        let mut call =
+            self.client.start_build().project_name(&request.project).idempotency_token(&request.idempotency_token);
+        for (name, value) in &request.environment {
+            let variable = EnvironmentVariable::builder()
+                .name(name)
+                .value(value)
+                .r#type(EnvironmentVariableType::Plaintext)
+                .build()
+                .map_err(|err| AwsError::request("StartBuild", &request.project, err))?;
+            call = call.environment_variables_override(variable);
+        }
+        match call.send().await {
+            Ok(output) => {
+                let build_id = output.build_value().and_then(Build::id).unwrap_or_default().to_owned();
+                Ok(StartOutcome::Started { build_id })
+            }
+            // The project's concurrent build limit (or the account's) is reached: a build runs,
+            // and its end event reconciles again.
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_account_limit_exceeded_exception()) => {
+                Ok(StartOutcome::LimitReached)
+            }
+            Err(err) => Err(AwsError::from_sdk("StartBuild", &request.project, err)),
+        }
+    }
+}
+
+fn record(build: &Build) -> BuildRecord {
+    let fingerprint = build
+        .environment()
+        .map(|environment| environment.environment_variables())
+        .unwrap_or_default()
+        .iter()
+        .find(|variable| variable.name() == FINGERPRINT_VARIABLE)
+        .map(|variable| variable.value().to_owned());
+    BuildRecord {
+        id: build.id().unwrap_or_default().to_owned(),
+        status: build.build_status().map_or(BuildStatus::Other, status),
+        fingerprint,
+    }
+}
+
+fn status(status: &StatusType) -> BuildStatus {
+    match status {
+        StatusType::InProgress => BuildStatus::InProgress,
+        StatusType::Succeeded => BuildStatus::Succeeded,
+        StatusType::Failed => BuildStatus::Failed,
+        StatusType::Fault => BuildStatus::Fault,
+        StatusType::TimedOut => BuildStatus::TimedOut,
+        StatusType::Stopped => BuildStatus::Stopped,
+        _ => BuildStatus::Other,
+    }
+}

@@ -1,0 +1,324 @@
+//! The trigger-deploy handler: event → which environments to reconcile → read parameters and
+//! builds through the ports → pure reconcile → at most one StartBuild → one log line each.
+
+use std::collections::BTreeMap;
+
+use lambda_runtime::Diagnostic;
+use serde::Serialize;
+use thiserror::Error;
+use tracing::{error, info, warn};
+
+use super::build::{BuildStatus, ENVIRONMENT_VARIABLE, FINGERPRINT_VARIABLE, REASON_VARIABLE};
+use super::fingerprint::{fingerprint, idempotency_token};
+use super::reconcile::{reconcile, Reconcile, StartReason, Trigger};
+use crate::aws::{AwsError, BuildRunner, ParameterStore, StartBuild, StartOutcome};
+use crate::config::{Config, Environment};
+use crate::event::codebuild::BuildStateChange;
+use crate::event::deploy::{parse_deploy_event, DeployEvent};
+use crate::event::ssm::{Operation, ParameterChange};
+use crate::event::EventError;
+
+/// How many of a project's newest builds are read: enough to find the newest tagrelay build
+/// behind a few manual ones.
+pub const RECENT_BUILDS: usize = 10;
+
+#[derive(Debug, Error)]
+pub enum DeployError {
+    #[error(transparent)]
+    InvalidEvent(#[from] EventError),
+    /// Reconciling some environments failed; the others were reconciled. A retry is harmless.
+    #[error("reconciling {} of {attempted} environments failed: {}", failed.len(), join(failed))]
+    Reconcile { attempted: usize, failed: Vec<AwsError> },
+}
+
+fn join(errors: &[AwsError]) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+impl From<DeployError> for Diagnostic {
+    fn from(err: DeployError) -> Self {
+        let error_type = match &err {
+            DeployError::InvalidEvent(_) => "InvalidEvent",
+            DeployError::Reconcile { .. } => "AwsError",
+        };
+        Diagnostic { error_type: error_type.to_owned(), error_message: err.to_string() }
+    }
+}
+
+/// Why an event reconciles nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ignored {
+    /// The parameter is not one of ours.
+    ParameterNotOurs,
+    /// A label change (or an unknown operation) does not change the value Terraform reads.
+    NotAValueChange,
+    /// A deleted parameter: Terraform would fail to read it; an operator has to look.
+    ParameterDeleted,
+    /// A build event of a project that is not a tagrelay environment's.
+    ProjectNotOurs,
+    /// A build that has not ended: its end event reconciles.
+    BuildNotFinished,
+}
+
+impl Ignored {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ParameterNotOurs => "parameter_not_ours",
+            Self::NotAValueChange => "not_a_value_change",
+            Self::ParameterDeleted => "parameter_deleted",
+            Self::ProjectNotOurs => "project_not_ours",
+            Self::BuildNotFinished => "build_not_finished",
+        }
+    }
+}
+
+/// The function's response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeploySummary {
+    pub trigger: String,
+    pub ignored: Option<Ignored>,
+    pub environments: Vec<EnvironmentOutcome>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnvironmentOutcome {
+    pub environment: String,
+    pub project: String,
+    pub fingerprint: String,
+    #[serde(flatten)]
+    pub decision: Decision,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum Decision {
+    Start {
+        reason: StartReason,
+        build: String,
+    },
+    /// `build` is `None` when CodeBuild refused the start because its limit is reached.
+    Wait {
+        build: Option<String>,
+    },
+    UpToDate {
+        build: String,
+    },
+    Hold {
+        build: String,
+        status: BuildStatus,
+    },
+    NoBaseline,
+    NothingToDeploy,
+}
+
+impl Decision {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Start { .. } => "start",
+            Self::Wait { .. } => "wait",
+            Self::UpToDate { .. } => "up_to_date",
+            Self::Hold { .. } => "hold",
+            Self::NoBaseline => "no_baseline",
+            Self::NothingToDeploy => "nothing_to_deploy",
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::Start { reason: StartReason::FirstRun, .. } => "first_run",
+            Self::Start { reason: StartReason::Changed, .. } => "changed",
+            Self::Start { reason: StartReason::PreviousStopped, .. } => "previous_stopped",
+            Self::Wait { build: Some(_) } => "build_running",
+            Self::Wait { build: None } => "concurrent_build_limit",
+            Self::UpToDate { .. } => "deployed",
+            Self::Hold { .. } => "same_state_failed",
+            Self::NoBaseline => "no_tagrelay_build_yet",
+            Self::NothingToDeploy => "no_parameter",
+        }
+    }
+
+    fn build(&self) -> Option<&str> {
+        match self {
+            Self::Start { build, .. } | Self::UpToDate { build } | Self::Hold { build, .. } => Some(build),
+            Self::Wait { build } => build.as_deref(),
+            Self::NoBaseline | Self::NothingToDeploy => None,
+        }
+    }
+}
+
+pub struct Deployer<P, B> {
+    config: Config,
+    parameters: P,
+    builds: B,
+}
+
+impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
+    pub fn new(config: Config, parameters: P, builds: B) -> Self {
+        Self { config, parameters, builds }
+    }
+
+    /// The ports, for inspection in tests.
+    pub fn ports(&self) -> (&P, &B) {
+        (&self.parameters, &self.builds)
+    }
+
+    pub async fn handle(&self, event: &serde_json::Value) -> Result<DeploySummary, DeployError> {
+        let result = self.deploy(event).await;
+        if let Err(err @ DeployError::InvalidEvent(_)) = &result {
+            error!(decision = "error", error = %err, "event not handled; it will be retried");
+        }
+        result
+    }
+
+    async fn deploy(&self, event: &serde_json::Value) -> Result<DeploySummary, DeployError> {
+        let (trigger, environments) = match parse_deploy_event(event)? {
+            DeployEvent::ParameterChange(change) => match self.parameter_trigger(&change) {
+                Ok(found) => found,
+                Err(ignored) => {
+                    return Ok(ignore(format!("parameter {} {:?}", change.name, change.operation), ignored))
+                }
+            },
+            DeployEvent::BuildStateChange(change) => match self.build_trigger(&change) {
+                Ok(found) => found,
+                Err(ignored) => {
+                    return Ok(ignore(format!("build {} {}", change.build_id, change.build_status), ignored))
+                }
+            },
+            DeployEvent::Scheduled => (Trigger::Schedule, self.config.environments().collect()),
+        };
+
+        let mut summary = DeploySummary { trigger: trigger.describe(), ignored: None, environments: Vec::new() };
+        let mut failed = Vec::new();
+        for environment in &environments {
+            match self.reconcile(environment, &trigger).await {
+                Ok(outcome) => summary.environments.push(outcome),
+                Err(err) => {
+                    error!(environment = %environment.name, project = %environment.codebuild_project, decision = "error", error = %err, "reconcile failed");
+                    failed.push(err);
+                }
+            }
+        }
+        if failed.is_empty() {
+            Ok(summary)
+        } else {
+            Err(DeployError::Reconcile { attempted: environments.len(), failed })
+        }
+    }
+
+    fn parameter_trigger(&self, change: &ParameterChange) -> Result<(Trigger, Vec<&Environment>), Ignored> {
+        let Some((service, environment)) = self.config.parameter_owner(&change.name) else {
+            return Err(Ignored::ParameterNotOurs);
+        };
+        match change.operation {
+            Operation::Create | Operation::Update => {
+                Ok((Trigger::ParameterChange { parameter: change.name.clone() }, vec![environment]))
+            }
+            Operation::Delete => {
+                warn!(service = %service.name, environment = %environment.name, parameter = %change.name, decision = "ignore", reason = Ignored::ParameterDeleted.as_str(), "an image-tag parameter was deleted: Terraform cannot read it until it is written again");
+                Err(Ignored::ParameterDeleted)
+            }
+            Operation::LabelParameterVersion | Operation::Other => Err(Ignored::NotAValueChange),
+        }
+    }
+
+    fn build_trigger(&self, change: &BuildStateChange) -> Result<(Trigger, Vec<&Environment>), Ignored> {
+        let Some(environment) = self.config.environment_for_project(&change.project_name) else {
+            return Err(Ignored::ProjectNotOurs);
+        };
+        if !change.build_status.is_terminal() {
+            return Err(Ignored::BuildNotFinished);
+        }
+        let trigger = Trigger::BuildFinished { build_id: change.build_id.clone(), status: change.build_status };
+        Ok((trigger, vec![environment]))
+    }
+
+    async fn reconcile(&self, environment: &Environment, trigger: &Trigger) -> Result<EnvironmentOutcome, AwsError> {
+        let project = &environment.codebuild_project;
+        let names = self.config.parameter_names(&environment.name);
+        let versions: BTreeMap<String, i64> = self
+            .parameters
+            .get_parameters(&names)
+            .await?
+            .into_iter()
+            .map(|(name, stored)| (name, stored.version))
+            .collect();
+        let fingerprint = fingerprint(&versions);
+        let builds = self.builds.recent_builds(project, RECENT_BUILDS).await?;
+
+        let decision = match reconcile(&fingerprint, &builds, trigger) {
+            Reconcile::Start { fingerprint, reason, attempt } => {
+                let request = StartBuild {
+                    project: project.clone(),
+                    environment: vec![
+                        (FINGERPRINT_VARIABLE.to_owned(), fingerprint.clone()),
+                        (ENVIRONMENT_VARIABLE.to_owned(), environment.name.clone()),
+                        (REASON_VARIABLE.to_owned(), trigger.describe()),
+                    ],
+                    idempotency_token: idempotency_token(&fingerprint, attempt),
+                };
+                match self.builds.start_build(&request).await? {
+                    StartOutcome::Started { build_id } => Decision::Start { reason, build: build_id },
+                    StartOutcome::LimitReached => Decision::Wait { build: None },
+                }
+            }
+            Reconcile::Wait { running_build } => Decision::Wait { build: Some(running_build) },
+            Reconcile::UpToDate { build } => Decision::UpToDate { build },
+            Reconcile::Hold { failed_build, status } => Decision::Hold { build: failed_build, status },
+            Reconcile::NoBaseline => Decision::NoBaseline,
+            Reconcile::NothingToDeploy => Decision::NothingToDeploy,
+        };
+        log_decision(environment, &fingerprint, trigger, &decision);
+        Ok(EnvironmentOutcome {
+            environment: environment.name.clone(),
+            project: project.clone(),
+            fingerprint,
+            decision,
+        })
+    }
+}
+
+fn ignore(trigger: String, reason: Ignored) -> DeploySummary {
+    if reason != Ignored::ParameterDeleted {
+        info!(trigger = %trigger, decision = "ignore", reason = reason.as_str(), "event reconciles nothing");
+    }
+    DeploySummary { trigger, ignored: Some(reason), environments: Vec::new() }
+}
+
+fn log_decision(environment: &Environment, fingerprint: &str, trigger: &Trigger, decision: &Decision) {
+    let parameter = match trigger {
+        Trigger::ParameterChange { parameter } => parameter.as_str(),
+        _ => "",
+    };
+    let (name, reason, build) = (decision.name(), decision.reason(), decision.build().unwrap_or(""));
+    let trigger = trigger.describe();
+    let environment_name = environment.name.as_str();
+    let project = environment.codebuild_project.as_str();
+    if let Decision::Hold { status, .. } = decision {
+        // An alarm watches for these: a change failed and is not retried until the next one.
+        error!(
+            environment = environment_name,
+            project,
+            parameter,
+            fingerprint,
+            trigger,
+            decision = name,
+            reason,
+            build,
+            status = status.as_str(),
+            "deploy held: this state already failed"
+        );
+    } else {
+        info!(
+            environment = environment_name,
+            project,
+            parameter,
+            fingerprint,
+            trigger,
+            decision = name,
+            reason,
+            build,
+            "reconciled"
+        );
+    }
+}

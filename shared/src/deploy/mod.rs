@@ -1,0 +1,9 @@
+//! trigger-deploy: is an environment's deployed state behind its parameters? Start at most one
+//! Terraform run per environment, coalescing every change that lands while one runs.
+
+pub mod build;
+pub mod fingerprint;
+pub mod handler;
+pub mod reconcile;
+
+pub use handler::{DeployError, DeploySummary, Deployer};

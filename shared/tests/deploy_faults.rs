@@ -1,0 +1,155 @@
+//! trigger-deploy against injected CodeBuild and SSM faults through the real SDK clients.
+
+mod support;
+
+use std::time::Duration;
+
+use aws_sdk_codebuild::operation::batch_get_builds::BatchGetBuildsOutput;
+use aws_sdk_codebuild::operation::list_builds_for_project::ListBuildsForProjectOutput;
+use aws_sdk_codebuild::operation::start_build::StartBuildOutput;
+use aws_sdk_codebuild::types::{Build, EnvironmentVariable, ProjectEnvironment, StatusType};
+use aws_sdk_ssm::operation::get_parameters::GetParametersOutput;
+use aws_sdk_ssm::types::Parameter;
+use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+use serde_json::json;
+use support::config;
+use tagrelay::aws::codebuild::CodeBuildRunner;
+use tagrelay::aws::ssm::SsmParameterStore;
+use tagrelay::deploy::handler::Decision;
+use tagrelay::deploy::{DeployError, Deployer};
+
+const ATTEMPTS: u32 = 3;
+const API: &str = "/my-api/dev/docker-image-tag";
+
+fn aws_error(code: &str) -> String {
+    json!({ "__type": code, "message": format!("{code} injected by the test") }).to_string()
+}
+
+fn retry() -> aws_sdk_codebuild::config::retry::RetryConfig {
+    aws_sdk_codebuild::config::retry::RetryConfig::standard()
+        .with_max_attempts(ATTEMPTS)
+        .with_initial_backoff(Duration::from_millis(1))
+        .with_max_backoff(Duration::from_millis(5))
+}
+
+fn deployer(ssm_rules: &[&Rule], codebuild_rules: &[&Rule]) -> Deployer<SsmParameterStore, CodeBuildRunner> {
+    let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, ssm_rules.iter().copied(), |c| c.retry_config(retry()));
+    let codebuild = mock_client!(aws_sdk_codebuild, RuleMode::MatchAny, codebuild_rules.iter().copied(), |c| c
+        .retry_config(retry()));
+    let config =
+        config(json!({ "environments": { "dev": {} }, "services": { "my-api": { "deploy_on_push": ["dev"] } } }));
+    Deployer::new(config, SsmParameterStore::new(ssm), CodeBuildRunner::new(codebuild))
+}
+
+fn parameters() -> Rule {
+    mock!(aws_sdk_ssm::Client::get_parameters).then_output(|| {
+        GetParametersOutput::builder()
+            .parameters(Parameter::builder().name(API).value("1043").version(7).build())
+            .build()
+    })
+}
+
+/// One earlier tagrelay build that deployed version 6: the current state (7) is behind.
+fn history() -> (Rule, Rule) {
+    let list = mock!(aws_sdk_codebuild::Client::list_builds_for_project)
+        .then_output(|| ListBuildsForProjectOutput::builder().ids("tagrelay-dev:1").build());
+    let get = mock!(aws_sdk_codebuild::Client::batch_get_builds).then_output(|| {
+        let variable = EnvironmentVariable::builder()
+            .name("TAGRELAY_FINGERPRINT")
+            .value(format!("{API}=6"))
+            .build()
+            .expect("valid variable");
+        let environment = ProjectEnvironment::builder()
+            .r#type(aws_sdk_codebuild::types::EnvironmentType::LinuxContainer)
+            .image("aws/codebuild/standard:7.0")
+            .compute_type(aws_sdk_codebuild::types::ComputeType::BuildGeneral1Small)
+            .environment_variables(variable)
+            .build()
+            .expect("valid environment");
+        BatchGetBuildsOutput::builder()
+            .builds(
+                Build::builder()
+                    .id("tagrelay-dev:1")
+                    .build_status(StatusType::Succeeded)
+                    .environment(environment)
+                    .build(),
+            )
+            .build()
+    });
+    (list, get)
+}
+
+fn event() -> serde_json::Value {
+    json!({
+        "version": "0", "id": "1", "detail-type": "Parameter Store Change", "source": "aws.ssm",
+        "account": "123456789012", "time": "2026-11-28T08:00:00Z", "region": "us-east-1", "resources": [],
+        "detail": { "operation": "Update", "name": API, "type": "String" }
+    })
+}
+
+#[tokio::test]
+async fn a_start_refused_by_the_build_limit_is_a_wait_not_an_error() {
+    let (list, get) = history();
+    let refused = mock!(aws_sdk_codebuild::Client::start_build)
+        .sequence()
+        .http_status(400, Some(aws_error("AccountLimitExceededException")))
+        .repeatedly()
+        .build();
+    let d = deployer(&[&parameters()], &[&list, &get, &refused]);
+
+    let summary = d.handle(&event()).await.expect("a wait, not an error");
+    assert_eq!(summary.environments[0].decision, Decision::Wait { build: None });
+    assert_eq!(refused.num_calls(), 1, "the refusal is not retried by the SDK");
+}
+
+#[tokio::test]
+async fn start_build_gets_the_fingerprint_and_an_idempotency_token() {
+    let (list, get) = history();
+    let start = mock!(aws_sdk_codebuild::Client::start_build)
+        .match_requests(|req| {
+            let vars = req.environment_variables_override();
+            req.project_name() == Some("tagrelay-dev")
+                && req.idempotency_token().is_some_and(|t| t.len() == 32)
+                && vars.iter().any(|v| v.name() == "TAGRELAY_FINGERPRINT" && v.value() == format!("{API}=7"))
+                && vars.iter().any(|v| v.name() == "TAGRELAY_ENVIRONMENT" && v.value() == "dev")
+        })
+        .then_output(|| StartBuildOutput::builder().build_value(Build::builder().id("tagrelay-dev:2").build()).build());
+    let d = deployer(&[&parameters()], &[&list, &get, &start]);
+
+    let summary = d.handle(&event()).await.expect("started");
+    assert!(matches!(&summary.environments[0].decision, Decision::Start { build, .. } if build == "tagrelay-dev:2"));
+    assert_eq!(start.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn throttling_that_outlasts_the_retries_is_an_error_and_starts_nothing() {
+    let throttled = mock!(aws_sdk_codebuild::Client::list_builds_for_project)
+        .sequence()
+        .http_status(400, Some(aws_error("ThrottlingException")))
+        .times(ATTEMPTS as usize + 5)
+        .build();
+    let start = mock!(aws_sdk_codebuild::Client::start_build).then_output(|| StartBuildOutput::builder().build());
+    let d = deployer(&[&parameters()], &[&throttled, &start]);
+
+    let err = d.handle(&event()).await.expect_err("must fail");
+    assert!(matches!(err, DeployError::Reconcile { .. }), "{err}");
+    assert!(err.to_string().contains("ListBuildsForProject tagrelay-dev"), "{err}");
+    assert_eq!(throttled.num_calls(), ATTEMPTS as usize);
+    assert_eq!(start.num_calls(), 0, "nothing started");
+}
+
+#[tokio::test]
+async fn throttled_parameter_reads_start_nothing() {
+    let throttled = mock!(aws_sdk_ssm::Client::get_parameters)
+        .sequence()
+        .http_status(400, Some(aws_error("ThrottlingException")))
+        .times(ATTEMPTS as usize + 5)
+        .build();
+    let (list, get) = history();
+    let start = mock!(aws_sdk_codebuild::Client::start_build).then_output(|| StartBuildOutput::builder().build());
+    let d = deployer(&[&throttled], &[&list, &get, &start]);
+
+    let err = d.handle(&event()).await.expect_err("must fail");
+    assert!(err.to_string().contains("GetParameters"), "{err}");
+    assert_eq!(start.num_calls(), 0);
+}

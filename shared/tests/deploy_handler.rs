@@ -1,0 +1,219 @@
+//! The trigger-deploy handler over in-memory ports: bursts coalesce into one follow-up run,
+//! duplicates start nothing, a failed state is held, the schedule needs a baseline.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::{config, record, FakeBuilds, FakeParameters};
+use tagrelay::deploy::build::BuildStatus::{self, *};
+use tagrelay::deploy::handler::{Decision, Ignored};
+use tagrelay::deploy::reconcile::StartReason;
+use tagrelay::deploy::{DeployError, Deployer};
+
+const API: &str = "/my-api/dev/docker-image-tag";
+const WORKER: &str = "/worker/dev/docker-image-tag";
+const DEV: &str = "tagrelay-dev";
+
+fn deploy_config() -> tagrelay::config::Config {
+    config(json!({
+        "environments": { "dev": {}, "prod": {} },
+        "services": { "my-api": { "deploy_on_push": ["dev"] }, "worker": { "deploy_on_push": ["dev"] } }
+    }))
+}
+
+fn ssm_change(name: &str, operation: &str) -> Value {
+    json!({
+        "version": "0", "id": "6a7e4feb-b491-4cf7-a9f1-bf3703497718",
+        "detail-type": "Parameter Store Change", "source": "aws.ssm",
+        "account": "123456789012", "time": "2026-11-28T08:00:00Z", "region": "us-east-1",
+        "resources": [format!("arn:aws:ssm:us-east-1:123456789012:parameter{name}")],
+        "detail": { "operation": operation, "name": name, "type": "String" }
+    })
+}
+
+fn build_change(project: &str, build_id: &str, status: BuildStatus) -> Value {
+    json!({
+        "version": "0", "id": "bfdc1220-60ff-44bd-ae7b-1e6b2e9a38d9",
+        "detail-type": "CodeBuild Build State Change", "source": "aws.codebuild",
+        "account": "123456789012", "time": "2026-11-28T08:00:00Z", "region": "us-east-1",
+        "resources": [], "detail": { "build-status": status.as_str(), "project-name": project, "build-id": build_id }
+    })
+}
+
+fn scheduled() -> Value {
+    json!({
+        "version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": "2026-11-28T08:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/tagrelay-sweep"], "detail": {}
+    })
+}
+
+fn deployer(params: FakeParameters, builds: FakeBuilds) -> Deployer<FakeParameters, FakeBuilds> {
+    Deployer::new(deploy_config(), params, builds)
+}
+
+fn env_var<'a>(start: &'a tagrelay::aws::StartBuild, name: &str) -> Option<&'a str> {
+    start.environment.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+#[tokio::test]
+async fn a_parameter_change_starts_one_fingerprinted_run_for_its_environment() {
+    let params = FakeParameters::with(&[(API, "1043"), (WORKER, "abc")]);
+    let d = deployer(params, FakeBuilds::default());
+
+    let summary = d.handle(&ssm_change(API, "Update")).await.expect("reconciled");
+
+    let starts = d.ports().1.starts();
+    assert_eq!(starts.len(), 1);
+    let start = &starts[0];
+    assert_eq!(start.project, DEV);
+    let fingerprint = format!("{API}=1,{WORKER}=1");
+    assert_eq!(env_var(start, "TAGRELAY_FINGERPRINT"), Some(fingerprint.as_str()));
+    assert_eq!(env_var(start, "TAGRELAY_ENVIRONMENT"), Some("dev"));
+    assert_eq!(env_var(start, "TAGRELAY_REASON"), Some(format!("parameter {API} changed").as_str()));
+    assert_eq!(start.idempotency_token.len(), 32);
+
+    assert_eq!(summary.environments.len(), 1, "only dev is reconciled");
+    assert_eq!(summary.environments[0].fingerprint, fingerprint);
+    assert_eq!(
+        summary.environments[0].decision,
+        Decision::Start { reason: StartReason::FirstRun, build: format!("{DEV}:1") }
+    );
+    let body = serde_json::to_value(&summary).expect("serialisable");
+    assert_eq!(body["environments"][0]["decision"], "start");
+    assert_eq!(body["environments"][0]["reason"], "first_run");
+}
+
+#[tokio::test]
+async fn a_burst_during_a_run_yields_exactly_one_follow_up_with_the_final_state() {
+    let params = FakeParameters::with(&[(API, "1"), (WORKER, "a")]);
+    let d = deployer(params, FakeBuilds::default());
+    d.handle(&ssm_change(API, "Update")).await.expect("first run");
+
+    // Five more pushes land while the first run holds the state lock.
+    for (name, value) in [(API, "2"), (WORKER, "b"), (API, "3"), (API, "4"), (WORKER, "c")] {
+        d.ports().0.bump(name, value);
+        let summary = d.handle(&ssm_change(name, "Update")).await.expect("reconciled");
+        assert_eq!(summary.environments[0].decision, Decision::Wait { build: Some(format!("{DEV}:1")) });
+    }
+    assert_eq!(d.ports().1.starts().len(), 1, "no run collides with the running one");
+
+    let finished = d.ports().1.finish(DEV, Succeeded);
+    let summary = d.handle(&build_change(DEV, &finished, Succeeded)).await.expect("reconciled");
+    assert_eq!(
+        summary.environments[0].decision,
+        Decision::Start { reason: StartReason::Changed, build: format!("{DEV}:2") }
+    );
+
+    let starts = d.ports().1.starts();
+    assert_eq!(starts.len(), 2, "exactly one follow-up run");
+    assert_eq!(env_var(&starts[1], "TAGRELAY_FINGERPRINT"), Some(format!("{API}=4,{WORKER}=3").as_str()));
+
+    // When it ends, the environment is up to date and nothing more starts.
+    let finished = d.ports().1.finish(DEV, Succeeded);
+    let summary = d.handle(&build_change(DEV, &finished, Succeeded)).await.expect("reconciled");
+    assert_eq!(summary.environments[0].decision, Decision::UpToDate { build: format!("{DEV}:2") });
+    assert_eq!(d.ports().1.starts().len(), 2);
+}
+
+#[tokio::test]
+async fn a_duplicate_change_event_starts_nothing() {
+    let d = deployer(FakeParameters::with(&[(API, "1")]), FakeBuilds::default());
+    d.handle(&ssm_change(API, "Update")).await.expect("first run");
+    let finished = d.ports().1.finish(DEV, Succeeded);
+    d.handle(&build_change(DEV, &finished, Succeeded)).await.expect("reconciled");
+
+    let summary = d.handle(&ssm_change(API, "Update")).await.expect("reconciled");
+    assert_eq!(summary.environments[0].decision, Decision::UpToDate { build: format!("{DEV}:1") });
+    assert_eq!(d.ports().1.starts().len(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_state_is_held_until_the_next_change() {
+    let d = deployer(FakeParameters::with(&[(API, "1")]), FakeBuilds::default());
+    d.handle(&ssm_change(API, "Update")).await.expect("first run");
+    let failed = d.ports().1.finish(DEV, Failed);
+
+    for event in [build_change(DEV, &failed, Failed), scheduled(), ssm_change(API, "Update")] {
+        let summary = d.handle(&event).await.expect("reconciled");
+        let dev = summary.environments.iter().find(|e| e.environment == "dev").expect("dev");
+        assert_eq!(dev.decision, Decision::Hold { build: failed.clone(), status: Failed });
+    }
+    assert_eq!(d.ports().1.starts().len(), 1, "a broken change is not retried in a loop");
+
+    d.ports().0.bump(API, "2");
+    let summary = d.handle(&ssm_change(API, "Update")).await.expect("reconciled");
+    assert!(matches!(summary.environments[0].decision, Decision::Start { reason: StartReason::Changed, .. }));
+}
+
+#[tokio::test]
+async fn a_stopped_run_is_started_again_with_a_new_idempotency_token() {
+    let d = deployer(FakeParameters::with(&[(API, "1")]), FakeBuilds::default());
+    d.handle(&ssm_change(API, "Update")).await.expect("first run");
+    let stopped = d.ports().1.finish(DEV, Stopped);
+    let summary = d.handle(&build_change(DEV, &stopped, Stopped)).await.expect("reconciled");
+    assert!(matches!(summary.environments[0].decision, Decision::Start { reason: StartReason::PreviousStopped, .. }));
+    let starts = d.ports().1.starts();
+    assert_eq!(starts.len(), 2);
+    assert_ne!(starts[0].idempotency_token, starts[1].idempotency_token);
+}
+
+#[tokio::test]
+async fn the_schedule_never_starts_a_first_run_but_catches_a_lost_event() {
+    let params = FakeParameters::with(&[(API, "1"), ("/my-api/prod/docker-image-tag", "1")]);
+    let d = deployer(params, FakeBuilds::with(DEV, vec![record("manual:1", Succeeded, None)]));
+    let summary = d.handle(&scheduled()).await.expect("reconciled");
+    let decisions: Vec<_> = summary.environments.iter().map(|e| (e.environment.as_str(), e.decision.clone())).collect();
+    assert_eq!(decisions, vec![("dev", Decision::NoBaseline), ("prod", Decision::NoBaseline)]);
+    assert!(d.ports().1.starts().is_empty(), "installing tagrelay runs no Terraform anywhere");
+
+    // dev has a baseline; a change whose event was lost is found by the sweep.
+    let fingerprint = format!("{API}=1");
+    let builds = FakeBuilds::with(DEV, vec![record(&format!("{DEV}:1"), Succeeded, Some(&fingerprint))]);
+    let d = deployer(FakeParameters::with(&[(API, "1")]), builds);
+    d.ports().0.bump(API, "2");
+    let summary = d.handle(&scheduled()).await.expect("reconciled");
+    let dev = summary.environments.iter().find(|e| e.environment == "dev").expect("dev");
+    assert!(matches!(dev.decision, Decision::Start { reason: StartReason::Changed, .. }), "{dev:?}");
+    let prod = summary.environments.iter().find(|e| e.environment == "prod").expect("prod");
+    assert_eq!(prod.decision, Decision::NothingToDeploy);
+}
+
+#[tokio::test]
+async fn a_start_refused_by_the_concurrent_build_limit_is_a_wait() {
+    let builds = FakeBuilds { limit_reached: true, ..FakeBuilds::default() };
+    let d = deployer(FakeParameters::with(&[(API, "1")]), builds);
+    let summary = d.handle(&ssm_change(API, "Update")).await.expect("not an error");
+    assert_eq!(summary.environments[0].decision, Decision::Wait { build: None });
+}
+
+#[tokio::test]
+async fn events_that_reconcile_nothing_say_why() {
+    let d = deployer(FakeParameters::with(&[(API, "1")]), FakeBuilds::default());
+    let cases = [
+        (ssm_change(API, "Delete"), Ignored::ParameterDeleted),
+        (ssm_change(API, "LabelParameterVersion"), Ignored::NotAValueChange),
+        (ssm_change("/my-api/qa/docker-image-tag", "Update"), Ignored::ParameterNotOurs),
+        (ssm_change("/unrelated", "Create"), Ignored::ParameterNotOurs),
+        (build_change(DEV, "tagrelay-dev:9", InProgress), Ignored::BuildNotFinished),
+        (build_change("someone-elses", "x:1", Succeeded), Ignored::ProjectNotOurs),
+    ];
+    for (event, reason) in cases {
+        let summary = d.handle(&event).await.expect("not an error");
+        assert_eq!(summary.ignored, Some(reason));
+        assert!(summary.environments.is_empty());
+    }
+    assert!(d.ports().1.starts().is_empty());
+}
+
+#[tokio::test]
+async fn an_unknown_event_is_an_error_naming_it() {
+    let d = deployer(FakeParameters::default(), FakeBuilds::default());
+    let mut event = scheduled();
+    event["detail-type"] = json!("ECR Image Action");
+    event["source"] = json!("aws.ecr");
+    let err = d.handle(&event).await.expect_err("must fail");
+    assert!(matches!(err, DeployError::InvalidEvent(_)));
+    assert!(err.to_string().contains("detail-type"), "{err}");
+}
