@@ -2,7 +2,7 @@
 #
 #   make test           fmt check, clippy -D warnings, every test (installs what it needs)
 #   make demo           record-image-tag on a local AWS (moto server on loopback), no account needed
-#   make bench          binary and zip sizes, cold start and warm invocation times
+#   make bench          binary and zip sizes, cold start, warm invocation; burst simulation (docs/)
 #   make build          release Lambda zips for arm64 (what gets deployed)
 #   make tools          .venv/ with moto_server and cargo-lambda (+ zig), and the arm64 Rust target
 #   make lambdas-local  release Lambda binaries for this machine's architecture, for the e2e tests
@@ -67,6 +67,7 @@ demo: $(TOOLS_STAMP) lambdas-local
 
 bench: $(TOOLS_STAMP) lambdas-local
 	cargo run --quiet -p tagrelay-tests --bin bench
+	cargo run --quiet -p tagrelay-tests --bin burst
 
 clean:
 	cargo clean
