@@ -10,6 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod event_pattern;
+pub mod event_router;
 pub mod events;
 pub mod local_aws;
 pub mod runtime_api;

@@ -1,7 +1,21 @@
-//! A moto server on loopback, standing in for SSM and ECR.
+//! The local AWS: moto's server on loopback, standing in for SSM, ECR and CodeBuild, and sending
+//! the EventBridge events AWS would send to a sink of the test's choosing.
 //!
-//! moto 5.2.5 as `make tools` installs it. What it does differently from AWS, as far as these
-//! tests go (read from `moto/ecr/models.py`):
+//! It runs `tests/local_aws/launcher.py` with the Python of `make tools`' venv (the interpreter of
+//! `.venv/bin/moto_server`): moto 5.2.5 in one process, patched where moto is too thin for
+//! tagrelay. See `tests/local_aws/README.md`. In short:
+//!
+//! * CodeBuild keeps `concurrentBuildLimit` and refuses a StartBuild over it with
+//!   `AccountLimitExceededException` (HTTP 400); honours `idempotencyToken` for 5 minutes;
+//!   merges `environmentVariablesOverride` over the project's variables; runs each build for a
+//!   duration and ends it with an outcome, both set per project with
+//!   [`LocalAws::set_build_behaviour`] (default: 1 s, SUCCEEDED), by time and not on read;
+//!   keeps a stopped build STOPPED; lists a project's builds newest first (or by `sortOrder`).
+//! * With [`LocalAwsOptions::event_sink`], "ECR Image Action", "Parameter Store Change",
+//!   "CodeBuild Build State Change" and (with [`LocalAwsOptions::schedule_every`]) "Scheduled
+//!   Event" are POSTed as JSON to `{sink}/events`, in order, when AWS would send them.
+//!
+//! What moto does differently from AWS, as far as these tests go (read from `moto/ecr/models.py`):
 //!
 //! * PutImage's digest is `sha256:` + SHA-256 of the manifest's layer digests joined together,
 //!   not of the manifest bytes; a manifest without layers gets one of 101 random digests. So every
@@ -17,9 +31,9 @@
 //!   `RepositoryNotFoundException`: the SDK retries it (3 attempts, about 1 s) and then reports
 //!   an unhandled error.
 //! * `imageSizeInBytes` is the manifest's `config.size`.
-//! * A fresh moto loads a service's code on its first call to it: the first SSM call takes
-//!   1.5-2 s on a quiet machine here (4 s beside a build), the first ECR call about 1 s. See
-//!   [`LocalAws::warm_up`].
+//! * The server answers about 1 s after spawn; the launcher then loads and patches moto's SSM, ECR
+//!   and CodeBuild code (about 2 s more on a quiet machine, more beside a build), and AWS calls
+//!   wait for that. See [`LocalAws::warm_up`].
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -29,6 +43,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_codebuild::types::{
+    ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment, ProjectSource, SourceType,
+};
 use aws_sdk_ecr::config::Credentials;
 use aws_sdk_ecr::error::DisplayErrorContext;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -45,15 +62,30 @@ pub const ACCOUNT_ID: &str = "123456789012";
 pub const ACCESS_KEY_ID: &str = "testing";
 pub const SECRET_ACCESS_KEY: &str = "testing";
 
-/// Overrides where moto_server is found.
+/// Overrides where moto_server is found. The launcher runs with moto_server's Python.
 pub const MOTO_SERVER_ENV: &str = "TAGRELAY_MOTO_SERVER";
+/// The launcher, relative to the workspace root.
+pub const LAUNCHER: &str = "tests/local_aws/launcher.py";
+/// The control endpoint that sets how a project's next builds run.
+const BEHAVIOUR_PATH: &str = "/_tagrelay/codebuild/behaviour";
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const START_ATTEMPTS: usize = 5;
 const PROBE_PATH: &str = "/moto-api/data.json";
 const LOG_TAIL_LINES: usize = 200;
 
-/// A running moto server, killed and reaped when dropped.
+/// What the local AWS sends where. The default sends no events at all.
+#[derive(Debug, Clone, Default)]
+pub struct LocalAwsOptions {
+    /// Base URL of an HTTP server on loopback (`http://127.0.0.1:PORT`): every event is POSTed to
+    /// `{event_sink}/events` as `application/json`, one event per request, in order.
+    pub event_sink: Option<String>,
+    /// Send a "Scheduled Event" (rule `tagrelay-sweep`) every period, the first after one period.
+    pub schedule_every: Option<Duration>,
+}
+
+/// A running local AWS (the launcher process), killed and reaped when dropped.
 pub struct LocalAws {
     child: Child,
     endpoint: String,
@@ -63,29 +95,20 @@ pub struct LocalAws {
 }
 
 impl LocalAws {
-    /// Starts moto_server on 127.0.0.1 and a free port and waits until it answers HTTP.
+    /// Starts the local AWS on 127.0.0.1 and a free port, sending no events, and waits until it
+    /// answers HTTP.
     pub async fn start() -> Result<LocalAws, HarnessError> {
-        LocalAws::start_at(&moto_server_path()).await
+        LocalAws::start_with(LocalAwsOptions::default()).await
     }
 
-    /// [`LocalAws::start`] with the moto_server at `path`.
+    /// [`LocalAws::start`] with events sent as `options` say.
+    pub async fn start_with(options: LocalAwsOptions) -> Result<LocalAws, HarnessError> {
+        launch(&moto_server_path(), &options).await
+    }
+
+    /// [`LocalAws::start`] with the moto_server at `path` (the launcher runs with its Python).
     pub async fn start_at(path: &Path) -> Result<LocalAws, HarnessError> {
-        if !path.is_file() {
-            return Err(HarnessError::MotoNotFound { path: path.to_path_buf() });
-        }
-        let started = Instant::now();
-        let mut last_error = None;
-        for _ in 0..START_ATTEMPTS {
-            let port = free_port()?;
-            match start_on(path, port, started).await {
-                Ok(aws) => return Ok(aws),
-                // Another process took the port between our probe and moto's bind: try another.
-                Err(StartError::PortTaken(err)) => last_error = Some(err),
-                Err(StartError::Fatal(err)) => return Err(err),
-            }
-        }
-        Err(last_error
-            .unwrap_or_else(|| HarnessError::MotoExited { status: "no attempt made".into(), output: String::new() }))
+        launch(path, &LocalAwsOptions::default()).await
     }
 
     /// `http://127.0.0.1:PORT`
@@ -123,24 +146,73 @@ impl LocalAws {
             .await
     }
 
-    /// Makes moto load its SSM and ECR code now rather than on the first call a test times
-    /// (1.5-2 s here on a quiet machine, 4 s beside a build).
+    /// Waits until the launcher has loaded and patched moto's SSM, ECR and CodeBuild code, and
+    /// moto has set each service up, rather than in the first call a test times (2-3 s here on a
+    /// quiet machine, more beside a build).
     pub async fn warm_up(&self) -> Result<(), HarnessError> {
         let config = self.sdk_config().await;
         let ssm = aws_sdk_ssm::Client::new(&config);
         let ecr = aws_sdk_ecr::Client::new(&config);
-        let (ssm_result, ecr_result) = tokio::join!(
+        let codebuild = aws_sdk_codebuild::Client::new(&config);
+        let (ssm_result, ecr_result, codebuild_result) = tokio::join!(
             ssm.describe_parameters().max_results(1).send(),
             ecr.describe_repositories().max_results(1).send(),
+            codebuild.list_projects().send(),
         );
-        ssm_result.map_err(|err| HarnessError::Aws {
-            operation: "ssm:DescribeParameters",
-            message: DisplayErrorContext(&err).to_string(),
-        })?;
-        ecr_result.map_err(|err| HarnessError::Aws {
-            operation: "ecr:DescribeRepositories",
-            message: DisplayErrorContext(&err).to_string(),
-        })?;
+        ssm_result.map_err(|err| aws_error("ssm:DescribeParameters", &err))?;
+        ecr_result.map_err(|err| aws_error("ecr:DescribeRepositories", &err))?;
+        codebuild_result.map_err(|err| aws_error("codebuild:ListProjects", &err))?;
+        Ok(())
+    }
+
+    /// How the project's next builds run: each stays IN_PROGRESS for `duration`, then ends as
+    /// `outcome` (`SUCCEEDED`, `FAILED`, `FAULT` or `TIMED_OUT`). Replaces what was set before;
+    /// builds already started keep theirs. Unset, a build runs 1 s and SUCCEEDS.
+    pub async fn set_build_behaviour(
+        &self,
+        project: &str,
+        duration: Duration,
+        outcome: &str,
+    ) -> Result<(), HarnessError> {
+        self.post_behaviour(serde_json::json!({
+            "project": project,
+            "duration_seconds": duration.as_secs_f64(),
+            "outcome": outcome,
+        }))
+        .await
+    }
+
+    /// Like [`LocalAws::set_build_behaviour`], for a sequence: the project's next builds end as
+    /// `outcomes` say, one each, in order; builds after those SUCCEED.
+    pub async fn set_build_outcomes(
+        &self,
+        project: &str,
+        duration: Duration,
+        outcomes: &[&str],
+    ) -> Result<(), HarnessError> {
+        self.post_behaviour(serde_json::json!({
+            "project": project,
+            "duration_seconds": duration.as_secs_f64(),
+            "outcomes": outcomes,
+        }))
+        .await
+    }
+
+    async fn post_behaviour(&self, body: serde_json::Value) -> Result<(), HarnessError> {
+        let (status, answer) = match tokio::time::timeout(CONTROL_TIMEOUT, post_json(self.port, BEHAVIOUR_PATH, &body))
+            .await
+        {
+            Ok(result) => result.map_err(HarnessError::io(format!("POST {BEHAVIOUR_PATH}")))?,
+            Err(_) => {
+                return Err(HarnessError::Timeout { what: format!("POST {BEHAVIOUR_PATH}"), after: CONTROL_TIMEOUT })
+            }
+        };
+        if status != 200 {
+            return Err(HarnessError::Aws {
+                operation: "local-aws:SetBuildBehaviour",
+                message: format!("HTTP {status}: {answer}"),
+            });
+        }
         Ok(())
     }
 
@@ -174,12 +246,51 @@ pub fn moto_server_path() -> PathBuf {
     }
 }
 
+/// Creates a CodeBuild project as small as CodeBuild accepts: no source, an inline buildspec,
+/// a small Linux container, no artifacts, a service role named after the project. `None` leaves
+/// the project without a concurrent build limit.
+pub async fn create_codebuild_project(
+    client: &aws_sdk_codebuild::Client,
+    name: &str,
+    concurrent_build_limit: Option<i32>,
+) -> Result<(), HarnessError> {
+    let invalid = |err: aws_sdk_codebuild::error::BuildError| HarnessError::Aws {
+        operation: "codebuild:CreateProject",
+        message: format!("invalid request: {err}"),
+    };
+    let source = ProjectSource::builder()
+        .r#type(SourceType::NoSource)
+        .buildspec("version: 0.2\nphases:\n  build:\n    commands:\n      - terraform apply -auto-approve\n")
+        .build()
+        .map_err(invalid)?;
+    let artifacts = ProjectArtifacts::builder().r#type(ArtifactsType::NoArtifacts).build().map_err(invalid)?;
+    let environment = ProjectEnvironment::builder()
+        .r#type(EnvironmentType::LinuxContainer)
+        .image("aws/codebuild/amazonlinux2-x86_64-standard:5.0")
+        .compute_type(ComputeType::BuildGeneral1Small)
+        .build()
+        .map_err(invalid)?;
+    client
+        .create_project()
+        .name(name)
+        .source(source)
+        .artifacts(artifacts)
+        .environment(environment)
+        .service_role(format!("arn:aws:iam::{ACCOUNT_ID}:role/{name}-codebuild"))
+        .set_concurrent_build_limit(concurrent_build_limit)
+        .send()
+        .await
+        .map_err(|err| aws_error("codebuild:CreateProject", &err))?;
+    Ok(())
+}
+
 /// Creates an ECR repository (mutable tags). Names may contain `/`.
 pub async fn create_repository(ecr: &aws_sdk_ecr::Client, name: &str) -> Result<(), HarnessError> {
-    ecr.create_repository().repository_name(name).send().await.map_err(|err| HarnessError::Aws {
-        operation: "ecr:CreateRepository",
-        message: DisplayErrorContext(&err).to_string(),
-    })?;
+    ecr.create_repository()
+        .repository_name(name)
+        .send()
+        .await
+        .map_err(|err| aws_error("ecr:CreateRepository", &err))?;
     Ok(())
 }
 
@@ -198,10 +309,7 @@ pub async fn push_image(ecr: &aws_sdk_ecr::Client, repository: &str, tag: &str) 
         .image_manifest(image_manifest(&seed))
         .send()
         .await
-        .map_err(|err| HarnessError::Aws {
-            operation: "ecr:PutImage",
-            message: DisplayErrorContext(&err).to_string(),
-        })?;
+        .map_err(|err| aws_error("ecr:PutImage", &err))?;
     output.image().and_then(|image| image.image_id()).and_then(|id| id.image_digest()).map(str::to_string).ok_or_else(
         || HarnessError::Aws { operation: "ecr:PutImage", message: "the answer has no image digest".into() },
     )
@@ -242,14 +350,69 @@ pub(crate) fn fake_sha256(input: &str) -> String {
         .collect()
 }
 
+fn aws_error(operation: &'static str, err: &(dyn std::error::Error + 'static)) -> HarnessError {
+    HarnessError::Aws { operation, message: DisplayErrorContext(err).to_string() }
+}
+
+/// The Python that runs moto_server: its `#!` line (a venv's console script names the venv's
+/// Python), else the `python` beside it.
+fn moto_python(moto_server: &Path) -> PathBuf {
+    let shebang = std::fs::read(moto_server).ok().and_then(|bytes| {
+        let first = bytes.split(|&b| b == b'\n').next()?.strip_prefix(b"#!")?.to_vec();
+        let line = String::from_utf8(first).ok()?;
+        let interpreter = PathBuf::from(line.split_whitespace().next()?);
+        let shell = interpreter.file_name().is_some_and(|name| name == "sh" || name == "env");
+        (interpreter.is_absolute() && !shell).then_some(interpreter)
+    });
+    shebang.unwrap_or_else(|| moto_server.with_file_name("python"))
+}
+
+async fn launch(moto_server: &Path, options: &LocalAwsOptions) -> Result<LocalAws, HarnessError> {
+    if !moto_server.is_file() {
+        return Err(HarnessError::MotoNotFound { path: moto_server.to_path_buf() });
+    }
+    let python = moto_python(moto_server);
+    if !python.is_file() {
+        return Err(HarnessError::MotoNotFound { path: python });
+    }
+    let launcher = workspace_root().join(LAUNCHER);
+    if !launcher.is_file() {
+        return Err(HarnessError::Spawn {
+            what: format!("the local AWS launcher ({})", launcher.display()),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        });
+    }
+    let mut args = vec![launcher.display().to_string()];
+    if let Some(sink) = &options.event_sink {
+        args.extend(["--event-sink".to_string(), sink.clone()]);
+    }
+    if let Some(every) = options.schedule_every.filter(|every| !every.is_zero()) {
+        args.extend(["--schedule-seconds".to_string(), every.as_secs_f64().to_string()]);
+    }
+    let started = Instant::now();
+    let mut last_error = None;
+    for _ in 0..START_ATTEMPTS {
+        let port = free_port()?;
+        match start_on(&python, &args, port, started).await {
+            Ok(aws) => return Ok(aws),
+            // Another process took the port between our probe and the launcher's bind: try another.
+            Err(StartError::PortTaken(err)) => last_error = Some(err),
+            Err(StartError::Fatal(err)) => return Err(err),
+        }
+    }
+    Err(last_error
+        .unwrap_or_else(|| HarnessError::MotoExited { status: "no attempt made".into(), output: String::new() }))
+}
+
 enum StartError {
     PortTaken(HarnessError),
     Fatal(HarnessError),
 }
 
-async fn start_on(path: &Path, port: u16, started: Instant) -> Result<LocalAws, StartError> {
-    let mut child = Command::new(path)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+async fn start_on(python: &Path, args: &[String], port: u16, started: Instant) -> Result<LocalAws, StartError> {
+    let mut child = Command::new(python)
+        .args(args)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
         .env("PYTHONUNBUFFERED", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -257,7 +420,7 @@ async fn start_on(path: &Path, port: u16, started: Instant) -> Result<LocalAws, 
         .kill_on_drop(true)
         .spawn()
         .map_err(|source| {
-            StartError::Fatal(HarnessError::Spawn { what: format!("moto_server ({})", path.display()), source })
+            StartError::Fatal(HarnessError::Spawn { what: format!("the local AWS ({})", python.display()), source })
         })?;
 
     let output = Arc::new(Mutex::new(VecDeque::new()));
@@ -288,12 +451,31 @@ async fn start_on(path: &Path, port: u16, started: Instant) -> Result<LocalAws, 
             kill_and_reap(&mut child);
             let output = lock(&output).iter().cloned().collect::<Vec<_>>().join("\n");
             return Err(StartError::Fatal(HarnessError::Timeout {
-                what: format!("moto_server to answer HTTP on {endpoint}; its output:\n{output}"),
+                what: format!("the local AWS to answer HTTP on {endpoint}; its output:\n{output}"),
                 after: START_TIMEOUT,
             }));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// One JSON POST to the launcher on loopback; returns the status code and body.
+async fn post_json(port: u16, path: &str, body: &serde_json::Value) -> std::io::Result<(u16, String)> {
+    let body = body.to_string();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await?;
+    let status = answer.split_whitespace().nth(1).and_then(|code| code.parse().ok()).ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not an HTTP answer: {answer:?}"))
+    })?;
+    let body = answer.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default();
+    Ok((status, body))
 }
 
 /// True when moto answers its own API with 200 on `port` (so not some other server on it).

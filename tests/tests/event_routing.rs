@@ -1,0 +1,1043 @@
+//! The local EventBridge: its pattern matcher (AWS's documented examples, and the rule patterns
+//! in `infra/event-patterns/` against real events), and its delivery to local Lambdas with
+//! Lambda's asynchronous-invocation semantics.
+//!
+//! The delivery tests run the `echo` example of this crate as the target function (built by
+//! `cargo test -p tagrelay-tests`, or `cargo build -p tagrelay-tests --example echo`); the ones
+//! that dead-letter use moto's SQS (`make tools`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{Message, MessageAttributeValue};
+use serde_json::{json, Value};
+use tagrelay_tests::event_pattern::{EventPattern, PatternError};
+use tagrelay_tests::event_router::{
+    AsyncInvokeConfig, DeadLetterReason, Delivery, DeliveryOutcome, LocalEventBridge, RejectedEvent, Route,
+    EVENT_SIZE_LIMIT,
+};
+use tagrelay_tests::{workspace_root, FunctionProcess, LocalAws, RuntimeApi};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------------------------
+// Pattern matching
+// ---------------------------------------------------------------------------------------------
+
+fn pattern(json: Value) -> EventPattern {
+    EventPattern::parse(&json).unwrap_or_else(|err| panic!("{json} should parse: {err}"))
+}
+
+/// The sample event of AWS's pattern documentation (and of `aws/event-ruler`'s README).
+fn ec2_event() -> Value {
+    json!({
+        "version": "0",
+        "id": "ddddd4-aaaa-7777-4444-345dd43cc333",
+        "detail-type": "EC2 Instance State-change Notification",
+        "source": "aws.ec2",
+        "account": "012345679012",
+        "time": "2017-10-02T16:24:49Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:ec2:us-east-1:123456789012:instance/i-000000aaaaaa00000"],
+        "detail": {
+            "c-count": 5,
+            "d-count": 3,
+            "x-limit": 301.8,
+            "source-ip": "10.0.0.33",
+            "instance-id": "i-000000aaaaaa00000",
+            "state": "running"
+        }
+    })
+}
+
+/// `event` with the value at `pointer` (like `/detail/state`) replaced, or removed with `None`.
+fn with(mut event: Value, pointer: &str, value: Option<Value>) -> Value {
+    let (parent, key) = pointer.rsplit_once('/').expect("a JSON pointer");
+    let object = event.pointer_mut(parent).and_then(Value::as_object_mut).expect("the parent is an object");
+    match value {
+        Some(value) => object.insert(key.to_string(), value),
+        None => object.remove(key),
+    };
+    event
+}
+
+fn ec2_with(pointer: &str, value: Value) -> Value {
+    with(ec2_event(), pointer, Some(value))
+}
+
+fn ec2_without(pointer: &str) -> Value {
+    with(ec2_event(), pointer, None)
+}
+
+fn detail_event(detail: Value) -> Value {
+    ec2_with("/detail", detail)
+}
+
+#[test]
+fn documented_operator_examples_match_and_refuse() {
+    // (what, pattern, an event it matches, an event it refuses)
+    let cases: Vec<(&str, Value, Value, Value)> = vec![
+        (
+            "exact values, AND across fields, OR within a field",
+            json!({
+                "source": ["aws.ec2"],
+                "detail-type": ["EC2 Instance State-change Notification"],
+                "detail": {"state": ["initializing", "running"]}
+            }),
+            ec2_event(),
+            ec2_with("/detail/state", json!("stopped")),
+        ),
+        (
+            "an event array matches when it shares a value with the pattern",
+            json!({"resources": [
+                "arn:aws:ec2:us-east-1:111122223333:instance/i-b188560f",
+                "arn:aws:ec2:us-east-1:123456789012:instance/i-000000aaaaaa00000"
+            ]}),
+            ec2_with(
+                "/resources",
+                json!(["arn:aws:autoscaling:x", "arn:aws:ec2:us-east-1:123456789012:instance/i-000000aaaaaa00000"]),
+            ),
+            ec2_with("/resources", json!(["arn:aws:ec2:us-east-1:444455556666:instance/i-b188560f"])),
+        ),
+        (
+            "a missing field does not match",
+            json!({"detail": {"state": ["running"]}}),
+            ec2_event(),
+            ec2_without("/detail/state"),
+        ),
+        (
+            "numbers match by value, not as strings",
+            json!({"detail": {"c-count": [5]}}),
+            ec2_with("/detail/c-count", json!(5.0)),
+            ec2_with("/detail/c-count", json!("5")),
+        ),
+        (
+            "booleans are not strings",
+            json!({"detail": {"enabled": [true]}}),
+            ec2_with("/detail/enabled", json!(true)),
+            ec2_with("/detail/enabled", json!("true")),
+        ),
+        (
+            "null matches null, not the empty string",
+            json!({"detail": {"responseElements": [null]}}),
+            detail_event(json!({"eventVersion": "", "responseElements": null})),
+            detail_event(json!({"eventVersion": "", "responseElements": ""})),
+        ),
+        (
+            "the empty string matches the empty string, not null",
+            json!({"detail": {"eventVersion": [""]}}),
+            detail_event(json!({"eventVersion": "", "responseElements": null})),
+            detail_event(json!({"eventVersion": null})),
+        ),
+        (
+            "prefix",
+            json!({"time": [{"prefix": "2017-10-02"}]}),
+            ec2_event(),
+            ec2_with("/time", json!("2017-10-03T00:00:00Z")),
+        ),
+        (
+            "prefix on an array field",
+            json!({"resources": [{"prefix": "arn:aws:ec2:"}]}),
+            ec2_event(),
+            ec2_with("/resources", json!(["arn:aws:s3:::bucket"])),
+        ),
+        (
+            "prefix ignoring case",
+            json!({"source": [{"prefix": {"equals-ignore-case": "AWS.EC"}}]}),
+            ec2_event(),
+            ec2_with("/source", json!("custom.ec2")),
+        ),
+        (
+            "suffix",
+            json!({"detail": {"FileName": [{"suffix": ".png"}]}}),
+            detail_event(json!({"FileName": "image.png"})),
+            detail_event(json!({"FileName": "image.jpg"})),
+        ),
+        (
+            "suffix ignoring case",
+            json!({"detail": {"FileName": [{"suffix": {"equals-ignore-case": ".PNG"}}]}}),
+            detail_event(json!({"FileName": "image.png"})),
+            detail_event(json!({"FileName": "image.png.txt"})),
+        ),
+        (
+            "equals-ignore-case",
+            json!({"source": [{"equals-ignore-case": "AWS.EC2"}]}),
+            ec2_event(),
+            ec2_with("/source", json!("aws.ec2x")),
+        ),
+        (
+            "anything-but a string",
+            json!({"detail": {"state": [{"anything-but": "initializing"}]}}),
+            ec2_event(),
+            ec2_with("/detail/state", json!("initializing")),
+        ),
+        (
+            "anything-but never matches a missing field",
+            json!({"detail": {"state": [{"anything-but": "initializing"}]}}),
+            ec2_event(),
+            ec2_without("/detail/state"),
+        ),
+        (
+            "anything-but a number",
+            json!({"detail": {"x-limit": [{"anything-but": 123}]}}),
+            ec2_event(),
+            ec2_with("/detail/x-limit", json!(123)),
+        ),
+        (
+            "anything-but a list of strings",
+            json!({"detail": {"state": [{"anything-but": ["stopped", "overloaded"]}]}}),
+            ec2_event(),
+            ec2_with("/detail/state", json!("overloaded")),
+        ),
+        (
+            "anything-but a list of numbers",
+            json!({"detail": {"x-limit": [{"anything-but": [100, 200, 300]}]}}),
+            ec2_event(),
+            ec2_with("/detail/x-limit", json!(200)),
+        ),
+        (
+            "anything-but a prefix",
+            json!({"detail": {"state": [{"anything-but": {"prefix": "init"}}]}}),
+            ec2_event(),
+            ec2_with("/detail/state", json!("initializing")),
+        ),
+        (
+            "anything-but a suffix",
+            json!({"detail": {"FileName": [{"anything-but": {"suffix": ".png"}}]}}),
+            detail_event(json!({"FileName": "image.jpg"})),
+            detail_event(json!({"FileName": "image.png"})),
+        ),
+        (
+            "anything-but ignoring case",
+            json!({"detail": {"state": [{"anything-but": {"equals-ignore-case": ["initializing", "stopped"]}}]}}),
+            ec2_event(),
+            ec2_with("/detail/state", json!("INITIALIZING")),
+        ),
+        (
+            "anything-but a wildcard",
+            json!({"detail": {"FilePath": [{"anything-but": {"wildcard": "*/lib/*"}}]}}),
+            detail_event(json!({"FilePath": "/usr/bin/tool"})),
+            detail_event(json!({"FilePath": "/usr/lib/tool"})),
+        ),
+        (
+            "exists: true",
+            json!({"detail": {"c-count": [{"exists": true}]}}),
+            ec2_event(),
+            ec2_without("/detail/c-count"),
+        ),
+        (
+            "exists: false",
+            json!({"detail": {"c-count": [{"exists": false}]}}),
+            ec2_without("/detail/c-count"),
+            ec2_event(),
+        ),
+        (
+            "exists only looks at leaves: an object is not there",
+            json!({"detail": {"c-count": [{"exists": false}]}}),
+            ec2_with("/detail/c-count", json!({"c1": 100})),
+            ec2_with("/detail/c-count", json!(null)),
+        ),
+        (
+            "exists: false also holds when the parent is missing",
+            json!({"detail": {"c-count": [{"exists": false}]}}),
+            ec2_without("/detail"),
+            ec2_event(),
+        ),
+        (
+            "numeric, a range",
+            json!({"detail": {"c-count": [{"numeric": [">", 0, "<=", 5]}]}}),
+            ec2_event(),
+            ec2_with("/detail/c-count", json!(6)),
+        ),
+        (
+            "numeric, an open lower bound",
+            json!({"detail": {"c-count": [{"numeric": [">", 0, "<=", 5]}]}}),
+            ec2_with("/detail/c-count", json!(0.5)),
+            ec2_with("/detail/c-count", json!(0)),
+        ),
+        (
+            "numeric, less than",
+            json!({"detail": {"d-count": [{"numeric": ["<", 10]}]}}),
+            ec2_event(),
+            ec2_with("/detail/d-count", json!(10)),
+        ),
+        (
+            "numeric, at least",
+            json!({"detail": {"d-count": [{"numeric": [">=", 3]}]}}),
+            ec2_event(),
+            ec2_with("/detail/d-count", json!(2.999)),
+        ),
+        (
+            "numeric, equals",
+            json!({"detail": {"x-limit": [{"numeric": ["=", 3.018e2]}]}}),
+            ec2_event(),
+            ec2_with("/detail/x-limit", json!(301.9)),
+        ),
+        (
+            "numeric only matches JSON numbers",
+            json!({"detail": {"x-limit": [{"numeric": ["=", 301.8]}]}}),
+            ec2_event(),
+            ec2_with("/detail/x-limit", json!("301.8")),
+        ),
+        (
+            "wildcard",
+            json!({"EventBusArn": [{"wildcard": "arn:aws:events:us-east-1:*:event-bus/*"}]}),
+            ec2_with("/EventBusArn", json!("arn:aws:events:us-east-1:123456789012:event-bus/default")),
+            ec2_with("/EventBusArn", json!("arn:aws:events:us-west-2:123456789012:event-bus/default")),
+        ),
+        (
+            "wildcard, in the middle",
+            json!({"source": [{"wildcard": "Simple*Service"}]}),
+            ec2_with("/source", json!("Simple Notification Service")),
+            ec2_with("/source", json!("Simple Notification Services")),
+        ),
+        (
+            "wildcard, an escaped star is a star",
+            json!({"detail": {"glob": [{"wildcard": "a\\*b*"}]}}),
+            detail_event(json!({"glob": "a*bc"})),
+            detail_event(json!({"glob": "axbc"})),
+        ),
+        (
+            "cidr",
+            json!({"detail": {"source-ip": [{"cidr": "10.0.0.0/24"}]}}),
+            ec2_event(),
+            ec2_with("/detail/source-ip", json!("10.0.1.33")),
+        ),
+        (
+            "$or",
+            json!({
+                "source": ["aws.cloudwatch"],
+                "$or": [
+                    {"metricName": ["CPUUtilization", "ReadLatency"]},
+                    {"namespace": ["AWS/EC2", "AWS/ES"]}
+                ]
+            }),
+            json!({"source": "aws.cloudwatch", "metricName": "Other", "namespace": "AWS/EC2"}),
+            json!({"source": "aws.cloudwatch", "metricName": "Other", "namespace": "AWS/RDS"}),
+        ),
+        (
+            "$or with an AND inside, and a nested $or",
+            json!({
+                "source": ["aws.cloudwatch"],
+                "$or": [
+                    {"metricName": ["CPUUtilization", "ReadLatency"]},
+                    {
+                        "metricType": ["MetricType"],
+                        "namespace": ["AWS/EC2", "AWS/ES"],
+                        "$or": [{"metricId": [1234]}, {"spaceId": [1000]}]
+                    },
+                    {"scope": ["Service"]}
+                ]
+            }),
+            json!({"source": "aws.cloudwatch", "metricType": "MetricType", "namespace": "AWS/ES", "spaceId": 1000}),
+            json!({"source": "aws.cloudwatch", "metricType": "MetricType", "namespace": "AWS/ES", "spaceId": 1001}),
+        ),
+        (
+            "$or in a nested object",
+            json!({"detail": {"$or": [{"state": ["stopped"]}, {"c-count": [{"numeric": [">", 4]}]}]}}),
+            ec2_event(),
+            ec2_with("/detail/c-count", json!(4)),
+        ),
+        (
+            "objects in an array are matched one element at a time",
+            json!({"employees": {"firstName": ["Anna"], "lastName": ["Smith"]}}),
+            json!({"employees": [
+                {"firstName": "John", "lastName": "Doe"},
+                {"firstName": "Anna", "lastName": "Smith"},
+                {"firstName": "Peter", "lastName": "Jones"}
+            ]}),
+            json!({"employees": [
+                {"firstName": "John", "lastName": "Doe"},
+                {"firstName": "Anna", "lastName": "Jones"},
+                {"firstName": "Peter", "lastName": "Smith"}
+            ]}),
+        ),
+        (
+            "a literal and an operator in one field",
+            json!({"detail": {"state": ["pending", {"prefix": "run"}]}}),
+            ec2_with("/detail/state", json!("pending")),
+            ec2_with("/detail/state", json!("stopped")),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, json, matching, refused) in &cases {
+        let pattern = pattern(json.clone());
+        if !pattern.matches(matching) {
+            failures.push(format!("{what}: {json} should match {matching}"));
+        }
+        if pattern.matches(refused) {
+            failures.push(format!("{what}: {json} should not match {refused}"));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
+
+#[test]
+fn invalid_patterns_are_refused_naming_the_place() {
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (json!(["aws.ecr"]), "", "JSON object"),
+        (json!({}), "", "empty"),
+        (json!({"source": "aws.ecr"}), "source", "array"),
+        (json!({"detail": {}}), "detail", "empty"),
+        (json!({"detail": {"state": []}}), "detail.state", "empty arrays"),
+        (json!({"detail": {"state": [["a"]]}}), "detail.state[0]", "nested"),
+        (json!({"detail": {"state": ["a", {"prefix": 5}]}}), "detail.state[1].prefix", "string"),
+        (json!({"detail": {"state": [{"prefix": "a", "suffix": "b"}]}}), "detail.state[0]", "exactly one operator"),
+        (json!({"detail": {"state": [{"begins-with": "a"}]}}), "detail.state[0]", "unknown operator"),
+        (json!({"x": [{"exists": "yes"}]}), "x[0].exists", "true or false"),
+        (json!({"x": [{"anything-but": ["a", 1]}]}), "x[0].anything-but[1]", "only strings or only numbers"),
+        (json!({"x": [{"anything-but": true}]}), "x[0].anything-but", "anything-but takes"),
+        (json!({"x": [{"anything-but": [null]}]}), "x[0].anything-but[0]", "strings or numbers, not null"),
+        (json!({"x": [{"anything-but": {"exists": true}}]}), "x[0].anything-but", "not \"exists\""),
+        (json!({"x": [{"numeric": [">", 5, "<", 1]}]}), "x[0].numeric", "less than"),
+        (json!({"x": [{"numeric": ["~", 5]}]}), "x[0].numeric[0]", "unknown numeric operator"),
+        (json!({"x": [{"numeric": [">", "5"]}]}), "x[0].numeric[1]", "number"),
+        (json!({"x": [{"numeric": [">", 1, ">", 2]}]}), "x[0].numeric[2]", "lower bound already"),
+        (json!({"x": [{"numeric": ["=", 1, "<", 2]}]}), "x[0].numeric[0]", "cannot be combined"),
+        (json!({"x": [{"numeric": [">"]}]}), "x[0].numeric", "pairs"),
+        (json!({"x": [{"wildcard": "a**b"}]}), "x[0].wildcard", "consecutive"),
+        (json!({"x": [{"wildcard": "a\\b"}]}), "x[0].wildcard", "backslash"),
+        (json!({"x": [{"cidr": "10.0.0.0/33"}]}), "x[0].cidr", "CIDR"),
+        (json!({"x": [{"prefix": {"equals-ignore-case": 1}}]}), "x[0].prefix.equals-ignore-case", "string"),
+        (json!({"$or": [{"a": ["b"]}]}), "$or", "two or more"),
+        (json!({"detail": {"$or": [{"a": ["b"]}, "c"]}}), "detail.$or[1]", "object"),
+        (json!({"$or": [{"a": ["b"]}, {"c": "d"}]}), "$or[1].c", "array"),
+    ];
+    for (json, path, message) in cases {
+        match EventPattern::parse(&json) {
+            Ok(_) => panic!("{json} should be refused"),
+            Err(err) => {
+                assert_eq!(err.path(), Some(path), "{json}: {err}");
+                let text = err.to_string();
+                assert!(text.contains(message), "{json}: {text:?} should say {message:?}");
+                let place = if path.is_empty() { "the top level" } else { path };
+                assert!(text.contains(&format!("at {place}:")), "{json}: {text:?} should name {place}");
+            }
+        }
+    }
+}
+
+#[test]
+fn pattern_files_report_the_file() {
+    let dir = std::env::temp_dir().join(format!("tagrelay-event-pattern-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let not_json = dir.join("not-json.json");
+    std::fs::write(&not_json, "{\"source\": [").expect("write");
+    let invalid = dir.join("invalid.json");
+    std::fs::write(&invalid, r#"{"detail": {"state": "running"}}"#).expect("write");
+
+    let err = EventPattern::from_file(dir.join("missing.json")).expect_err("a missing file");
+    assert!(matches!(err, PatternError::Read { .. }), "{err:?}");
+    let err = EventPattern::from_file(&not_json).expect_err("not JSON");
+    assert!(matches!(&err, PatternError::Json { file, .. } if file == &not_json), "{err:?}");
+    let err = EventPattern::from_file(&invalid).expect_err("invalid");
+    assert!(matches!(&err, PatternError::Invalid { file: Some(file), .. } if file == &invalid), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("invalid.json") && text.contains("at detail.state:"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn fixture(name: &str) -> Value {
+    let path = workspace_root().join("tests/fixtures/events").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+}
+
+#[test]
+fn infra_event_patterns_parse_and_match_their_events() {
+    let dir = workspace_root().join("infra/event-patterns");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|err| panic!("{}: {err}", dir.display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no patterns in {}", dir.display());
+
+    let ecr_push = fixture("ecr-push.json");
+    let ssm_create = fixture("ssm-parameter-create.json");
+    let build_succeeded = fixture("codebuild-succeeded.json");
+    // file name → (events the rule must take, near misses it must refuse)
+    let expectations = |name: &str| -> Option<(Vec<Value>, Vec<Value>)> {
+        match name {
+            "ecr-image-action.json" => Some((
+                vec![ecr_push.clone(), fixture("ecr-push-media-types.json"), fixture("ecr-push-empty-tag.json")],
+                vec![
+                    fixture("ecr-delete.json"),
+                    with(ecr_push.clone(), "/detail/result", Some(json!("FAILURE"))),
+                    with(ecr_push.clone(), "/source", Some(json!("custom.ecr"))),
+                    ssm_create.clone(),
+                ],
+            )),
+            "parameter-store-change.json" => Some((
+                vec![
+                    ssm_create.clone(),
+                    fixture("ssm-parameter-update-no-description.json"),
+                    with(ssm_create.clone(), "/detail/operation", Some(json!("Delete"))),
+                ],
+                vec![
+                    with(ssm_create.clone(), "/detail/operation", Some(json!("LabelParameterVersion"))),
+                    with(ssm_create.clone(), "/detail-type", Some(json!("Parameter Store Policy Action"))),
+                    ecr_push.clone(),
+                ],
+            )),
+            "codebuild-build-state-change.json" => Some((
+                vec![
+                    build_succeeded.clone(),
+                    with(build_succeeded.clone(), "/detail/build-status", Some(json!("FAILED"))),
+                    with(build_succeeded.clone(), "/detail/build-status", Some(json!("STOPPED"))),
+                ],
+                vec![
+                    fixture("codebuild-in-progress.json"),
+                    with(build_succeeded.clone(), "/detail-type", Some(json!("CodeBuild Build Phase Change"))),
+                    fixture("scheduled-event.json"),
+                ],
+            )),
+            _ => None,
+        }
+    };
+
+    for file in &files {
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let pattern = EventPattern::from_file(file).unwrap_or_else(|err| panic!("{err}"));
+        let (matching, refused) = expectations(name)
+            .unwrap_or_else(|| panic!("{name} has no events to check it against: add them to this test"));
+        for event in &matching {
+            assert!(pattern.matches(event), "{name} should match event {}", event["id"]);
+        }
+        for event in &refused {
+            assert!(!pattern.matches(event), "{name} should refuse {}", event["detail"]);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Delivery
+// ---------------------------------------------------------------------------------------------
+
+/// `target/<profile>/examples/echo`, next to this test's own `target/<profile>/deps/event_routing-*`.
+fn echo_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("the test runs from target/<profile>/deps");
+    let echo = profile_dir.join("examples").join("echo");
+    assert!(
+        echo.is_file(),
+        "{} is not built: run `cargo test -p tagrelay-tests` (it builds the examples) or \
+         `cargo build -p tagrelay-tests --example echo`",
+        echo.display()
+    );
+    echo
+}
+
+/// The echo example behind its own Runtime API.
+struct Echo {
+    api: Arc<RuntimeApi>,
+    process: Option<FunctionProcess>,
+}
+
+impl Echo {
+    async fn start(name: &str) -> Echo {
+        let mut echo = Echo::stopped().await;
+        echo.spawn(name);
+        echo
+    }
+
+    /// A Runtime API whose function is not running yet: invocations wait for it.
+    async fn stopped() -> Echo {
+        Echo { api: Arc::new(RuntimeApi::start().await.expect("the Runtime API starts")), process: None }
+    }
+
+    fn spawn(&mut self, name: &str) {
+        let env = [("AWS_LAMBDA_FUNCTION_NAME".to_string(), name.to_string())];
+        self.process = Some(FunctionProcess::spawn(&echo_binary(), &self.api, &env).expect("echo spawns"));
+    }
+
+    /// How many invocations the function logged, once `expected` arrived or 2 s passed (its
+    /// output is read asynchronously).
+    async fn invocations(&self, expected: usize) -> usize {
+        let count = || {
+            self.process
+                .as_ref()
+                .map_or(0, |p| p.log_lines().iter().filter(|line| line.contains("echo invoked")).count())
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while count() < expected && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A little longer, so that one too many has the time to show.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        count()
+    }
+}
+
+fn route(name: &str, pattern: Value, target: &Echo, dead_letter_queue_url: &str) -> Route {
+    Route {
+        name: name.to_string(),
+        pattern: self::pattern(pattern),
+        target: target.api.clone(),
+        dead_letter_queue_url: dead_letter_queue_url.to_string(),
+    }
+}
+
+/// An SQS client that reaches nothing, for bridges that must not dead-letter: a dead letter would
+/// show in the delivery log as `DeadLetterFailed`.
+fn unreachable_sqs() -> aws_sdk_sqs::Client {
+    use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .endpoint_url("http://127.0.0.1:9")
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
+}
+
+/// moto with one queue: (moto, client, queue URL).
+async fn moto_with_queue(name: &str) -> (LocalAws, aws_sdk_sqs::Client, String) {
+    let aws = LocalAws::start().await.expect("moto starts (make tools)");
+    let sqs = aws_sdk_sqs::Client::new(&aws.sdk_config().await);
+    let created = sqs.create_queue().queue_name(name).send().await.expect("CreateQueue");
+    let url = created.queue_url().expect("a queue URL").to_string();
+    (aws, sqs, url)
+}
+
+/// Every message in the queue (received, not deleted).
+async fn receive_all(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<Message> {
+    let mut messages = Vec::new();
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .visibility_timeout(60)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .expect("ReceiveMessage");
+        let batch = received.messages();
+        if batch.is_empty() {
+            return messages;
+        }
+        messages.extend(batch.iter().cloned());
+    }
+}
+
+fn attribute<'a>(message: &'a Message, name: &str) -> &'a MessageAttributeValue {
+    message
+        .message_attributes()
+        .and_then(|attributes| attributes.get(name))
+        .unwrap_or_else(|| panic!("no {name} attribute on {message:?}"))
+}
+
+/// A custom event of source `tagrelay.test`; `extra` is merged into the top level (the echo
+/// function reads `echo` and `fail` there).
+fn test_event(id: &str, detail_type: &str, extra: Value) -> Value {
+    let mut event = json!({
+        "version": "0",
+        "id": id,
+        "detail-type": detail_type,
+        "source": "tagrelay.test",
+        "account": "123456789012",
+        "time": "2026-11-28T00:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {}
+    });
+    if let (Some(event), Value::Object(extra)) = (event.as_object_mut(), extra) {
+        event.extend(extra);
+    }
+    event
+}
+
+fn test_pattern() -> Value {
+    json!({"source": ["tagrelay.test"]})
+}
+
+/// One HTTP/1.1 request to the sink; returns the status code and body.
+async fn post(sink_url: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let address = sink_url.strip_prefix("http://").expect("an http:// URL");
+    let stream = TcpStream::connect(address).await.expect("connect to the sink");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    // A server that refuses a body may answer and close before reading all of it: what matters
+    // is the answer, so write and read errors are not fatal here.
+    let (mut reader, mut writer) = stream.into_split();
+    let (_, answer) = tokio::join!(writer.write_all(request.as_bytes()), async {
+        let mut answer = Vec::new();
+        let _ = reader.read_to_end(&mut answer).await;
+        answer
+    });
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer.split_whitespace().nth(1).and_then(|code| code.parse().ok()).expect("a status line");
+    let body = answer.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+fn of_event<'a>(deliveries: &'a [Delivery], id: &str) -> Vec<&'a Delivery> {
+    deliveries.iter().filter(|d| d.event_id.as_deref() == Some(id)).collect()
+}
+
+fn summary(deliveries: &[Delivery]) -> String {
+    deliveries
+        .iter()
+        .map(|d| format!("{:?} {} #{} {:?}", d.event_id, d.route, d.attempt, d.outcome))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_matching_event_is_delivered_once_and_a_non_matching_one_never() {
+    let function = Echo::start("record-image-tag").await;
+    let ecr_rule = EventPattern::from_file(workspace_root().join("infra/event-patterns/ecr-image-action.json"))
+        .expect("the ECR rule's pattern");
+    let routes = vec![Route {
+        name: "record-image-tag".to_string(),
+        pattern: ecr_rule,
+        target: function.api.clone(),
+        dead_letter_queue_url: "http://127.0.0.1:9/123456789012/unused".to_string(),
+    }];
+    let bridge = LocalEventBridge::start(routes, unreachable_sqs(), AsyncInvokeConfig::default())
+        .await
+        .expect("the bridge starts");
+    let sink = bridge.sink_url();
+    assert!(sink.starts_with("http://127.0.0.1:"), "{sink}");
+
+    let fixtures = workspace_root().join("tests/fixtures/events");
+    let push = std::fs::read_to_string(fixtures.join("ecr-push.json")).expect("ecr-push.json");
+    let delete = std::fs::read_to_string(fixtures.join("ecr-delete.json")).expect("ecr-delete.json");
+    let (status, body) = post(&sink, "POST", "/events", &push).await;
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).expect("a JSON answer");
+    assert_eq!(answer["routes"], json!(["record-image-tag"]));
+    assert_eq!(answer["id"], "13cde686-328b-6117-af20-0e5566167482");
+    let (status, body) = post(&sink, "POST", "/events", &delete).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).expect("a JSON answer")["routes"], json!([]));
+
+    bridge.wait_idle(TIMEOUT).await.expect("idle");
+    let deliveries = bridge.deliveries();
+    assert_eq!(deliveries.len(), 1, "{}", summary(&deliveries));
+    let delivery = &deliveries[0];
+    assert_eq!(delivery.event_id.as_deref(), Some("13cde686-328b-6117-af20-0e5566167482"));
+    assert_eq!(delivery.detail_type.as_deref(), Some("ECR Image Action"));
+    assert_eq!(delivery.route, "record-image-tag");
+    assert_eq!(delivery.attempt, 1);
+    let DeliveryOutcome::Ok { response } = &delivery.outcome else { panic!("{delivery:?}") };
+    assert_eq!(response["functionArn"], "arn:aws:lambda:us-east-1:123456789012:function:record-image-tag");
+    assert_eq!(bridge.events().len(), 2, "both events were accepted");
+    assert_eq!(function.invocations(1).await, 1, "the push is invoked once, the delete never");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_matching_route_gets_its_own_copy() {
+    let first = Echo::start("first").await;
+    let second = Echo::start("second").await;
+    let dlq = "http://127.0.0.1:9/123456789012/unused";
+    let routes = vec![
+        route("all-to-first", test_pattern(), &first, dlq),
+        route("both-to-second", json!({"source": ["tagrelay.test"], "detail-type": ["Both"]}), &second, dlq),
+        // A second rule to the same function: a copy of its own, through the same queue.
+        route("both-to-first-again", json!({"detail-type": ["Both"]}), &first, dlq),
+    ];
+    let bridge = LocalEventBridge::start(routes, unreachable_sqs(), AsyncInvokeConfig::default())
+        .await
+        .expect("the bridge starts");
+
+    let matched = bridge.put_events(test_event("both", "Both", json!({"echo": "both"}))).await.expect("accepted");
+    assert_eq!(matched, ["all-to-first", "both-to-second", "both-to-first-again"]);
+    let matched = bridge.put_events(test_event("one", "One", json!({"echo": "one"}))).await.expect("accepted");
+    assert_eq!(matched, ["all-to-first"]);
+    bridge.wait_idle(TIMEOUT).await.expect("idle");
+
+    let deliveries = bridge.deliveries();
+    let routes_of = |id: &str| {
+        let mut routes: Vec<String> = of_event(&deliveries, id).iter().map(|d| d.route.clone()).collect();
+        routes.sort();
+        routes
+    };
+    assert_eq!(
+        routes_of("both"),
+        ["all-to-first", "both-to-first-again", "both-to-second"],
+        "{}",
+        summary(&deliveries)
+    );
+    assert_eq!(routes_of("one"), ["all-to-first"], "{}", summary(&deliveries));
+    assert!(deliveries.iter().all(|d| d.attempt == 1 && d.outcome.is_ok()), "{}", summary(&deliveries));
+    let mut request_ids: Vec<&str> = deliveries.iter().map(|d| d.request_id.as_str()).collect();
+    request_ids.sort();
+    request_ids.dedup();
+    assert_eq!(request_ids.len(), 4, "each copy is a request of its own");
+    for delivery in &deliveries {
+        let DeliveryOutcome::Ok { response } = &delivery.outcome else { unreachable!() };
+        let function = if delivery.route == "both-to-second" { "second" } else { "first" };
+        assert!(response["functionArn"].as_str().is_some_and(|arn| arn.ends_with(&format!(":function:{function}"))));
+    }
+    assert_eq!(first.invocations(3).await, 3);
+    assert_eq!(second.invocations(1).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_event_is_tried_three_times_then_dead_lettered_as_lambda_does() {
+    let (_aws, sqs, dlq) = moto_with_queue("echo-dlq").await;
+    let function = Echo::start("echo").await;
+    let config = AsyncInvokeConfig::default();
+    let delays = config.retry_delays.clone();
+    let bridge = LocalEventBridge::start(vec![route("to-echo", test_pattern(), &function, &dlq)], sqs.clone(), config)
+        .await
+        .expect("the bridge starts");
+
+    // Sent as text with its own layout: the dead letter must carry it unchanged.
+    let event = test_event("failing", "Failing", json!({"fail": "boom: the tag is ünparseable"}));
+    let raw = serde_json::to_string_pretty(&event).expect("serialize");
+    let (status, body) = post(&bridge.sink_url(), "POST", "/events", &raw).await;
+    assert_eq!(status, 200, "{body}");
+    bridge.wait_idle(TIMEOUT).await.expect("idle");
+
+    let deliveries = bridge.deliveries();
+    assert_eq!(deliveries.len(), 4, "{}", summary(&deliveries));
+    for (index, delivery) in deliveries[..3].iter().enumerate() {
+        assert_eq!(delivery.attempt, index as u32 + 1);
+        assert_eq!(
+            delivery.outcome,
+            DeliveryOutcome::Error {
+                error_type: "EchoFailure".to_string(),
+                error_message: "boom: the tag is ünparseable".to_string()
+            }
+        );
+    }
+    let request_id = deliveries[0].request_id.clone();
+    assert!(deliveries.iter().all(|d| d.request_id == request_id), "one request id for all attempts");
+    let first_gap = deliveries[1].at - deliveries[0].at;
+    let second_gap = deliveries[2].at - deliveries[1].at;
+    assert!(first_gap >= delays[0], "the first retry came after {first_gap:?}, before {:?}", delays[0]);
+    assert!(second_gap >= delays[1], "the second retry came after {second_gap:?}, before {:?}", delays[1]);
+    let last = &deliveries[3];
+    assert_eq!(last.attempt, 3, "the dead letter counts the attempts made");
+    assert!(
+        matches!(&last.outcome, DeliveryOutcome::DeadLettered { reason: DeadLetterReason::RetriesExhausted, queue_url, .. } if *queue_url == dlq),
+        "{last:?}"
+    );
+    assert_eq!(function.invocations(3).await, 3);
+
+    let messages = receive_all(&sqs, &dlq).await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let message = &messages[0];
+    assert_eq!(message.body(), Some(raw.as_str()), "the body is the event as it was sent");
+    let DeliveryOutcome::DeadLettered { message_id, .. } = &last.outcome else { unreachable!() };
+    assert_eq!(message.message_id(), Some(message_id.as_str()));
+    let request = attribute(message, "RequestID");
+    assert_eq!((request.data_type(), request.string_value()), ("String", Some(request_id.as_str())));
+    let code = attribute(message, "ErrorCode");
+    assert_eq!((code.data_type(), code.string_value()), ("Number", Some("200")));
+    let error = attribute(message, "ErrorMessage");
+    assert_eq!((error.data_type(), error.string_value()), ("String", Some("boom: the tag is ünparseable")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_to_one_target_keep_their_order() {
+    let function = Echo::start("echo").await;
+    let bridge = LocalEventBridge::start(
+        vec![route("to-echo", test_pattern(), &function, "http://127.0.0.1:9/123456789012/unused")],
+        unreachable_sqs(),
+        AsyncInvokeConfig::default(),
+    )
+    .await
+    .expect("the bridge starts");
+
+    let sink = bridge.sink_url();
+    for n in 0..20 {
+        let event = test_event(&format!("event-{n}"), "Numbered", json!({"echo": n}));
+        let (status, body) = post(&sink, "POST", "/events", &event.to_string()).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    bridge.wait_idle(TIMEOUT).await.expect("idle");
+
+    let deliveries = bridge.deliveries();
+    let echoed: Vec<Value> = deliveries
+        .iter()
+        .map(|d| match &d.outcome {
+            DeliveryOutcome::Ok { response } => response["echo"].clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(echoed, (0..20).map(|n| json!(n)).collect::<Vec<_>>());
+    let ids: Vec<String> = deliveries.iter().filter_map(|d| d.event_id.clone()).collect();
+    assert_eq!(ids, (0..20).map(|n| format!("event-{n}")).collect::<Vec<_>>());
+    assert_eq!(function.invocations(20).await, 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_events_retries_do_not_block_later_events() {
+    let (_aws, sqs, dlq) = moto_with_queue("echo-dlq").await;
+    let function = Echo::start("echo").await;
+    let config = AsyncInvokeConfig {
+        retry_delays: vec![Duration::from_secs(1), Duration::from_secs(1)],
+        ..AsyncInvokeConfig::default()
+    };
+    let bridge = LocalEventBridge::start(vec![route("to-echo", test_pattern(), &function, &dlq)], sqs.clone(), config)
+        .await
+        .expect("the bridge starts");
+
+    bridge.put_events(test_event("failing", "Failing", json!({"fail": "boom"}))).await.expect("accepted");
+    for n in 1..=3 {
+        bridge.put_events(test_event(&format!("ok-{n}"), "Fine", json!({"echo": n}))).await.expect("accepted");
+    }
+    bridge.wait_idle(TIMEOUT).await.expect("idle");
+
+    let deliveries = bridge.deliveries();
+    let order: Vec<(String, u32)> =
+        deliveries.iter().map(|d| (d.event_id.clone().unwrap_or_default(), d.attempt)).collect();
+    let expected: Vec<(String, u32)> =
+        [("failing", 1), ("ok-1", 1), ("ok-2", 1), ("ok-3", 1), ("failing", 2), ("failing", 3), ("failing", 3)]
+            .into_iter()
+            .map(|(id, attempt)| (id.to_string(), attempt))
+            .collect();
+    assert_eq!(order, expected, "{}", summary(&deliveries));
+    let first_failure = deliveries[0].at;
+    for delivery in &deliveries[1..4] {
+        assert!(delivery.outcome.is_ok(), "{delivery:?}");
+        assert!(
+            delivery.at - first_failure < Duration::from_secs(1),
+            "{:?} waited {:?} behind the failing event",
+            delivery.event_id,
+            delivery.at - first_failure
+        );
+    }
+    assert!(deliveries[6].outcome.is_dead_lettered(), "{:?}", deliveries[6]);
+    let messages = receive_all(&sqs, &dlq).await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let body: Value = serde_json::from_str(messages[0].body().unwrap_or_default()).expect("JSON");
+    assert_eq!(body["id"], "failing");
+    assert_eq!(function.invocations(6).await, 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_too_old_when_its_turn_comes_is_dead_lettered_without_invoking() {
+    let (_aws, sqs, dlq) = moto_with_queue("echo-dlq").await;
+    // The function is not running yet: the first event waits for it in the Runtime API, the
+    // second one in the bridge's queue, and grows old there.
+    let mut function = Echo::stopped().await;
+    let config = AsyncInvokeConfig { max_event_age: Duration::from_millis(500), ..AsyncInvokeConfig::default() };
+    let bridge = LocalEventBridge::start(vec![route("to-echo", test_pattern(), &function, &dlq)], sqs.clone(), config)
+        .await
+        .expect("the bridge starts");
+
+    let stale = test_event("second", "Numbered", json!({"echo": 2}));
+    bridge.put_events(test_event("first", "Numbered", json!({"echo": 1}))).await.expect("accepted");
+    bridge.put_events(stale.clone()).await.expect("accepted");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    function.spawn("echo");
+    bridge.wait_idle(TIMEOUT).await.expect("idle");
+
+    let deliveries = bridge.deliveries();
+    assert_eq!(deliveries.len(), 2, "{}", summary(&deliveries));
+    let first = of_event(&deliveries, "first");
+    assert!(
+        matches!(&first[..], [d] if d.attempt == 1 && matches!(&d.outcome, DeliveryOutcome::Ok { response } if response["echo"] == 1)),
+        "{first:?}"
+    );
+    let second = of_event(&deliveries, "second");
+    assert!(
+        matches!(&second[..], [d] if d.attempt == 0
+            && matches!(&d.outcome, DeliveryOutcome::DeadLettered { reason: DeadLetterReason::EventAgeExceeded, .. })),
+        "{second:?}"
+    );
+    assert_eq!(function.invocations(1).await, 1, "the stale event is never invoked");
+
+    let messages = receive_all(&sqs, &dlq).await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let message = &messages[0];
+    let body: Value = serde_json::from_str(message.body().unwrap_or_default()).expect("JSON");
+    assert_eq!(body, stale);
+    assert_eq!(attribute(message, "RequestID").string_value(), Some(second[0].request_id.as_str()));
+    assert_eq!(attribute(message, "ErrorCode").string_value(), Some("200"));
+    let error = attribute(message, "ErrorMessage").string_value().unwrap_or_default();
+    assert!(error.contains("EventAgeExceeded"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_due_after_the_maximum_event_age_is_not_made() {
+    let (_aws, sqs, dlq) = moto_with_queue("echo-dlq").await;
+    let function = Echo::start("echo").await;
+    let config = AsyncInvokeConfig {
+        retry_delays: vec![Duration::from_millis(100), Duration::from_millis(1500)],
+        max_event_age: Duration::from_secs(1),
+        ..AsyncInvokeConfig::default()
+    };
+    let bridge = LocalEventBridge::start(vec![route("to-echo", test_pattern(), &function, &dlq)], sqs.clone(), config)
+        .await
+        .expect("the bridge starts");
+
+    bridge.put_events(test_event("failing", "Failing", json!({"fail": "boom"}))).await.expect("accepted");
+    bridge.wait_idle(TIMEOUT).await.expect("idle");
+
+    let deliveries = bridge.deliveries();
+    let attempts: Vec<u32> = deliveries.iter().map(|d| d.attempt).collect();
+    assert_eq!(attempts, [1, 2, 2], "{}", summary(&deliveries));
+    assert!(deliveries[..2].iter().all(|d| d.outcome.is_error()), "{}", summary(&deliveries));
+    assert!(
+        matches!(
+            deliveries[2].outcome,
+            DeliveryOutcome::DeadLettered { reason: DeadLetterReason::EventAgeExceeded, .. }
+        ),
+        "{:?}",
+        deliveries[2]
+    );
+    assert_eq!(function.invocations(2).await, 2);
+    assert_eq!(receive_all(&sqs, &dlq).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sink_refuses_what_it_cannot_take() {
+    let function = Echo::start("echo").await;
+    let bridge = LocalEventBridge::start(
+        vec![route("to-echo", test_pattern(), &function, "http://127.0.0.1:9/123456789012/unused")],
+        unreachable_sqs(),
+        AsyncInvokeConfig::default(),
+    )
+    .await
+    .expect("the bridge starts");
+    let sink = bridge.sink_url();
+
+    let (status, body) = post(&sink, "POST", "/events", "this is not JSON").await;
+    assert_eq!(status, 400, "{body}");
+    let answer: Value = serde_json::from_str(&body).expect("a JSON error");
+    assert_eq!(answer["errorType"], "InvalidEvent");
+    assert!(answer["errorMessage"].as_str().is_some_and(|m| m.contains("not JSON")), "{answer}");
+    let (status, body) = post(&sink, "POST", "/events", r#"{"source": "tagrelay.test""#).await;
+    assert_eq!(status, 400, "truncated JSON: {body}");
+    let (status, body) = post(&sink, "POST", "/events", r#"[{"source": "tagrelay.test"}]"#).await;
+    assert_eq!(status, 400, "an array is not an event: {body}");
+    let (status, body) = post(&sink, "POST", "/events", "").await;
+    assert_eq!(status, 400, "an empty body: {body}");
+    let too_big = test_event("big", "Big", json!({"echo": "x".repeat(EVENT_SIZE_LIMIT)})).to_string();
+    let (status, body) = post(&sink, "POST", "/events", &too_big).await;
+    assert_eq!(status, 413, "{body}");
+    let (status, _) = post(&sink, "GET", "/events", "").await;
+    assert_eq!(status, 405);
+    let (status, _) = post(&sink, "POST", "/2015-03-31/functions", "{}").await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        bridge.put_events(json!("an event")).await,
+        Err(RejectedEvent("an event is a JSON object, not a string".to_string()))
+    );
+
+    bridge.wait_idle(TIMEOUT).await.expect("idle");
+    assert!(bridge.events().is_empty(), "nothing was accepted: {:?}", bridge.events());
+    assert!(bridge.deliveries().is_empty(), "{}", summary(&bridge.deliveries()));
+    assert_eq!(function.invocations(0).await, 0);
+
+    // And the sink still takes a good event afterwards.
+    let (status, body) =
+        post(&sink, "POST", "/events", &test_event("good", "Good", json!({"echo": 1})).to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    bridge.wait_idle(TIMEOUT).await.expect("idle");
+    assert_eq!(bridge.deliveries().len(), 1, "{}", summary(&bridge.deliveries()));
+}
