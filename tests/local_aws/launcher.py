@@ -41,7 +41,7 @@ LOCK = threading.RLock()
 BEHAVIOURS = {}
 # AWS requests wait for the patches, so no request ever runs unpatched moto code (see main()).
 PATCHED = threading.Event()
-EVENTS = None  # the EventSender, when --event-sink is given
+EVENTS = None  # the EventSender, once a sink is given (--event-sink or POST /_tagrelay/events/sink)
 
 
 def log(message):
@@ -566,6 +566,24 @@ def set_behaviour(body):
     return {"project": project, "duration_seconds": float(duration), "outcome": outcome, "outcomes": outcomes}
 
 
+def set_sink(body):
+    """POST /_tagrelay/events/sink: where events go from now on. The local EventBridge needs this
+    server's SQS (its dead-letter queues) before it can take events, so it is told afterwards."""
+    global EVENTS
+    url = body.get("url")
+    if not isinstance(url, str) or not url.startswith("http://127.0.0.1:"):
+        raise ValueError("url: a loopback base URL, http://127.0.0.1:PORT")
+    with LOCK:
+        if EVENTS is None:
+            EVENTS = EventSender(url)
+        else:
+            EVENTS.url = url.rstrip("/") + "/events"
+    return {"url": url}
+
+
+CONTROL = {"/_tagrelay/codebuild/behaviour": set_behaviour, "/_tagrelay/events/sink": set_sink}
+
+
 def application(moto_app):
     def respond(start_response, status, body):
         data = json.dumps(body).encode()
@@ -574,7 +592,7 @@ def application(moto_app):
 
     def app(environ, start_response):
         path = environ.get("PATH_INFO", "")
-        if path == "/_tagrelay/codebuild/behaviour":
+        if path in CONTROL:
             if environ["REQUEST_METHOD"] != "POST":
                 return respond(start_response, "405 Method Not Allowed", {"message": "POST only"})
             try:
@@ -582,7 +600,7 @@ def application(moto_app):
                 body = json.loads(environ["wsgi.input"].read(length) or b"{}")
                 if not isinstance(body, dict):
                     raise ValueError("the body must be a JSON object")
-                return respond(start_response, "200 OK", set_behaviour(body))
+                return respond(start_response, "200 OK", CONTROL[path](body))
             except ValueError as err:
                 return respond(start_response, "400 Bad Request", {"message": str(err)})
         if path.startswith("/_tagrelay/"):

@@ -15,6 +15,7 @@ pub mod event_router;
 pub mod events;
 pub mod local_aws;
 pub mod runtime_api;
+pub mod system;
 
 pub use local_aws::{create_repository, push_image, LocalAws};
 pub use runtime_api::{lambda_binary, Diagnostic, FunctionProcess, Outcome, RuntimeApi};

@@ -67,6 +67,7 @@ pub const MOTO_SERVER_ENV: &str = "TAGRELAY_MOTO_SERVER";
 /// The launcher, relative to the workspace root.
 pub const LAUNCHER: &str = "tests/local_aws/launcher.py";
 /// The control endpoint that sets how a project's next builds run.
+const SINK_PATH: &str = "/_tagrelay/events/sink";
 const BEHAVIOUR_PATH: &str = "/_tagrelay/codebuild/behaviour";
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -199,19 +200,27 @@ impl LocalAws {
     }
 
     async fn post_behaviour(&self, body: serde_json::Value) -> Result<(), HarnessError> {
-        let (status, answer) = match tokio::time::timeout(CONTROL_TIMEOUT, post_json(self.port, BEHAVIOUR_PATH, &body))
-            .await
-        {
-            Ok(result) => result.map_err(HarnessError::io(format!("POST {BEHAVIOUR_PATH}")))?,
-            Err(_) => {
-                return Err(HarnessError::Timeout { what: format!("POST {BEHAVIOUR_PATH}"), after: CONTROL_TIMEOUT })
-            }
+        self.post_control(BEHAVIOUR_PATH, "local-aws:SetBuildBehaviour", body).await
+    }
+
+    /// Sends every event from now on to `{sink}/events` (a loopback base URL). For a sink that
+    /// can only start once this local AWS runs: the local EventBridge needs its SQS first.
+    pub async fn set_event_sink(&self, sink: &str) -> Result<(), HarnessError> {
+        self.post_control(SINK_PATH, "local-aws:SetEventSink", serde_json::json!({ "url": sink })).await
+    }
+
+    async fn post_control(
+        &self,
+        path: &str,
+        operation: &'static str,
+        body: serde_json::Value,
+    ) -> Result<(), HarnessError> {
+        let (status, answer) = match tokio::time::timeout(CONTROL_TIMEOUT, post_json(self.port, path, &body)).await {
+            Ok(result) => result.map_err(HarnessError::io(format!("POST {path}")))?,
+            Err(_) => return Err(HarnessError::Timeout { what: format!("POST {path}"), after: CONTROL_TIMEOUT }),
         };
         if status != 200 {
-            return Err(HarnessError::Aws {
-                operation: "local-aws:SetBuildBehaviour",
-                message: format!("HTTP {status}: {answer}"),
-            });
+            return Err(HarnessError::Aws { operation, message: format!("HTTP {status}: {answer}") });
         }
         Ok(())
     }

@@ -1,0 +1,151 @@
+//! The whole system on the local AWS: both release functions behind their Runtime APIs, the
+//! local EventBridge routing the events the local AWS emits through `infra/event-patterns/`,
+//! Lambda's async retries and dead-letter queues, and a CodeBuild project per environment with
+//! `concurrent_build_limit = 1`. After `start`, only AWS calls are made; the rest happens by
+//! itself, as in an account.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tagrelay::config::Config;
+use tagrelay::deploy::build::{BuildRecord, BuildStatus};
+
+use crate::event_pattern::EventPattern;
+use crate::event_router::{AsyncInvokeConfig, LocalEventBridge, Route};
+use crate::local_aws::{create_codebuild_project, create_repository, LocalAws, LocalAwsOptions};
+use crate::runtime_api::{lambda_binary, FunctionProcess, RuntimeApi};
+use crate::{workspace_root, HarnessError};
+
+const WAIT: Duration = Duration::from_secs(30);
+pub const RECORD_DLQ: &str = "record-image-tag-dlq";
+pub const DEPLOY_DLQ: &str = "trigger-deploy-dlq";
+
+/// A running local system; everything stops when it is dropped.
+pub struct LocalSystem {
+    pub config: Config,
+    pub ssm: aws_sdk_ssm::Client,
+    pub ecr: aws_sdk_ecr::Client,
+    pub codebuild: aws_sdk_codebuild::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub bridge: LocalEventBridge,
+    pub record: FunctionProcess,
+    pub deploy: FunctionProcess,
+    pub dead_letter_queues: [(String, String); 2],
+    // Dropped last: the functions and the bridge talk to it.
+    pub aws: LocalAws,
+}
+
+impl LocalSystem {
+    /// `config` is the tagrelay document; every environment gets its CodeBuild project (runs
+    /// take `build_duration`, then SUCCEED unless a test says otherwise) and every service its
+    /// ECR repository.
+    pub async fn start(config: &Value, build_duration: Duration) -> Result<LocalSystem, HarnessError> {
+        let parsed = Config::from_json(&config.to_string())
+            .map_err(|err| HarnessError::Aws { operation: "tagrelay:Config", message: err.to_string() })?;
+        let aws = LocalAws::start_with(LocalAwsOptions::default()).await?;
+        aws.warm_up().await?;
+        let sdk = aws.sdk_config().await;
+        let (ssm, ecr) = (aws_sdk_ssm::Client::new(&sdk), aws_sdk_ecr::Client::new(&sdk));
+        let (codebuild, sqs) = (aws_sdk_codebuild::Client::new(&sdk), aws_sdk_sqs::Client::new(&sdk));
+
+        for environment in parsed.environments() {
+            create_codebuild_project(&codebuild, &environment.codebuild_project, Some(1)).await?;
+            aws.set_build_behaviour(&environment.codebuild_project, build_duration, "SUCCEEDED").await?;
+        }
+        for service in parsed.services() {
+            create_repository(&ecr, &service.repository).await?;
+        }
+        let mut queues = Vec::new();
+        for name in [RECORD_DLQ, DEPLOY_DLQ] {
+            let created = sqs.create_queue().queue_name(name).send().await.map_err(|err| HarnessError::Aws {
+                operation: "sqs:CreateQueue",
+                message: aws_sdk_sqs::error::DisplayErrorContext(&err).to_string(),
+            })?;
+            queues.push((name.to_owned(), created.queue_url().unwrap_or_default().to_owned()));
+        }
+
+        let mut env = aws.env();
+        env.push(("TAGRELAY_CONFIG".into(), config.to_string()));
+        let record_api = Arc::new(RuntimeApi::start().await?);
+        let record = FunctionProcess::spawn(&lambda_binary("record-image-tag")?, &record_api, &env)?;
+        let deploy_api = Arc::new(RuntimeApi::start().await?);
+        let deploy = FunctionProcess::spawn(&lambda_binary("trigger-deploy")?, &deploy_api, &env)?;
+        record_api.wait_first_poll(WAIT).await?;
+        deploy_api.wait_first_poll(WAIT).await?;
+
+        let patterns = workspace_root().join("infra/event-patterns");
+        let pattern = |file: &str| {
+            EventPattern::from_file(patterns.join(file))
+                .map_err(|err| HarnessError::Aws { operation: "local-events:Pattern", message: err.to_string() })
+        };
+        let schedule = EventPattern::parse(&json!({ "source": ["aws.events"], "detail-type": ["Scheduled Event"] }))
+            .map_err(|err| HarnessError::Aws { operation: "local-events:Pattern", message: err.to_string() })?;
+        let route = |name: &str, pattern, target: &Arc<RuntimeApi>, queue: &str| Route {
+            name: name.to_owned(),
+            pattern,
+            target: target.clone(),
+            dead_letter_queue_url: queue.to_owned(),
+        };
+        let routes = vec![
+            route("ecr-image-action", pattern("ecr-image-action.json")?, &record_api, &queues[0].1),
+            route("parameter-store-change", pattern("parameter-store-change.json")?, &deploy_api, &queues[1].1),
+            route(
+                "codebuild-build-state-change",
+                pattern("codebuild-build-state-change.json")?,
+                &deploy_api,
+                &queues[1].1,
+            ),
+            route("schedule", schedule, &deploy_api, &queues[1].1),
+        ];
+        let bridge = LocalEventBridge::start(routes, sqs.clone(), AsyncInvokeConfig::default()).await?;
+        aws.set_event_sink(&bridge.sink_url()).await?;
+        let dead_letter_queues = [queues[0].clone(), queues[1].clone()];
+        Ok(LocalSystem { config: parsed, ssm, ecr, codebuild, sqs, bridge, record, deploy, dead_letter_queues, aws })
+    }
+
+    /// Waits until nothing moves: no event in flight and no build running, twice in a row a
+    /// little apart (a build's end event needs a moment to arrive).
+    pub async fn wait_settled(&self, timeout: Duration) -> Result<(), HarnessError> {
+        let deadline = Instant::now() + timeout;
+        let mut quiet = 0;
+        while quiet < 2 {
+            if Instant::now() >= deadline {
+                return Err(HarnessError::Timeout { what: "the local system to settle".into(), after: timeout });
+            }
+            self.bridge.wait_idle(deadline.saturating_duration_since(Instant::now())).await?;
+            let mut running = false;
+            for environment in self.config.environments() {
+                running |= self
+                    .builds(&environment.codebuild_project)
+                    .await?
+                    .iter()
+                    .any(|b| b.status == BuildStatus::InProgress);
+            }
+            quiet = if running { 0 } else { quiet + 1 };
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        Ok(())
+    }
+
+    /// The project's builds, newest first, as trigger-deploy reads them.
+    pub async fn builds(&self, project: &str) -> Result<Vec<BuildRecord>, HarnessError> {
+        use tagrelay::aws::BuildRunner;
+        tagrelay::aws::codebuild::CodeBuildRunner::new(self.codebuild.clone())
+            .recent_builds(project, 100)
+            .await
+            .map_err(|err| HarnessError::Aws { operation: "codebuild:ListBuildsForProject", message: err.to_string() })
+    }
+
+    /// Every (name, version) of the environment's parameters, as the fingerprint has them.
+    pub async fn fingerprint(&self, environment: &str) -> Result<String, HarnessError> {
+        use tagrelay::aws::ParameterStore;
+        let names = self.config.parameter_names(environment);
+        let stored = tagrelay::aws::ssm::SsmParameterStore::new(self.ssm.clone())
+            .get_parameters(&names)
+            .await
+            .map_err(|err| HarnessError::Aws { operation: "ssm:GetParameters", message: err.to_string() })?;
+        let versions = stored.into_iter().map(|(name, p)| (name, p.version)).collect();
+        Ok(tagrelay::deploy::fingerprint::fingerprint(&versions))
+    }
+}

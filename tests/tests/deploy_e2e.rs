@@ -1,0 +1,161 @@
+//! End to end through the event routing: the local AWS emits the events, the local EventBridge
+//! routes them through `infra/event-patterns/` to the release functions, and CodeBuild runs
+//! are observed in the local AWS. Only AWS calls are made by the tests.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tagrelay::deploy::build::BuildStatus;
+use tagrelay_tests::events::ecr_push;
+use tagrelay_tests::local_aws::push_image;
+use tagrelay_tests::system::LocalSystem;
+
+const DEV: &str = "tagrelay-dev";
+const SETTLE: Duration = Duration::from_secs(60);
+
+fn config() -> Value {
+    json!({
+        "environments": { "dev": {} },
+        "services": {
+            "my-api": { "deploy_on_push": ["dev"] },
+            "worker": { "deploy_on_push": ["dev"] }
+        }
+    })
+}
+
+async fn put(system: &LocalSystem, name: &str, value: &str) {
+    system
+        .ssm
+        .put_parameter()
+        .name(name)
+        .value(value)
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .overwrite(true)
+        .send()
+        .await
+        .expect("PutParameter");
+}
+
+async fn wait_running(system: &LocalSystem) {
+    for _ in 0..100 {
+        if system.builds(DEV).await.expect("builds").iter().any(|b| b.status == BuildStatus::InProgress) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no build started");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_while_a_build_runs_yields_exactly_one_follow_up_with_the_final_fingerprint() {
+    let system = LocalSystem::start(&config(), Duration::from_secs(3)).await.expect("local system");
+    put(&system, "/my-api/dev/docker-image-tag", "1").await;
+    wait_running(&system).await;
+
+    for (name, value) in [("my-api", "2"), ("worker", "a"), ("my-api", "3"), ("worker", "b"), ("my-api", "4")] {
+        put(&system, &format!("/{name}/dev/docker-image-tag"), value).await;
+    }
+    system.wait_settled(SETTLE).await.expect("settles");
+
+    let builds = system.builds(DEV).await.expect("builds");
+    assert_eq!(builds.len(), 2, "the first run and exactly one follow-up: {builds:?}");
+    let final_state = system.fingerprint("dev").await.expect("fingerprint");
+    assert_eq!(final_state, "/my-api/dev/docker-image-tag=4,/worker/dev/docker-image-tag=2");
+    assert_eq!(builds[0].fingerprint.as_deref(), Some(final_state.as_str()), "the follow-up deploys the final state");
+    assert!(builds.iter().all(|b| b.status == BuildStatus::Succeeded), "no run failed on the lock: {builds:?}");
+    assert!(system.bridge.deliveries().iter().all(|d| !d.outcome.is_error()), "no function error");
+
+    // A duplicate of a change event starts nothing.
+    let duplicate = system
+        .bridge
+        .events()
+        .into_iter()
+        .rev()
+        .find(|e| e["detail-type"] == "Parameter Store Change")
+        .expect("a change event was routed");
+    system.bridge.put_events(duplicate).await.expect("accepted");
+    system.wait_settled(SETTLE).await.expect("settles");
+    assert_eq!(system.builds(DEV).await.expect("builds").len(), 2, "a duplicate starts nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_state_is_not_retried_until_the_next_change() {
+    let system = LocalSystem::start(&config(), Duration::from_millis(500)).await.expect("local system");
+    system.aws.set_build_outcomes(DEV, Duration::from_millis(500), &["FAILED"]).await.expect("behaviour");
+    put(&system, "/my-api/dev/docker-image-tag", "1").await;
+    system.wait_settled(SETTLE).await.expect("settles");
+    let builds = system.builds(DEV).await.expect("builds");
+    assert_eq!(builds.iter().map(|b| b.status).collect::<Vec<_>>(), vec![BuildStatus::Failed]);
+
+    // The sweep sees the failed state and holds it.
+    system
+        .bridge
+        .put_events(json!({
+            "version": "0", "id": "sweep-1", "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": "123456789012", "time": "2026-11-28T08:00:00Z", "region": "us-east-1",
+            "resources": ["arn:aws:events:us-east-1:123456789012:rule/tagrelay-sweep"], "detail": {}
+        }))
+        .await
+        .expect("accepted");
+    system.wait_settled(SETTLE).await.expect("settles");
+    assert_eq!(system.builds(DEV).await.expect("builds").len(), 1, "held, not retried");
+    let held = system.deploy.log_lines().iter().any(|l| l.contains("\"decision\":\"hold\"") && l.contains("\"ERROR\""));
+    assert!(held, "an ERROR line with decision=hold: {:?}", system.deploy.log_lines());
+
+    put(&system, "/my-api/dev/docker-image-tag", "2").await;
+    system.wait_settled(SETTLE).await.expect("settles");
+    let builds = system.builds(DEV).await.expect("builds");
+    assert_eq!(builds.len(), 2, "the next change starts a run");
+    assert_eq!(builds[0].status, BuildStatus::Succeeded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_that_cannot_be_parsed_ends_up_in_the_dead_letter_queue() {
+    let system = LocalSystem::start(&config(), Duration::from_millis(500)).await.expect("local system");
+    let broken = json!({
+        "version": "0", "id": "broken-1", "detail-type": "Parameter Store Change", "source": "aws.ssm",
+        "account": "123456789012", "time": "2026-11-28T08:00:00Z", "region": "us-east-1", "resources": [],
+        "detail": { "operation": "Update", "type": "String" }
+    });
+    system.bridge.put_events(broken.clone()).await.expect("accepted");
+    system.wait_settled(SETTLE).await.expect("settles");
+
+    let attempts = system.bridge.deliveries().iter().filter(|d| d.outcome.is_error()).count();
+    assert_eq!(attempts, 3, "tried once and retried twice");
+    let queue = &system.dead_letter_queues[1].1;
+    let received = system
+        .sqs
+        .receive_message()
+        .queue_url(queue)
+        .max_number_of_messages(10)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .expect("ReceiveMessage");
+    let messages = received.messages();
+    assert_eq!(messages.len(), 1);
+    let body: Value = serde_json::from_str(messages[0].body().unwrap_or_default()).expect("the event, unchanged");
+    assert_eq!(body, broken);
+    let error = messages[0].message_attributes().and_then(|a| a.get("ErrorMessage")).and_then(|v| v.string_value());
+    assert!(error.is_some_and(|e| e.contains("missing field `name`")), "{error:?}");
+    assert!(system.builds(DEV).await.expect("builds").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ecr_push_runs_terraform_for_its_environment_by_itself() {
+    let system = LocalSystem::start(&config(), Duration::from_millis(500)).await.expect("local system");
+    let digest = push_image(&system.ecr, "my-api", "1043").await.expect("push");
+    system.wait_settled(SETTLE).await.expect("settles");
+
+    let parameter = system.ssm.get_parameter().name("/my-api/dev/docker-image-tag").send().await.expect("recorded");
+    assert_eq!(parameter.parameter().and_then(|p| p.value()), Some("1043"));
+    let builds = system.builds(DEV).await.expect("builds");
+    assert_eq!(builds.len(), 1);
+    assert_eq!(builds[0].fingerprint.as_deref(), Some("/my-api/dev/docker-image-tag=1"));
+    assert_eq!(builds[0].status, BuildStatus::Succeeded);
+
+    // The same push event delivered again changes nothing anywhere.
+    system.bridge.put_events(ecr_push("my-api", "1043", &digest)).await.expect("accepted");
+    system.wait_settled(SETTLE).await.expect("settles");
+    assert_eq!(system.builds(DEV).await.expect("builds").len(), 1);
+}
