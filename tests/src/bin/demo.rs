@@ -1,29 +1,28 @@
-//! `make demo`: record-image-tag on a local AWS. Starts moto server and the release function
-//! behind a local Lambda Runtime API, pushes images (one of them out of order, one event
-//! delivered twice), delivers their ECR events, and prints the decisions, the parameters and
-//! the function's decision log lines. Everything it starts stops when it ends.
+//! `make demo`: the whole pipeline on a local AWS, no account needed. Both release functions run
+//! behind local Lambda Runtime APIs; the local AWS emits the EventBridge events; the local
+//! EventBridge routes them through `infra/event-patterns/`. The demo only calls ECR: it pushes
+//! five images in quick succession across two services, then EventBridge redelivers an old push
+//! event late. Everything else happens by itself. It prints the timeline and the end state;
+//! everything it starts stops when it ends.
 
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use tagrelay_tests::event_router::DeliveryOutcome;
 use tagrelay_tests::events::ecr_push;
-use tagrelay_tests::local_aws::{create_repository, push_image, LocalAws};
-use tagrelay_tests::runtime_api::{lambda_binary, FunctionProcess, Outcome, RuntimeApi};
+use tagrelay_tests::local_aws::push_image;
+use tagrelay_tests::system::LocalSystem;
 use tagrelay_tests::HarnessError;
 
-const WAIT: Duration = Duration::from_secs(30);
+const BUILD: Duration = Duration::from_secs(3);
 
 fn config() -> Value {
     json!({
-        "environments": {
-            "dev": { "codebuild_project": "tagrelay-dev" },
-            "staging": { "codebuild_project": "tagrelay-staging" },
-            "prod": { "codebuild_project": "tagrelay-prod" }
-        },
+        "environments": { "dev": {}, "staging": {} },
         "services": {
-            "my-api": { "deploy_on_push": ["dev", "staging"], "order": "numeric" },
-            "worker": { "repository": "team/worker", "deploy_on_push": ["dev"], "order": "pushed-at", "tag_pattern": "^[0-9a-f]{7}$" }
+            "my-api": { "deploy_on_push": ["dev", "staging"] },
+            "worker": { "repository": "team/worker", "deploy_on_push": ["dev", "staging"] }
         }
     })
 }
@@ -40,80 +39,153 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), HarnessError> {
-    let aws = LocalAws::start().await?;
-    println!("local AWS (moto server) at {}", aws.endpoint());
-    let api = RuntimeApi::start().await?;
-    let mut env = aws.env();
-    env.push(("TAGRELAY_CONFIG".into(), config().to_string()));
-    let function = FunctionProcess::spawn(&lambda_binary("record-image-tag")?, &api, &env)?;
-    api.wait_first_poll(WAIT).await?;
-    println!("record-image-tag running behind a Lambda Runtime API at {}\n", api.address());
+    println!("starting the local AWS, the local EventBridge and both functions (release builds)…");
+    let system = LocalSystem::start(&config(), BUILD).await?;
+    println!(
+        "CodeBuild projects tagrelay-dev and tagrelay-staging: concurrent_build_limit 1, a Terraform run takes {}s\n",
+        BUILD.as_secs()
+    );
 
-    let sdk = aws.sdk_config().await;
-    let ecr = aws_sdk_ecr::Client::new(&sdk);
-    let ssm = aws_sdk_ssm::Client::new(&sdk);
-    create_repository(&ecr, "my-api").await?;
-    create_repository(&ecr, "team/worker").await?;
-
-    println!("CI pushes my-api:1041, my-api:1043, then a slow build's my-api:1042; team/worker:3f2a9c1, then 9be41d0");
-    let mut deliveries = Vec::new();
-    for (repository, tag) in [("my-api", "1041"), ("my-api", "1043"), ("my-api", "1042")] {
-        deliveries.push((repository, tag, push_image(&ecr, repository, tag).await?));
+    let start = Instant::now();
+    let mut timeline: Vec<(Duration, String)> = Vec::new();
+    let mut first_push = None;
+    for (repository, tag) in
+        [("my-api", "101"), ("team/worker", "201"), ("my-api", "102"), ("team/worker", "202"), ("my-api", "103")]
+    {
+        let digest = push_image(&system.ecr, repository, tag).await?;
+        first_push.get_or_insert((repository, tag, digest));
+        timeline.push((start.elapsed(), format!("CI     push {repository}:{tag}")));
     }
-    let first_worker = push_image(&ecr, "team/worker", "3f2a9c1").await?;
-    tokio::time::sleep(Duration::from_millis(1100)).await; // distinct ECR push times
-    let second_worker = push_image(&ecr, "team/worker", "9be41d0").await?;
-    // EventBridge delivers at least once and in no guaranteed order.
-    deliveries.push(("my-api", "1043", deliveries[1].2.clone()));
-    deliveries.push(("team/worker", "9be41d0", second_worker));
-    deliveries.push(("team/worker", "3f2a9c1", first_worker));
+    system.wait_settled(Duration::from_secs(120)).await?;
 
-    println!("\n{:<26} {:<9} {:<8} {:<20}", "event", "env", "decision", "reason");
-    for (repository, tag, digest) in &deliveries {
-        let label = format!("{repository}:{tag}");
-        match api.invoke(ecr_push(repository, tag, digest), WAIT).await? {
-            Outcome::Response(summary) => print_summary(&label, &summary),
-            Outcome::Error { error_type, error_message } => {
-                println!("{label:<26} error     {error_type}: {error_message}")
-            }
+    // EventBridge delivers at least once: my-api:101's event arrives again, late.
+    if let Some((repository, tag, digest)) = first_push {
+        timeline.push((start.elapsed(), format!("EventBridge redelivers {repository}:{tag}'s push event, late")));
+        system
+            .bridge
+            .put_events(ecr_push(repository, tag, &digest))
+            .await
+            .map_err(|err| HarnessError::Aws { operation: "local-events:PutEvents", message: err.0 })?;
+        system.wait_settled(Duration::from_secs(60)).await?;
+    }
+
+    for delivery in system.bridge.deliveries() {
+        let at = delivery.at.saturating_duration_since(start);
+        match &delivery.outcome {
+            DeliveryOutcome::Ok { response } => timeline.push((at, describe(&delivery.route, response))),
+            other => timeline.push((at, format!("{:<6} {other:?}", delivery.route))),
         }
     }
-
-    println!("\nparameters now");
-    for (service, environment) in [("my-api", "dev"), ("my-api", "staging"), ("my-api", "prod"), ("worker", "dev")] {
-        let name = format!("/{service}/{environment}/docker-image-tag");
-        let shown = match ssm.get_parameter().name(&name).send().await {
-            Ok(out) => out
-                .parameter()
-                .map(|p| format!("{} (version {})", p.value().unwrap_or_default(), p.version()))
-                .unwrap_or_default(),
-            Err(_) => "(not set: not deployed on push)".to_owned(),
-        };
-        println!("  {name:<34} {shown}");
+    timeline.sort_by_key(|(at, _)| *at);
+    println!("timeline");
+    for (at, line) in &timeline {
+        println!("  {:>6.2}s  {line}", at.as_secs_f64());
     }
 
-    println!("\ndecision log lines (CloudWatch JSON)");
-    for line in function.log_lines().iter().filter(|l| l.contains("\"decision\"")) {
-        println!("  {line}");
+    println!("\nend state");
+    for environment in system.config.environments() {
+        let project = &environment.codebuild_project;
+        let builds = system.builds(project).await?;
+        let current = system.fingerprint(&environment.name).await?;
+        let deployed = builds.iter().find(|b| b.fingerprint.is_some());
+        let in_sync = deployed
+            .is_some_and(|b| b.fingerprint.as_deref() == Some(current.as_str()) && b.status.as_str() == "SUCCEEDED");
+        println!(
+            "  {:<8} {} builds, at most {} at a time; newest {}; {}",
+            environment.name,
+            builds.len(),
+            max_concurrent(&system, project).await?,
+            deployed.map(|b| format!("{} {}", short(&b.id), b.status)).unwrap_or_else(|| "none".into()),
+            if in_sync { "in sync with its parameters" } else { "BEHIND its parameters" }
+        );
+        for name in system.config.parameter_names(&environment.name) {
+            let parameter = system.ssm.get_parameter().name(&name).send().await.ok();
+            let shown = parameter
+                .and_then(|p| {
+                    p.parameter().map(|p| format!("{} (version {})", p.value().unwrap_or_default(), p.version()))
+                })
+                .unwrap_or_else(|| "(not set)".into());
+            println!("           {name:<38} {shown}");
+        }
     }
-    println!("\nstopping the function, the Runtime API and moto server");
+    println!("\nstopping the functions, the local EventBridge and the local AWS");
     Ok(())
 }
 
-fn print_summary(label: &str, summary: &Value) {
-    if let Some(reason) = summary["skipped"].as_str() {
-        println!("{label:<26} {:<9} {:<8} {reason}", "-", "skip");
-        return;
+/// One timeline line from a function's response.
+fn describe(route: &str, response: &Value) -> String {
+    let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
+    if route == "ecr-image-action" {
+        let what = format!("{}:{}", text(&response["repository"]), text(&response["tag"]));
+        if let Some(reason) = response["skipped"].as_str() {
+            return format!("record-image-tag  {what}: skip ({reason})");
+        }
+        let decisions: Vec<String> = response["decisions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| match d["decision"].as_str() {
+                Some("write") => format!("{} = {}", text(&d["parameter"]), text(&d["to"])),
+                _ => format!("{} skip ({})", text(&d["environment"]), text(&d["reason"])),
+            })
+            .collect();
+        return format!("record-image-tag  {what}: {}", decisions.join(", "));
     }
-    for decision in summary["decisions"].as_array().into_iter().flatten() {
-        let text = |key: &str| decision[key].as_str().unwrap_or("").to_owned();
-        let detail = match (text("decision").as_str(), decision["previous"].as_str()) {
-            ("write", Some(previous)) => {
-                format!("{} ({previous} -> {})", text("reason"), text("to"))
+    let trigger = text(&response["trigger"]);
+    // "build <arn> ended SUCCEEDED" reads better with a short build id.
+    let trigger = match trigger.strip_prefix("build ").and_then(|rest| rest.split_once(" ended ")) {
+        Some((id, status)) => format!("build {} ended {status}", short(id)),
+        None => trigger,
+    };
+    if let Some(reason) = response["ignored"].as_str() {
+        return format!("trigger-deploy    {trigger}: ignored ({reason})");
+    }
+    let decisions: Vec<String> = response["environments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let build = e["build"].as_str().map(short).unwrap_or_default();
+            match e["decision"].as_str() {
+                Some("start") => format!("{}: START {build} ({})", text(&e["environment"]), text(&e["reason"])),
+                Some("wait") => format!("{}: coalesced, waits for {build}", text(&e["environment"])),
+                Some(other) => format!("{}: {other}", text(&e["environment"])),
+                None => String::new(),
             }
-            ("write", None) => format!("{} (-> {})", text("reason"), text("to")),
-            _ => text("reason"),
-        };
-        println!("{label:<26} {:<9} {:<8} {detail}", text("environment"), text("decision"));
+        })
+        .collect();
+    format!("trigger-deploy    {trigger}: {}", decisions.join(", "))
+}
+
+/// `tagrelay-dev:6f1c…` for a build id or ARN.
+fn short(id: &str) -> String {
+    let id = id.rsplit('/').next().unwrap_or(id);
+    match id.split_once(':') {
+        Some((project, uuid)) => format!("{project}:{}", uuid.chars().take(8).collect::<String>()),
+        None => id.to_owned(),
     }
+}
+
+/// The most builds of `project` that ran at the same time, from their start and end times.
+async fn max_concurrent(system: &LocalSystem, project: &str) -> Result<usize, HarnessError> {
+    let listed =
+        system.codebuild.list_builds_for_project().project_name(project).send().await.map_err(|err| {
+            HarnessError::Aws { operation: "codebuild:ListBuildsForProject", message: err.to_string() }
+        })?;
+    if listed.ids().is_empty() {
+        return Ok(0);
+    }
+    let builds = system
+        .codebuild
+        .batch_get_builds()
+        .set_ids(Some(listed.ids().to_vec()))
+        .send()
+        .await
+        .map_err(|err| HarnessError::Aws { operation: "codebuild:BatchGetBuilds", message: err.to_string() })?;
+    let spans: Vec<(f64, f64)> = builds
+        .builds()
+        .iter()
+        .filter_map(|b| Some((b.start_time()?.as_secs_f64(), b.end_time().map_or(f64::MAX, |t| t.as_secs_f64()))))
+        .collect();
+    Ok(spans.iter().map(|(start, _)| spans.iter().filter(|(s, e)| s <= start && start < e).count()).max().unwrap_or(0))
 }
