@@ -78,3 +78,56 @@ async fn ecr_reports_digest_and_push_time_and_none_for_what_is_gone() {
     assert_eq!(registry.image_by_tag("team/worker", "nope").await.expect("describe"), None);
     assert_eq!(registry.image_by_tag("no/such-repo", "abc").await.expect("describe"), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codebuild_lists_newest_first_with_fingerprints_and_reports_the_limit() {
+    use tagrelay::aws::codebuild::CodeBuildRunner;
+    use tagrelay::aws::{BuildRunner, StartBuild, StartOutcome};
+    use tagrelay::deploy::build::BuildStatus;
+    use tagrelay_tests::local_aws::create_codebuild_project;
+
+    let aws = LocalAws::start().await.expect("local AWS");
+    let sdk = aws.sdk_config().await;
+    create_codebuild_project(&aws_sdk_codebuild::Client::new(&sdk), "tagrelay-dev", Some(1)).await.expect("project");
+    aws.set_build_behaviour("tagrelay-dev", Duration::from_millis(800), "SUCCEEDED").await.expect("behaviour");
+    let runner = CodeBuildRunner::from_sdk_config(&sdk);
+    let request = |fingerprint: &str, token: &str| StartBuild {
+        project: "tagrelay-dev".into(),
+        environment: vec![("TAGRELAY_FINGERPRINT".into(), fingerprint.into())],
+        idempotency_token: token.into(),
+    };
+
+    assert!(runner.recent_builds("tagrelay-dev", 10).await.expect("list").is_empty());
+    let StartOutcome::Started { build_id: first } = runner.start_build(&request("/a=1", "t1")).await.expect("start")
+    else {
+        panic!("the first build starts");
+    };
+    // The same token is the same build; another start over the limit is refused, not an error.
+    assert_eq!(
+        runner.start_build(&request("/a=1", "t1")).await.expect("start"),
+        StartOutcome::Started { build_id: first.clone() }
+    );
+    assert_eq!(runner.start_build(&request("/a=2", "t2")).await.expect("start"), StartOutcome::LimitReached);
+
+    let running = runner.recent_builds("tagrelay-dev", 10).await.expect("list");
+    assert_eq!(running.len(), 1);
+    assert_eq!((running[0].id.as_str(), running[0].status), (first.as_str(), BuildStatus::InProgress));
+    assert_eq!(running[0].fingerprint.as_deref(), Some("/a=1"));
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let StartOutcome::Started { build_id: second } = runner.start_build(&request("/a=2", "t2")).await.expect("start")
+    else {
+        panic!("the limit is free again");
+    };
+    let builds = runner.recent_builds("tagrelay-dev", 10).await.expect("list");
+    let seen: Vec<(&str, BuildStatus, Option<&str>)> =
+        builds.iter().map(|b| (b.id.as_str(), b.status, b.fingerprint.as_deref())).collect();
+    assert_eq!(
+        seen,
+        vec![
+            (second.as_str(), BuildStatus::InProgress, Some("/a=2")),
+            (first.as_str(), BuildStatus::Succeeded, Some("/a=1"))
+        ]
+    );
+    assert_eq!(runner.recent_builds("tagrelay-dev", 1).await.expect("list").len(), 1, "at most `limit`");
+}
