@@ -27,7 +27,6 @@
 
 use std::collections::hash_map::RandomState;
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,13 +38,11 @@ use aws_sdk_sqs::types::MessageAttributeValue;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 use crate::event_pattern::EventPattern;
 use crate::runtime_api::{Outcome, RuntimeApi};
@@ -239,7 +236,10 @@ impl LocalEventBridge {
             outstanding: watch::Sender::new(0),
             sequence: AtomicU64::new(0),
         });
-        let mut tasks = vec![tokio::spawn(serve(listener, shared.clone()))];
+        let mut tasks =
+            vec![tokio::spawn(crate::http_server::serve(listener, shared.clone(), |shared, request| async move {
+                handle(&shared, request).await
+            }))];
         for target in 0..shared.targets.len() {
             tasks.push(tokio::spawn(deliver(shared.clone(), target)));
         }
@@ -449,29 +449,6 @@ fn truncate(text: &str, limit: usize) -> &str {
         end -= 1;
     }
     &text[..end]
-}
-
-async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let shared = shared.clone();
-                connections.spawn(async move {
-                    let service = service_fn(move |request| {
-                        let shared = shared.clone();
-                        async move { Ok::<_, Infallible>(handle(&shared, request).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-            Some(_) = connections.join_next() => {}
-        }
-    }
 }
 
 async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>> {

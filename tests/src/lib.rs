@@ -13,6 +13,7 @@ use std::time::Duration;
 pub mod event_pattern;
 pub mod event_router;
 pub mod events;
+mod http_server;
 pub mod local_aws;
 pub mod runtime_api;
 pub mod system;

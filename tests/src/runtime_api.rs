@@ -15,7 +15,6 @@
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
-use std::convert::Infallible;
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,15 +26,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::sync::{oneshot, watch, Notify};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 use crate::local_aws::{kill_and_reap, lock, ACCOUNT_ID, REGION};
 use crate::{workspace_root, HarnessError};
@@ -102,7 +99,9 @@ impl RuntimeApi {
             first_poll: watch::Sender::new(false),
             init_error: watch::Sender::new(None),
         });
-        let server = tokio::spawn(serve(listener, state.clone()));
+        let server = tokio::spawn(crate::http_server::serve(listener, state.clone(), |state, request| async move {
+            route(&state, request).await
+        }));
         Ok(RuntimeApi { state, address, server })
     }
 
@@ -208,29 +207,6 @@ impl Drop for RuntimeApi {
     fn drop(&mut self) {
         // Dropping the accept task drops its JoinSet, which aborts every connection.
         self.server.abort();
-    }
-}
-
-async fn serve(listener: TcpListener, state: Arc<State>) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let state = state.clone();
-                connections.spawn(async move {
-                    let service = service_fn(move |request| {
-                        let state = state.clone();
-                        async move { Ok::<_, Infallible>(route(&state, request).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-            Some(_) = connections.join_next() => {}
-        }
     }
 }
 

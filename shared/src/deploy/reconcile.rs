@@ -54,20 +54,6 @@ pub enum Reconcile {
     NothingToDeploy,
 }
 
-impl Reconcile {
-    /// The decision's name, as logged.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Start { .. } => "start",
-            Self::Wait { .. } => "wait",
-            Self::UpToDate { .. } => "up_to_date",
-            Self::Hold { .. } => "hold",
-            Self::NoBaseline => "no_baseline",
-            Self::NothingToDeploy => "nothing_to_deploy",
-        }
-    }
-}
-
 /// `builds` are the environment's project's newest builds, newest first.
 pub fn reconcile(fingerprint: &str, builds: &[BuildRecord], trigger: &Trigger) -> Reconcile {
     if fingerprint.is_empty() {
