@@ -25,9 +25,7 @@
 //! makes its own. The id that stays the same across attempts, as Lambda's does, is
 //! [`Delivery::request_id`], and it is the `RequestID` of the dead-letter message.
 
-use std::collections::hash_map::RandomState;
 use std::collections::BTreeMap;
-use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -45,7 +43,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::event_pattern::EventPattern;
-use crate::runtime_api::{Outcome, RuntimeApi};
+use crate::runtime_api::{request_id, Outcome, RuntimeApi};
 use crate::HarnessError;
 
 /// EventBridge's limit on an event (PutEvents entry).
@@ -521,19 +519,4 @@ fn json_kind(value: &Value) -> &'static str {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// A version-4 UUID, as Lambda's request ids are.
-fn request_id() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let random = || RandomState::new().hash_one(COUNTER.fetch_add(1, Ordering::Relaxed));
-    let (a, b) = (random(), random());
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0x0fff,
-        0x8000 | ((b >> 48) & 0x3fff),
-        b & 0xffff_ffff_ffff
-    )
 }

@@ -30,6 +30,12 @@ pub enum HarnessError {
     #[error("moto_server exited before answering ({status}); its last output:\n{output}")]
     MotoExited { status: String, output: String },
 
+    #[error(
+        "example {name} is not built at {}: run `cargo test -p tagrelay-tests` (it builds the examples)",
+        path.display()
+    )]
+    ExampleNotBuilt { name: String, path: PathBuf },
+
     #[error("lambda binary not found at {}: run `make lambdas-local`", path.display())]
     LambdaBinaryNotFound { path: PathBuf },
 

@@ -350,7 +350,7 @@ fn random_u64() -> u64 {
 }
 
 /// A version-4 UUID, as Lambda's request ids are.
-fn request_id() -> String {
+pub(crate) fn request_id() -> String {
     let (a, b) = (random_u64(), random_u64());
     format!(
         "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
@@ -372,6 +372,16 @@ fn trace_id() -> String {
         random_u64(),
         random_u64()
     )
+}
+
+/// `target/<profile>/examples/<name>`, beside the running test's own `target/<profile>/deps/…`.
+pub fn example_binary(name: &str) -> Result<PathBuf, HarnessError> {
+    let exe = std::env::current_exe().map_err(HarnessError::io("finding the test's own path"))?;
+    let path = exe.parent().and_then(Path::parent).map(|profile| profile.join("examples").join(name));
+    match path {
+        Some(path) if path.is_file() => Ok(path),
+        other => Err(HarnessError::ExampleNotBuilt { name: name.to_owned(), path: other.unwrap_or_default() }),
+    }
 }
 
 /// `<workspace>/target/lambda/host/<name>/bootstrap`, or `$TAGRELAY_LAMBDA_DIR/<name>/bootstrap`,

@@ -6,7 +6,7 @@
 //! `cargo test -p tagrelay-tests`, or `cargo build -p tagrelay-tests --example echo`); the ones
 //! that dead-letter use moto's SQS (`make tools`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -518,18 +518,8 @@ fn infra_event_patterns_parse_and_match_their_events() {
 // Delivery
 // ---------------------------------------------------------------------------------------------
 
-/// `target/<profile>/examples/echo`, next to this test's own `target/<profile>/deps/event_routing-*`.
 fn echo_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("the test runs from target/<profile>/deps");
-    let echo = profile_dir.join("examples").join("echo");
-    assert!(
-        echo.is_file(),
-        "{} is not built: run `cargo test -p tagrelay-tests` (it builds the examples) or \
-         `cargo build -p tagrelay-tests --example echo`",
-        echo.display()
-    );
-    echo
+    tagrelay_tests::runtime_api::example_binary("echo").expect("the echo example")
 }
 
 /// The echo example behind its own Runtime API.

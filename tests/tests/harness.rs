@@ -17,18 +17,8 @@ use tokio::net::TcpStream;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
-/// `target/<profile>/examples/echo`, next to this test's own `target/<profile>/deps/harness-*`.
 fn echo_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("the test runs from target/<profile>/deps");
-    let echo = profile_dir.join("examples").join("echo");
-    assert!(
-        echo.is_file(),
-        "{} is not built: run `cargo test -p tagrelay-tests` (it builds the examples) or \
-         `cargo build -p tagrelay-tests --example echo`",
-        echo.display()
-    );
-    echo
+    tagrelay_tests::runtime_api::example_binary("echo").expect("the echo example")
 }
 
 async fn start_echo(env: &[(String, String)]) -> (RuntimeApi, FunctionProcess) {
