@@ -1,0 +1,204 @@
+################################################################################
+# One CodeBuild project per environment: `terraform apply` of the team's Terraform.
+#
+# trigger-deploy starts builds with TAGRELAY_FINGERPRINT, TAGRELAY_ENVIRONMENT and TAGRELAY_REASON
+# overriding the project's environment; TAGRELAY_FINGERPRINT is deliberately not set on the
+# project, so a build started by hand carries none and never counts as deployed state.
+################################################################################
+
+locals {
+  state_region = coalesce(var.state_region, local.region)
+}
+
+resource "aws_cloudwatch_log_group" "build" {
+  for_each = local.environments
+
+  name              = local.build_log_groups[each.key]
+  retention_in_days = var.log_retention_in_days
+  kms_key_id        = aws_kms_key.this.arn
+  tags              = local.tags
+}
+
+data "aws_iam_policy_document" "codebuild_assume" {
+  for_each = local.environments
+
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["codebuild.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:${local.partition}:codebuild:${local.region}:${local.account_id}:project/${each.value.codebuild_project}"]
+    }
+  }
+}
+
+resource "aws_iam_role" "codebuild" {
+  for_each = local.environments
+
+  name               = "${each.value.codebuild_project}-build"
+  description        = "Service role of the ${each.value.codebuild_project} project: runs the team's Terraform for ${each.key}"
+  assume_role_policy = data.aws_iam_policy_document.codebuild_assume[each.key].json
+  tags               = local.tags
+}
+
+# What every project needs whatever the team's Terraform does: its log group, the key (build
+# output, logs), its own state object and lock file, and reading its environment's image tags.
+# Everything the team's Terraform manages comes from environments.<env>.policy_arns/policy_json.
+data "aws_iam_policy_document" "codebuild_base" {
+  for_each = local.environments
+
+  statement {
+    sid       = "OwnLogGroup"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.build[each.key].arn}:*"]
+  }
+
+  statement {
+    sid       = "ProjectKey"
+    actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*", "kms:DescribeKey"]
+    resources = [aws_kms_key.this.arn]
+  }
+
+  statement {
+    sid       = "ListOwnState"
+    actions   = ["s3:ListBucket"]
+    resources = ["arn:${local.partition}:s3:::${var.state_bucket}"]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = [each.value.state_key, "${each.value.state_key}.tflock"]
+    }
+  }
+
+  statement {
+    sid       = "ReadWriteOwnState"
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = ["arn:${local.partition}:s3:::${var.state_bucket}/${each.value.state_key}"]
+  }
+
+  # use_lockfile: the lock is an object next to the state, created and deleted by each run.
+  statement {
+    sid       = "OwnStateLock"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = ["arn:${local.partition}:s3:::${var.state_bucket}/${each.value.state_key}.tflock"]
+  }
+
+  # The team's Terraform reads its image tags with data "aws_ssm_parameter".
+  statement {
+    sid     = "ReadEnvironmentImageTags"
+    actions = ["ssm:GetParameter", "ssm:GetParameters"]
+    resources = [
+      for key, p in local.parameters :
+      "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${p.name}" if p.environment == each.key
+    ]
+  }
+}
+
+resource "aws_iam_role_policy" "codebuild_base" {
+  for_each = local.environments
+
+  name   = "${each.value.codebuild_project}-base"
+  role   = aws_iam_role.codebuild[each.key].id
+  policy = data.aws_iam_policy_document.codebuild_base[each.key].json
+}
+
+resource "aws_iam_role_policy" "codebuild_terraform" {
+  for_each = { for name, env in local.environments : name => env if env.policy_json != null }
+
+  name   = "${each.value.codebuild_project}-terraform"
+  role   = aws_iam_role.codebuild[each.key].id
+  policy = each.value.policy_json
+}
+
+resource "aws_iam_role_policy_attachment" "codebuild_terraform" {
+  for_each = {
+    for pair in flatten([
+      for name, env in local.environments : [
+        for arn in env.policy_arns : { key = "${name}|${arn}", environment = name, arn = arn }
+      ]
+    ]) : pair.key => pair
+  }
+
+  role       = aws_iam_role.codebuild[each.value.environment].name
+  policy_arn = each.value.arn
+}
+
+resource "aws_codebuild_project" "this" {
+  for_each = local.environments
+
+  name                   = each.value.codebuild_project
+  description            = "tagrelay: terraform apply for ${each.key}"
+  service_role           = aws_iam_role.codebuild[each.key].arn
+  build_timeout          = var.build_timeout_in_minutes
+  queued_timeout         = 60
+  concurrent_build_limit = 1 # at most one Terraform run per environment; trigger-deploy reads a refused start as "wait"
+  encryption_key         = aws_kms_key.this.arn
+  source_version         = each.value.source_version
+
+  source {
+    type            = var.source_type
+    location        = var.source_location
+    buildspec       = file("${path.module}/buildspec.yml")
+    git_clone_depth = var.source_type == "S3" ? null : 1
+  }
+
+  artifacts {
+    type = "NO_ARTIFACTS"
+  }
+
+  environment {
+    type                        = var.codebuild_compute.type
+    compute_type                = var.codebuild_compute.compute_type
+    image                       = var.codebuild_compute.image
+    image_pull_credentials_type = "CODEBUILD"
+    privileged_mode             = false
+
+    dynamic "environment_variable" {
+      for_each = merge({
+        TAGRELAY_ENVIRONMENT  = each.key # overridden by trigger-deploy with the same value
+        TERRAFORM_VERSION     = var.terraform_version
+        TERRAFORM_SHA256      = var.terraform_sha256
+        TERRAFORM_PLATFORM    = var.codebuild_compute.terraform_platform
+        TAGRELAY_STATE_BUCKET = var.state_bucket
+        TAGRELAY_STATE_KEY    = each.value.state_key
+        TAGRELAY_STATE_REGION = local.state_region
+        TAGRELAY_WORKING_DIR  = each.value.working_directory
+        TAGRELAY_LOCK_TIMEOUT = var.terraform_lock_timeout
+        TF_IN_AUTOMATION      = "1"
+        TF_INPUT              = "0"
+      }, each.value.var_file == null ? {} : { TAGRELAY_VAR_FILE = each.value.var_file })
+      content {
+        name  = environment_variable.key
+        value = environment_variable.value
+        type  = "PLAINTEXT"
+      }
+    }
+  }
+
+  logs_config {
+    cloudwatch_logs {
+      status     = "ENABLED"
+      group_name = aws_cloudwatch_log_group.build[each.key].name
+    }
+    s3_logs {
+      status = "DISABLED"
+    }
+  }
+
+  tags = local.tags
+
+  depends_on = [aws_iam_role_policy.codebuild_base]
+}

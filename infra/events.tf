@@ -1,0 +1,104 @@
+################################################################################
+# EventBridge rules. The patterns are the files in event-patterns/ (which the local test bed
+# routes with too), narrowed here to what is ours.
+################################################################################
+
+locals {
+  base_patterns = {
+    ecr       = jsondecode(file("${path.module}/event-patterns/ecr-image-action.json"))
+    parameter = jsondecode(file("${path.module}/event-patterns/parameter-store-change.json"))
+    build     = jsondecode(file("${path.module}/event-patterns/codebuild-build-state-change.json"))
+  }
+
+  rules = {
+    ecr-push = {
+      description = "tagrelay: successful ECR pushes to the configured repositories"
+      function    = "record-image-tag"
+      pattern = merge(local.base_patterns.ecr, {
+        detail = merge(local.base_patterns.ecr.detail, { "repository-name" = local.repositories })
+      })
+    }
+    parameter-change = {
+      description = "tagrelay: changes of the image-tag parameters"
+      function    = "trigger-deploy"
+      pattern = merge(local.base_patterns.parameter, {
+        detail = merge(local.base_patterns.parameter.detail, { name = local.parameter_names })
+      })
+    }
+    build-finished = {
+      description = "tagrelay: builds of the tagrelay projects that finished"
+      function    = "trigger-deploy"
+      pattern = merge(local.base_patterns.build, {
+        detail = merge(local.base_patterns.build.detail, { "project-name" = local.projects })
+      })
+    }
+  }
+}
+
+resource "aws_cloudwatch_event_rule" "pattern" {
+  for_each = local.rules
+
+  name          = "${var.name_prefix}-${each.key}"
+  description   = each.value.description
+  event_pattern = jsonencode(each.value.pattern)
+  tags          = local.tags
+
+  lifecycle {
+    # EventBridge limits an event pattern to 2048 characters. Many services x environments (the
+    # parameter rule lists every name) can exceed it; split the stack or shorten the template.
+    precondition {
+      condition     = length(jsonencode(each.value.pattern)) <= 2048
+      error_message = "The event pattern of rule ${each.key} is ${length(jsonencode(each.value.pattern))} characters; EventBridge allows 2048."
+    }
+  }
+}
+
+resource "aws_cloudwatch_event_target" "pattern" {
+  for_each = local.rules
+
+  rule      = aws_cloudwatch_event_rule.pattern[each.key].name
+  target_id = each.value.function
+  arn       = aws_lambda_function.this[each.value.function].arn
+
+  # The parameters are created before the rule routes their changes: creating them is not a
+  # change to deploy, and would otherwise start a first Terraform run in every environment.
+  depends_on = [aws_ssm_parameter.image_tag, aws_lambda_permission.pattern]
+}
+
+resource "aws_lambda_permission" "pattern" {
+  for_each = local.rules
+
+  statement_id  = "AllowEventBridge-${each.key}"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.this[each.value.function].function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.pattern[each.key].arn
+}
+
+################################################################################
+# The sweep: reconciles every environment on a schedule, the safety net for a lost event.
+# It never starts an environment's first run (no baseline to be behind).
+################################################################################
+
+resource "aws_cloudwatch_event_rule" "sweep" {
+  name                = "${var.name_prefix}-sweep"
+  description         = "tagrelay: reconcile every environment (safety net for lost events)"
+  schedule_expression = var.schedule_expression
+  tags                = local.tags
+}
+
+resource "aws_cloudwatch_event_target" "sweep" {
+  rule      = aws_cloudwatch_event_rule.sweep.name
+  target_id = "trigger-deploy"
+  arn       = aws_lambda_function.this["trigger-deploy"].arn
+
+  depends_on = [aws_lambda_permission.sweep]
+}
+
+resource "aws_lambda_permission" "sweep" {
+  statement_id  = "AllowEventBridge-sweep"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.this["trigger-deploy"].function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.sweep.arn
+}

@@ -1,0 +1,94 @@
+# How a team's service consumes the image tag tagrelay records: no tag is ever written in this
+# code. A push writes the parameter, tagrelay runs `terraform apply` for the environment, the plan
+# sees a new image URI, registers a task definition revision and rolls the service.
+
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+
+data "aws_ssm_parameter" "image_tag" {
+  name = replace(replace(var.parameter_template, "{service}", var.service), "{environment}", var.environment)
+}
+
+locals {
+  # insecure_value, not value: an image tag is no secret, and `value` is marked sensitive, which
+  # would hide the new tag in the plan (the one line a reviewer of a deploy wants to see).
+  image_tag = data.aws_ssm_parameter.image_tag.insecure_value
+  image     = "${data.aws_caller_identity.current.account_id}.dkr.ecr.${data.aws_region.current.name}.amazonaws.com/${var.repository}:${local.image_tag}"
+
+  # Before the first push the parameter holds tagrelay's placeholder, which names no image: run
+  # no tasks rather than tasks that cannot pull.
+  has_image = local.image_tag != var.parameter_placeholder
+}
+
+resource "aws_ecs_task_definition" "this" {
+  family                   = "${var.service}-${var.environment}"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = var.cpu
+  memory                   = var.memory
+  execution_role_arn       = var.execution_role_arn
+  task_role_arn            = var.task_role_arn
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "ARM64"
+  }
+
+  container_definitions = jsonencode([
+    {
+      name                   = var.service
+      image                  = local.image
+      essential              = true
+      readonlyRootFilesystem = true
+      portMappings           = [{ containerPort = var.container_port, protocol = "tcp" }]
+      environment = [
+        { name = "ENVIRONMENT", value = var.environment },
+        { name = "IMAGE_TAG", value = local.image_tag },
+      ]
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = var.log_group_name
+          awslogs-region        = data.aws_region.current.name
+          awslogs-stream-prefix = var.service
+        }
+      }
+    }
+  ])
+}
+
+resource "aws_ecs_service" "this" {
+  name             = var.service
+  cluster          = var.cluster_arn
+  task_definition  = aws_ecs_task_definition.this.arn
+  desired_count    = local.has_image ? var.desired_count : 0
+  launch_type      = "FARGATE"
+  platform_version = "LATEST"
+
+  deployment_minimum_healthy_percent = 100
+  deployment_maximum_percent         = 200
+
+  # A deployment whose tasks do not become healthy is stopped and rolled back to the last
+  # working task definition.
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  # `terraform apply` waits for the deployment to finish, so the tagrelay build fails when the
+  # new image does not come up; tagrelay then holds the environment and the alarm fires instead
+  # of retrying the same broken tag.
+  wait_for_steady_state = true
+
+  network_configuration {
+    subnets          = var.subnet_ids
+    security_groups  = var.security_group_ids
+    assign_public_ip = false
+  }
+
+  propagate_tags = "SERVICE"
+  tags = {
+    service     = var.service
+    environment = var.environment
+  }
+}

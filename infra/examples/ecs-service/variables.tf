@@ -1,0 +1,82 @@
+variable "environment" {
+  description = "Environment this configuration deploys (one of tagrelay's environments)."
+  type        = string
+}
+
+variable "service" {
+  description = "Service name as configured in tagrelay (names the parameter)."
+  type        = string
+  default     = "my-api"
+}
+
+variable "repository" {
+  description = "ECR repository of the service's images (tagrelay's services.<svc>.repository)."
+  type        = string
+  default     = "my-api"
+}
+
+variable "parameter_template" {
+  description = "tagrelay's parameter_template."
+  type        = string
+  default     = "/{service}/{environment}/docker-image-tag"
+}
+
+variable "parameter_placeholder" {
+  description = "tagrelay's parameter_placeholder: the value before the first push. While the parameter holds it, the service runs no tasks."
+  type        = string
+  default     = "initial"
+}
+
+variable "cluster_arn" {
+  description = "ECS cluster the service runs in."
+  type        = string
+}
+
+variable "subnet_ids" {
+  description = "Private subnets of the tasks."
+  type        = list(string)
+}
+
+variable "security_group_ids" {
+  description = "Security groups of the tasks."
+  type        = list(string)
+}
+
+variable "execution_role_arn" {
+  description = "Task execution role (pulls the image from ECR, writes logs)."
+  type        = string
+}
+
+variable "task_role_arn" {
+  description = "Task role (what the application may call). Not the execution role."
+  type        = string
+}
+
+variable "log_group_name" {
+  description = "Existing CloudWatch log group of the containers."
+  type        = string
+}
+
+variable "container_port" {
+  description = "Port the container listens on."
+  type        = number
+  default     = 8080
+}
+
+variable "cpu" {
+  description = "Task CPU units."
+  type        = number
+  default     = 256
+}
+
+variable "memory" {
+  description = "Task memory (MiB)."
+  type        = number
+  default     = 512
+}
+
+variable "desired_count" {
+  description = "Number of tasks once an image tag has been recorded."
+  type        = number
+  default     = 2
+}

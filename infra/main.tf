@@ -1,0 +1,81 @@
+# tagrelay: continuous delivery for ECS services whose infrastructure lives in Terraform.
+# This file derives names and the configuration document; the resources are split by concern:
+#   kms.tf        the customer managed key for logs, queues and the alarm topic
+#   lambda.tf     the two functions, their log groups, async invoke config and dead-letter queues
+#   iam.tf        one least-privilege role per function
+#   events.tf     EventBridge rules (patterns from event-patterns/, narrowed to what is ours)
+#   ssm.tf        the image-tag parameters
+#   codebuild.tf  one project per environment running the team's Terraform
+#   monitoring.tf alarms, the alarm topic, the Hold metric filter and saved queries
+
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  account_id = data.aws_caller_identity.current.account_id
+  region     = data.aws_region.current.name
+  partition  = data.aws_partition.current.partition
+
+  tags = merge(var.tags, { "managed-by" = "tagrelay" })
+
+  functions = toset(["record-image-tag", "trigger-deploy"])
+
+  # Environments with their defaults filled in.
+  environments = {
+    for name, env in var.environments : name => merge(env, {
+      codebuild_project = coalesce(env.codebuild_project, "${var.name_prefix}-${name}")
+      state_key         = coalesce(env.state_key, "${name}/terraform.tfstate")
+      source_version    = try(coalesce(env.source_version, var.source_version), null)
+    })
+  }
+
+  services = {
+    for name, svc in var.services : name => merge(svc, {
+      repository = coalesce(svc.repository, name)
+    })
+  }
+
+  # One parameter per (service, environment), keyed "<service>/<environment>".
+  parameters = {
+    for pair in setproduct(keys(local.services), keys(local.environments)) :
+    "${pair[0]}/${pair[1]}" => {
+      service     = pair[0]
+      environment = pair[1]
+      name        = replace(replace(var.parameter_template, "{service}", pair[0]), "{environment}", pair[1])
+    }
+  }
+
+  parameter_names = sort([for p in values(local.parameters) : p.name])
+  repositories    = sort(distinct([for svc in values(local.services) : svc.repository]))
+  projects        = sort([for env in values(local.environments) : env.codebuild_project])
+
+  parameter_arns  = [for name in local.parameter_names : "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${name}"]
+  repository_arns = [for repo in local.repositories : "arn:${local.partition}:ecr:${local.region}:${local.account_id}:repository/${repo}"]
+  project_arns    = [for project in local.projects : "arn:${local.partition}:codebuild:${local.region}:${local.account_id}:project/${project}"]
+
+  function_names = { for fn in local.functions : fn => "${var.name_prefix}-${fn}" }
+
+  # Log groups are created here (not by Lambda/CodeBuild on first use) so that they carry the
+  # retention and the KMS key; the key policy lets CloudWatch Logs use the key for these only.
+  function_log_groups = { for fn in local.functions : fn => "/aws/lambda/${local.function_names[fn]}" }
+  build_log_groups    = { for name, env in local.environments : name => "/aws/codebuild/${env.codebuild_project}" }
+  log_group_names     = concat(values(local.function_log_groups), values(local.build_log_groups))
+
+  # The document both functions read from TAGRELAY_CONFIG. The code refuses unknown fields, so
+  # only the fields it knows are rendered (not the CodeBuild settings of var.environments).
+  tagrelay_config = {
+    parameter_template = var.parameter_template
+    environments = {
+      for name, env in local.environments : name => { codebuild_project = env.codebuild_project }
+    }
+    services = {
+      for name, svc in local.services : name => {
+        repository     = svc.repository
+        deploy_on_push = svc.deploy_on_push
+        tag_pattern    = svc.tag_pattern
+        order          = svc.order
+      }
+    }
+  }
+}

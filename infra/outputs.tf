@@ -1,0 +1,57 @@
+output "function_arns" {
+  description = "ARN of each function, by function (record-image-tag, trigger-deploy)."
+  value       = { for fn in local.functions : fn => aws_lambda_function.this[fn].arn }
+}
+
+output "function_role_arns" {
+  description = "Execution role ARN of each function."
+  value       = { for fn in local.functions : fn => aws_iam_role.function[fn].arn }
+}
+
+output "dead_letter_queue_urls" {
+  description = "Dead-letter queue URL of each function (what `tagrelay redrive` reads)."
+  value       = { for fn in local.functions : fn => aws_sqs_queue.dlq[fn].url }
+}
+
+output "log_group_names" {
+  description = "Log group of each function."
+  value       = local.function_log_groups
+}
+
+output "parameter_names" {
+  description = "The image-tag parameter of each service in each environment, keyed \"<service>/<environment>\"."
+  value       = { for key, p in local.parameters : key => aws_ssm_parameter.image_tag[key].name }
+}
+
+output "codebuild_projects" {
+  description = "The CodeBuild project of each environment."
+  value       = { for name in keys(local.environments) : name => aws_codebuild_project.this[name].name }
+}
+
+output "codebuild_role_arns" {
+  description = "Service role of each environment's project; grant it what the team's Terraform manages (or use environments.<env>.policy_arns)."
+  value       = { for name in keys(local.environments) : name => aws_iam_role.codebuild[name].arn }
+}
+
+output "event_rule_arns" {
+  description = "EventBridge rules: ecr-push, parameter-change, build-finished, sweep."
+  value = merge(
+    { for key, rule in aws_cloudwatch_event_rule.pattern : key => rule.arn },
+    { sweep = aws_cloudwatch_event_rule.sweep.arn },
+  )
+}
+
+output "alarm_topic_arn" {
+  description = "SNS topic the alarms notify; subscribe chat or paging integrations to it."
+  value       = aws_sns_topic.alarms.arn
+}
+
+output "kms_key_arn" {
+  description = "The key encrypting logs, queues, the topic, the functions' environment and build output."
+  value       = aws_kms_key.this.arn
+}
+
+output "tagrelay_config" {
+  description = "The TAGRELAY_CONFIG document the functions run with (also what the `tagrelay` CLI needs)."
+  value       = jsonencode(local.tagrelay_config)
+}

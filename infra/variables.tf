@@ -1,0 +1,391 @@
+################################################################################
+# Naming
+################################################################################
+
+variable "name_prefix" {
+  description = "Prefix of every resource name (functions, roles, queues, topic, default CodeBuild project names `<prefix>-<env>`)."
+  type        = string
+  default     = "tagrelay"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z][a-zA-Z0-9-]{0,31}$", var.name_prefix))
+    error_message = "name_prefix must start with a letter and contain only letters, digits and '-', at most 32 characters."
+  }
+}
+
+variable "tags" {
+  description = "Tags added to every resource that supports them."
+  type        = map(string)
+  default     = {}
+}
+
+################################################################################
+# What tagrelay manages (rendered into TAGRELAY_CONFIG)
+################################################################################
+
+variable "parameter_template" {
+  description = "SSM parameter name of a service's image tag in an environment. Must contain `{service}` and `{environment}`."
+  type        = string
+  default     = "/{service}/{environment}/docker-image-tag"
+
+  validation {
+    condition = alltrue([
+      startswith(var.parameter_template, "/"),
+      strcontains(var.parameter_template, "{service}"),
+      strcontains(var.parameter_template, "{environment}"),
+      can(regex("^[a-zA-Z0-9_./{}-]+$", var.parameter_template)),
+      !strcontains(var.parameter_template, "//"),
+      !endswith(var.parameter_template, "/"),
+      !can(regex("^/(aws|ssm)", lower(var.parameter_template))),
+    ])
+    error_message = "parameter_template must start with '/', contain {service} and {environment}, use only a-zA-Z0-9_.-/ besides the placeholders, have no empty level, and not start with /aws or /ssm."
+  }
+}
+
+variable "environments" {
+  description = <<-EOT
+    Environments, by name. Each gets one CodeBuild project that runs the team's Terraform for it.
+    - codebuild_project: project name (default `<name_prefix>-<env>`).
+    - state_key: S3 key of the environment's Terraform state (default `<env>/terraform.tfstate`).
+    - working_directory: directory of the team's Terraform inside the source (default `.`).
+    - var_file: optional `-var-file` for `terraform apply`, relative to working_directory.
+    - source_version: optional branch, tag or commit of the source to build.
+    - policy_arns: managed policies attached to the project's service role: what the team's
+      Terraform needs to manage the environment (e.g. ECS, IAM PassRole, the state bucket's KMS key).
+    - policy_json: an optional inline policy for the same purpose.
+  EOT
+  type = map(object({
+    codebuild_project = optional(string)
+    state_key         = optional(string)
+    working_directory = optional(string, ".")
+    var_file          = optional(string)
+    source_version    = optional(string)
+    policy_arns       = optional(list(string), [])
+    policy_json       = optional(string)
+  }))
+
+  validation {
+    condition     = length(var.environments) > 0
+    error_message = "Define at least one environment."
+  }
+
+  validation {
+    condition     = alltrue([for name in keys(var.environments) : can(regex("^[a-zA-Z0-9_.-]+$", name))])
+    error_message = "Environment names may contain only a-zA-Z0-9_.- (they become a level of an SSM parameter name)."
+  }
+
+  validation {
+    condition = alltrue([
+      for env in values(var.environments) :
+      env.codebuild_project == null || can(regex("^[A-Za-z0-9][A-Za-z0-9_-]{1,254}$", env.codebuild_project))
+    ])
+    error_message = "codebuild_project must be a valid CodeBuild project name (2-255 characters, letters, digits, '-' and '_')."
+  }
+
+  validation {
+    condition     = alltrue([for env in values(var.environments) : env.policy_json == null || can(jsondecode(env.policy_json))])
+    error_message = "policy_json must be a JSON policy document."
+  }
+}
+
+variable "services" {
+  description = <<-EOT
+    Services, by name. One SSM parameter is created per (service, environment).
+    - repository: ECR repository whose pushes belong to the service (default: the service name).
+    - deploy_on_push: environments whose parameter a push writes; each must be defined in
+      `environments`. `[]` for a service promoted only by hand.
+    - tag_pattern: regular expression a tag must match (Rust regex syntax; anchor it with ^...$).
+    - order: which tag is newer: numeric, semver, pushed-at or none.
+  EOT
+  type = map(object({
+    repository     = optional(string)
+    deploy_on_push = list(string)
+    tag_pattern    = optional(string, "^[0-9]+$")
+    order          = optional(string, "numeric")
+  }))
+
+  validation {
+    condition     = length(var.services) > 0
+    error_message = "Define at least one service."
+  }
+
+  validation {
+    condition     = alltrue([for name in keys(var.services) : can(regex("^[a-zA-Z0-9_.-]+$", name))])
+    error_message = "Service names may contain only a-zA-Z0-9_.- (they become a level of an SSM parameter name)."
+  }
+
+  validation {
+    condition     = alltrue([for svc in values(var.services) : contains(["numeric", "semver", "pushed-at", "none"], svc.order)])
+    error_message = "services.<svc>.order must be one of numeric, semver, pushed-at, none."
+  }
+
+  validation {
+    condition = alltrue(flatten([
+      for svc in values(var.services) : [for env in svc.deploy_on_push : contains(keys(var.environments), env)]
+    ]))
+    error_message = "Every environment in services.<svc>.deploy_on_push must be defined in var.environments."
+  }
+
+  validation {
+    condition = alltrue([
+      for name, svc in var.services :
+      can(regex("^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$", coalesce(svc.repository, name)))
+    ])
+    error_message = "services.<svc>.repository (default: the service name) must be a valid ECR repository name (lowercase, may contain '/')."
+  }
+
+  validation {
+    condition     = length(distinct([for name, svc in var.services : coalesce(svc.repository, name)])) == length(var.services)
+    error_message = "A repository belongs to at most one service."
+  }
+
+  validation {
+    condition     = alltrue([for svc in values(var.services) : can(regexall(svc.tag_pattern, ""))])
+    error_message = "services.<svc>.tag_pattern must be a valid regular expression."
+  }
+}
+
+variable "parameter_placeholder" {
+  description = "Value the SSM parameters are created with. Terraform never updates it afterwards (ignore_changes). Pick a value no tag_pattern matches: tagrelay treats a value it cannot order as 'anything advances'."
+  type        = string
+  default     = "initial"
+
+  validation {
+    condition     = length(var.parameter_placeholder) > 0 && length(var.parameter_placeholder) <= 4096
+    error_message = "parameter_placeholder must be 1 to 4096 characters."
+  }
+}
+
+################################################################################
+# Functions
+################################################################################
+
+variable "lambda_package_dir" {
+  description = "Directory holding `<function>/bootstrap.zip` as built by `make build` (cargo lambda). Default: `<repo>/target/lambda/arm64`."
+  type        = string
+  default     = null
+}
+
+variable "lambda_binary_dir" {
+  description = "Directory holding the release binaries `<function>` that the zips were made from; their hash is the functions' source_code_hash. Default: `<repo>/target/aarch64-unknown-linux-gnu/release`."
+  type        = string
+  default     = null
+}
+
+variable "lambda_source_code_hashes" {
+  description = "Optional override of the source_code_hash per function (`record-image-tag`, `trigger-deploy`), e.g. when the zips come from a CI artifact store and the binaries are not on disk. Any value that changes exactly when the code changes will do."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.lambda_source_code_hashes) : contains(["record-image-tag", "trigger-deploy"], k)])
+    error_message = "lambda_source_code_hashes keys must be record-image-tag or trigger-deploy."
+  }
+}
+
+variable "lambda_memory_size" {
+  description = "Memory (MB) of each function. The Rust binaries need little; CPU scales with memory."
+  type        = number
+  default     = 128
+
+  validation {
+    condition     = var.lambda_memory_size >= 128 && var.lambda_memory_size <= 10240
+    error_message = "lambda_memory_size must be between 128 and 10240."
+  }
+}
+
+variable "lambda_timeout" {
+  description = "Timeout (seconds) of each function. trigger-deploy reconciles every environment on the schedule."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.lambda_timeout >= 3 && var.lambda_timeout <= 900
+    error_message = "lambda_timeout must be between 3 and 900."
+  }
+}
+
+variable "log_level" {
+  description = "Application log level of the functions (sets AWS_LAMBDA_LOG_LEVEL through logging_config)."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"], var.log_level)
+    error_message = "log_level must be one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL."
+  }
+}
+
+variable "trigger_deploy_reserved_concurrency" {
+  description = "Reserved concurrency of trigger-deploy. Concurrent reconciles are harmless (StartBuild idempotency tokens), so this is only a cap. record-image-tag is always 1 (one writer)."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.trigger_deploy_reserved_concurrency >= 1
+    error_message = "trigger_deploy_reserved_concurrency must be at least 1."
+  }
+}
+
+variable "maximum_event_age_in_seconds" {
+  description = "How long Lambda keeps retrying an asynchronous event (incl. throttles) before it goes to the dead-letter queue."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.maximum_event_age_in_seconds >= 60 && var.maximum_event_age_in_seconds <= 21600
+    error_message = "maximum_event_age_in_seconds must be between 60 and 21600."
+  }
+}
+
+variable "dlq_message_retention_seconds" {
+  description = "How long failed events stay in a dead-letter queue for `tagrelay redrive`."
+  type        = number
+  default     = 1209600
+
+  validation {
+    condition     = var.dlq_message_retention_seconds >= 60 && var.dlq_message_retention_seconds <= 1209600
+    error_message = "dlq_message_retention_seconds must be between 60 and 1209600 (14 days)."
+  }
+}
+
+variable "schedule_expression" {
+  description = "Schedule of the safety-net sweep that reconciles every environment, e.g. `rate(5 minutes)`."
+  type        = string
+  default     = "rate(5 minutes)"
+
+  validation {
+    condition     = can(regex("^(rate\\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\\)|cron\\(.+\\))$", var.schedule_expression))
+    error_message = "schedule_expression must be rate(N unit) or cron(...)."
+  }
+}
+
+variable "log_retention_in_days" {
+  description = "Retention of the functions' and builds' log groups."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_in_days)
+    error_message = "log_retention_in_days must be a value CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)."
+  }
+}
+
+################################################################################
+# CodeBuild: the team's Terraform
+################################################################################
+
+variable "source_type" {
+  description = "Where the team's Terraform lives: CODECOMMIT, GITHUB, GITHUB_ENTERPRISE, BITBUCKET, GITLAB, GITLAB_SELF_MANAGED or S3."
+  type        = string
+
+  validation {
+    condition     = contains(["CODECOMMIT", "GITHUB", "GITHUB_ENTERPRISE", "BITBUCKET", "GITLAB", "GITLAB_SELF_MANAGED", "S3"], var.source_type)
+    error_message = "source_type must be one of CODECOMMIT, GITHUB, GITHUB_ENTERPRISE, BITBUCKET, GITLAB, GITLAB_SELF_MANAGED, S3."
+  }
+}
+
+variable "source_location" {
+  description = "Location of the team's Terraform: a repository's HTTPS clone URL, or `<bucket>/<key>.zip` for S3."
+  type        = string
+
+  validation {
+    condition     = length(trimspace(var.source_location)) > 0
+    error_message = "source_location must not be empty."
+  }
+}
+
+variable "source_version" {
+  description = "Default branch, tag or commit to build (an environment's source_version overrides it). null: the repository's default branch."
+  type        = string
+  default     = null
+}
+
+variable "state_bucket" {
+  description = "S3 bucket of the team's Terraform state (S3 backend with use_lockfile = true). The project roles get read/write on their own state key and its .tflock only."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.state_bucket))
+    error_message = "state_bucket must be a valid S3 bucket name."
+  }
+}
+
+variable "state_region" {
+  description = "Region of the state bucket. null: this stack's region."
+  type        = string
+  default     = null
+}
+
+variable "terraform_version" {
+  description = "Terraform version the builds install (1.10+ for use_lockfile), e.g. `1.11.4`."
+  type        = string
+
+  validation {
+    condition     = can(regex("^1\\.(1[0-9]|[2-9][0-9])\\.[0-9]+$", var.terraform_version))
+    error_message = "terraform_version must be an exact release, 1.10.0 or newer (use_lockfile)."
+  }
+}
+
+variable "terraform_sha256" {
+  description = "SHA-256 (hex) of `terraform_<version>_<platform>.zip` from https://releases.hashicorp.com/terraform/<version>/terraform_<version>_SHA256SUMS (verify that file's signature once when you pin). The build refuses any other zip."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[0-9a-f]{64}$", var.terraform_sha256))
+    error_message = "terraform_sha256 must be 64 lowercase hex characters."
+  }
+}
+
+variable "terraform_lock_timeout" {
+  description = "How long `terraform apply` waits for the state lock (a person running Terraform by hand)."
+  type        = string
+  default     = "10m"
+
+  validation {
+    condition     = can(regex("^[0-9]+(s|m|h)$", var.terraform_lock_timeout))
+    error_message = "terraform_lock_timeout must look like 300s, 10m or 1h."
+  }
+}
+
+variable "codebuild_compute" {
+  description = "Build environment. The default is the smallest ARM build host; `terraform_platform` must match the image's architecture (linux_arm64 for ARM_CONTAINER, linux_amd64 for LINUX_CONTAINER)."
+  type = object({
+    type               = optional(string, "ARM_CONTAINER")
+    compute_type       = optional(string, "BUILD_GENERAL1_SMALL")
+    image              = optional(string, "aws/codebuild/amazonlinux-aarch64-standard:3.0")
+    terraform_platform = optional(string, "linux_arm64")
+  })
+  default = {}
+
+  validation {
+    condition     = contains(["linux_arm64", "linux_amd64"], var.codebuild_compute.terraform_platform)
+    error_message = "codebuild_compute.terraform_platform must be linux_arm64 or linux_amd64."
+  }
+
+  validation {
+    condition     = (var.codebuild_compute.type == "ARM_CONTAINER") == (var.codebuild_compute.terraform_platform == "linux_arm64")
+    error_message = "codebuild_compute.terraform_platform must match the container type: linux_arm64 with ARM_CONTAINER, linux_amd64 otherwise."
+  }
+}
+
+variable "build_timeout_in_minutes" {
+  description = "Build timeout of the Terraform runs."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.build_timeout_in_minutes >= 5 && var.build_timeout_in_minutes <= 2160
+    error_message = "build_timeout_in_minutes must be between 5 and 2160."
+  }
+}
+
+################################################################################
+# Alarms
+################################################################################
+
+variable "alarm_email_addresses" {
+  description = "Email addresses subscribed to the alarm topic (each must confirm the subscription). Subscribe anything else to the `alarm_topic_arn` output."
+  type        = list(string)
+  default     = []
+}
