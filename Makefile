@@ -1,6 +1,6 @@
 # tagrelay: build and test tooling. GNU make.
 #
-#   make test           fmt check, clippy -D warnings, every test (installs what it needs)
+#   make test           fmt check, clippy -D warnings, checkov over infra/, every test (installs what it needs)
 #   make demo           record-image-tag on a local AWS (moto server on loopback), no account needed
 #   make bench          binary and zip sizes, cold start, warm invocation; burst simulation (docs/)
 #   make build          release Lambda zips for arm64 (what gets deployed)
@@ -17,6 +17,9 @@ PYTHON       ?= python3
 REQUIREMENTS := tests/requirements.txt
 CONSTRAINTS  := tests/constraints.txt
 TOOLS_STAMP  := $(VENV)/.tools-stamp
+# checkov pins dependencies moto does not accept: it gets a venv of its own.
+INFRA_VENV   := $(CURDIR)/.venv-infra
+INFRA_STAMP  := $(INFRA_VENV)/.tools-stamp
 ARM64_TARGET := aarch64-unknown-linux-gnu
 
 # `cargo lambda`, moto_server and zig come from the venv.
@@ -34,7 +37,7 @@ else
   HOST_ARCH_FLAG := --x86-64
 endif
 
-.PHONY: test demo bench tools rust-components rust-targets lambdas-local build clean
+.PHONY: test demo bench tools infra-check rust-components rust-targets lambdas-local build clean
 
 tools: $(TOOLS_STAMP) rust-targets
 
@@ -45,6 +48,17 @@ $(TOOLS_STAMP): $(REQUIREMENTS) $(CONSTRAINTS)
 	touch $@
 
 # fmt and clippy are part of `make test`; a minimal rustup profile lacks them.
+$(INFRA_STAMP): tests/infra/requirements.txt tests/infra/constraints.txt
+	test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r tests/infra/requirements.txt -c tests/infra/constraints.txt
+	touch $@
+
+# checkov over infra/: no failed check, no parse error (checkov exits 0 on those), every skip
+# with a reason.
+infra-check: $(INFRA_STAMP)
+	$(INFRA_VENV)/bin/checkov -d infra --framework terraform --compact -o json 2>/dev/null \
+		| $(INFRA_VENV)/bin/python tests/infra/checkov_summary.py
+
 rust-components:
 	@for c in rustfmt clippy; do rustup component list --installed | grep -q "^$$c" || rustup component add $$c; done
 
@@ -57,7 +71,7 @@ lambdas-local: $(TOOLS_STAMP)
 build: tools
 	cargo lambda build --release --arm64 --output-format zip $(LAMBDA_SELECTION) --lambda-dir target/lambda/arm64
 
-test: $(TOOLS_STAMP) rust-components lambdas-local
+test: $(TOOLS_STAMP) rust-components lambdas-local infra-check
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace
@@ -71,4 +85,4 @@ bench: $(TOOLS_STAMP) lambdas-local
 
 clean:
 	cargo clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(INFRA_VENV)
