@@ -25,8 +25,8 @@ ARM64_TARGET := aarch64-unknown-linux-gnu
 # `cargo lambda`, moto_server and zig come from the venv.
 export PATH := $(VENV)/bin:$(PATH)
 
-# Every workspace member with a binary is a Lambda; the test crate is not one.
-LAMBDA_SELECTION := --workspace --exclude tagrelay-tests
+# Every workspace member with a binary is a Lambda but the test bed and the operator command.
+LAMBDA_SELECTION := --workspace --exclude tagrelay-tests --exclude tagrelay-cli
 
 HOST_ARCH := $(shell uname -m)
 ifeq ($(HOST_ARCH),aarch64)

@@ -18,8 +18,9 @@ use crate::runtime_api::{lambda_binary, FunctionProcess, RuntimeApi};
 use crate::{workspace_root, HarnessError};
 
 const WAIT: Duration = Duration::from_secs(30);
-pub const RECORD_DLQ: &str = "record-image-tag-dlq";
-pub const DEPLOY_DLQ: &str = "trigger-deploy-dlq";
+// Named as infra/ names them with the default prefix, so `tagrelay redrive` finds them.
+pub const RECORD_DLQ: &str = "tagrelay-record-image-tag-dlq";
+pub const DEPLOY_DLQ: &str = "tagrelay-trigger-deploy-dlq";
 
 /// A running local system; everything stops when it is dropped.
 pub struct LocalSystem {

@@ -89,6 +89,7 @@ fn record(build: &Build) -> BuildRecord {
         id: build.id().unwrap_or_default().to_owned(),
         status: build.build_status().map_or(BuildStatus::Other, status),
         fingerprint,
+        started: build.start_time().copied(),
     }
 }
 

@@ -3,6 +3,8 @@
 
 pub mod codebuild;
 pub mod ecr;
+#[cfg(feature = "sqs")]
+pub mod sqs;
 pub mod ssm;
 
 use std::collections::BTreeMap;
@@ -50,6 +52,18 @@ impl AwsError {
 pub struct StoredParameter {
     pub value: String,
     pub version: i64,
+    pub last_modified: Option<DateTime>,
+}
+
+/// One version of a parameter, as SSM keeps it (the newest 100).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParameterVersion {
+    pub version: i64,
+    pub value: String,
+    pub modified_at: Option<DateTime>,
+    /// The IAM identity that wrote this version, as SSM records it.
+    pub modified_by: Option<String>,
+    pub description: Option<String>,
 }
 
 /// A write of one image-tag parameter.
@@ -72,6 +86,12 @@ pub trait ParameterStore {
 
     /// Writes one parameter and returns its new version.
     fn put_parameter(&self, write: &ParameterWrite) -> impl Future<Output = Result<i64, AwsError>> + Send;
+}
+
+/// A parameter's past: for operators (`tagrelay history`), never for the functions.
+pub trait ParameterHistory {
+    /// Every version SSM still keeps, oldest first; empty when the parameter does not exist.
+    fn parameter_history(&self, name: &str) -> impl Future<Output = Result<Vec<ParameterVersion>, AwsError>> + Send;
 }
 
 /// What ECR knows about the image a tag points at.
@@ -107,6 +127,35 @@ pub enum StartOutcome {
     },
     /// CodeBuild refused: the concurrent build limit is reached.
     LimitReached,
+}
+
+/// One message of a function's dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub message_id: String,
+    /// Needed to delete the message; valid while the message is hidden.
+    pub receipt_handle: String,
+    /// The event as the function received it.
+    pub body: String,
+    /// Lambda's `ErrorMessage` attribute: why the last attempt failed.
+    pub error_message: Option<String>,
+    pub sent_at: Option<DateTime>,
+}
+
+/// A dead-letter queue, for `tagrelay redrive`.
+pub trait DeadLetterQueue {
+    /// Up to `max` messages (at most 10), hidden from other readers for `hide_for_seconds`.
+    fn receive(
+        &self,
+        max: usize,
+        hide_for_seconds: i32,
+    ) -> impl Future<Output = Result<Vec<DeadLetter>, AwsError>> + Send;
+
+    /// Deletes a message that was replayed successfully.
+    fn delete(&self, message: &DeadLetter) -> impl Future<Output = Result<(), AwsError>> + Send;
+
+    /// Makes a message visible again at once (its replay failed: leave it for the next look).
+    fn release(&self, message: &DeadLetter) -> impl Future<Output = Result<(), AwsError>> + Send;
 }
 
 pub trait BuildRunner {

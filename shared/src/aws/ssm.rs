@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use aws_sdk_ssm::types::{ParameterType, Tag};
 use aws_sdk_ssm::Client;
 
-use super::{AwsError, ParameterStore, ParameterWrite, StoredParameter};
+use super::{AwsError, ParameterHistory, ParameterStore, ParameterVersion, ParameterWrite, StoredParameter};
 
 /// GetParameters takes at most 10 names per call.
 const GET_PARAMETERS_MAX: usize = 10;
@@ -38,7 +38,11 @@ impl ParameterStore for SsmParameterStore {
                 .map_err(|err| AwsError::from_sdk("GetParameters", chunk.join(","), err))?;
             for parameter in output.parameters() {
                 if let (Some(name), Some(value)) = (parameter.name(), parameter.value()) {
-                    let stored = StoredParameter { value: value.to_owned(), version: parameter.version() };
+                    let stored = StoredParameter {
+                        value: value.to_owned(),
+                        version: parameter.version(),
+                        last_modified: parameter.last_modified_date().copied(),
+                    };
                     found.insert(name.to_owned(), stored);
                 }
             }
@@ -72,5 +76,29 @@ impl ParameterStore for SsmParameterStore {
         };
         let output = request.send().await.map_err(|err| AwsError::from_sdk("PutParameter", &write.name, err))?;
         Ok(output.version())
+    }
+}
+
+impl ParameterHistory for SsmParameterStore {
+    async fn parameter_history(&self, name: &str) -> Result<Vec<ParameterVersion>, AwsError> {
+        let mut versions = Vec::new();
+        let mut pages = self.client.get_parameter_history().name(name).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = match page {
+                Ok(page) => page,
+                Err(err) if err.as_service_error().is_some_and(|e| e.is_parameter_not_found()) => return Ok(Vec::new()),
+                Err(err) => return Err(AwsError::from_sdk("GetParameterHistory", name, err)),
+            };
+            for entry in page.parameters() {
+                versions.push(ParameterVersion {
+                    version: entry.version(),
+                    value: entry.value().unwrap_or_default().to_owned(),
+                    modified_at: entry.last_modified_date().copied(),
+                    modified_by: entry.last_modified_user().map(str::to_owned),
+                    description: entry.description().map(str::to_owned),
+                });
+            }
+        }
+        Ok(versions)
     }
 }

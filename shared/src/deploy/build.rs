@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use aws_smithy_types::DateTime;
 use serde::{Deserialize, Serialize};
 
 /// The environment variable a tagrelay build is started with: the fingerprint it deploys.
@@ -59,4 +60,5 @@ pub struct BuildRecord {
     pub status: BuildStatus,
     /// `TAGRELAY_FINGERPRINT` as the build was started with; `None` for a build started by hand.
     pub fingerprint: Option<String>,
+    pub started: Option<DateTime>,
 }

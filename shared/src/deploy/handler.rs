@@ -113,7 +113,7 @@ pub enum Decision {
 }
 
 impl Decision {
-    fn name(&self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
             Self::Start { .. } => "start",
             Self::Wait { .. } => "wait",
@@ -124,7 +124,7 @@ impl Decision {
         }
     }
 
-    fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> &'static str {
         match self {
             Self::Start { reason: StartReason::FirstRun, .. } => "first_run",
             Self::Start { reason: StartReason::Changed, .. } => "changed",
@@ -138,7 +138,7 @@ impl Decision {
         }
     }
 
-    fn build(&self) -> Option<&str> {
+    pub fn build(&self) -> Option<&str> {
         match self {
             Self::Start { build, .. } | Self::UpToDate { build } | Self::Hold { build, .. } => Some(build),
             Self::Wait { build } => build.as_deref(),

@@ -92,7 +92,7 @@ mod tests {
     const BEFORE: &str = "/a/dev/tag=2,/b/dev/tag=7";
 
     fn build(id: &str, status: BuildStatus, fingerprint: Option<&str>) -> BuildRecord {
-        BuildRecord { id: id.into(), status, fingerprint: fingerprint.map(str::to_owned) }
+        BuildRecord { id: id.into(), status, fingerprint: fingerprint.map(str::to_owned), started: None }
     }
 
     fn change() -> Trigger {

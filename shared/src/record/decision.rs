@@ -62,6 +62,8 @@ pub enum WriteReason {
     NewParameter,
     /// The tag is newer under the service's order policy.
     Newer,
+    /// An operator set this tag on purpose (`tagrelay pin`), whatever the order policy says.
+    Pinned,
 }
 
 impl WriteReason {
@@ -69,6 +71,7 @@ impl WriteReason {
         match self {
             Self::NewParameter => "new_parameter",
             Self::Newer => "newer",
+            Self::Pinned => "pinned",
         }
     }
 }
@@ -180,6 +183,15 @@ pub fn decide(push: &Push<'_>, pushed_at: Option<DateTime>, target: &Target<'_>)
         Verdict::NotNewer => skip(SkipReason::NotNewer),
         Verdict::NotOrderable => skip(SkipReason::TagNotOrderable),
     }
+}
+
+/// An operator's deliberate choice (`tagrelay pin`): the order policy is not asked, but a
+/// value that is already there is still not written (it would start a needless run).
+pub fn decide_pin(tag: &str, target: &Target<'_>) -> Decision {
+    if target.current.as_deref() == Some(tag) {
+        return Decision::Skip { reason: SkipReason::Unchanged };
+    }
+    Decision::Write { from: target.current.clone(), to: tag.to_owned(), reason: WriteReason::Pinned }
 }
 
 #[cfg(test)]
@@ -336,8 +348,15 @@ mod tests {
         for reason in all {
             assert_eq!(serde_json::to_value(reason).ok(), Some(serde_json::json!(reason.as_str())));
         }
-        for reason in [WriteReason::NewParameter, WriteReason::Newer] {
+        for reason in [WriteReason::NewParameter, WriteReason::Newer, WriteReason::Pinned] {
             assert_eq!(serde_json::to_value(reason).ok(), Some(serde_json::json!(reason.as_str())));
         }
+    }
+
+    #[test]
+    fn a_pin_ignores_the_order_but_not_an_unchanged_value() {
+        assert_eq!(decide_pin("1040", &target(Some("1043"), None)), write(Some("1043"), "1040", WriteReason::Pinned));
+        assert_eq!(decide_pin("1040", &target(None, None)), write(None, "1040", WriteReason::Pinned));
+        assert_eq!(decide_pin("1040", &target(Some("1040"), None)), skip(SkipReason::Unchanged));
     }
 }

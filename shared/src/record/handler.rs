@@ -64,20 +64,39 @@ pub struct EnvironmentDecision {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "decision", rename_all = "snake_case")]
 pub enum Outcome {
-    Write { to: String, reason: WriteReason, version: i64 },
-    Skip { reason: SkipReason },
-    Failed { to: String, error: String },
+    Write {
+        to: String,
+        reason: WriteReason,
+        version: i64,
+    },
+    /// A dry run's write (operator command only).
+    #[serde(rename = "would_write")]
+    Planned {
+        to: String,
+        reason: WriteReason,
+    },
+    Skip {
+        reason: SkipReason,
+    },
+    Failed {
+        to: String,
+        error: String,
+    },
 }
 
 pub struct Recorder<P, R> {
-    config: Config,
-    parameters: P,
-    images: R,
+    pub(super) config: Config,
+    pub(super) parameters: P,
+    pub(super) images: R,
 }
 
 impl<P: ParameterStore + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
     pub fn new(config: Config, parameters: P, images: R) -> Self {
         Self { config, parameters, images }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// The ports, for inspection in tests and by callers that share them.
@@ -123,7 +142,8 @@ impl<P: ParameterStore + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
             Err(reason) => return Ok(skip_event(summary, Some(service), reason)),
         };
 
-        let targets = self.read_targets(&push).await?;
+        let environments: Vec<&str> = push.service.deploy_on_push.iter().map(String::as_str).collect();
+        let targets = self.read_targets(&push, &environments).await?;
         let mut failed = Vec::new();
         let mut attempted = 0;
         for target in &targets {
@@ -131,7 +151,12 @@ impl<P: ParameterStore + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
                 Decision::Skip { reason } => Outcome::Skip { reason },
                 Decision::Write { from, to, reason } => {
                     attempted += 1;
-                    match self.parameters.put_parameter(&write_for(&push, target, from.is_none(), &to)).await {
+                    let description = push_description(&push, target.environment);
+                    match self
+                        .parameters
+                        .put_parameter(&write_for(&push, target, from.is_none(), &to, description))
+                        .await
+                    {
                         Ok(version) => Outcome::Write { to, reason, version },
                         Err(err) => {
                             let outcome = Outcome::Failed { to, error: err.to_string() };
@@ -158,13 +183,14 @@ impl<P: ParameterStore + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
 
     /// Reads every target parameter in one GetParameters call, and for `pushed-at` the push
     /// time of each distinct image they name now.
-    async fn read_targets<'a>(&self, push: &Push<'a>) -> Result<Vec<Target<'a>>, AwsError> {
+    pub(super) async fn read_targets<'a>(
+        &self,
+        push: &Push<'a>,
+        environments: &[&'a str],
+    ) -> Result<Vec<Target<'a>>, AwsError> {
         let service = push.service;
-        let names: Vec<String> = service
-            .deploy_on_push
-            .iter()
-            .map(|environment| self.config.parameter_name(&service.name, environment))
-            .collect();
+        let names: Vec<String> =
+            environments.iter().map(|environment| self.config.parameter_name(&service.name, environment)).collect();
         let mut current = self.parameters.get_parameters(&names).await?;
 
         let mut pushed_at = BTreeMap::new();
@@ -177,9 +203,9 @@ impl<P: ParameterStore + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
             }
         }
 
-        let targets = service
-            .deploy_on_push
+        let targets = environments
             .iter()
+            .copied()
             .zip(names)
             .map(|(environment, parameter)| {
                 let value = current.remove(&parameter).map(|stored| stored.value);
@@ -206,7 +232,19 @@ fn skip_event(mut summary: Summary, service: Option<&str>, reason: SkipReason) -
     summary
 }
 
-fn write_for(push: &Push<'_>, target: &Target<'_>, create: bool, to: &str) -> ParameterWrite {
+fn push_description(push: &Push<'_>, environment: &str) -> String {
+    let digest = push.digest.unwrap_or("unknown digest");
+    format!("Image tag of {} in {environment}, recorded by tagrelay from ECR push {digest}", push.service.name)
+}
+
+/// The one way a parameter is written, by the function and by the operator command alike.
+pub(super) fn write_for(
+    push: &Push<'_>,
+    target: &Target<'_>,
+    create: bool,
+    to: &str,
+    description: String,
+) -> ParameterWrite {
     let service = &push.service.name;
     let create_with_tags = create.then(|| {
         vec![
@@ -215,26 +253,19 @@ fn write_for(push: &Push<'_>, target: &Target<'_>, create: bool, to: &str) -> Pa
             ("managed-by".to_owned(), "tagrelay".to_owned()),
         ]
     });
-    let digest = push.digest.unwrap_or("unknown digest");
-    ParameterWrite {
-        name: target.parameter.clone(),
-        value: to.to_owned(),
-        description: format!(
-            "Image tag of {service} in {}, recorded by tagrelay from ECR push {digest}",
-            target.environment
-        ),
-        create_with_tags,
-    }
+    ParameterWrite { name: target.parameter.clone(), value: to.to_owned(), description, create_with_tags }
 }
 
-fn log_decision(push: &Push<'_>, target: &Target<'_>, outcome: &Outcome) {
+pub(super) fn log_decision(push: &Push<'_>, target: &Target<'_>, outcome: &Outcome) {
     let (decision, reason) = match outcome {
         Outcome::Write { reason, .. } => ("write", reason.as_str()),
+        Outcome::Planned { reason, .. } => ("would_write", reason.as_str()),
         Outcome::Skip { reason } => ("skip", reason.as_str()),
         Outcome::Failed { .. } => ("error", "write_failed"),
     };
     let message = match outcome {
         Outcome::Write { .. } => "parameter written",
+        Outcome::Planned { .. } => "parameter would be written (dry run)",
         Outcome::Skip { .. } => "parameter left as it is",
         Outcome::Failed { .. } => "parameter write failed",
     };

@@ -2,6 +2,8 @@
 
 pub mod decision;
 pub mod handler;
+pub mod operator;
 
 pub use decision::{Decision, SkipReason, WriteReason};
-pub use handler::{RecordError, Recorder, Summary};
+pub use handler::{EnvironmentDecision, Outcome, RecordError, Recorder, Summary};
+pub use operator::{Change, TagChange};

@@ -60,7 +60,9 @@ impl FakeParameters {
     pub fn with(values: &[(&str, &str)]) -> Self {
         let values = values
             .iter()
-            .map(|(name, value)| ((*name).to_owned(), StoredParameter { value: (*value).to_owned(), version: 1 }))
+            .map(|(name, value)| {
+                ((*name).to_owned(), StoredParameter { value: (*value).to_owned(), version: 1, last_modified: None })
+            })
             .collect();
         Self { values: Mutex::new(values), ..Self::default() }
     }
@@ -93,7 +95,7 @@ impl ParameterStore for FakeParameters {
         self.writes.lock().expect("lock").push(write.clone());
         let mut values = self.values.lock().expect("lock");
         let version = values.get(&write.name).map_or(1, |p| p.version + 1);
-        values.insert(write.name.clone(), StoredParameter { value: write.value.clone(), version });
+        values.insert(write.name.clone(), StoredParameter { value: write.value.clone(), version, last_modified: None });
         Ok(version)
     }
 }
@@ -162,7 +164,7 @@ impl FakeBuilds {
 }
 
 pub fn record(id: &str, status: BuildStatus, fingerprint: Option<&str>) -> BuildRecord {
-    BuildRecord { id: id.to_owned(), status, fingerprint: fingerprint.map(str::to_owned) }
+    BuildRecord { id: id.to_owned(), status, fingerprint: fingerprint.map(str::to_owned), started: None }
 }
 
 impl BuildRunner for FakeBuilds {
@@ -180,7 +182,7 @@ impl BuildRunner for FakeBuilds {
         let mut builds = self.builds.lock().expect("lock");
         let list = builds.entry(request.project.clone()).or_default();
         let id = format!("{}:{}", request.project, list.len() + 1);
-        list.insert(0, BuildRecord { id: id.clone(), status: BuildStatus::InProgress, fingerprint });
+        list.insert(0, BuildRecord { id: id.clone(), status: BuildStatus::InProgress, fingerprint, started: None });
         Ok(StartOutcome::Started { build_id: id })
     }
 }
@@ -190,6 +192,6 @@ impl FakeParameters {
     pub fn bump(&self, name: &str, value: &str) {
         let mut values = self.values.lock().expect("lock");
         let version = values.get(name).map_or(1, |p| p.version + 1);
-        values.insert(name.to_owned(), StoredParameter { value: value.to_owned(), version });
+        values.insert(name.to_owned(), StoredParameter { value: value.to_owned(), version, last_modified: None });
     }
 }

@@ -134,6 +134,7 @@ impl World {
                 id: id.to_string(),
                 status: if run.status == BuildStatus::Other { BuildStatus::InProgress } else { run.status },
                 fingerprint: run.fingerprint.clone(),
+                started: None,
             })
             .collect()
     }

@@ -1,0 +1,151 @@
+//! `tagrelay promote` and `tagrelay pin`: one environment's tag, set through the same decision
+//! and write as a push (`tagrelay::record::operator`).
+
+use serde::Serialize;
+use tagrelay::aws::{ImageRegistry, ParameterStore};
+use tagrelay::config::Service;
+use tagrelay::record::operator::MAX_REASON_CHARS;
+use tagrelay::record::{Change, EnvironmentDecision, Outcome, Recorder, SkipReason, TagChange};
+
+use crate::error::CliError;
+use crate::table::{or_nothing, Table};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangeReport {
+    pub command: &'static str,
+    pub service: String,
+    /// For a promotion: the environment the tag was copied from.
+    pub from: Option<String>,
+    pub tag: String,
+    pub dry_run: bool,
+    #[serde(flatten)]
+    pub decision: EnvironmentDecision,
+}
+
+pub struct PromoteRequest<'a> {
+    pub service: &'a Service,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub dry_run: bool,
+}
+
+pub async fn promote<P, R>(recorder: &Recorder<P, R>, request: PromoteRequest<'_>) -> Result<ChangeReport, CliError>
+where
+    P: ParameterStore + Sync,
+    R: ImageRegistry + Sync,
+{
+    let service = request.service;
+    let (parameters, _) = recorder.ports();
+    let source = recorder.config().parameter_name(&service.name, request.from);
+    let found = parameters.get_parameters(std::slice::from_ref(&source)).await?;
+    let Some(tag) = found.get(&source).map(|p| p.value.clone()) else {
+        return Err(CliError::usage(
+            "--from",
+            format!("{} has no tag in {}: {source} does not exist", service.name, request.from),
+        ));
+    };
+    let change = TagChange {
+        service,
+        environment: request.to,
+        tag: &tag,
+        change: Change::Promote { from: request.from },
+        dry_run: request.dry_run,
+    };
+    let decision = recorder.change_tag(change).await?;
+    Ok(ChangeReport {
+        command: "promote",
+        service: service.name.clone(),
+        from: Some(request.from.to_owned()),
+        tag,
+        dry_run: request.dry_run,
+        decision,
+    })
+}
+
+pub struct PinRequest<'a> {
+    pub service: &'a Service,
+    pub environment: &'a str,
+    pub tag: &'a str,
+    pub reason: &'a str,
+    pub dry_run: bool,
+}
+
+pub async fn pin<P, R>(recorder: &Recorder<P, R>, request: PinRequest<'_>) -> Result<ChangeReport, CliError>
+where
+    P: ParameterStore + Sync,
+    R: ImageRegistry + Sync,
+{
+    let reason = request.reason.trim();
+    if reason.is_empty() {
+        return Err(CliError::usage("--reason", "must say why the tag is pinned; it is recorded in the parameter"));
+    }
+    if reason.chars().count() > MAX_REASON_CHARS {
+        return Err(CliError::usage("--reason", format!("must be at most {MAX_REASON_CHARS} characters")));
+    }
+    let change = TagChange {
+        service: request.service,
+        environment: request.environment,
+        tag: request.tag,
+        change: Change::Pin { reason },
+        dry_run: request.dry_run,
+    };
+    let decision = recorder.change_tag(change).await?;
+    Ok(ChangeReport {
+        command: "pin",
+        service: request.service.name.clone(),
+        from: None,
+        tag: request.tag.to_owned(),
+        dry_run: request.dry_run,
+        decision,
+    })
+}
+
+impl ChangeReport {
+    /// A refusal is a problem; "already there" is not.
+    pub fn problems(&self) -> Vec<String> {
+        match &self.decision.outcome {
+            Outcome::Skip { reason } if *reason != SkipReason::Unchanged => vec![format!(
+                "{} {} refused for {} in {}: {}",
+                self.command,
+                self.tag,
+                self.service,
+                self.decision.environment,
+                explain(*reason)
+            )],
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let (decision, reason, version) = match &self.decision.outcome {
+            Outcome::Write { reason, version, .. } => ("write", reason.as_str(), Some(*version)),
+            Outcome::Planned { reason, .. } => ("would_write", reason.as_str(), None),
+            Outcome::Skip { reason } => ("skip", reason.as_str(), None),
+            Outcome::Failed { .. } => ("error", "write_failed", None),
+        };
+        let mut table =
+            Table::new(&["SERVICE", "ENVIRONMENT", "PARAMETER", "PREVIOUS", "TAG", "DECISION", "REASON", "VERSION"]);
+        table.row([
+            self.service.clone(),
+            self.decision.environment.clone(),
+            self.decision.parameter.clone(),
+            or_nothing(self.decision.previous.as_ref()),
+            self.tag.clone(),
+            decision.to_owned(),
+            reason.to_owned(),
+            or_nothing(version),
+        ]);
+        table.render()
+    }
+}
+
+fn explain(reason: SkipReason) -> &'static str {
+    match reason {
+        SkipReason::NotNewer => "the order policy does not allow it: the tag is not newer than the one there",
+        SkipReason::TagNotOrderable => "the order policy cannot order this tag (use `tagrelay pin` on purpose)",
+        SkipReason::ImageGone => "ECR has no image with this tag any more",
+        SkipReason::TagMoved => "the tag now points at another image",
+        SkipReason::TagPatternMismatch => "the tag does not match the service's tag_pattern",
+        _ => reason.as_str(),
+    }
+}

@@ -1,0 +1,231 @@
+//! `tagrelay redrive`: replay a function's dead-lettered events through the same handler the
+//! function runs, deleting each message only after its replay succeeded.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::io::Write;
+
+use serde::Serialize;
+use tagrelay::aws::{BuildRunner, DeadLetter, DeadLetterQueue, ImageRegistry, ParameterStore};
+use tagrelay::deploy::handler::{DeploySummary, Deployer};
+use tagrelay::record::{Outcome, Recorder, Summary};
+
+use crate::error::CliError;
+use crate::table::{or_nothing, Table};
+use crate::time::format_opt;
+
+/// While a replay runs its message stays hidden from other readers (and from our own next
+/// receive); a failed one is made visible again at the end.
+const HIDE_SECONDS: i32 = 300;
+
+/// A function's handler, as redrive drives it.
+pub trait Replay {
+    /// Handles the event; `Ok` with a one-line account of what it did.
+    fn replay(&self, event: &serde_json::Value) -> impl Future<Output = Result<String, String>>;
+}
+
+impl<P: ParameterStore + Sync, R: ImageRegistry + Sync> Replay for Recorder<P, R> {
+    async fn replay(&self, event: &serde_json::Value) -> Result<String, String> {
+        self.handle(event).await.map(|summary| describe_record(&summary)).map_err(|err| err.to_string())
+    }
+}
+
+impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Replay for Deployer<P, B> {
+    async fn replay(&self, event: &serde_json::Value) -> Result<String, String> {
+        self.handle(event).await.map(|summary| describe_deploy(&summary)).map_err(|err| err.to_string())
+    }
+}
+
+fn describe_record(summary: &Summary) -> String {
+    let subject = format!("{}:{}", summary.repository, summary.tag.as_deref().unwrap_or(""));
+    if let Some(reason) = summary.skipped {
+        return format!("{subject} skip {}", reason.as_str());
+    }
+    let decisions: Vec<String> = summary
+        .decisions
+        .iter()
+        .map(|d| match &d.outcome {
+            Outcome::Write { reason, version, .. } => format!("{} write {} v{version}", d.environment, reason.as_str()),
+            Outcome::Planned { reason, .. } => format!("{} would_write {}", d.environment, reason.as_str()),
+            Outcome::Skip { reason } => format!("{} skip {}", d.environment, reason.as_str()),
+            Outcome::Failed { .. } => format!("{} error", d.environment),
+        })
+        .collect();
+    format!("{subject} {}", decisions.join(", "))
+}
+
+fn describe_deploy(summary: &DeploySummary) -> String {
+    if let Some(ignored) = summary.ignored {
+        return format!("{} ignored {}", summary.trigger, ignored.as_str());
+    }
+    let decisions: Vec<String> = summary
+        .environments
+        .iter()
+        .map(|e| {
+            let build = e.decision.build().map(|b| format!(" {b}")).unwrap_or_default();
+            format!("{} {} {}{build}", e.environment, e.decision.name(), e.decision.reason())
+        })
+        .collect();
+    format!("{}: {}", summary.trigger, decisions.join(", "))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Replayed {
+    Replayed,
+    FailedAgain,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RedriveEntry {
+    pub message_id: String,
+    pub sent: Option<String>,
+    pub result: Replayed,
+    /// What the handler did, or why it failed again.
+    pub detail: String,
+    /// Why the function failed on it before (Lambda's `ErrorMessage` attribute).
+    pub original_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RedriveReport {
+    pub function: String,
+    pub queue: String,
+    pub replayed: usize,
+    pub failed_again: usize,
+    pub messages: Vec<RedriveEntry>,
+}
+
+pub struct RedriveRequest<'a> {
+    pub function: &'a str,
+    pub queue: &'a str,
+    pub max: Option<usize>,
+}
+
+/// Replays up to `max` messages. `progress` gets one line per message (stderr in the command).
+pub async fn redrive<Q, H, W>(
+    queue: &Q,
+    handler: &H,
+    request: RedriveRequest<'_>,
+    progress: &mut W,
+) -> Result<RedriveReport, CliError>
+where
+    Q: DeadLetterQueue + Sync,
+    H: Replay,
+    W: Write,
+{
+    let max = request.max.unwrap_or(usize::MAX);
+    let mut seen = BTreeSet::new();
+    let mut failed = Vec::new();
+    let mut report = RedriveReport {
+        function: request.function.to_owned(),
+        queue: request.queue.to_owned(),
+        replayed: 0,
+        failed_again: 0,
+        messages: Vec::new(),
+    };
+    let outcome = async {
+        while report.messages.len() < max {
+            let batch = queue.receive(max - report.messages.len(), HIDE_SECONDS).await?;
+            let fresh: Vec<DeadLetter> = batch.into_iter().filter(|m| seen.insert(m.message_id.clone())).collect();
+            if fresh.is_empty() {
+                break;
+            }
+            for message in fresh {
+                let entry = replay_one(queue, handler, &message).await?;
+                let position = report.messages.len() + 1;
+                writeln!(
+                    progress,
+                    "[{position}] {} {}: {}",
+                    message.message_id,
+                    result_name(entry.result),
+                    entry.detail
+                )?;
+                match entry.result {
+                    Replayed::Replayed => report.replayed += 1,
+                    Replayed::FailedAgain => {
+                        report.failed_again += 1;
+                        failed.push(message);
+                    }
+                }
+                report.messages.push(entry);
+            }
+        }
+        Ok::<(), CliError>(())
+    }
+    .await;
+    // Whatever happened, the messages that failed again go back in the queue at once.
+    for message in &failed {
+        queue.release(message).await?;
+    }
+    outcome?;
+    Ok(report)
+}
+
+async fn replay_one<Q, H>(queue: &Q, handler: &H, message: &DeadLetter) -> Result<RedriveEntry, CliError>
+where
+    Q: DeadLetterQueue + Sync,
+    H: Replay,
+{
+    let result = match serde_json::from_str::<serde_json::Value>(&message.body) {
+        Ok(event) => handler.replay(&event).await,
+        Err(err) => Err(format!("the message body is not a JSON event: {err}")),
+    };
+    let (result, detail) = match result {
+        Ok(detail) => {
+            // Deleted only now: a crash before this line leaves the message to be replayed again,
+            // which is harmless (every write is idempotent).
+            queue.delete(message).await?;
+            (Replayed::Replayed, detail)
+        }
+        Err(error) => (Replayed::FailedAgain, error),
+    };
+    Ok(RedriveEntry {
+        message_id: message.message_id.clone(),
+        sent: format_opt(message.sent_at),
+        result,
+        detail,
+        original_error: message.error_message.clone(),
+    })
+}
+
+fn result_name(result: Replayed) -> &'static str {
+    match result {
+        Replayed::Replayed => "replayed",
+        Replayed::FailedAgain => "failed again",
+    }
+}
+
+impl RedriveReport {
+    pub fn problems(&self) -> Vec<String> {
+        if self.failed_again == 0 {
+            return Vec::new();
+        }
+        vec![format!(
+            "{} of {} messages failed again and are back in {}",
+            self.failed_again,
+            self.messages.len(),
+            self.queue
+        )]
+    }
+
+    pub fn render(&self) -> String {
+        let mut table = Table::new(&["MESSAGE", "SENT", "RESULT", "DETAIL"]);
+        for m in &self.messages {
+            table.row([
+                m.message_id.clone(),
+                or_nothing(m.sent.as_ref()),
+                result_name(m.result).to_owned(),
+                m.detail.clone(),
+            ]);
+        }
+        let totals = format!(
+            "{}: {} replayed, {} failed again ({})\n",
+            self.function, self.replayed, self.failed_again, self.queue
+        );
+        if table.is_empty() {
+            return totals;
+        }
+        format!("{}\n{totals}", table.render())
+    }
+}

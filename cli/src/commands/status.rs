@@ -1,0 +1,316 @@
+//! `tagrelay status`: what each environment runs, and whether its deployed state is behind.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_smithy_types::DateTime;
+use serde::Serialize;
+use tagrelay::aws::{BuildRunner, ParameterStore};
+use tagrelay::config::Config;
+use tagrelay::deploy::build::{BuildRecord, BuildStatus};
+use tagrelay::deploy::fingerprint::fingerprint;
+use tagrelay::deploy::handler::RECENT_BUILDS;
+use tagrelay::deploy::reconcile::{reconcile, Reconcile, Trigger};
+
+use crate::error::CliError;
+use crate::table::{or_nothing, Table};
+use crate::time::{format, format_opt};
+
+/// Where an environment stands, as the reconcile decision sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// The newest tagrelay build deployed exactly the current parameters.
+    InSync,
+    /// A tagrelay build of the current parameters is running.
+    Deploying,
+    /// The parameters changed since the newest tagrelay build (a run is due or queued).
+    Behind,
+    /// The newest tagrelay build of the current parameters failed; nothing retries it until
+    /// the next parameter change.
+    Held,
+    /// No tagrelay build yet: the next parameter change starts the first run.
+    NeverDeployed,
+    /// No parameter exists yet for this environment.
+    NoParameters,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InSync => "in_sync",
+            Self::Deploying => "deploying",
+            Self::Behind => "behind",
+            Self::Held => "held",
+            Self::NeverDeployed => "never_deployed",
+            Self::NoParameters => "no_parameters",
+        }
+    }
+
+    /// States that need a person when they last.
+    fn can_go_stale(self) -> bool {
+        matches!(self, Self::Behind | Self::Held | Self::NeverDeployed)
+    }
+}
+
+/// The state of one environment. Pure: same inputs as the reconcile decision, plus the time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assessment {
+    pub state: State,
+    /// `true` when the state needs a person: behind, held or never deployed for longer than
+    /// the allowed time since the parameters last changed.
+    pub stale: bool,
+}
+
+pub fn assess(
+    current: &str,
+    builds: &[BuildRecord],
+    last_change: Option<DateTime>,
+    now: DateTime,
+    stale_after: Duration,
+) -> Assessment {
+    let state = match reconcile(current, builds, &Trigger::Schedule) {
+        Reconcile::NothingToDeploy => State::NoParameters,
+        Reconcile::UpToDate { .. } => State::InSync,
+        Reconcile::Hold { .. } => State::Held,
+        Reconcile::NoBaseline => State::NeverDeployed,
+        Reconcile::Start { .. } => State::Behind,
+        // A running build of an older state: a follow-up run comes after it.
+        Reconcile::Wait { running_build } => {
+            let running = builds.iter().find(|build| build.id == running_build);
+            if running.and_then(|b| b.fingerprint.as_deref()) == Some(current) {
+                State::Deploying
+            } else {
+                State::Behind
+            }
+        }
+    };
+    let waited = last_change.map_or(0, |changed| now.secs().saturating_sub(changed.secs()));
+    let stale = state.can_go_stale() && u64::try_from(waited).unwrap_or(0) >= stale_after.as_secs();
+    Assessment { state, stale }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub checked_at: String,
+    pub stale_after_seconds: u64,
+    pub environments: Vec<EnvironmentStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvironmentStatus {
+    pub environment: String,
+    pub project: String,
+    pub state: State,
+    /// When the parameters last changed.
+    pub since: Option<String>,
+    pub stale: bool,
+    pub fingerprint: String,
+    pub services: Vec<ServiceTag>,
+    pub newest_build: Option<BuildSummary>,
+    pub running_build: Option<BuildSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceTag {
+    pub service: String,
+    pub parameter: String,
+    pub tag: Option<String>,
+    pub version: Option<i64>,
+    pub changed: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildSummary {
+    pub id: String,
+    pub status: BuildStatus,
+    pub fingerprint: Option<String>,
+    pub started: Option<String>,
+    /// The build was started for the current parameters.
+    pub deploys_current: bool,
+}
+
+pub struct StatusRequest<'a> {
+    pub environment: Option<&'a str>,
+    pub service: Option<&'a str>,
+    pub stale_after: Duration,
+    pub now: DateTime,
+}
+
+pub async fn status<P, B>(
+    config: &Config,
+    parameters: &P,
+    builds: &B,
+    request: &StatusRequest<'_>,
+) -> Result<StatusReport, CliError>
+where
+    P: ParameterStore + Sync,
+    B: BuildRunner + Sync,
+{
+    let mut environments = Vec::new();
+    for environment in config.environments() {
+        if request.environment.is_some_and(|wanted| wanted != environment.name) {
+            continue;
+        }
+        let names = config.parameter_names(&environment.name);
+        let stored = parameters.get_parameters(&names).await?;
+        let versions: BTreeMap<String, i64> = stored.iter().map(|(name, p)| (name.clone(), p.version)).collect();
+        let current = fingerprint(&versions);
+        let recent = builds.recent_builds(&environment.codebuild_project, RECENT_BUILDS).await?;
+        let last_change = stored.values().filter_map(|p| p.last_modified).max_by_key(|at| at.as_nanos());
+        let assessment = assess(&current, &recent, last_change, request.now, request.stale_after);
+
+        let services = config
+            .services()
+            .filter(|service| request.service.is_none_or(|wanted| wanted == service.name))
+            .map(|service| {
+                let parameter = config.parameter_name(&service.name, &environment.name);
+                let found = stored.get(&parameter);
+                ServiceTag {
+                    service: service.name.clone(),
+                    tag: found.map(|p| p.value.clone()),
+                    version: found.map(|p| p.version),
+                    changed: found.and_then(|p| format_opt(p.last_modified)),
+                    parameter,
+                }
+            })
+            .collect();
+        let summary = |build: &BuildRecord| BuildSummary {
+            id: build.id.clone(),
+            status: build.status,
+            fingerprint: build.fingerprint.clone(),
+            started: format_opt(build.started),
+            deploys_current: build.fingerprint.as_deref() == Some(current.as_str()),
+        };
+        environments.push(EnvironmentStatus {
+            environment: environment.name.clone(),
+            project: environment.codebuild_project.clone(),
+            state: assessment.state,
+            since: format_opt(last_change),
+            stale: assessment.stale,
+            newest_build: recent.iter().find(|b| b.fingerprint.is_some()).map(summary),
+            running_build: recent.iter().find(|b| b.status == BuildStatus::InProgress).map(summary),
+            fingerprint: current,
+            services,
+        });
+    }
+    Ok(StatusReport {
+        checked_at: format(request.now),
+        stale_after_seconds: request.stale_after.as_secs(),
+        environments,
+    })
+}
+
+impl StatusReport {
+    /// Environments that need a person, one line each.
+    pub fn problems(&self) -> Vec<String> {
+        self.environments
+            .iter()
+            .filter(|e| e.stale)
+            .map(|e| {
+                let since = e.since.as_deref().unwrap_or("an unknown time");
+                format!(
+                    "{}: {} since {since}, longer than {}s",
+                    e.environment,
+                    e.state.as_str(),
+                    self.stale_after_seconds
+                )
+            })
+            .collect()
+    }
+
+    pub fn render(&self) -> String {
+        let mut environments = Table::new(&[
+            "ENVIRONMENT",
+            "STATE",
+            "SINCE",
+            "NEWEST BUILD",
+            "STATUS",
+            "STARTED",
+            "DEPLOYS CURRENT",
+            "RUNNING",
+        ]);
+        let mut tags = Table::new(&["ENVIRONMENT", "SERVICE", "TAG", "VERSION", "CHANGED"]);
+        for e in &self.environments {
+            let state = if e.stale { format!("{} (stale)", e.state.as_str()) } else { e.state.as_str().to_owned() };
+            let newest = e.newest_build.as_ref();
+            environments.row([
+                e.environment.clone(),
+                state,
+                or_nothing(e.since.as_ref()),
+                or_nothing(newest.map(|b| &b.id)),
+                or_nothing(newest.map(|b| b.status)),
+                or_nothing(newest.and_then(|b| b.started.as_ref())),
+                or_nothing(newest.map(|b| if b.deploys_current { "yes" } else { "no" })),
+                or_nothing(e.running_build.as_ref().map(|b| &b.id)),
+            ]);
+            for s in &e.services {
+                tags.row([
+                    e.environment.clone(),
+                    s.service.clone(),
+                    or_nothing(s.tag.as_ref()),
+                    or_nothing(s.version),
+                    or_nothing(s.changed.as_ref()),
+                ]);
+            }
+        }
+        format!("{}\n{}", environments.render(), tags.render())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use BuildStatus::*;
+
+    const CURRENT: &str = "/a/dev/tag=3";
+    const OLDER: &str = "/a/dev/tag=2";
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn build(id: &str, status: BuildStatus, fingerprint: Option<&str>) -> BuildRecord {
+        BuildRecord { id: id.into(), status, fingerprint: fingerprint.map(str::to_owned), started: None }
+    }
+
+    fn at(secs: i64) -> Option<DateTime> {
+        Some(DateTime::from_secs(secs))
+    }
+
+    #[test]
+    fn states_follow_the_reconcile_decision() {
+        let now = DateTime::from_secs(10_000);
+        let cases = [
+            ("in sync", CURRENT, vec![build("b2", Succeeded, Some(CURRENT))], State::InSync),
+            ("deploying", CURRENT, vec![build("b2", InProgress, Some(CURRENT))], State::Deploying),
+            (
+                "older state running",
+                CURRENT,
+                vec![build("b2", InProgress, Some(OLDER)), build("b1", Succeeded, Some(OLDER))],
+                State::Behind,
+            ),
+            ("manual build running", CURRENT, vec![build("m", InProgress, None)], State::Behind),
+            ("changed since", CURRENT, vec![build("b1", Succeeded, Some(OLDER))], State::Behind),
+            ("held", CURRENT, vec![build("b2", Failed, Some(CURRENT))], State::Held),
+            ("stopped", CURRENT, vec![build("b2", Stopped, Some(CURRENT))], State::Behind),
+            ("manual builds only", CURRENT, vec![build("m", Succeeded, None)], State::NeverDeployed),
+            ("no parameters", "", vec![], State::NoParameters),
+        ];
+        for (name, current, builds, state) in cases {
+            assert_eq!(assess(current, &builds, at(9_000), now, HOUR).state, state, "{name}");
+        }
+    }
+
+    #[test]
+    fn only_waiting_states_go_stale_and_only_after_the_allowed_time() {
+        let now = DateTime::from_secs(10_000);
+        let behind = vec![build("b1", Succeeded, Some(OLDER))];
+        assert!(!assess(CURRENT, &behind, at(10_000 - 3599), now, HOUR).stale);
+        assert!(assess(CURRENT, &behind, at(10_000 - 3600), now, HOUR).stale);
+        let held = vec![build("b2", Failed, Some(CURRENT))];
+        assert!(assess(CURRENT, &held, at(0), now, HOUR).stale);
+        let in_sync = vec![build("b2", Succeeded, Some(CURRENT))];
+        assert!(!assess(CURRENT, &in_sync, at(0), now, HOUR).stale);
+        let deploying = vec![build("b2", InProgress, Some(CURRENT))];
+        assert!(!assess(CURRENT, &deploying, at(0), now, HOUR).stale);
+        assert!(!assess("", &[], None, now, Duration::ZERO).stale);
+    }
+}

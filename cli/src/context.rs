@@ -1,0 +1,85 @@
+//! What every command needs: the validated configuration and the AWS clients.
+
+use std::path::Path;
+
+use aws_config::SdkConfig;
+use tagrelay::aws::codebuild::CodeBuildRunner;
+use tagrelay::aws::ecr::EcrImageRegistry;
+use tagrelay::aws::sqs::SqsDeadLetterQueue;
+use tagrelay::aws::ssm::SsmParameterStore;
+use tagrelay::aws::AwsError;
+use tagrelay::config::{Config, ConfigError, Environment, Service, CONFIG_ENV};
+use tagrelay::deploy::handler::Deployer;
+use tagrelay::record::Recorder;
+
+use crate::error::CliError;
+
+/// `--config FILE` wins over `TAGRELAY_CONFIG`.
+pub fn load_config(file: Option<&Path>) -> Result<Config, CliError> {
+    match file {
+        Some(path) => {
+            let document = std::fs::read_to_string(path)
+                .map_err(|source| CliError::ConfigFile { path: path.to_owned(), source })?;
+            Config::from_json(&document).map_err(|err| in_file(path, err))
+        }
+        None if std::env::var_os(CONFIG_ENV).is_none() => Err(CliError::NoConfig),
+        None => Ok(Config::from_env()?),
+    }
+}
+
+/// The validation message, said of the file rather than of the variable.
+fn in_file(path: &Path, err: ConfigError) -> CliError {
+    let detail = match &err {
+        ConfigError::Malformed { field, message } => format!("{field}: {message}"),
+        ConfigError::Invalid { field, problem } => format!("{field}: {problem}"),
+        ConfigError::NotSet => err.to_string(),
+    };
+    CliError::ConfigFile { path: path.to_owned(), source: std::io::Error::new(std::io::ErrorKind::InvalidData, detail) }
+}
+
+pub struct Context {
+    pub config: Config,
+    pub sdk: SdkConfig,
+}
+
+impl Context {
+    pub fn service(&self, name: &str) -> Result<&Service, CliError> {
+        self.config.service(name).ok_or_else(|| {
+            let known: Vec<&str> = self.config.services().map(|s| s.name.as_str()).collect();
+            CliError::usage(
+                "SERVICE",
+                format!("{name:?} is not a configured service (configured: {})", known.join(", ")),
+            )
+        })
+    }
+
+    pub fn environment(&self, argument: &'static str, name: &str) -> Result<&Environment, CliError> {
+        self.config.environment(name).ok_or_else(|| {
+            let known: Vec<&str> = self.config.environments().map(|e| e.name.as_str()).collect();
+            CliError::usage(
+                argument,
+                format!("{name:?} is not a configured environment (configured: {})", known.join(", ")),
+            )
+        })
+    }
+
+    pub fn parameters(&self) -> SsmParameterStore {
+        SsmParameterStore::from_sdk_config(&self.sdk)
+    }
+
+    pub fn builds(&self) -> CodeBuildRunner {
+        CodeBuildRunner::from_sdk_config(&self.sdk)
+    }
+
+    pub fn recorder(&self) -> Recorder<SsmParameterStore, EcrImageRegistry> {
+        Recorder::new(self.config.clone(), self.parameters(), EcrImageRegistry::from_sdk_config(&self.sdk))
+    }
+
+    pub fn deployer(&self) -> Deployer<SsmParameterStore, CodeBuildRunner> {
+        Deployer::new(self.config.clone(), self.parameters(), self.builds())
+    }
+
+    pub async fn dead_letter_queue(&self, name_or_url: &str) -> Result<SqsDeadLetterQueue, AwsError> {
+        SqsDeadLetterQueue::locate(aws_sdk_sqs::Client::new(&self.sdk), name_or_url).await
+    }
+}

@@ -1,0 +1,198 @@
+//! Golden tests of the table output: what an operator reads, byte for byte. After an intended
+//! change, regenerate with `UPDATE_GOLDEN=1 cargo test -p tagrelay-cli --test golden` and review
+//! the diff.
+
+use std::path::PathBuf;
+
+use tagrelay::deploy::build::BuildStatus;
+use tagrelay::record::{EnvironmentDecision, Outcome, SkipReason, WriteReason};
+use tagrelay_cli::commands::change::ChangeReport;
+use tagrelay_cli::commands::history::{HistoryEntry, HistoryReport};
+use tagrelay_cli::commands::redrive::{RedriveEntry, RedriveReport, Replayed};
+use tagrelay_cli::commands::status::{BuildSummary, EnvironmentStatus, ServiceTag, State, StatusReport};
+
+fn check(name: &str, actual: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).expect("write the golden file");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|err| panic!("{}: {err} (UPDATE_GOLDEN=1 creates it)", path.display()));
+    assert_eq!(actual, expected, "{name} differs from its golden file");
+}
+
+fn s(text: &str) -> String {
+    text.to_owned()
+}
+
+fn tag(service: &str, environment: &str, tag: Option<&str>, version: Option<i64>, changed: Option<&str>) -> ServiceTag {
+    ServiceTag {
+        service: s(service),
+        parameter: format!("/{service}/{environment}/docker-image-tag"),
+        tag: tag.map(s),
+        version,
+        changed: changed.map(s),
+    }
+}
+
+fn build(id: &str, status: BuildStatus, started: &str, deploys_current: bool) -> BuildSummary {
+    BuildSummary { id: s(id), status, fingerprint: Some(s("…")), started: Some(s(started)), deploys_current }
+}
+
+#[test]
+fn status_table() {
+    let report = StatusReport {
+        checked_at: s("2026-11-28T10:00:00Z"),
+        stale_after_seconds: 3600,
+        environments: vec![
+            EnvironmentStatus {
+                environment: s("dev"),
+                project: s("tagrelay-dev"),
+                state: State::Deploying,
+                since: Some(s("2026-11-28T09:58:12Z")),
+                stale: false,
+                fingerprint: s("/my-api/dev/docker-image-tag=12,/worker/dev/docker-image-tag=4"),
+                services: vec![
+                    tag("my-api", "dev", Some("1043"), Some(12), Some("2026-11-28T09:58:12Z")),
+                    tag("worker", "dev", Some("207"), Some(4), Some("2026-11-27T16:02:40Z")),
+                ],
+                newest_build: Some(build(
+                    "tagrelay-dev:0b6d2f0e",
+                    BuildStatus::InProgress,
+                    "2026-11-28T09:58:14Z",
+                    true,
+                )),
+                running_build: Some(build(
+                    "tagrelay-dev:0b6d2f0e",
+                    BuildStatus::InProgress,
+                    "2026-11-28T09:58:14Z",
+                    true,
+                )),
+            },
+            EnvironmentStatus {
+                environment: s("prod"),
+                project: s("tagrelay-prod"),
+                state: State::Held,
+                since: Some(s("2026-11-28T07:12:03Z")),
+                stale: true,
+                fingerprint: s("/my-api/prod/docker-image-tag=3"),
+                services: vec![
+                    tag("my-api", "prod", Some("1040"), Some(3), Some("2026-11-28T07:12:03Z")),
+                    tag("worker", "prod", None, None, None),
+                ],
+                newest_build: Some(build("tagrelay-prod:77c1e0a9", BuildStatus::Failed, "2026-11-28T07:12:05Z", true)),
+                running_build: None,
+            },
+            EnvironmentStatus {
+                environment: s("staging"),
+                project: s("tagrelay-staging"),
+                state: State::NoParameters,
+                since: None,
+                stale: false,
+                fingerprint: s(""),
+                services: vec![tag("my-api", "staging", None, None, None), tag("worker", "staging", None, None, None)],
+                newest_build: None,
+                running_build: None,
+            },
+        ],
+    };
+    check("status.txt", &report.render());
+    assert_eq!(report.problems(), vec![s("prod: held since 2026-11-28T07:12:03Z, longer than 3600s")]);
+}
+
+#[test]
+fn history_table() {
+    let entry = |version, tag: &str, changed: &str, by: &str, description: &str| HistoryEntry {
+        version,
+        tag: s(tag),
+        changed: Some(s(changed)),
+        by: Some(s(by)),
+        description: Some(s(description)),
+    };
+    let report = HistoryReport {
+        service: s("my-api"),
+        environment: s("dev"),
+        parameter: s("/my-api/dev/docker-image-tag"),
+        versions: vec![
+            entry(
+                3,
+                "1041",
+                "2026-11-28T09:30:00Z",
+                "arn:aws:iam::123456789012:user/ana",
+                "Pinned with tagrelay (sha256:4c1f): 1042 leaks memory",
+            ),
+            entry(
+                2,
+                "1042",
+                "2026-11-28T09:01:10Z",
+                "arn:aws:sts::123456789012:assumed-role/tagrelay-record-image-tag/tagrelay-record-image-tag",
+                "Image tag of my-api in dev, recorded by tagrelay from ECR push sha256:9a0e",
+            ),
+            entry(
+                1,
+                "1041",
+                "2026-11-27T17:45:52Z",
+                "arn:aws:sts::123456789012:assumed-role/tagrelay-record-image-tag/tagrelay-record-image-tag",
+                "Image tag of my-api in dev, recorded by tagrelay from ECR push sha256:4c1f",
+            ),
+        ],
+    };
+    check("history.txt", &report.render());
+}
+
+fn change(command: &'static str, outcome: Outcome, dry_run: bool) -> ChangeReport {
+    ChangeReport {
+        command,
+        service: s("my-api"),
+        from: Some(s("dev")),
+        tag: s("1043"),
+        dry_run,
+        decision: EnvironmentDecision {
+            environment: s("prod"),
+            parameter: s("/my-api/prod/docker-image-tag"),
+            previous: Some(s("1040")),
+            outcome,
+        },
+    }
+}
+
+#[test]
+fn promote_tables() {
+    let written = change("promote", Outcome::Write { to: s("1043"), reason: WriteReason::Newer, version: 4 }, false);
+    let planned = change("promote", Outcome::Planned { to: s("1043"), reason: WriteReason::Newer }, true);
+    let refused = change("promote", Outcome::Skip { reason: SkipReason::NotNewer }, false);
+    let text = [written.render(), planned.render(), refused.render()].join("\n");
+    check("promote.txt", &text);
+    assert!(written.problems().is_empty() && planned.problems().is_empty());
+    assert_eq!(
+        refused.problems(),
+        vec![s("promote 1043 refused for my-api in prod: the order policy does not allow it: the tag is not newer than the one there")]
+    );
+}
+
+#[test]
+fn redrive_table() {
+    let entry = |id: &str, result, detail: &str| RedriveEntry {
+        message_id: s(id),
+        sent: Some(s("2026-11-28T09:12:44Z")),
+        result,
+        detail: s(detail),
+        original_error: Some(s("ListBuildsForProject tagrelay-dev failed")),
+    };
+    let report = RedriveReport {
+        function: s("trigger-deploy"),
+        queue: s("https://sqs.eu-west-1.amazonaws.com/123456789012/tagrelay-trigger-deploy-dlq"),
+        replayed: 1,
+        failed_again: 1,
+        messages: vec![
+            entry(
+                "5b7e1c2a",
+                Replayed::Replayed,
+                "parameter /my-api/dev/docker-image-tag changed: dev start changed tagrelay-dev:0b6d2f0e",
+            ),
+            entry("9d04aa71", Replayed::FailedAgain, "invalid event: detail.name: missing field `name`"),
+        ],
+    };
+    check("redrive.txt", &report.render());
+}

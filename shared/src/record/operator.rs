@@ -1,0 +1,108 @@
+//! Operator writes (`tagrelay promote` and `tagrelay pin`): the same checks, decision, write and
+//! log line as a push, so an operator cannot do by hand what the pipeline would refuse — except
+//! a pin, which skips only the order policy, on purpose and with a recorded reason.
+
+use super::decision::{confirm_image, decide, decide_pin, Decision, ImageState, Push, SkipReason, Target};
+use super::handler::{log_decision, write_for, EnvironmentDecision, Outcome, RecordError, Recorder};
+use crate::aws::{ImageRegistry, ParameterStore};
+use crate::config::Service;
+
+/// SSM keeps at most 1024 characters of description; the rest of it is tagrelay's own words.
+pub const MAX_REASON_CHARS: usize = 800;
+
+/// What the operator asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change<'a> {
+    /// Copy the tag another environment runs; the order policy must allow it.
+    Promote { from: &'a str },
+    /// Set this tag whatever the order policy says (a rollback); the reason is recorded.
+    Pin { reason: &'a str },
+}
+
+/// One environment's tag, set by an operator.
+#[derive(Debug, Clone, Copy)]
+pub struct TagChange<'a> {
+    pub service: &'a Service,
+    pub environment: &'a str,
+    pub tag: &'a str,
+    pub change: Change<'a>,
+    /// Decide and report, write nothing.
+    pub dry_run: bool,
+}
+
+impl<P: ParameterStore + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
+    /// Applies an operator's change to one environment. A refusal (the image is gone, the tag
+    /// does not fit the pattern, the order policy says no) is an `Outcome::Skip` with its reason.
+    pub async fn change_tag(&self, request: TagChange<'_>) -> Result<EnvironmentDecision, RecordError> {
+        let service = request.service;
+        let parameter = self.config.parameter_name(&service.name, request.environment);
+        let refused = |reason| EnvironmentDecision {
+            environment: request.environment.to_owned(),
+            parameter: parameter.clone(),
+            previous: None,
+            outcome: Outcome::Skip { reason },
+        };
+        if !service.tag_pattern.is_match(request.tag) {
+            return Ok(refused(SkipReason::TagPatternMismatch));
+        }
+        let image = match self.images.image_by_tag(&service.repository, request.tag).await? {
+            Some(facts) => ImageState::Present { digest: facts.digest, pushed_at: facts.pushed_at },
+            None => ImageState::Gone,
+        };
+        let digest = match &image {
+            ImageState::Present { digest, .. } => Some(digest.clone()),
+            ImageState::Gone => None,
+        };
+        let push = Push { service, tag: request.tag, digest: digest.as_deref() };
+        let pushed_at = match confirm_image(&push, &image) {
+            Ok(pushed_at) => pushed_at,
+            Err(reason) => return Ok(refused(reason)),
+        };
+
+        let environments = [request.environment];
+        let targets = self.read_targets(&push, &environments).await?;
+        let Some(target) = targets.first() else {
+            return Ok(refused(SkipReason::Unchanged));
+        };
+        let decision = match request.change {
+            Change::Promote { .. } => decide(&push, pushed_at, target),
+            Change::Pin { .. } => decide_pin(request.tag, target),
+        };
+        let outcome = match decision {
+            Decision::Skip { reason } => Outcome::Skip { reason },
+            Decision::Write { to, reason, .. } if request.dry_run => Outcome::Planned { to, reason },
+            Decision::Write { from, to, reason } => {
+                let write = write_for(&push, target, from.is_none(), &to, description(&push, target, request.change));
+                match self.parameters.put_parameter(&write).await {
+                    Ok(version) => Outcome::Write { to, reason, version },
+                    Err(err) => {
+                        log_decision(&push, target, &Outcome::Failed { to, error: err.to_string() });
+                        return Err(RecordError::Aws(err));
+                    }
+                }
+            }
+        };
+        log_decision(&push, target, &outcome);
+        Ok(EnvironmentDecision {
+            environment: target.environment.to_owned(),
+            parameter: target.parameter.clone(),
+            previous: target.current.clone(),
+            outcome,
+        })
+    }
+}
+
+/// The parameter's description says who set the tag and why: `tagrelay history` shows it.
+fn description(push: &Push<'_>, target: &Target<'_>, change: Change<'_>) -> String {
+    let (service, environment) = (&push.service.name, target.environment);
+    let digest = push.digest.unwrap_or("unknown digest");
+    match change {
+        Change::Promote { from } => {
+            format!("Image tag of {service} in {environment}, promoted from {from} with tagrelay ({digest})")
+        }
+        Change::Pin { reason } => {
+            let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
+            format!("Pinned with tagrelay ({digest}): {reason}")
+        }
+    }
+}
