@@ -1,0 +1,611 @@
+//! infra/ checked offline, without Terraform or an AWS account:
+//!
+//! * every `.tf` file parses (hcl-rs), and a syntax error names `file:line`;
+//! * every `resource`/`data` type, argument and nested block name exists in the AWS provider's
+//!   schema (tests/infra/aws-provider-schema.json, extracted from the pinned `@cdktf/provider-aws`
+//!   by tests/infra/extract_provider_schema.py), and the provider version it comes from is one
+//!   infra/versions.tf accepts;
+//! * the functions' environment in infra/lambda.tf is exactly what their code reads;
+//! * every pattern file in infra/event-patterns/ feeds one rule of infra/events.tf, and after
+//!   the narrowing events.tf applies, every fixture event matches the rule of its kind and no other.
+
+mod terraform;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde_json::{json, Value};
+use tagrelay_tests::event_pattern::EventPattern;
+use tagrelay_tests::workspace_root;
+use terraform::code_env::{self, EnvReads, Source};
+use terraform::event_rules::{self, EventRules};
+use terraform::files::{self, TfFile};
+use terraform::hcl_read::{declarations, local, object_entries, string_list, DeclarationKind};
+use terraform::schema::{check_file, Coverage, Finding, ProviderSchema};
+use terraform::versions::{required_versions, satisfies};
+
+const SCHEMA_EXTRACT: &str = "tests/infra/aws-provider-schema.json";
+
+fn infra_files() -> Vec<TfFile> {
+    files::load_all(&workspace_root(), "infra").unwrap_or_else(|errors| {
+        let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        panic!("infra/ has files that do not parse:\n{}", messages.join("\n"))
+    })
+}
+
+fn infra_file(name: &str) -> TfFile {
+    let root = workspace_root();
+    files::load(&root, &root.join(name)).unwrap_or_else(|err| panic!("{err}"))
+}
+
+fn provider_schema() -> ProviderSchema {
+    ProviderSchema::load(&workspace_root().join(SCHEMA_EXTRACT)).unwrap_or_else(|err| panic!("{err}"))
+}
+
+fn snippet(text: &str) -> TfFile {
+    TfFile::parse("snippet.tf", text.to_owned()).unwrap_or_else(|err| panic!("{err}"))
+}
+
+fn check_snippet(text: &str) -> (Vec<Finding>, Coverage) {
+    let mut coverage = Coverage::default();
+    let findings = check_file(&provider_schema(), &snippet(text), &mut coverage);
+    (findings, coverage)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn every_tf_file_under_infra_parses() {
+    let files = infra_files();
+    let names: Vec<&str> = files.iter().map(|file| file.name.as_str()).collect();
+    for expected in ["infra/lambda.tf", "infra/versions.tf", "infra/examples/ecs-service/main.tf"] {
+        assert!(names.contains(&expected), "{expected} was not found among {names:?}");
+    }
+}
+
+#[test]
+fn a_syntax_error_names_the_file_and_line() {
+    let text = "resource \"aws_sqs_queue\" \"q\" {\n  name = \"a\"\n  delay_seconds = = 5\n}\n";
+    let err = TfFile::parse("infra/broken.tf", text.to_owned()).err().expect("a syntax error");
+    let message = err.to_string();
+    assert!(message.starts_with("infra/broken.tf:3:"), "the message should start with file:line: {message}");
+    assert!(message.contains("delay_seconds = = 5"), "the message should quote the line: {message}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Provider schema
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn every_resource_and_data_block_uses_names_the_aws_provider_knows() {
+    let schema = provider_schema();
+    let mut coverage = Coverage::default();
+    let findings: Vec<String> = infra_files()
+        .iter()
+        .flat_map(|file| check_file(&schema, file, &mut coverage))
+        .map(|finding| finding.to_string())
+        .collect();
+    assert!(
+        findings.is_empty(),
+        "names the AWS provider {} does not know:\n{}",
+        schema.provider_version,
+        findings.join("\n")
+    );
+    assert!(coverage.declarations >= 40 && coverage.types.len() >= 20, "suspiciously little checked: {coverage:?}");
+    println!(
+        "checked {} resource/data blocks of {} types ({} arguments, {} nested blocks) against {} {}",
+        coverage.declarations,
+        coverage.types.len(),
+        coverage.arguments,
+        coverage.blocks,
+        schema.provider,
+        schema.provider_version
+    );
+}
+
+#[test]
+fn the_schema_check_catches_a_misspelt_argument() {
+    let (findings, _) = check_snippet("resource \"aws_lambda_function\" \"f\" {\n  memroy_size = 128\n}\n");
+    let [finding] = findings.as_slice() else { panic!("expected one finding, got {findings:#?}") };
+    let message = finding.to_string();
+    assert!(message.starts_with("snippet.tf:2: aws_lambda_function.f: unknown argument `memroy_size`"), "{message}");
+    assert!(message.contains("did you mean `memory_size`?"), "{message}");
+    assert!(message.contains("arguments: architectures,"), "it should list what exists: {message}");
+}
+
+#[test]
+fn the_schema_check_follows_nested_and_dynamic_blocks() {
+    let text = r#"
+resource "aws_codebuild_project" "p" {
+  name         = "p"
+  service_role = "arn"
+  for_each     = {}
+  artifacts { type = "NO_ARTIFACTS" }
+  source { type = "S3" }
+  environment {
+    compute_type = "BUILD_GENERAL1_SMALL"
+    image        = "i"
+    type         = "ARM_CONTAINER"
+    dynamic "environment_variable" {
+      for_each = {}
+      content {
+        name  = "a"
+        vaule = "b"
+      }
+    }
+    dynamic "enviroment_variable" {
+      for_each = {}
+      content {}
+    }
+  }
+  logs_config {
+    cloudwatch_logs { status = "ENABLED" }
+  }
+  tags { a = "b" }
+  lifecycle { ignore_changes = [tags] }
+}
+
+data "aws_iam_policy_documnet" "d" {}
+
+data "aws_region" "r" {
+  nmae = "x"
+}
+"#;
+    let (findings, coverage) = check_snippet(text);
+    let messages: Vec<String> = findings.iter().map(ToString::to_string).collect();
+    let expect = [
+        "snippet.tf:16: aws_codebuild_project.p: unknown argument `vaule` of aws_codebuild_project.environment.environment_variable (did you mean `value`?)",
+        "snippet.tf:19: aws_codebuild_project.p: `dynamic \"enviroment_variable\"` generates an unknown block of aws_codebuild_project.environment (did you mean `environment_variable`?)",
+        "snippet.tf:27: aws_codebuild_project.p: `tags` is an argument of aws_codebuild_project, not a block",
+        "snippet.tf:31: data.aws_iam_policy_documnet.d: unknown data source `aws_iam_policy_documnet` in registry.terraform.io/hashicorp/aws",
+        "snippet.tf:34: data.aws_region.r: unknown argument `nmae` of aws_region (did you mean `name`?)",
+    ];
+    assert_eq!(messages.len(), expect.len(), "{messages:#?}");
+    for (message, expected) in messages.iter().zip(expect) {
+        assert!(message.starts_with(expected), "\n  got: {message}\n want: {expected}…");
+    }
+    assert_eq!(coverage.declarations, 2, "{coverage:?}");
+}
+
+#[test]
+fn module_provider_variable_and_output_blocks_are_not_resources() {
+    let text = r#"
+terraform {
+  required_providers {
+    aws = { source = "hashicorp/aws", version = ">= 5.60" }
+  }
+}
+provider "aws" { region = "eu-west-1" }
+module "aws_lambda_function" {
+  source      = "./nowhere"
+  memroy_size = 128
+}
+variable "aws_sqs_queue" { type = string }
+output "aws_iam_role" { value = 1 }
+locals { aws_kms_key = 1 }
+resource "terraform_data" "marker" { input = 1 }
+"#;
+    let (findings, coverage) = check_snippet(text);
+    assert!(findings.is_empty(), "{findings:#?}");
+    assert_eq!(coverage.declarations, 0, "nothing here is an AWS resource or data source: {coverage:?}");
+    let one_label = snippet("resource \"aws_sqs_queue\" {}\n");
+    let (_, malformed) = declarations(&one_label);
+    assert_eq!(malformed.len(), 1, "a resource block with one label is reported");
+}
+
+#[test]
+fn the_schema_extract_comes_from_a_provider_version_infra_accepts() {
+    let schema = provider_schema();
+    assert_eq!(schema.provider, "registry.terraform.io/hashicorp/aws");
+    assert!(
+        schema.resource_types.len() > 1000 && schema.data_source_types.len() > 400,
+        "the extract should list every type of the provider"
+    );
+    let constraints: Vec<(String, String)> =
+        infra_files().iter().flat_map(|file| required_versions(file, "hashicorp/aws")).collect();
+    assert!(constraints.len() >= 2, "infra/versions.tf and the example's pin the provider: {constraints:?}");
+    for (at, constraint) in &constraints {
+        let ok = satisfies(&schema.provider_version, constraint).unwrap_or_else(|err| panic!("{at}: {err}"));
+        assert!(
+            ok,
+            "{SCHEMA_EXTRACT} is from provider {} ({} {}), which {at} (\"{constraint}\") does not accept: \
+             re-run tests/infra/extract_provider_schema.py with a matching package version",
+            schema.provider_version, schema.package, schema.package_version
+        );
+    }
+}
+
+#[test]
+fn version_constraints_are_read_as_terraform_does() {
+    let cases = [
+        ("6.25.0", ">= 5.60, < 7.0", true),
+        ("5.60.0", ">= 5.60, < 7.0", true),
+        ("5.59.9", ">= 5.60, < 7.0", false),
+        ("7.0.0", ">= 5.60, < 7.0", false),
+        ("5.99.0", "~> 5.60", true),
+        ("6.0.0", "~> 5.60", false),
+        ("5.60.9", "~> 5.60.1", true),
+        ("5.61.0", "~> 5.60.1", false),
+        ("6.25.0", "!= 6.25.0", false),
+        ("6.25.0", "6.25.0", true),
+    ];
+    for (version, constraint, expected) in cases {
+        assert_eq!(satisfies(version, constraint), Ok(expected), "{version} against {constraint}");
+    }
+    assert!(satisfies("6.x", ">= 5").is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Environment variables: what the code reads, what Terraform sets
+// ---------------------------------------------------------------------------------------------
+
+/// Reads the scan cannot resolve, each with why it is not a variable Terraform should set.
+const DYNAMIC_READS: [(&str, &str, &str); 1] = [(
+    "shared/src/lambda_init.rs",
+    "env::var_os(key)",
+    "default_lambda_env: the AWS_LAMBDA_* variables Lambda itself sets, defaulted outside Lambda",
+)];
+
+/// Variables Lambda or the AWS SDK provide (AWS_REGION, AWS_LAMBDA_RUNTIME_API, credentials, …):
+/// never set by Terraform (Lambda refuses most of them as reserved).
+fn set_by_lambda(name: &str) -> bool {
+    name.starts_with("AWS_")
+}
+
+fn function_dirs(root: &Path) -> Vec<String> {
+    let dir = root.join("functions");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|err| panic!("{}: {err}", dir.display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.join("Cargo.toml").is_file())
+        .filter_map(|path| path.file_name().and_then(|name| name.to_str()).map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
+/// What one function's code reads: its own crate and the shared one.
+fn function_reads(root: &Path, function: &str) -> EnvReads {
+    let load = |dir: &str| code_env::sources(root, dir).unwrap_or_else(|err| panic!("{err}"));
+    let mut sources: Vec<Source> = load("shared/src");
+    sources.extend(load(&format!("functions/{function}/src")));
+    let constants = code_env::str_constants(&sources);
+    let mut reads = EnvReads::default();
+    for source in &sources {
+        reads.merge(code_env::env_reads(source, &constants));
+    }
+    reads
+}
+
+/// `environment { variables = { ... } }` of an `aws_lambda_function`: name → `file:line`.
+fn terraform_environment(
+    file: &TfFile,
+    block: &hcl::edit::structure::Block,
+    address: &str,
+) -> BTreeMap<String, String> {
+    let variables = block
+        .body
+        .get_blocks("environment")
+        .find_map(|environment| environment.body.get_attribute("variables"))
+        .unwrap_or_else(|| panic!("{}: {address} has no environment {{ variables = ... }}", file.at(block)));
+    let entries = object_entries(&variables.value).unwrap_or_else(|| {
+        panic!(
+            "{}: {address}: environment.variables must be an object literal for this test to read it",
+            file.at(variables)
+        )
+    });
+    entries.into_iter().map(|(name, value)| (name.to_owned(), file.at(value))).collect()
+}
+
+#[test]
+fn terraform_sets_exactly_the_environment_the_functions_read() {
+    let root = workspace_root();
+    let functions = function_dirs(&root);
+    assert!(functions.len() >= 2, "functions/ should hold the two functions: {functions:?}");
+
+    let main = infra_file("infra/main.tf");
+    let declared = local(&main, "functions").expect("infra/main.tf defines local.functions");
+    let mut declared_names: Vec<&str> = string_list(&declared.value)
+        .unwrap_or_else(|| panic!("{}: local.functions should be a literal list of names", main.at(declared)));
+    declared_names.sort_unstable();
+    assert_eq!(declared_names, functions, "{}: local.functions must name every crate in functions/", main.at(declared));
+
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for file in infra_files().iter().filter(|file| !file.name.starts_with("infra/examples/")) {
+        let (found, _) = declarations(file);
+        for declaration in
+            found.iter().filter(|d| d.kind == DeclarationKind::Resource && d.type_name == "aws_lambda_function")
+        {
+            let address = declaration.address();
+            let for_each =
+                declaration.block.body.get_attribute("for_each").map(|attribute| file.source_of(&attribute.value));
+            assert_eq!(
+                for_each,
+                Some("local.functions"),
+                "{}: {address}: this test knows which functions a resource runs only through `for_each = local.functions`",
+                file.at(declaration.block)
+            );
+            let set = terraform_environment(file, declaration.block, &address);
+            for function in &functions {
+                let reads = function_reads(&root, function);
+                for (at, call) in &reads.unresolved {
+                    let known = DYNAMIC_READS
+                        .iter()
+                        .any(|(file, known_call, _)| at.starts_with(&format!("{file}:")) && call == known_call);
+                    if !known {
+                        problems.push(format!(
+                            "{at}: `{call}`: the scan cannot tell which variable this reads; use a string literal or \
+                             a `const NAME: &str`, or list it in DYNAMIC_READS with a reason"
+                        ));
+                    }
+                }
+                let own: BTreeMap<String, Vec<String>> =
+                    reads.names.into_iter().filter(|(name, _)| !set_by_lambda(name)).collect();
+                assert!(
+                    !own.is_empty(),
+                    "found no variable read by {function}: is the scan still finding env::var calls?"
+                );
+                problems.extend(code_env::compare(&format!("{function} ({address})"), &own, &set));
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, functions.len(), "expected one aws_lambda_function resource running every function");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_dynamic_read_listed_still_exists() {
+    let root = workspace_root();
+    let mut unresolved = Vec::new();
+    for function in function_dirs(&root) {
+        unresolved.extend(function_reads(&root, &function).unresolved);
+    }
+    for (file, call, why) in DYNAMIC_READS {
+        assert!(
+            unresolved.iter().any(|(at, found)| at.starts_with(&format!("{file}:")) && found == call),
+            "DYNAMIC_READS lists `{call}` in {file} ({why}), which the scan no longer finds: remove it"
+        );
+    }
+}
+
+#[test]
+fn the_source_scan_resolves_literals_and_constants() {
+    let source = Source {
+        name: "src/lib.rs".to_owned(),
+        text: [
+            "pub const CONFIG: &str = \"APP_CONFIG\";",
+            "pub(crate) const OTHER: &'static str = \"APP_OTHER\";",
+            "// std::env::var(\"IN_A_COMMENT\")",
+            "fn f(name: &str) {",
+            "    let _ = std::env::var(crate::config::CONFIG);",
+            "    let _ = env::var_os(\"APP_LITERAL\").is_some() && env::var(OTHER).is_ok();",
+            "    let _ = std::env::var(name);",
+            "    let _ = std::env::vars();",
+            "}",
+        ]
+        .join("\n"),
+    };
+    let constants = code_env::str_constants(std::slice::from_ref(&source));
+    let reads = code_env::env_reads(&source, &constants);
+    let names: Vec<(&str, &[String])> = reads.names.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+    assert_eq!(
+        names,
+        [
+            ("APP_CONFIG", &["src/lib.rs:5".to_owned()][..]),
+            ("APP_LITERAL", &["src/lib.rs:6".to_owned()][..]),
+            ("APP_OTHER", &["src/lib.rs:6".to_owned()][..]),
+        ]
+    );
+    let unresolved: Vec<&str> = reads.unresolved.iter().map(|(_, call)| call.as_str()).collect();
+    assert_eq!(unresolved, ["env::var(name)", "env::vars()"]);
+}
+
+#[test]
+fn the_environment_comparison_fails_both_ways() {
+    let reads = BTreeMap::from([("TAGRELAY_CONFIG".to_owned(), vec!["shared/src/config.rs:141".to_owned()])]);
+    let set = BTreeMap::from([("TAGRELAY_CONFIGG".to_owned(), "infra/lambda.tf:93".to_owned())]);
+    let problems = code_env::compare("record-image-tag", &reads, &set);
+    assert_eq!(
+        problems,
+        [
+            "TAGRELAY_CONFIG is read by record-image-tag (shared/src/config.rs:141) but Terraform does not set it",
+            "TAGRELAY_CONFIGG is set for record-image-tag at infra/lambda.tf:93 but the code never reads it",
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Event rules: pattern files, narrowing, fixtures
+// ---------------------------------------------------------------------------------------------
+
+/// Which rule of events.tf each fixture event must reach (`None`: no pattern rule; the
+/// scheduled event reaches trigger-deploy through the sweep's schedule, not a pattern).
+/// Every file in tests/fixtures/events/ must be listed.
+const FIXTURE_RULES: [(&str, Option<&str>); 9] = [
+    ("ecr-push.json", Some("ecr-push")),
+    ("ecr-push-media-types.json", Some("ecr-push")),
+    // Delivered; record-image-tag then skips it (no tag) with an INFO line.
+    ("ecr-push-empty-tag.json", Some("ecr-push")),
+    ("ecr-delete.json", None),
+    ("ssm-parameter-create.json", Some("parameter-change")),
+    ("ssm-parameter-update-no-description.json", Some("parameter-change")),
+    ("codebuild-succeeded.json", Some("build-finished")),
+    ("codebuild-in-progress.json", None),
+    ("scheduled-event.json", None),
+];
+
+fn event_rules() -> (TfFile, EventRules) {
+    let file = infra_file("infra/events.tf");
+    let rules = event_rules::read(&file).unwrap_or_else(|err| panic!("{err}"));
+    (file, rules)
+}
+
+fn json_files(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|err| panic!("{}: {err}", dir.display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .filter_map(|path| path.file_name().and_then(|name| name.to_str()).map(str::to_owned))
+        .collect()
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+}
+
+#[test]
+fn every_pattern_file_feeds_a_rule_and_every_rule_targets_a_function() {
+    let root = workspace_root();
+    let (file, rules) = event_rules();
+    let on_disk = json_files(&root.join("infra/event-patterns"));
+    let referenced: BTreeSet<String> = rules.base_patterns.values().cloned().collect();
+    assert_eq!(
+        referenced, on_disk,
+        "infra/events.tf local.base_patterns must use every file in infra/event-patterns/, and only those"
+    );
+    assert_eq!(referenced.len(), rules.base_patterns.len(), "two base patterns read the same file");
+
+    let functions = function_dirs(&root);
+    for base in rules.base_patterns.keys() {
+        let users: Vec<&str> =
+            rules.rules.iter().filter(|rule| &rule.base == base).map(|rule| rule.key.as_str()).collect();
+        assert_eq!(users.len(), 1, "base pattern `{base}` should feed exactly one rule, feeds {users:?}");
+    }
+    for rule in &rules.rules {
+        assert!(
+            rules.base_patterns.contains_key(&rule.base),
+            "{}: rule {} uses unknown base pattern `{}`",
+            rule.at,
+            rule.key,
+            rule.base
+        );
+        assert!(
+            functions.contains(&rule.function),
+            "{}: rule {} targets `{}`, not a crate in functions/",
+            rule.at,
+            rule.key,
+            rule.function
+        );
+        assert!(
+            rule.narrowed_to.starts_with("local."),
+            "{}: rule {} narrows to `{}`, expected a list in locals",
+            rule.at,
+            rule.key,
+            rule.narrowed_to
+        );
+    }
+
+    // The rules, targets and permissions are made from local.rules, one of each per rule.
+    let (found, _) = declarations(&file);
+    let wiring = [
+        ("aws_cloudwatch_event_rule", "event_pattern", "jsonencode(each.value.pattern)"),
+        ("aws_cloudwatch_event_target", "arn", "aws_lambda_function.this[each.value.function].arn"),
+        ("aws_lambda_permission", "source_arn", "aws_cloudwatch_event_rule.pattern[each.key].arn"),
+    ];
+    for (type_name, argument, expected) in wiring {
+        let declaration = found
+            .iter()
+            .find(|d| d.type_name == type_name && d.name == "pattern")
+            .unwrap_or_else(|| panic!("infra/events.tf has no {type_name}.pattern"));
+        let source =
+            |name: &str| declaration.block.body.get_attribute(name).map(|attribute| file.source_of(&attribute.value));
+        assert_eq!(source("for_each"), Some("local.rules"), "{}: {type_name}.pattern", file.at(declaration.block));
+        assert_eq!(source(argument), Some(expected), "{}: {type_name}.pattern {argument}", file.at(declaration.block));
+    }
+}
+
+/// The rule's pattern as Terraform renders it when the configured names (`local.repositories`,
+/// …) are exactly `names`: the base pattern's `detail` with the narrowed field set to them.
+fn narrowed(base: &Value, field: &str, names: &[&str]) -> EventPattern {
+    let mut pattern = base.clone();
+    let detail = pattern.get_mut("detail").and_then(Value::as_object_mut).expect("a base pattern with a detail object");
+    detail.insert(field.to_owned(), json!(names));
+    EventPattern::parse(&pattern).unwrap_or_else(|err| panic!("the narrowed pattern {pattern} is invalid: {err}"))
+}
+
+#[test]
+fn after_narrowing_every_fixture_matches_the_rule_of_its_kind_and_no_other() {
+    let root = workspace_root();
+    let (_, rules) = event_rules();
+    let fixtures_dir = root.join("tests/fixtures/events");
+    let listed: BTreeSet<String> = FIXTURE_RULES.iter().map(|(name, _)| (*name).to_owned()).collect();
+    assert_eq!(
+        listed,
+        json_files(&fixtures_dir),
+        "FIXTURE_RULES must say which rule each fixture in {} reaches",
+        fixtures_dir.display()
+    );
+
+    let bases: BTreeMap<&str, Value> = rules
+        .base_patterns
+        .iter()
+        .map(|(key, name)| (key.as_str(), read_json(&root.join("infra/event-patterns").join(name))))
+        .collect();
+    for (name, expected) in FIXTURE_RULES {
+        if let Some(rule) = expected {
+            assert!(
+                rules.rules.iter().any(|r| r.key == rule),
+                "FIXTURE_RULES names rule {rule}, which events.tf does not define"
+            );
+        }
+        let event = read_json(&fixtures_dir.join(name));
+        for rule in &rules.rules {
+            let base = &bases[rule.base.as_str()];
+            let field = rule.narrowed_field.as_str();
+            // The narrowing lists our names: when the event's name is one of them, the rule takes
+            // the event iff it is of the rule's kind; when it is not, the rule never takes it.
+            let own_name = event["detail"][field].as_str();
+            let ours = narrowed(base, field, &[own_name.unwrap_or("ours"), "another"]);
+            let not_ours = narrowed(base, field, &["not-configured"]);
+            let wanted = expected == Some(rule.key.as_str());
+            assert_eq!(
+                ours.matches(&event),
+                wanted,
+                "{name}: rule {} ({}: {} narrowed by detail.{field} = {}) should {}match it{}",
+                rule.key,
+                rule.at,
+                rules.base_patterns[&rule.base],
+                rule.narrowed_to,
+                if wanted { "" } else { "not " },
+                if wanted && own_name.is_none() {
+                    format!(" (the event has no string detail.{field})")
+                } else {
+                    String::new()
+                },
+            );
+            assert!(
+                !not_ours.matches(&event),
+                "{name}: rule {} takes it although its detail.{field} is not configured",
+                rule.key
+            );
+        }
+    }
+}
+
+#[test]
+fn the_event_rule_reader_refuses_a_shape_it_does_not_know() {
+    let text = r#"
+locals {
+  base_patterns = {
+    ecr = jsondecode(file("${path.module}/event-patterns/ecr-image-action.json"))
+  }
+  rules = {
+    ecr-push = {
+      function = "record-image-tag"
+      pattern  = local.base_patterns.ecr
+    }
+  }
+}
+"#;
+    let err = event_rules::read(&snippet(text)).expect_err("an unnarrowed rule");
+    assert!(err.starts_with("snippet.tf:9: rule ecr-push: expected pattern = merge("), "{err}");
+
+    let text = text.replace("event-patterns/ecr-image-action.json", "patterns/ecr.json");
+    let err = event_rules::read(&snippet(&text)).expect_err("a file outside event-patterns/");
+    assert!(err.starts_with("snippet.tf:4: expected jsondecode(file("), "{err}");
+}

@@ -1,0 +1,9 @@
+//! Offline checks of infra/: parsing (hcl-rs), names against the AWS provider's schema, and the
+//! cross-checks with the code (environment variables) and the fixtures (event rules).
+
+pub mod code_env;
+pub mod event_rules;
+pub mod files;
+pub mod hcl_read;
+pub mod schema;
+pub mod versions;
