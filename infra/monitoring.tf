@@ -18,19 +18,62 @@ resource "aws_sns_topic_subscription" "email" {
 
 ################################################################################
 # Alarms. Every one fires on a single occurrence: each is a change that did not reach an
-# environment, or an event that needs a redrive.
+# environment, or an event that needs a redrive. They differ only in the metric they watch and
+# what they tell the reader, so one resource makes them all from local.alarms, keyed
+# "<kind>:<function or environment>".
 ################################################################################
 
-# An invocation returned an error (it is retried, then lands in the DLQ).
-resource "aws_cloudwatch_metric_alarm" "function_errors" {
-  for_each = local.functions
+locals {
+  alarms = merge(
+    # An invocation returned an error (it is retried, then lands in the DLQ).
+    { for fn in local.functions : "errors:${fn}" => {
+      name        = "${local.function_names[fn]}-errors"
+      description = "${local.function_names[fn]} returned errors; see the saved query ${var.name_prefix}/errors. Failed events land in ${aws_sqs_queue.dlq[fn].name}."
+      namespace   = "AWS/Lambda"
+      metric      = "Errors"
+      dimensions  = { FunctionName = aws_lambda_function.this[fn].function_name }
+      statistic   = "Sum"
+    } },
+    # An event exhausted its retries: replay it with `tagrelay redrive` once the cause is fixed.
+    { for fn in local.functions : "dlq-messages:${fn}" => {
+      name        = "${aws_sqs_queue.dlq[fn].name}-messages"
+      description = "Events that ${local.function_names[fn]} failed to handle are waiting in ${aws_sqs_queue.dlq[fn].name}; fix the cause, then `tagrelay redrive`."
+      namespace   = "AWS/SQS"
+      metric      = "ApproximateNumberOfMessagesVisible"
+      dimensions  = { QueueName = aws_sqs_queue.dlq[fn].name }
+      statistic   = "Maximum"
+    } },
+    # A Terraform run failed (tagrelay's or a manual one in a tagrelay project).
+    { for name, env in local.environments : "failed-builds:${name}" => {
+      name        = "${env.codebuild_project}-failed-builds"
+      description = "A Terraform run for ${name} (${env.codebuild_project}) failed; its log is in ${aws_cloudwatch_log_group.build[name].name}."
+      namespace   = "AWS/CodeBuild"
+      metric      = "FailedBuilds"
+      dimensions  = { ProjectName = aws_codebuild_project.this[name].name }
+      statistic   = "Sum"
+    } },
+    # Hold: the current state of an environment already failed to deploy, and tagrelay will not
+    # retry it until a parameter changes (the metric filter below counts those log lines).
+    { for name, env in local.environments : "deploy-held:${name}" => {
+      name        = "${var.name_prefix}-${name}-deploy-held"
+      description = "tagrelay holds ${name}: the current image tags already failed to deploy and are not retried. Fix forward (push a new tag or promote/pin one), or re-run ${env.codebuild_project} by hand."
+      namespace   = aws_cloudwatch_log_metric_filter.hold.metric_transformation[0].namespace
+      metric      = aws_cloudwatch_log_metric_filter.hold.metric_transformation[0].name
+      dimensions  = { Environment = name }
+      statistic   = "Sum"
+    } },
+  )
+}
 
-  alarm_name          = "${local.function_names[each.key]}-errors"
-  alarm_description   = "${local.function_names[each.key]} returned errors; see the saved query ${var.name_prefix}/errors. Failed events land in ${aws_sqs_queue.dlq[each.key].name}."
-  namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
-  dimensions          = { FunctionName = aws_lambda_function.this[each.key].function_name }
-  statistic           = "Sum"
+resource "aws_cloudwatch_metric_alarm" "this" {
+  for_each = local.alarms
+
+  alarm_name          = each.value.name
+  alarm_description   = each.value.description
+  namespace           = each.value.namespace
+  metric_name         = each.value.metric
+  dimensions          = each.value.dimensions
+  statistic           = each.value.statistic
   period              = 300
   evaluation_periods  = 1
   threshold           = 1
@@ -42,50 +85,8 @@ resource "aws_cloudwatch_metric_alarm" "function_errors" {
   tags                = local.tags
 }
 
-# An event exhausted its retries: replay it with `tagrelay redrive` once the cause is fixed.
-resource "aws_cloudwatch_metric_alarm" "dlq_messages" {
-  for_each = local.functions
-
-  alarm_name          = "${aws_sqs_queue.dlq[each.key].name}-messages"
-  alarm_description   = "Events that ${local.function_names[each.key]} failed to handle are waiting in ${aws_sqs_queue.dlq[each.key].name}; fix the cause, then `tagrelay redrive`."
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = { QueueName = aws_sqs_queue.dlq[each.key].name }
-  statistic           = "Maximum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 1
-  comparison_operator = "GreaterThanOrEqualToThreshold"
-  treat_missing_data  = "notBreaching"
-  actions_enabled     = true
-  alarm_actions       = [aws_sns_topic.alarms.arn]
-  ok_actions          = [aws_sns_topic.alarms.arn]
-  tags                = local.tags
-}
-
-# A Terraform run failed (tagrelay's or a manual one in a tagrelay project).
-resource "aws_cloudwatch_metric_alarm" "failed_builds" {
-  for_each = local.environments
-
-  alarm_name          = "${each.value.codebuild_project}-failed-builds"
-  alarm_description   = "A Terraform run for ${each.key} (${each.value.codebuild_project}) failed; its log is in ${aws_cloudwatch_log_group.build[each.key].name}."
-  namespace           = "AWS/CodeBuild"
-  metric_name         = "FailedBuilds"
-  dimensions          = { ProjectName = aws_codebuild_project.this[each.key].name }
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 1
-  comparison_operator = "GreaterThanOrEqualToThreshold"
-  treat_missing_data  = "notBreaching"
-  actions_enabled     = true
-  alarm_actions       = [aws_sns_topic.alarms.arn]
-  ok_actions          = [aws_sns_topic.alarms.arn]
-  tags                = local.tags
-}
-
-# Hold: the current state of an environment already failed to deploy, and tagrelay will not
-# retry it until a parameter changes. trigger-deploy logs it at ERROR with fields.decision = "hold".
+# trigger-deploy logs a Hold at ERROR with fields.decision = "hold"; this counts them per
+# environment for the deploy-held alarms.
 resource "aws_cloudwatch_log_metric_filter" "hold" {
   name           = "${var.name_prefix}-hold-decisions"
   log_group_name = aws_cloudwatch_log_group.function["trigger-deploy"].name
@@ -98,28 +99,6 @@ resource "aws_cloudwatch_log_metric_filter" "hold" {
     unit       = "Count"
     dimensions = { Environment = "$.fields.environment" }
   }
-}
-
-resource "aws_cloudwatch_metric_alarm" "hold" {
-  for_each = local.environments
-
-  alarm_name          = "${var.name_prefix}-${each.key}-deploy-held"
-  alarm_description   = "tagrelay holds ${each.key}: the current image tags already failed to deploy and are not retried. Fix forward (push a new tag or promote/pin one), or re-run ${each.value.codebuild_project} by hand."
-  namespace           = "tagrelay"
-  metric_name         = "HoldDecisions"
-  dimensions          = { Environment = each.key }
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 1
-  comparison_operator = "GreaterThanOrEqualToThreshold"
-  treat_missing_data  = "notBreaching"
-  actions_enabled     = true
-  alarm_actions       = [aws_sns_topic.alarms.arn]
-  ok_actions          = [aws_sns_topic.alarms.arn]
-  tags                = local.tags
-
-  depends_on = [aws_cloudwatch_log_metric_filter.hold]
 }
 
 ################################################################################
