@@ -76,7 +76,9 @@ test: $(TOOLS_STAMP) rust-components lambdas-local infra-check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace
 
+# The demo ends with `tagrelay status`: the operator command is built next to it.
 demo: $(TOOLS_STAMP) lambdas-local
+	cargo build --quiet -p tagrelay-cli --bin tagrelay
 	cargo run --quiet -p tagrelay-tests --bin demo
 
 bench: $(TOOLS_STAMP) lambdas-local

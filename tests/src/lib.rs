@@ -65,7 +65,7 @@ pub enum HarnessError {
 }
 
 impl HarnessError {
-    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> HarnessError {
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> HarnessError {
         let context = context.into();
         move |source| HarnessError::Io { context, source }
     }

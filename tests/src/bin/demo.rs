@@ -108,7 +108,32 @@ async fn run() -> Result<(), HarnessError> {
             println!("           {name:<38} {shown}");
         }
     }
+    operator_status(&system)?;
     println!("\nstopping the functions, the local EventBridge and the local AWS");
+    Ok(())
+}
+
+/// What an operator sees: the `tagrelay` command (built next to this binary by `make demo`)
+/// against the same local AWS.
+fn operator_status(system: &LocalSystem) -> Result<(), HarnessError> {
+    let cli =
+        std::env::current_exe().map_err(HarnessError::io("finding the demo's own path"))?.with_file_name("tagrelay");
+    if !cli.is_file() {
+        return Err(HarnessError::Aws {
+            operation: "tagrelay status",
+            message: format!("{} is not built: run `cargo build -p tagrelay-cli`", cli.display()),
+        });
+    }
+    println!("\n$ tagrelay status");
+    let status = std::process::Command::new(&cli)
+        .arg("status")
+        .envs(system.aws.env())
+        .env("TAGRELAY_CONFIG", config().to_string())
+        .status()
+        .map_err(HarnessError::io("running tagrelay status"))?;
+    if !status.success() {
+        return Err(HarnessError::Aws { operation: "tagrelay status", message: format!("exited with {status}") });
+    }
     Ok(())
 }
 
