@@ -55,6 +55,9 @@ pub enum Command {
     Promote(PromoteArgs),
     /// Set an older tag on purpose (a rollback), with a reason recorded in the parameter.
     Pin(PinArgs),
+    /// Run a held environment's current state again (after fixing what made its run fail).
+    /// Otherwise the same as any event: starts a run if behind, nothing if in sync or running.
+    Retry(RetryArgs),
     /// Replay the events in a function's dead-letter queue; delete each one only after it
     /// succeeded.
     Redrive(RedriveArgs),
@@ -111,6 +114,12 @@ pub struct PinArgs {
     /// Show what would change; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    #[arg(long = "env", value_name = "ENVIRONMENT")]
+    pub environment: String,
 }
 
 #[derive(Debug, Args)]

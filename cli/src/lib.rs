@@ -16,6 +16,7 @@ use crate::args::{Cli, Command, Output};
 use crate::commands::change::{pin, promote, PinRequest, PromoteRequest};
 use crate::commands::history::history;
 use crate::commands::redrive::{redrive, RedriveRequest};
+use crate::commands::retry::retry;
 use crate::commands::status::{status, StatusRequest};
 use crate::context::{load_config, Context};
 use crate::error::{CliError, EXIT_PROBLEM};
@@ -103,6 +104,13 @@ pub async fn run(cli: &Cli, progress: &mut impl Write) -> Result<Report, CliErro
             };
             let report = pin(&context.recorder(), request).await?;
             Report::of(&report, report.render(), report.problems())
+        }
+        Command::Retry(args) => {
+            let environment = context.environment("--env", &args.environment)?;
+            // Passed to the build as TAGRELAY_REASON, so the run says who asked for it.
+            let by = std::env::var("USER").unwrap_or_else(|_| "an operator".to_owned());
+            let report = retry(&context.deployer(), environment, &format!("{by} with tagrelay retry")).await?;
+            Report::of(&report, report.render(), Vec::new())
         }
         Command::Redrive(args) => {
             let queue_name = args.queue.clone().unwrap_or_else(|| args.function.default_queue());

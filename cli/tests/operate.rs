@@ -143,6 +143,21 @@ async fn status_promote_pin_and_history_on_a_running_pipeline() {
     assert_eq!(strict.code, 1, "{}", strict.stdout);
     assert!(strict.stderr.contains("prod: held since"), "{}", strict.stderr);
     assert!(!strict.stderr.contains("dev:"), "dev is in sync: {}", strict.stderr);
+
+    // The Terraform is fixed: retry runs the held state again, once.
+    system.aws.set_build_behaviour("tagrelay-prod", BUILD, "SUCCEEDED").await.expect("behaviour");
+    let retried = run(&system, &["retry", "--env", "prod", "--output", "json"]);
+    assert_eq!(retried.code, 0, "{}", retried.stderr);
+    assert_eq!(
+        (retried.json()["decision"].clone(), retried.json()["reason"].clone()),
+        (json!("start"), json!("retry"))
+    );
+    system.wait_settled(SETTLE).await.expect("settles");
+    let after = run(&system, &["status", "--stale-after", "0s", "--output", "json"]);
+    assert_eq!(after.code, 0, "{}", after.stderr);
+    assert_eq!(environment(&after.json(), "prod")["state"], "in_sync");
+    let again = run(&system, &["retry", "--env", "prod", "--output", "json"]);
+    assert_eq!(again.json()["decision"], "up_to_date", "nothing to retry once in sync");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,4 +3,5 @@
 pub mod change;
 pub mod history;
 pub mod redrive;
+pub mod retry;
 pub mod status;

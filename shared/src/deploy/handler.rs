@@ -129,6 +129,7 @@ impl Decision {
             Self::Start { reason: StartReason::FirstRun, .. } => "first_run",
             Self::Start { reason: StartReason::Changed, .. } => "changed",
             Self::Start { reason: StartReason::PreviousStopped, .. } => "previous_stopped",
+            Self::Start { reason: StartReason::Retry, .. } => "retry",
             Self::Wait { build: Some(_) } => "build_running",
             Self::Wait { build: None } => "concurrent_build_limit",
             Self::UpToDate { .. } => "deployed",
@@ -233,7 +234,12 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
         Ok((trigger, vec![environment]))
     }
 
-    async fn reconcile(&self, environment: &Environment, trigger: &Trigger) -> Result<EnvironmentOutcome, AwsError> {
+    /// Reconciles one environment, as every event does; public for the operator's `retry`.
+    pub async fn reconcile(
+        &self,
+        environment: &Environment,
+        trigger: &Trigger,
+    ) -> Result<EnvironmentOutcome, AwsError> {
         let project = &environment.codebuild_project;
         let names = self.config.parameter_names(&environment.name);
         let versions: BTreeMap<String, i64> = self

@@ -9,9 +9,19 @@ use super::build::{BuildRecord, BuildStatus};
 /// What made us look.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {
-    ParameterChange { parameter: String },
-    BuildFinished { build_id: String, status: BuildStatus },
+    ParameterChange {
+        parameter: String,
+    },
+    BuildFinished {
+        build_id: String,
+        status: BuildStatus,
+    },
     Schedule,
+    /// An operator asks to run a held state again (`tagrelay retry`), e.g. after fixing the
+    /// Terraform that failed: the one trigger that starts a state whose run failed.
+    Retry {
+        by: String,
+    },
 }
 
 impl Trigger {
@@ -21,6 +31,7 @@ impl Trigger {
             Self::ParameterChange { parameter } => format!("parameter {parameter} changed"),
             Self::BuildFinished { build_id, status } => format!("build {build_id} ended {status}"),
             Self::Schedule => "scheduled sweep".to_owned(),
+            Self::Retry { by } => format!("retry requested by {by}"),
         }
     }
 }
@@ -34,6 +45,8 @@ pub enum StartReason {
     Changed,
     /// The newest tagrelay build of this very state was stopped: it deployed nothing.
     PreviousStopped,
+    /// The newest tagrelay build of this very state failed, and an operator asked to run it again.
+    Retry,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +90,7 @@ pub fn reconcile(fingerprint: &str, builds: &[BuildRecord], trigger: &Trigger) -
     }
     match newest.status {
         BuildStatus::Succeeded => Reconcile::UpToDate { build: newest.id.clone() },
+        status if status.is_failure() && matches!(trigger, Trigger::Retry { .. }) => start(StartReason::Retry),
         status if status.is_failure() => Reconcile::Hold { failed_build: newest.id.clone(), status },
         // STOPPED (or a status we do not know): nothing was deployed by it.
         _ => start(StartReason::PreviousStopped),
@@ -194,6 +208,35 @@ mod tests {
     }
 
     #[test]
+    fn a_retry_starts_a_held_state_again_and_otherwise_acts_like_a_change() {
+        let retry = Trigger::Retry { by: "ana".into() };
+        let cases: Vec<(&str, Vec<BuildRecord>, Reconcile)> = vec![
+            ("held", vec![build("b1", Failed, Some(NOW))], start(StartReason::Retry, 1)),
+            (
+                "held twice: a new attempt, a new idempotency token",
+                vec![build("b2", TimedOut, Some(NOW)), build("b1", Failed, Some(NOW))],
+                start(StartReason::Retry, 2),
+            ),
+            (
+                "in sync: nothing to do",
+                vec![build("b1", Succeeded, Some(NOW))],
+                Reconcile::UpToDate { build: "b1".into() },
+            ),
+            (
+                "running: wait",
+                vec![build("b2", InProgress, Some(NOW)), build("b1", Failed, Some(NOW))],
+                Reconcile::Wait { running_build: "b2".into() },
+            ),
+            ("behind", vec![build("b1", Failed, Some(BEFORE))], start(StartReason::Changed, 0)),
+            ("never deployed", vec![], start(StartReason::FirstRun, 0)),
+        ];
+        for (name, builds, expected) in cases {
+            assert_eq!(reconcile(NOW, &builds, &retry), expected, "{name}");
+        }
+        assert_eq!(reconcile("", &[], &retry), Reconcile::NothingToDeploy);
+    }
+
+    #[test]
     fn no_parameter_nothing_to_deploy() {
         assert_eq!(reconcile("", &[], &change()), Reconcile::NothingToDeploy);
     }
@@ -204,5 +247,6 @@ mod tests {
         let finished = Trigger::BuildFinished { build_id: "p:1".into(), status: Failed };
         assert_eq!(finished.describe(), "build p:1 ended FAILED");
         assert_eq!(Trigger::Schedule.describe(), "scheduled sweep");
+        assert_eq!(Trigger::Retry { by: "ana".into() }.describe(), "retry requested by ana");
     }
 }

@@ -1,0 +1,45 @@
+//! `tagrelay retry`: run a held environment's state again, e.g. after fixing the Terraform that
+//! failed. The same reconcile as every event, with the one trigger that may start a failed state.
+
+use serde::Serialize;
+use tagrelay::aws::{BuildRunner, ParameterStore};
+use tagrelay::config::Environment;
+use tagrelay::deploy::handler::{Deployer, EnvironmentOutcome};
+use tagrelay::deploy::reconcile::Trigger;
+
+use crate::error::CliError;
+use crate::table::{or_nothing, Table};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RetryReport {
+    #[serde(flatten)]
+    pub outcome: EnvironmentOutcome,
+}
+
+pub async fn retry<P, B>(
+    deployer: &Deployer<P, B>,
+    environment: &Environment,
+    by: &str,
+) -> Result<RetryReport, CliError>
+where
+    P: ParameterStore + Sync,
+    B: BuildRunner + Sync,
+{
+    let outcome = deployer.reconcile(environment, &Trigger::Retry { by: by.to_owned() }).await?;
+    Ok(RetryReport { outcome })
+}
+
+impl RetryReport {
+    pub fn render(&self) -> String {
+        let decision = &self.outcome.decision;
+        let mut table = Table::new(&["ENVIRONMENT", "DECISION", "REASON", "BUILD", "FINGERPRINT"]);
+        table.row([
+            self.outcome.environment.clone(),
+            decision.name().to_owned(),
+            decision.reason().to_owned(),
+            or_nothing(decision.build()),
+            self.outcome.fingerprint.clone(),
+        ]);
+        table.render()
+    }
+}
