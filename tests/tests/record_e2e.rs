@@ -68,13 +68,23 @@ impl Pipeline {
         push_image(&self.ecr, repository, tag).await.expect("push")
     }
 
-    fn decision_lines(&self) -> Vec<Value> {
-        self.function
-            .log_lines()
-            .iter()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|line| line["fields"]["decision"].is_string())
-            .collect()
+    /// The decision lines logged so far, after waiting up to a few seconds for `expected` of
+    /// them: the function's stdout is read by another thread and may lag behind its response.
+    async fn decision_lines(&self, expected: usize) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let lines: Vec<Value> = self
+                .function
+                .log_lines()
+                .iter()
+                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+                .filter(|line| line["fields"]["decision"].is_string())
+                .collect();
+            if lines.len() >= expected || std::time::Instant::now() >= deadline {
+                return lines;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
@@ -235,7 +245,7 @@ async fn events_not_acted_on_return_ok_with_the_reason() {
     assert_eq!(p.parameter("/my-api/dev/docker-image-tag").await, None);
 
     // One INFO line per ignored event, saying why.
-    let lines = p.decision_lines();
+    let lines = p.decision_lines(5).await;
     assert_eq!(lines.len(), 5, "{lines:?}");
     for (line, reason) in lines.iter().zip([
         "not_a_push",
@@ -257,7 +267,7 @@ async fn decision_log_lines_are_json_with_the_documented_fields() {
     let digest = p.push("my-api", "100").await;
     p.respond(ecr_push("my-api", "100", &digest)).await;
 
-    let lines = p.decision_lines();
+    let lines = p.decision_lines(2).await;
     let dev = lines
         .iter()
         .find(|l| l["fields"]["environment"] == "dev")
