@@ -99,8 +99,13 @@ async fn a_failed_state_is_not_retried_until_the_next_change() {
         .expect("accepted");
     system.wait_settled(SETTLE).await.expect("settles");
     assert_eq!(system.builds(DEV).await.expect("builds").len(), 1, "held, not retried");
-    let held = system.deploy.log_lines().iter().any(|l| l.contains("\"decision\":\"hold\"") && l.contains("\"ERROR\""));
-    assert!(held, "an ERROR line with decision=hold: {:?}", system.deploy.log_lines());
+    // The function's stdout is drained by another thread: wait for the line rather than race it.
+    let held = system.deploy.wait_for_log_line("\"decision\":\"hold\"", Duration::from_secs(5)).await;
+    assert!(
+        held.is_some_and(|l| l.contains("\"ERROR\"")),
+        "an ERROR line with decision=hold: {:?}",
+        system.deploy.log_lines()
+    );
 
     put(&system, "/my-api/dev/docker-image-tag", "2").await;
     system.wait_settled(SETTLE).await.expect("settles");
