@@ -53,10 +53,10 @@ locals {
       statistic   = "Sum"
     } },
     # Hold: the current state of an environment already failed to deploy, and tagrelay will not
-    # retry it until a parameter changes (the metric filter below counts those log lines).
+    # retry it by itself (the metric filter below counts those log lines).
     { for name, env in local.environments : "deploy-held:${name}" => {
       name        = "${var.name_prefix}-${name}-deploy-held"
-      description = "tagrelay holds ${name}: the current image tags already failed to deploy and are not retried. Fix forward (push a new tag or promote/pin one), or re-run ${env.codebuild_project} by hand."
+      description = "tagrelay holds ${name}: the current image tags already failed to deploy and are not retried. Fix the cause, then `tagrelay retry --env ${name}`, or fix forward (push a new tag, or promote/pin one)."
       namespace   = aws_cloudwatch_log_metric_filter.hold.metric_transformation[0].namespace
       metric      = aws_cloudwatch_log_metric_filter.hold.metric_transformation[0].name
       dimensions  = { Environment = name }
