@@ -85,7 +85,7 @@ impl EventPattern {
     /// Parses and checks a pattern, as `PutRule` does.
     pub fn parse(pattern: &Value) -> Result<EventPattern, PatternError> {
         let Value::Object(fields) = pattern else {
-            return Err(invalid("", format!("an event pattern is a JSON object, not {}", kind(pattern))));
+            return Err(invalid("", format!("an event pattern is a JSON object, not {}", json_kind(pattern))));
         };
         let root = ObjectPattern::parse(fields, "")?;
         Ok(EventPattern { root, json: pattern.clone() })
@@ -192,7 +192,8 @@ struct Cidr {
 #[derive(Debug, Clone, PartialEq)]
 struct Wildcard(Vec<Option<char>>);
 
-fn kind(value: &Value) -> &'static str {
+/// "a string", "an object", …: what a JSON value is, for error messages.
+pub(crate) fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -235,7 +236,7 @@ impl ObjectPattern {
                         &here,
                         format!(
                             "must be an array of values to match (like [{other}]) or an object of fields, not {}",
-                            kind(other)
+                            json_kind(other)
                         ),
                     ))
                 }
@@ -263,7 +264,7 @@ impl ObjectPattern {
 
 fn parse_or(value: &Value, path: &str) -> Result<Vec<ObjectPattern>, PatternError> {
     let Value::Array(alternatives) = value else {
-        return Err(invalid(path, format!("$or takes an array of two or more patterns, not {}", kind(value))));
+        return Err(invalid(path, format!("$or takes an array of two or more patterns, not {}", json_kind(value))));
     };
     if alternatives.len() < 2 {
         return Err(invalid(path, "$or takes an array of two or more patterns"));
@@ -275,7 +276,7 @@ fn parse_or(value: &Value, path: &str) -> Result<Vec<ObjectPattern>, PatternErro
             let here = index_path(path, index);
             match alternative {
                 Value::Object(fields) => ObjectPattern::parse(fields, &here),
-                other => Err(invalid(&here, format!("each $or alternative is an object, not {}", kind(other)))),
+                other => Err(invalid(&here, format!("each $or alternative is an object, not {}", json_kind(other)))),
             }
         })
         .collect()
@@ -340,7 +341,7 @@ fn parse_literal(value: &Value, path: &str) -> Result<Literal, PatternError> {
             .ok_or_else(|| invalid(path, format!("{number} is not a number EventBridge can match"))),
         Value::Bool(flag) => Ok(Literal::Bool(*flag)),
         Value::Null => Ok(Literal::Null),
-        other => Err(invalid(path, format!("expected a string, number, boolean or null, not {}", kind(other)))),
+        other => Err(invalid(path, format!("expected a string, number, boolean or null, not {}", json_kind(other)))),
     }
 }
 
@@ -371,7 +372,7 @@ fn parse_operator(operator: &Map<String, Value>, path: &str) -> Result<Matcher, 
         "anything-but" => Ok(Matcher::AnythingBut(parse_anything_but(value, &here)?)),
         "exists" => match value {
             Value::Bool(flag) => Ok(Matcher::Exists(*flag)),
-            other => Err(invalid(&here, format!("exists takes true or false, not {}", kind(other)))),
+            other => Err(invalid(&here, format!("exists takes true or false, not {}", json_kind(other)))),
         },
         "numeric" => Ok(Matcher::Numeric(Range::parse(value, &here)?)),
         "cidr" => Ok(Matcher::Cidr(Cidr::parse(&string_operand(value, &here)?, &here)?)),
@@ -388,7 +389,7 @@ fn parse_operator(operator: &Map<String, Value>, path: &str) -> Result<Matcher, 
 fn string_operand(value: &Value, path: &str) -> Result<String, PatternError> {
     match value {
         Value::String(text) => Ok(text.clone()),
-        other => Err(invalid(path, format!("expected a string, not {}", kind(other)))),
+        other => Err(invalid(path, format!("expected a string, not {}", json_kind(other)))),
     }
 }
 
@@ -397,15 +398,16 @@ fn parse_affix(value: &Value, path: &str) -> Result<Affix, PatternError> {
         Value::String(text) => Ok(Affix { text: text.clone(), ignore_case: false }),
         Value::Object(operator) => match single_operator(operator, path)? {
             ("equals-ignore-case", Value::String(text)) => Ok(Affix { text: text.to_lowercase(), ignore_case: true }),
-            ("equals-ignore-case", other) => {
-                Err(invalid(&field_path(path, "equals-ignore-case"), format!("expected a string, not {}", kind(other))))
-            }
+            ("equals-ignore-case", other) => Err(invalid(
+                &field_path(path, "equals-ignore-case"),
+                format!("expected a string, not {}", json_kind(other)),
+            )),
             (name, _) => Err(invalid(
                 path,
                 format!("expected a string or {{\"equals-ignore-case\": \"…\"}}, not the operator \"{name}\""),
             )),
         },
-        other => Err(invalid(path, format!("expected a string, not {}", kind(other)))),
+        other => Err(invalid(path, format!("expected a string, not {}", json_kind(other)))),
     }
 }
 
@@ -419,7 +421,7 @@ fn parse_anything_but(value: &Value, path: &str) -> Result<AnythingBut, PatternE
             if !first.is_string() && !first.is_number() {
                 return Err(invalid(
                     &index_path(path, 0),
-                    format!("an anything-but list holds strings or numbers, not {}", kind(first)),
+                    format!("an anything-but list holds strings or numbers, not {}", json_kind(first)),
                 ));
             }
             // The list holds only strings or only numbers, as its first element says.
@@ -431,8 +433,8 @@ fn parse_anything_but(value: &Value, path: &str) -> Result<AnythingBut, PatternE
                     &index_path(path, index),
                     format!(
                         "an anything-but list holds only strings or only numbers: this is {}, the first is {}",
-                        kind(odd),
-                        kind(first)
+                        json_kind(odd),
+                        json_kind(first)
                     ),
                 ));
             }
@@ -472,7 +474,7 @@ fn parse_anything_but(value: &Value, path: &str) -> Result<AnythingBut, PatternE
             path,
             format!(
                 "anything-but takes a string, a number, a list of them, or an operator object; not {}",
-                kind(other)
+                json_kind(other)
             ),
         )),
     }
@@ -485,7 +487,7 @@ fn string_or_strings(value: &Value, path: &str) -> Result<Vec<String>, PatternEr
             items.iter().enumerate().map(|(index, item)| string_operand(item, &index_path(path, index))).collect()
         }
         Value::Array(_) => Err(invalid(path, "empty arrays are not allowed")),
-        other => Err(invalid(path, format!("expected a string or a list of strings, not {}", kind(other)))),
+        other => Err(invalid(path, format!("expected a string or a list of strings, not {}", json_kind(other)))),
     }
 }
 
@@ -494,7 +496,7 @@ impl Range {
         let Value::Array(items) = value else {
             return Err(invalid(
                 path,
-                format!("numeric takes an array like [\">\", 0, \"<=\", 5], not {}", kind(value)),
+                format!("numeric takes an array like [\">\", 0, \"<=\", 5], not {}", json_kind(value)),
             ));
         };
         if items.is_empty() || items.len() % 2 != 0 || items.len() > 4 {
@@ -510,7 +512,7 @@ impl Range {
             let number_path = index_path(path, pair * 2 + 1);
             let operator = operator
                 .as_str()
-                .ok_or_else(|| invalid(&operator_path, format!("expected an operator, not {}", kind(operator))))?;
+                .ok_or_else(|| invalid(&operator_path, format!("expected an operator, not {}", json_kind(operator))))?;
             let bound = bound
                 .as_f64()
                 .filter(|n| n.is_finite())
