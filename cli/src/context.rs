@@ -8,7 +8,7 @@ use tagrelay::aws::ecr::EcrImageRegistry;
 use tagrelay::aws::sqs::SqsDeadLetterQueue;
 use tagrelay::aws::ssm::SsmParameterStore;
 use tagrelay::aws::AwsError;
-use tagrelay::config::{Config, ConfigError, Environment, Service, CONFIG_ENV};
+use tagrelay::config::{Config, Environment, Service, CONFIG_ENV};
 use tagrelay::deploy::handler::Deployer;
 use tagrelay::record::Recorder;
 
@@ -20,21 +20,11 @@ pub fn load_config(file: Option<&Path>) -> Result<Config, CliError> {
         Some(path) => {
             let document = std::fs::read_to_string(path)
                 .map_err(|source| CliError::ConfigFile { path: path.to_owned(), source })?;
-            Config::from_json(&document).map_err(|err| in_file(path, err))
+            Config::from_json(&document).map_err(|source| CliError::ConfigFileInvalid { path: path.to_owned(), source })
         }
         None if std::env::var_os(CONFIG_ENV).is_none() => Err(CliError::NoConfig),
         None => Ok(Config::from_env()?),
     }
-}
-
-/// The validation message, said of the file rather than of the variable.
-fn in_file(path: &Path, err: ConfigError) -> CliError {
-    let detail = match &err {
-        ConfigError::Malformed { field, message } => format!("{field}: {message}"),
-        ConfigError::Invalid { field, problem } => format!("{field}: {problem}"),
-        ConfigError::NotSet => err.to_string(),
-    };
-    CliError::ConfigFile { path: path.to_owned(), source: std::io::Error::new(std::io::ErrorKind::InvalidData, detail) }
 }
 
 pub struct Context {

@@ -18,7 +18,9 @@ pub enum CliError {
     NoConfig,
     #[error("--config {}: {source}", path.display())]
     ConfigFile { path: PathBuf, source: std::io::Error },
-    #[error("invalid configuration: {0}")]
+    #[error("--config {} is not valid: {}", path.display(), source.detail())]
+    ConfigFileInvalid { path: PathBuf, source: ConfigError },
+    #[error(transparent)]
     Config(#[from] ConfigError),
     /// An argument that names nothing configured, or says nothing.
     #[error("{argument}: {message}")]
@@ -34,7 +36,11 @@ pub enum CliError {
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::NoConfig | Self::ConfigFile { .. } | Self::Config(_) | Self::Usage { .. } => EXIT_USAGE,
+            Self::NoConfig
+            | Self::ConfigFile { .. }
+            | Self::ConfigFileInvalid { .. }
+            | Self::Config(_)
+            | Self::Usage { .. } => EXIT_USAGE,
             Self::Aws(_) | Self::Record(_) | Self::Output(_) => EXIT_PROBLEM,
         }
     }

@@ -22,9 +22,9 @@ pub const DEFAULT_TAG_PATTERN: &str = "^[0-9]+$";
 pub enum ConfigError {
     #[error("{CONFIG_ENV} is not set: it must hold the tagrelay configuration document (JSON)")]
     NotSet,
-    #[error("{CONFIG_ENV} is not valid: {field}: {message}")]
+    #[error("{CONFIG_ENV} is not valid: {}", self.detail())]
     Malformed { field: String, message: String },
-    #[error("{CONFIG_ENV} is not valid: {field}: {problem}")]
+    #[error("{CONFIG_ENV} is not valid: {}", self.detail())]
     Invalid { field: String, problem: Problem },
 }
 
@@ -34,6 +34,16 @@ impl ConfigError {
         match self {
             Self::NotSet => CONFIG_ENV,
             Self::Malformed { field, .. } | Self::Invalid { field, .. } => field,
+        }
+    }
+
+    /// What is wrong, field first, without saying where the document came from: the CLI reads
+    /// it from a file too.
+    pub fn detail(&self) -> String {
+        match self {
+            Self::NotSet => self.to_string(),
+            Self::Malformed { field, message } => format!("{field}: {message}"),
+            Self::Invalid { field, problem } => format!("{field}: {problem}"),
         }
     }
 
