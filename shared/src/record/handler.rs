@@ -3,13 +3,14 @@
 
 use std::collections::BTreeMap;
 
+use aws_smithy_types::DateTime;
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
 use thiserror::Error;
 use tracing::{error, info};
 
 use super::decision::{classify, confirm_image, decide, Decision, ImageState, Push, SkipReason, Target, WriteReason};
-use crate::aws::{AwsError, ImageRegistry, ParameterStore, ParameterWrite};
+use crate::aws::{AwsError, ImageRegistry, ParameterStore, ParameterWrite, StoredParameter};
 use crate::config::Config;
 use crate::event::ecr::parse_image_action;
 use crate::event::EventError;
@@ -183,16 +184,43 @@ impl<P: ParameterStore + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
 
     /// Reads every target parameter in one GetParameters call, and for `pushed-at` the push
     /// time of each distinct image they name now.
-    pub(super) async fn read_targets<'a>(
-        &self,
-        push: &Push<'a>,
-        environments: &[&'a str],
-    ) -> Result<Vec<Target<'a>>, AwsError> {
+    async fn read_targets<'a>(&self, push: &Push<'a>, environments: &[&'a str]) -> Result<Vec<Target<'a>>, AwsError> {
         let service = push.service;
         let names: Vec<String> =
             environments.iter().map(|environment| self.config.parameter_name(&service.name, environment)).collect();
         let mut current = self.parameters.get_parameters(&names).await?;
+        let pushed_at = self.push_times(push, &current).await?;
+        let targets = environments
+            .iter()
+            .copied()
+            .zip(names)
+            .map(|(environment, parameter)| target(environment, parameter, &mut current, &pushed_at))
+            .collect();
+        Ok(targets)
+    }
 
+    /// One environment's target, for an operator's change. Without `order_matters` (a pin) the
+    /// push times of the current images are not looked up: nothing compares them.
+    pub(super) async fn read_target<'a>(
+        &self,
+        push: &Push<'a>,
+        environment: &'a str,
+        order_matters: bool,
+    ) -> Result<Target<'a>, AwsError> {
+        let parameter = self.config.parameter_name(&push.service.name, environment);
+        let mut current = self.parameters.get_parameters(std::slice::from_ref(&parameter)).await?;
+        let pushed_at = if order_matters { self.push_times(push, &current).await? } else { BTreeMap::new() };
+        Ok(target(environment, parameter, &mut current, &pushed_at))
+    }
+
+    /// For `pushed-at`, the push time of each distinct image the parameters name now (the
+    /// pushed tag's own comes with the push).
+    async fn push_times(
+        &self,
+        push: &Push<'_>,
+        current: &BTreeMap<String, StoredParameter>,
+    ) -> Result<BTreeMap<String, Option<DateTime>>, AwsError> {
+        let service = push.service;
         let mut pushed_at = BTreeMap::new();
         if service.order.needs_push_times() {
             for stored in current.values() {
@@ -202,19 +230,19 @@ impl<P: ParameterStore + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
                 }
             }
         }
-
-        let targets = environments
-            .iter()
-            .copied()
-            .zip(names)
-            .map(|(environment, parameter)| {
-                let value = current.remove(&parameter).map(|stored| stored.value);
-                let current_pushed_at = value.as_ref().and_then(|v| pushed_at.get(v).copied().flatten());
-                Target { environment, parameter, current: value, current_pushed_at }
-            })
-            .collect();
-        Ok(targets)
+        Ok(pushed_at)
     }
+}
+
+fn target<'a>(
+    environment: &'a str,
+    parameter: String,
+    current: &mut BTreeMap<String, StoredParameter>,
+    pushed_at: &BTreeMap<String, Option<DateTime>>,
+) -> Target<'a> {
+    let value = current.remove(&parameter).map(|stored| stored.value);
+    let current_pushed_at = value.as_ref().and_then(|v| pushed_at.get(v).copied().flatten());
+    Target { environment, parameter, current: value, current_pushed_at }
 }
 
 /// An event not acted on: one INFO line saying why, and the reason in the response.

@@ -59,11 +59,8 @@ impl<P: ParameterStore + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
             Err(reason) => return Ok(refused(reason)),
         };
 
-        let environments = [request.environment];
-        let targets = self.read_targets(&push, &environments).await?;
-        let Some(target) = targets.first() else {
-            return Ok(refused(SkipReason::Unchanged));
-        };
+        let order_matters = matches!(request.change, Change::Promote { .. });
+        let target = &self.read_target(&push, request.environment, order_matters).await?;
         let decision = match request.change {
             Change::Promote { .. } => decide(&push, pushed_at, target),
             Change::Pin { .. } => decide_pin(request.tag, target),
