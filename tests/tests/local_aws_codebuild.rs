@@ -37,7 +37,16 @@ fn variable(name: &str, value: &str) -> EnvironmentVariable {
 }
 
 async fn start(client: &Client, project: &str) -> Build {
-    let out = client.start_build().project_name(project).send().await.expect("StartBuild");
+    start_with(client, project, &[]).await
+}
+
+/// StartBuild with these environment variable overrides.
+async fn start_with(client: &Client, project: &str, overrides: &[(&str, &str)]) -> Build {
+    let mut request = client.start_build().project_name(project);
+    for (name, value) in overrides {
+        request = request.environment_variables_override(variable(name, value));
+    }
+    let out = request.send().await.expect("StartBuild");
     out.build_value().expect("a build").clone()
 }
 
@@ -80,18 +89,9 @@ async fn overrides_are_stored_and_merged_over_the_project_variables() {
     assert_eq!(projects.projects()[0].concurrent_build_limit(), Some(1), "the limit is stored");
 
     let fingerprint = "/my-api/dev/docker-image-tag=3,/worker/dev/docker-image-tag=7";
-    let build = client
-        .start_build()
-        .project_name("tagrelay-dev")
-        .environment_variables_override(variable("TAGRELAY_FINGERPRINT", fingerprint))
-        .environment_variables_override(variable("TAGRELAY_REASON", "parameters changed"))
-        .send()
-        .await
-        .expect("StartBuild")
-        .build_value()
-        .expect("a build")
-        .clone();
-    let expected = pairs(&[("TAGRELAY_FINGERPRINT", fingerprint), ("TAGRELAY_REASON", "parameters changed")]);
+    let overrides = [("TAGRELAY_FINGERPRINT", fingerprint), ("TAGRELAY_REASON", "parameters changed")];
+    let build = start_with(&client, "tagrelay-dev", &overrides).await;
+    let expected = pairs(&overrides);
     assert_eq!(variables(&build), expected, "StartBuild answers with the overrides");
     assert_eq!(variables(&get(&client, build.id().expect("id")).await), expected, "BatchGetBuilds too");
     let types: Vec<_> = build.environment().expect("env").environment_variables().iter().map(|v| v.r#type()).collect();
@@ -120,17 +120,8 @@ async fn overrides_are_stored_and_merged_over_the_project_variables() {
         .send()
         .await
         .expect("CreateProject");
-    let build = client
-        .start_build()
-        .project_name("tagrelay-prod")
-        .environment_variables_override(variable("TAGRELAY_FINGERPRINT", fingerprint))
-        .environment_variables_override(variable("TAGRELAY_REASON", "promote"))
-        .send()
-        .await
-        .expect("StartBuild")
-        .build_value()
-        .expect("a build")
-        .clone();
+    let overrides = [("TAGRELAY_FINGERPRINT", fingerprint), ("TAGRELAY_REASON", "promote")];
+    let build = start_with(&client, "tagrelay-prod", &overrides).await;
     assert_eq!(
         variables(&get(&client, build.id().expect("id")).await),
         pairs(&[("TF_WORKSPACE", "prod"), ("TAGRELAY_FINGERPRINT", fingerprint), ("TAGRELAY_REASON", "promote")])
@@ -463,16 +454,8 @@ async fn events_reach_the_sink_when_aws_would_send_them() {
     // CodeBuild: the start (no build number, no phases: AWS sends neither), then the end.
     create_codebuild_project(&client, "tagrelay-dev", Some(1)).await.expect("project");
     aws.set_build_behaviour("tagrelay-dev", Duration::from_millis(500), "FAILED").await.expect("behaviour");
-    let build = client
-        .start_build()
-        .project_name("tagrelay-dev")
-        .environment_variables_override(variable("TAGRELAY_FINGERPRINT", "/my-api/dev/docker-image-tag=2"))
-        .send()
-        .await
-        .expect("StartBuild")
-        .build_value()
-        .expect("a build")
-        .clone();
+    let build =
+        start_with(&client, "tagrelay-dev", &[("TAGRELAY_FINGERPRINT", "/my-api/dev/docker-image-tag=2")]).await;
     let arn = build.arn().expect("arn").to_string();
     let state_change = |status: &'static str| {
         let arn = arn.clone();
