@@ -13,8 +13,10 @@ data "aws_region" "current" {}
 data "aws_partition" "current" {}
 
 locals {
+  # region: aws_region's `id` is the region's name in AWS provider 5 and 6 alike. `name` is
+  # deprecated in 6 (a warning on every plan; gone in 7), and `region`, its successor, is not in 5.
   account_id = data.aws_caller_identity.current.account_id
-  region     = data.aws_region.current.name
+  region     = data.aws_region.current.id
   partition  = data.aws_partition.current.partition
 
   tags = merge(var.tags, { "managed-by" = "tagrelay" })

@@ -14,6 +14,7 @@ mod terraform;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use regex::Regex;
 use serde_json::{json, Value};
 use tagrelay_tests::event_pattern::EventPattern;
 use tagrelay_tests::workspace_root;
@@ -608,4 +609,24 @@ locals {
     let text = text.replace("event-patterns/ecr-image-action.json", "patterns/ecr.json");
     let err = event_rules::read(&snippet(&text)).expect_err("a file outside event-patterns/");
     assert!(err.starts_with("snippet.tf:4: expected jsondecode(file("), "{err}");
+}
+
+#[test]
+fn no_reference_to_the_deprecated_region_name_remains() {
+    let deprecated = Regex::new(r"data\.aws_region\.[A-Za-z0-9_-]+\.name\b").expect("a valid regex");
+    let found: Vec<String> = infra_files()
+        .iter()
+        .flat_map(|file| {
+            file.text
+                .lines()
+                .enumerate()
+                .filter(|(_, line)| deprecated.is_match(line))
+                .map(|(i, line)| format!("{}:{}: {}", file.name, i + 1, line.trim()))
+        })
+        .collect();
+    assert!(
+        found.is_empty(),
+        "aws_region's `name` is deprecated in AWS provider 6 (and gone in 7); use `id`:\n{}",
+        found.join("\n")
+    );
 }

@@ -13,7 +13,9 @@ locals {
   # insecure_value, not value: an image tag is no secret, and `value` is marked sensitive, which
   # would hide the new tag in the plan (the one line a reviewer of a deploy wants to see).
   image_tag = data.aws_ssm_parameter.image_tag.insecure_value
-  image     = "${data.aws_caller_identity.current.account_id}.dkr.ecr.${data.aws_region.current.name}.amazonaws.com/${var.repository}:${local.image_tag}"
+  # aws_region's `id` (the region's name in provider 5 and 6), not `name`: deprecated in 6.
+  region = data.aws_region.current.id
+  image  = "${data.aws_caller_identity.current.account_id}.dkr.ecr.${local.region}.amazonaws.com/${var.repository}:${local.image_tag}"
 
   # Before the first push the parameter holds tagrelay's placeholder, which names no image: run
   # no tasks rather than tasks that cannot pull.
@@ -49,7 +51,7 @@ resource "aws_ecs_task_definition" "this" {
         logDriver = "awslogs"
         options = {
           awslogs-group         = var.log_group_name
-          awslogs-region        = data.aws_region.current.name
+          awslogs-region        = local.region
           awslogs-stream-prefix = var.service
         }
       }
