@@ -14,11 +14,13 @@ mod terraform;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use hcl::Value as HclValue;
 use regex::Regex;
 use serde_json::{json, Value};
 use tagrelay_tests::event_pattern::EventPattern;
 use tagrelay_tests::workspace_root;
 use terraform::code_env::{self, EnvReads, Source};
+use terraform::eval::Scope;
 use terraform::event_rules::{self, EventRules};
 use terraform::files::{self, TfFile};
 use terraform::hcl_read::{declarations, local, object_entries, string_list, DeclarationKind};
@@ -609,6 +611,52 @@ locals {
     let text = text.replace("event-patterns/ecr-image-action.json", "patterns/ecr.json");
     let err = event_rules::read(&snippet(&text)).expect_err("a file outside event-patterns/");
     assert!(err.starts_with("snippet.tf:4: expected jsondecode(file("), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the expressions evaluate to: concurrency, the build role, names, the example service
+// ---------------------------------------------------------------------------------------------
+
+fn hcl_value(json: Value) -> HclValue {
+    hcl::to_value(&json).expect("JSON converts to an HCL value")
+}
+
+fn text(value: &str) -> HclValue {
+    HclValue::String(value.to_owned())
+}
+
+#[test]
+fn the_evaluator_computes_what_it_can_and_leaves_the_rest_opaque() {
+    let file = snippet(
+        r#"
+variable "size" { default = 2 }
+variable "names" { type = list(string) }
+locals {
+  first   = split("/", local.path)[1]
+  path    = "a/b/c"
+  doubled = var.size * 2
+  keys    = flatten([for index, name in var.names : ["${name}|${index}"]])
+  region  = data.aws_region.current.id
+  zone    = data.aws_availability_zone.current.name
+}
+"#,
+    );
+    let scope =
+        Scope::with_defaults(&[&file]).var("names", hcl_value(json!(["x", "y"]))).local("region", text("eu-west-1"));
+    let scope = scope.with_locals_of(&[&file]).bind("each", hcl_value(json!({ "key": "dev" })));
+    // `probe = <expression>` parsed and evaluated in the scope.
+    let probe = |expression: &str| {
+        let file = snippet(&format!("probe = {expression}\n"));
+        scope.eval(&file.body.get_attribute("probe").expect("probe").value)
+    };
+    assert_eq!(probe("local.doubled"), Ok(hcl_value(json!(4))));
+    assert_eq!(probe("local.first"), Ok(text("b")), "a local that reads a later one");
+    assert_eq!(probe("local.keys"), Ok(hcl_value(json!(["x|0", "y|1"]))));
+    assert_eq!(probe("local.region"), Ok(text("eu-west-1")), "a seeded local is not computed");
+    assert_eq!(probe("local.zone"), Ok(text("(local.zone: not evaluated)")), "a data source is opaque");
+    assert_eq!(probe("each.key"), Ok(text("dev")));
+    let err = probe("fileexists(\"x\")").expect_err("a function not implemented");
+    assert!(err.contains("fileexists"), "{err}");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! cross-checks with the code (environment variables) and the fixtures (event rules).
 
 pub mod code_env;
+pub mod eval;
 pub mod event_rules;
 pub mod files;
 pub mod hcl_read;

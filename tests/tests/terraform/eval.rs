@@ -1,0 +1,171 @@
+//! Terraform expressions evaluated with hcl-rs, for the checks that must see what an expression
+//! does (a validation, a precondition, a dynamic block's `for_each`, a `for_each` key) rather than
+//! how it is written.
+//!
+//! A [`Scope`] holds what the check gives: `var.*` (the variables' defaults, overridden), seeded
+//! `local.*`, and any other root (`each`, `self`, a resource type). The remaining locals of the
+//! files are evaluated in that scope where they can be; one that cannot (it reads a data source or
+//! calls a function not implemented here) becomes an opaque string, much like a value Terraform
+//! knows only after apply. Only the Terraform functions the checks meet are implemented; calling
+//! another one is an evaluation error, which the caller reports or counts as "not evaluated".
+
+use hcl::edit::expr::Expression;
+use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
+use hcl::{Map, Number, Value};
+
+use super::files::TfFile;
+
+#[derive(Clone, Default)]
+pub struct Scope {
+    vars: Map<String, Value>,
+    locals: Map<String, Value>,
+    roots: Map<String, Value>,
+}
+
+impl Scope {
+    /// `var.*` = the `default` of every `variable` block in `files`; variables without a default
+    /// are left out until [`Scope::var`] sets them.
+    pub fn with_defaults(files: &[&TfFile]) -> Scope {
+        let mut vars = Map::new();
+        for file in files {
+            for block in file.body.get_blocks("variable") {
+                let (Some(name), Some(default)) = (block.labels.first(), block.body.get_attribute("default")) else {
+                    continue;
+                };
+                let value = Scope::default().eval(&default.value).unwrap_or_else(|err| {
+                    panic!("{}: the default of {} is not a literal: {err}", file.at(default), name.as_str())
+                });
+                vars.insert(name.as_str().to_owned(), value);
+            }
+        }
+        Scope { vars, ..Scope::default() }
+    }
+
+    pub fn var(mut self, name: &str, value: Value) -> Scope {
+        self.vars.insert(name.to_owned(), value);
+        self
+    }
+
+    /// A local with this value, whatever the files compute for it.
+    pub fn local(mut self, name: &str, value: Value) -> Scope {
+        self.locals.insert(name.to_owned(), value);
+        self
+    }
+
+    /// Another root reference: `each`, `self`, `aws_ecs_task_definition`, …
+    pub fn bind(mut self, name: &str, value: Value) -> Scope {
+        self.roots.insert(name.to_owned(), value);
+        self
+    }
+
+    /// Evaluates the locals of `files` that are not set yet, in as many passes as their
+    /// references to each other need; the ones that do not evaluate become opaque strings.
+    pub fn with_locals_of(mut self, files: &[&TfFile]) -> Scope {
+        let mut pending: Vec<(String, &Expression)> = files
+            .iter()
+            .flat_map(|file| file.body.get_blocks("locals"))
+            .flat_map(|block| block.body.attributes())
+            .filter(|attribute| !self.locals.contains_key(attribute.key.as_str()))
+            .map(|attribute| (attribute.key.as_str().to_owned(), &attribute.value))
+            .collect();
+        loop {
+            let before = pending.len();
+            let mut unresolved = Vec::new();
+            for (name, expr) in pending {
+                match self.eval(expr) {
+                    Ok(value) => {
+                        self.locals.insert(name, value);
+                    }
+                    Err(_) => unresolved.push((name, expr)),
+                }
+            }
+            pending = unresolved;
+            if pending.is_empty() || pending.len() == before {
+                break;
+            }
+        }
+        for (name, _) in pending {
+            let opaque = format!("(local.{name}: not evaluated)");
+            self.locals.insert(name, Value::String(opaque));
+        }
+        self
+    }
+
+    pub fn eval(&self, expr: &Expression) -> Result<Value, String> {
+        let mut ctx = Context::new();
+        ctx.declare_var("var", Value::Object(self.vars.clone()));
+        ctx.declare_var("local", Value::Object(self.locals.clone()));
+        for (name, value) in &self.roots {
+            ctx.declare_var(name.as_str(), value.clone());
+        }
+        ctx.declare_func("length", FuncDef::builder().param(ParamType::Any).build(length));
+        ctx.declare_func("alltrue", FuncDef::builder().param(ParamType::Any).build(alltrue));
+        ctx.declare_func("values", FuncDef::builder().param(ParamType::Any).build(values));
+        ctx.declare_func("flatten", FuncDef::builder().param(ParamType::Any).build(flatten));
+        ctx.declare_func("split", FuncDef::builder().param(ParamType::String).param(ParamType::String).build(split));
+        ctx.declare_func(
+            "strcontains",
+            FuncDef::builder().param(ParamType::String).param(ParamType::String).build(strcontains),
+        );
+        hcl::Expression::from(expr.clone()).evaluate(&ctx).map_err(|err| err.to_string())
+    }
+}
+
+fn number(n: usize) -> Value {
+    Value::Number(Number::from(n as u64))
+}
+
+/// Characters of a string (Terraform counts Unicode characters), elements of a list or map.
+fn length(args: FuncArgs) -> Result<Value, String> {
+    match &args[0] {
+        Value::String(s) => Ok(number(s.chars().count())),
+        Value::Array(items) => Ok(number(items.len())),
+        Value::Object(entries) => Ok(number(entries.len())),
+        other => Err(format!("length of {other}")),
+    }
+}
+
+fn alltrue(args: FuncArgs) -> Result<Value, String> {
+    let Value::Array(items) = &args[0] else { return Err(format!("alltrue of {}", args[0])) };
+    items
+        .iter()
+        .try_fold(true, |all, item| item.as_bool().map(|b| all && b).ok_or_else(|| format!("alltrue of {item}")))
+        .map(Value::Bool)
+}
+
+/// The values of a map, in the order of its keys (as Terraform returns them).
+fn values(args: FuncArgs) -> Result<Value, String> {
+    let Value::Object(entries) = &args[0] else { return Err(format!("values of {}", args[0])) };
+    let mut sorted: Vec<(&String, &Value)> = entries.iter().collect();
+    sorted.sort_by_key(|(key, _)| *key);
+    Ok(Value::Array(sorted.into_iter().map(|(_, value)| value.clone()).collect()))
+}
+
+fn flatten(args: FuncArgs) -> Result<Value, String> {
+    fn into(value: &Value, out: &mut Vec<Value>) {
+        match value {
+            Value::Array(items) => items.iter().for_each(|item| into(item, out)),
+            other => out.push(other.clone()),
+        }
+    }
+    let Value::Array(_) = &args[0] else { return Err(format!("flatten of {}", args[0])) };
+    let mut out = Vec::new();
+    into(&args[0], &mut out);
+    Ok(Value::Array(out))
+}
+
+/// `split(separator, string)`
+fn split(args: FuncArgs) -> Result<Value, String> {
+    let (Some(separator), Some(string)) = (args[0].as_str(), args[1].as_str()) else {
+        return Err("split of non-strings".to_owned());
+    };
+    Ok(Value::Array(string.split(separator).map(|part| Value::String(part.to_owned())).collect()))
+}
+
+/// `strcontains(string, substring)`
+fn strcontains(args: FuncArgs) -> Result<Value, String> {
+    let (Some(string), Some(substring)) = (args[0].as_str(), args[1].as_str()) else {
+        return Err("strcontains of non-strings".to_owned());
+    };
+    Ok(Value::Bool(string.contains(substring)))
+}
