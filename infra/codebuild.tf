@@ -71,16 +71,14 @@ data "aws_iam_policy_document" "codebuild_base" {
     resources = [aws_kms_key.this.arn]
   }
 
+  # On the bucket, without an s3:prefix condition, as Terraform's S3 backend documentation grants
+  # it. S3 answers a missing object with 404 only to a caller allowed to list the bucket, and a
+  # GetObject request carries no s3:prefix: with the condition, the first run against a new
+  # state key gets 403 instead of 404 and `terraform init` fails. Listing shows key names only.
   statement {
-    sid       = "ListOwnState"
+    sid       = "ListStateBucket"
     actions   = ["s3:ListBucket"]
     resources = ["arn:${local.partition}:s3:::${var.state_bucket}"]
-
-    condition {
-      test     = "StringLike"
-      variable = "s3:prefix"
-      values   = [each.value.state_key, "${each.value.state_key}.tflock"]
-    }
   }
 
   statement {

@@ -24,6 +24,7 @@ use terraform::eval::Scope;
 use terraform::event_rules::{self, EventRules};
 use terraform::files::{self, TfFile};
 use terraform::hcl_read::{declarations, local, object_entries, string_list, DeclarationKind};
+use terraform::policy;
 use terraform::schema::{check_file, Coverage, Finding, ProviderSchema};
 use terraform::versions::{required_versions, satisfies};
 
@@ -617,12 +618,30 @@ locals {
 // What the expressions evaluate to: concurrency, the build role, names, the example service
 // ---------------------------------------------------------------------------------------------
 
+/// infra/*.tf without the example (a separate root module with locals of its own).
+fn stack_files() -> Vec<TfFile> {
+    infra_files().into_iter().filter(|file| !file.name.starts_with("infra/examples/")).collect()
+}
+
+fn named<'a>(files: &'a [TfFile], name: &str) -> &'a TfFile {
+    files.iter().find(|file| file.name == name).unwrap_or_else(|| panic!("{name} was not found"))
+}
+
 fn hcl_value(json: Value) -> HclValue {
     hcl::to_value(&json).expect("JSON converts to an HCL value")
 }
 
 fn text(value: &str) -> HclValue {
     HclValue::String(value.to_owned())
+}
+
+/// The stack's variables at their defaults, in a known partition, region and account.
+fn stack_scope(files: &[TfFile]) -> Scope {
+    let refs: Vec<&TfFile> = files.iter().collect();
+    Scope::with_defaults(&refs)
+        .local("partition", text("aws"))
+        .local("region", text("eu-west-1"))
+        .local("account_id", text("123456789012"))
 }
 
 #[test]
@@ -657,6 +676,26 @@ locals {
     assert_eq!(probe("each.key"), Ok(text("dev")));
     let err = probe("fileexists(\"x\")").expect_err("a function not implemented");
     assert!(err.contains("fileexists"), "{err}");
+}
+
+#[test]
+fn the_state_bucket_is_listed_without_a_prefix_condition() {
+    let files = stack_files();
+    let codebuild = named(&files, "infra/codebuild.tf");
+    let statements = policy::statements(codebuild, "codebuild_base");
+    let listing: Vec<_> = statements.iter().filter(|s| s.actions.contains(&"s3:ListBucket")).collect();
+    let [listing] = listing.as_slice() else { panic!("one statement should grant s3:ListBucket") };
+    assert!(listing.for_each.is_none(), "{}: every build needs it", listing.at);
+    assert_eq!(
+        listing.conditions().count(),
+        0,
+        "{}: a GetObject request has no s3:prefix, so with the condition S3 answers a missing state \
+         object with 403 instead of 404 and the first `terraform init` of a new state key fails",
+        listing.at
+    );
+    let resources = listing.body.get_attribute("resources").expect("resources");
+    let scope = stack_scope(&files).var("state_bucket", text("acme-terraform-state"));
+    assert_eq!(scope.eval(&resources.value), Ok(hcl_value(json!(["arn:aws:s3:::acme-terraform-state"]))));
 }
 
 #[test]

@@ -6,5 +6,6 @@ pub mod eval;
 pub mod event_rules;
 pub mod files;
 pub mod hcl_read;
+pub mod policy;
 pub mod schema;
 pub mod versions;
