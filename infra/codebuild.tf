@@ -121,11 +121,13 @@ resource "aws_iam_role_policy" "codebuild_terraform" {
   policy = each.value.policy_json
 }
 
+# Keyed "<env>|<position>", not by ARN: for_each keys must be known at plan time, and an ARN of a
+# policy created in the same apply is not.
 resource "aws_iam_role_policy_attachment" "codebuild_terraform" {
   for_each = {
     for pair in flatten([
       for name, env in local.environments : [
-        for arn in env.policy_arns : { key = "${name}|${arn}", environment = name, arn = arn }
+        for index, arn in env.policy_arns : { key = "${name}|${index}", environment = name, arn = arn }
       ]
     ]) : pair.key => pair
   }

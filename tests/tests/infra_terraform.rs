@@ -14,6 +14,8 @@ mod terraform;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use hcl::edit::expr::Expression;
+use hcl::edit::structure::Block;
 use hcl::Value as HclValue;
 use regex::Regex;
 use serde_json::{json, Value};
@@ -23,7 +25,7 @@ use terraform::code_env::{self, EnvReads, Source};
 use terraform::eval::Scope;
 use terraform::event_rules::{self, EventRules};
 use terraform::files::{self, TfFile};
-use terraform::hcl_read::{declarations, local, object_entries, string_list, DeclarationKind};
+use terraform::hcl_read::{declarations, local, object_entries, resource, string_list, DeclarationKind};
 use terraform::policy;
 use terraform::schema::{check_file, Coverage, Finding, ProviderSchema};
 use terraform::versions::{required_versions, satisfies};
@@ -627,6 +629,14 @@ fn named<'a>(files: &'a [TfFile], name: &str) -> &'a TfFile {
     files.iter().find(|file| file.name == name).unwrap_or_else(|| panic!("{name} was not found"))
 }
 
+fn resource_in<'a>(file: &'a TfFile, type_name: &str, name: &str) -> &'a Block {
+    resource(file, type_name, name).unwrap_or_else(|| panic!("{} has no {type_name}.{name}", file.name))
+}
+
+fn attribute_of<'a>(file: &TfFile, block: &'a Block, name: &str) -> &'a Expression {
+    &block.body.get_attribute(name).unwrap_or_else(|| panic!("{}: no `{name}`", file.at(block))).value
+}
+
 fn hcl_value(json: Value) -> HclValue {
     hcl::to_value(&json).expect("JSON converts to an HCL value")
 }
@@ -696,6 +706,37 @@ fn the_state_bucket_is_listed_without_a_prefix_condition() {
     let resources = listing.body.get_attribute("resources").expect("resources");
     let scope = stack_scope(&files).var("state_bucket", text("acme-terraform-state"));
     assert_eq!(scope.eval(&resources.value), Ok(hcl_value(json!(["arn:aws:s3:::acme-terraform-state"]))));
+}
+
+#[test]
+fn policy_attachments_are_keyed_by_position_not_by_arn() {
+    let files = stack_files();
+    let codebuild = named(&files, "infra/codebuild.tf");
+    let attachment = resource_in(codebuild, "aws_iam_role_policy_attachment", "codebuild_terraform");
+    let for_each = attribute_of(codebuild, attachment, "for_each");
+    // The ARNs of policies created in the same apply are unknown at plan time; the keys must not
+    // change with them.
+    let instances = |dev: [&str; 2], prod: &str| {
+        let environments = json!({ "dev": { "policy_arns": dev }, "prod": { "policy_arns": [prod] } });
+        match stack_scope(&files).local("environments", hcl_value(environments)).eval(for_each) {
+            Ok(HclValue::Object(instances)) => instances,
+            other => panic!("{}: for_each should evaluate to a map, got {other:?}", codebuild.at(attachment)),
+        }
+    };
+    let first = instances(
+        ["arn:aws:iam::123456789012:policy/a", "arn:aws:iam::123456789012:policy/b"],
+        "arn:aws:iam::aws:policy/c",
+    );
+    let second = instances(
+        ["arn:aws:iam::123456789012:policy/x", "arn:aws:iam::123456789012:policy/y"],
+        "arn:aws:iam::aws:policy/z",
+    );
+    let keys = |instances: &hcl::Map<String, HclValue>| instances.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&first), ["dev|0", "dev|1", "prod|0"], "{}", codebuild.at(for_each));
+    assert_eq!(keys(&first), keys(&second), "{}: the keys depend on the ARNs", codebuild.at(for_each));
+    let field = |key: &str, name: &str| first[key].as_object().and_then(|pair| pair.get(name)).cloned();
+    assert_eq!(field("dev|1", "arn"), Some(text("arn:aws:iam::123456789012:policy/b")));
+    assert_eq!(field("prod|0", "environment"), Some(text("prod")));
 }
 
 #[test]

@@ -99,3 +99,12 @@ pub fn func_call(expr: &Expression) -> Option<(&str, Vec<&Expression>)> {
     let Expression::FuncCall(call) = expr else { return None };
     Some((call.name.name.as_str(), call.args.iter().collect()))
 }
+
+/// The `resource "<type_name>" "<name>"` block of a file.
+pub fn resource<'a>(file: &'a TfFile, type_name: &str, name: &str) -> Option<&'a Block> {
+    declarations(file)
+        .0
+        .into_iter()
+        .find(|d| d.kind == DeclarationKind::Resource && d.type_name == type_name && d.name == name)
+        .map(|d| d.block)
+}
