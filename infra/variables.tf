@@ -254,9 +254,12 @@ variable "schedule_expression" {
   type        = string
   default     = "rate(5 minutes)"
 
+  # EventBridge User Guide, "Schedule expressions for rules", rate expressions: "If the value is
+  # equal to 1, then the unit must be singular. If the value is greater than 1, the unit must be
+  # plural." rate(1 minutes) and rate(5 minute) are refused when the rule is created.
   validation {
-    condition     = can(regex("^(rate\\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\\)|cron\\(.+\\))$", var.schedule_expression))
-    error_message = "schedule_expression must be rate(N unit) or cron(...)."
+    condition     = can(regex("^(rate\\((1 (minute|hour|day)|([2-9]|[1-9][0-9]+) (minutes|hours|days))\\)|cron\\(.+\\))$", var.schedule_expression))
+    error_message = "schedule_expression must be rate(1 minute|hour|day), rate(N minutes|hours|days) with N > 1, or cron(...)."
   }
 }
 

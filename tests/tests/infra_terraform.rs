@@ -25,7 +25,9 @@ use terraform::code_env::{self, EnvReads, Source};
 use terraform::eval::Scope;
 use terraform::event_rules::{self, EventRules};
 use terraform::files::{self, TfFile};
-use terraform::hcl_read::{declarations, local, object_entries, resource, string_list, DeclarationKind};
+use terraform::hcl_read::{
+    declarations, local, object_entries, regex_patterns, resource, string_list, variable, DeclarationKind,
+};
 use terraform::policy;
 use terraform::schema::{check_file, Coverage, Finding, ProviderSchema};
 use terraform::versions::{required_versions, satisfies};
@@ -737,6 +739,51 @@ fn policy_attachments_are_keyed_by_position_not_by_arn() {
     let field = |key: &str, name: &str| first[key].as_object().and_then(|pair| pair.get(name)).cloned();
     assert_eq!(field("dev|1", "arn"), Some(text("arn:aws:iam::123456789012:policy/b")));
     assert_eq!(field("prod|0", "environment"), Some(text("prod")));
+}
+
+#[test]
+fn the_schedule_expression_validation_matches_what_eventbridge_accepts() {
+    let files = stack_files();
+    let variables = named(&files, "infra/variables.tf");
+    let block = variable(variables, "schedule_expression").expect("variable schedule_expression");
+    let patterns: Vec<&str> = block
+        .body
+        .get_blocks("validation")
+        .flat_map(|validation| regex_patterns(attribute_of(variables, validation, "condition")))
+        .collect();
+    let [pattern] = patterns.as_slice() else { panic!("one regex validation of schedule_expression: {patterns:?}") };
+    let regex = Regex::new(pattern).unwrap_or_else(|err| panic!("{err}"));
+    // EventBridge: a singular unit for 1, a plural one for more.
+    let accepted = [
+        "rate(1 minute)",
+        "rate(1 hour)",
+        "rate(1 day)",
+        "rate(2 minutes)",
+        "rate(5 minutes)",
+        "rate(10 minutes)",
+        "rate(12 hours)",
+        "rate(100 days)",
+        "cron(0/5 * * * ? *)",
+    ];
+    let refused = [
+        "rate(1 minutes)",
+        "rate(5 minute)",
+        "rate(1 hours)",
+        "rate(2 day)",
+        "rate(0 minutes)",
+        "rate(01 minute)",
+        "rate(5 seconds)",
+        "rate(5minutes)",
+        "rate(5 minutes) ",
+        "cron()",
+        "5 minutes",
+    ];
+    for expression in accepted {
+        assert!(regex.is_match(expression), "{pattern} should accept {expression}");
+    }
+    for expression in refused {
+        assert!(!regex.is_match(expression), "{pattern} should refuse {expression}");
+    }
 }
 
 #[test]

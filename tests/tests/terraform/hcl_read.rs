@@ -100,6 +100,11 @@ pub fn func_call(expr: &Expression) -> Option<(&str, Vec<&Expression>)> {
     Some((call.name.name.as_str(), call.args.iter().collect()))
 }
 
+/// The top-level `variable "<name>"` block of a file.
+pub fn variable<'a>(file: &'a TfFile, name: &str) -> Option<&'a Block> {
+    file.body.get_blocks("variable").find(|block| block.labels.first().is_some_and(|label| label.as_str() == name))
+}
+
 /// The `resource "<type_name>" "<name>"` block of a file.
 pub fn resource<'a>(file: &'a TfFile, type_name: &str, name: &str) -> Option<&'a Block> {
     declarations(file)
@@ -107,4 +112,35 @@ pub fn resource<'a>(file: &'a TfFile, type_name: &str, name: &str) -> Option<&'a
         .into_iter()
         .find(|d| d.kind == DeclarationKind::Resource && d.type_name == type_name && d.name == name)
         .map(|d| d.block)
+}
+
+/// The string literals given as the pattern of a `regex(...)` call anywhere in `expr`, looking
+/// through function calls, conditionals, parentheses and operators.
+pub fn regex_patterns(expr: &Expression) -> Vec<&str> {
+    let mut found = Vec::new();
+    collect_regex_patterns(expr, &mut found);
+    found
+}
+
+fn collect_regex_patterns<'a>(expr: &'a Expression, found: &mut Vec<&'a str>) {
+    match expr {
+        Expression::FuncCall(call) => {
+            if call.name.name.as_str() == "regex" {
+                found.extend(call.args.iter().next().and_then(Expression::as_str));
+            }
+            call.args.iter().for_each(|arg| collect_regex_patterns(arg, found));
+        }
+        Expression::Conditional(conditional) => {
+            for part in [&conditional.cond_expr, &conditional.true_expr, &conditional.false_expr] {
+                collect_regex_patterns(part, found);
+            }
+        }
+        Expression::Parenthesis(inner) => collect_regex_patterns(inner.inner(), found),
+        Expression::BinaryOp(op) => {
+            collect_regex_patterns(&op.lhs_expr, found);
+            collect_regex_patterns(&op.rhs_expr, found);
+        }
+        Expression::UnaryOp(op) => collect_regex_patterns(&op.expr, found),
+        _ => {}
+    }
 }
