@@ -133,8 +133,15 @@ resource "aws_lambda_function" "this" {
       error_message = "parameter_template renders the same parameter name for two (service, environment) pairs."
     }
     precondition {
-      condition     = alltrue([for name in local.parameter_names : length(split("/", name)) - 1 <= 15 && length(name) <= 1011])
-      error_message = "An SSM parameter name rendered from parameter_template has more than 15 levels or is too long."
+      condition     = alltrue([for name in local.parameter_names : length(split("/", name)) - 1 <= 15])
+      error_message = "An SSM parameter name rendered from parameter_template has more than 15 levels."
+    }
+    # SSM User Guide, parameter name requirements: "The maximum length constraint of 1011
+    # characters for the parameter name includes the characters in the ARN that precede the name
+    # you specify", i.e. arn:<partition>:ssm:<region>:<account>:parameter/<name> counts whole.
+    precondition {
+      condition     = alltrue([for arn in local.parameter_arns : length(arn) <= 1011])
+      error_message = "An SSM parameter name rendered from parameter_template is too long: with the ARN before it (arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter) it must be at most 1011 characters."
     }
   }
 }

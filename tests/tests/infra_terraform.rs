@@ -656,6 +656,38 @@ fn stack_scope(files: &[TfFile]) -> Scope {
         .local("account_id", text("123456789012"))
 }
 
+fn with_locals(scope: Scope, files: &[TfFile]) -> Scope {
+    let refs: Vec<&TfFile> = files.iter().collect();
+    scope.with_locals_of(&refs)
+}
+
+/// Each `precondition` (or `postcondition`) condition in a resource's lifecycle, evaluated.
+fn conditions(file: &TfFile, block: &Block, kind: &str, scope: &Scope) -> Vec<(String, Result<bool, String>)> {
+    block
+        .body
+        .get_blocks("lifecycle")
+        .flat_map(|lifecycle| lifecycle.body.get_blocks(kind))
+        .map(|check| {
+            let condition = attribute_of(file, check, "condition");
+            (file.at(check), scope.eval(condition).and_then(|value| boolean(&value)))
+        })
+        .collect()
+}
+
+fn boolean(value: &HclValue) -> Result<bool, String> {
+    value.as_bool().ok_or_else(|| format!("not a bool: {value}"))
+}
+
+/// Nothing refused: every condition that evaluated is true.
+fn all_pass(results: &[(String, Result<bool, String>)]) -> bool {
+    results.iter().all(|(_, result)| !matches!(result, Ok(false)))
+}
+
+/// Refused: some condition evaluated to false.
+fn some_fail(results: &[(String, Result<bool, String>)]) -> bool {
+    results.iter().any(|(_, result)| matches!(result, Ok(false)))
+}
+
 #[test]
 fn the_evaluator_computes_what_it_can_and_leaves_the_rest_opaque() {
     let file = snippet(
@@ -739,6 +771,25 @@ fn policy_attachments_are_keyed_by_position_not_by_arn() {
     let field = |key: &str, name: &str| first[key].as_object().and_then(|pair| pair.get(name)).cloned();
     assert_eq!(field("dev|1", "arn"), Some(text("arn:aws:iam::123456789012:policy/b")));
     assert_eq!(field("prod|0", "environment"), Some(text("prod")));
+}
+
+#[test]
+fn the_parameter_name_limit_counts_the_arn_prefix() {
+    let files = stack_files();
+    let lambda = named(&files, "infra/lambda.tf");
+    let function = resource_in(lambda, "aws_lambda_function", "this");
+    // SSM counts arn:aws:ssm:eu-west-1:123456789012:parameter (44 characters) into the 1,011.
+    let prefix = "arn:aws:ssm:eu-west-1:123456789012:parameter";
+    let with_name_length = |length: usize| {
+        let name = format!("/{}", "a".repeat(length - 1));
+        let scope = stack_scope(&files).local("parameter_names", hcl_value(json!([name])));
+        let scope = with_locals(scope, &files).bind("each", hcl_value(json!({ "key": "record-image-tag" })));
+        conditions(lambda, function, "precondition", &scope)
+    };
+    let results = with_name_length(1011 - prefix.len());
+    assert!(all_pass(&results), "a 1,011-character ARN is accepted: {results:?}");
+    let results = with_name_length(1011 - prefix.len() + 1);
+    assert!(some_fail(&results), "{}: a 1,012-character ARN should be refused: {results:?}", lambda.at(function));
 }
 
 #[test]
