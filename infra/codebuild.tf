@@ -51,6 +51,15 @@ resource "aws_iam_role" "codebuild" {
   description        = "Service role of the ${each.value.codebuild_project} project: runs the team's Terraform for ${each.key}"
   assume_role_policy = data.aws_iam_policy_document.codebuild_assume[each.key].json
   tags               = local.tags
+
+  lifecycle {
+    # The default project name "<name_prefix>-<env>" is not validated with the variables; an
+    # explicit codebuild_project is (at most 58 characters), this catches both.
+    precondition {
+      condition     = length("${each.value.codebuild_project}-build") <= 64
+      error_message = "The service role name \"${each.value.codebuild_project}-build\" of environment ${each.key} is longer than IAM's 64 characters: shorten name_prefix or the environment name, or set environments.${each.key}.codebuild_project (at most 58 characters)."
+    }
+  }
 }
 
 # What every project needs whatever the team's Terraform does: its log group, the key (build

@@ -82,6 +82,15 @@ variable "environments" {
     error_message = "codebuild_project must be a valid CodeBuild project name (2-255 characters, letters, digits, '-' and '_')."
   }
 
+  # The project's service role is named "<codebuild_project>-build", and IAM role names are at
+  # most 64 characters.
+  validation {
+    condition = alltrue([
+      for env in values(var.environments) : env.codebuild_project == null ? true : length(env.codebuild_project) <= 58
+    ])
+    error_message = "environments.<env>.codebuild_project must be at most 58 characters: its service role is named \"<codebuild_project>-build\" and IAM role names are at most 64 characters."
+  }
+
   validation {
     condition     = alltrue([for env in values(var.environments) : env.policy_json == null || can(jsondecode(env.policy_json))])
     error_message = "policy_json must be a JSON policy document."

@@ -661,6 +661,21 @@ fn with_locals(scope: Scope, files: &[TfFile]) -> Scope {
     scope.with_locals_of(&refs)
 }
 
+/// Each `validation` condition of a variable, evaluated: `file:line` → the result (`Err` when it
+/// calls what the evaluator does not implement, such as `can`).
+fn validations(file: &TfFile, variable_name: &str, scope: &Scope) -> Vec<(String, Result<bool, String>)> {
+    let block =
+        variable(file, variable_name).unwrap_or_else(|| panic!("{} has no variable {variable_name}", file.name));
+    block
+        .body
+        .get_blocks("validation")
+        .map(|validation| {
+            let condition = attribute_of(file, validation, "condition");
+            (file.at(validation), scope.eval(condition).and_then(|value| boolean(&value)))
+        })
+        .collect()
+}
+
 /// Each `precondition` (or `postcondition`) condition in a resource's lifecycle, evaluated.
 fn conditions(file: &TfFile, block: &Block, kind: &str, scope: &Scope) -> Vec<(String, Result<bool, String>)> {
     block
@@ -771,6 +786,49 @@ fn policy_attachments_are_keyed_by_position_not_by_arn() {
     let field = |key: &str, name: &str| first[key].as_object().and_then(|pair| pair.get(name)).cloned();
     assert_eq!(field("dev|1", "arn"), Some(text("arn:aws:iam::123456789012:policy/b")));
     assert_eq!(field("prod|0", "environment"), Some(text("prod")));
+}
+
+#[test]
+fn a_codebuild_project_name_leaves_room_for_its_role_name() {
+    let files = stack_files();
+    let variables = named(&files, "infra/variables.tf");
+    let environments = |project: &str| {
+        hcl_value(json!({ "dev": {
+            "codebuild_project": project, "state_key": null, "working_directory": ".", "var_file": null,
+            "source_version": null, "policy_arns": [], "policy_json": null,
+        }}))
+    };
+    let at_most = "p".repeat(58);
+    let too_long = "p".repeat(59);
+    let results =
+        validations(variables, "environments", &stack_scope(&files).var("environments", environments(&at_most)));
+    assert!(all_pass(&results), "a 58-character codebuild_project is accepted: {results:?}");
+    let results =
+        validations(variables, "environments", &stack_scope(&files).var("environments", environments(&too_long)));
+    assert!(some_fail(&results), "a 59-character codebuild_project makes a 65-character role name: {results:?}");
+
+    // The default name, <name_prefix>-<env>, is checked on the role.
+    let codebuild = named(&files, "infra/codebuild.tf");
+    let role = resource_in(codebuild, "aws_iam_role", "codebuild");
+    let each = |project: &str| hcl_value(json!({ "key": "dev", "value": { "codebuild_project": project } }));
+    let results = conditions(codebuild, role, "precondition", &stack_scope(&files).bind("each", each(&at_most)));
+    assert!(!results.is_empty() && all_pass(&results), "{results:?}");
+    let results = conditions(codebuild, role, "precondition", &stack_scope(&files).bind("each", each(&too_long)));
+    assert!(
+        some_fail(&results),
+        "{}: a role name over 64 characters should be refused: {results:?}",
+        codebuild.at(role)
+    );
+    let messages: Vec<&str> = role
+        .body
+        .get_blocks("lifecycle")
+        .flat_map(|lifecycle| lifecycle.body.get_blocks("precondition"))
+        .map(|check| codebuild.source_of(attribute_of(codebuild, check, "error_message")))
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.contains("name_prefix") && m.contains("codebuild_project")),
+        "the message should name the fields to change: {messages:?}"
+    );
 }
 
 #[test]
