@@ -29,9 +29,10 @@ locals {
     )
   }
 
+  # null: no reservation (the default). Any reservation fails `apply` in an account whose
+  # concurrency quota is still the new-account 10, since Lambda keeps 100 unreserved.
   lambda_reserved_concurrency = {
-    # One writer: two pushes of the same service must not race a read-then-write of a parameter.
-    "record-image-tag" = 1
+    "record-image-tag" = var.record_image_tag_reserved_concurrency
     "trigger-deploy"   = var.trigger_deploy_reserved_concurrency
   }
   lambda_descriptions = {

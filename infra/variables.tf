@@ -225,14 +225,31 @@ variable "log_level" {
   }
 }
 
-variable "trigger_deploy_reserved_concurrency" {
-  description = "Reserved concurrency of trigger-deploy. Concurrent reconciles are harmless (StartBuild idempotency tokens), so this is only a cap. record-image-tag is always 1 (one writer)."
+# Both default to no reservation. Lambda keeps at least 100 concurrent executions unreserved, so
+# in an account whose quota is still the new-account default of 10 any reservation fails `apply`
+# ("decreases account's UnreservedConcurrentExecution below its minimum value"). Correctness does
+# not depend on a reservation: concurrent writers of a parameter repair a lost race (after each
+# PutParameter the writer reads the versions written since its read and re-writes the newest by
+# the order policy), and concurrent reconciles share one StartBuild idempotency token.
+variable "record_image_tag_reserved_concurrency" {
+  description = "Optional reserved concurrency of record-image-tag (null: none). Only a cap or a guarantee of capacity; concurrent writes repair a lost race by themselves. A reservation needs an account concurrency quota above 100 + the reservations."
   type        = number
-  default     = 2
+  default     = null
 
   validation {
-    condition     = var.trigger_deploy_reserved_concurrency >= 1
-    error_message = "trigger_deploy_reserved_concurrency must be at least 1."
+    condition     = var.record_image_tag_reserved_concurrency == null ? true : var.record_image_tag_reserved_concurrency >= 1
+    error_message = "record_image_tag_reserved_concurrency must be null (no reservation) or at least 1."
+  }
+}
+
+variable "trigger_deploy_reserved_concurrency" {
+  description = "Optional reserved concurrency of trigger-deploy (null: none). Only a cap or a guarantee of capacity; concurrent reconciles are harmless. A reservation needs an account concurrency quota above 100 + the reservations."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.trigger_deploy_reserved_concurrency == null ? true : var.trigger_deploy_reserved_concurrency >= 1
+    error_message = "trigger_deploy_reserved_concurrency must be null (no reservation) or at least 1."
   }
 }
 

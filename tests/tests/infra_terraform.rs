@@ -738,6 +738,45 @@ locals {
 }
 
 #[test]
+fn no_function_reserves_concurrency_by_default() {
+    let files = stack_files();
+    let lambda = named(&files, "infra/lambda.tf");
+    let function = resource_in(lambda, "aws_lambda_function", "this");
+    let Some(reserved) = function.body.get_attribute("reserved_concurrent_executions") else {
+        return; // not set at all: nothing reserved
+    };
+    let scope = with_locals(stack_scope(&files), &files);
+    let main = named(&files, "infra/main.tf");
+    let functions = local(main, "functions").and_then(|declared| string_list(&declared.value));
+    for name in functions.expect("infra/main.tf: local.functions, a literal list") {
+        let value = scope.clone().bind("each", hcl_value(json!({ "key": name, "value": name }))).eval(&reserved.value);
+        assert_eq!(
+            value,
+            Ok(HclValue::Null),
+            "{}: {name} reserves concurrency by default; any reservation fails `apply` in an account \
+             whose concurrency quota is the new-account 10 (Lambda keeps 100 unreserved)",
+            lambda.at(reserved)
+        );
+    }
+}
+
+#[test]
+fn a_reserved_concurrency_is_optional_and_at_least_one() {
+    let files = stack_files();
+    let variables = named(&files, "infra/variables.tf");
+    for name in ["record_image_tag_reserved_concurrency", "trigger_deploy_reserved_concurrency"] {
+        let with = |value: HclValue| validations(variables, name, &stack_scope(&files).var(name, value));
+        for accepted in [HclValue::Null, hcl_value(json!(1)), hcl_value(json!(5))] {
+            let results = with(accepted.clone());
+            assert!(!results.is_empty() && all_pass(&results), "{name} = {accepted} should be accepted: {results:?}");
+            assert!(results.iter().all(|(_, result)| result.is_ok()), "{name}: {results:?}");
+        }
+        let results = with(hcl_value(json!(0)));
+        assert!(some_fail(&results), "{name} = 0 (a function that never runs) should be refused: {results:?}");
+    }
+}
+
+#[test]
 fn the_state_bucket_is_listed_without_a_prefix_condition() {
     let files = stack_files();
     let codebuild = named(&files, "infra/codebuild.tf");
