@@ -8,6 +8,16 @@
 
 locals {
   state_region = coalesce(var.state_region, local.region)
+
+  # The source's ARNs, from source_location in the form the variable's validation guarantees for
+  # the source_type (null for other types).
+  # CODECOMMIT: https://git-codecommit.<region>.amazonaws.com/v1/repos/<name>; split at "/":
+  # ["https:", "", "git-codecommit.<region>.amazonaws.com", "v1", "repos", "<name>"].
+  source_url_parts      = split("/", var.source_location)
+  source_codecommit_arn = var.source_type == "CODECOMMIT" ? "arn:${local.partition}:codecommit:${split(".", local.source_url_parts[2])[1]}:${local.account_id}:${local.source_url_parts[5]}" : null
+  # S3: <bucket>/<key> of the source zip.
+  source_s3_object_arn = var.source_type == "S3" ? "arn:${local.partition}:s3:::${var.source_location}" : null
+  source_s3_bucket_arn = var.source_type == "S3" ? "arn:${local.partition}:s3:::${local.source_url_parts[0]}" : null
 }
 
 resource "aws_cloudwatch_log_group" "build" {
@@ -63,7 +73,8 @@ resource "aws_iam_role" "codebuild" {
 }
 
 # What every project needs whatever the team's Terraform does: its log group, the key (build
-# output, logs), its own state object and lock file, and reading its environment's image tags.
+# output, logs), listing the state bucket, its own state object and lock file, reading its
+# environment's image tags, and reading its source.
 # Everything the team's Terraform manages comes from environments.<env>.policy_arns/policy_json.
 data "aws_iam_policy_document" "codebuild_base" {
   for_each = local.environments
@@ -111,6 +122,58 @@ data "aws_iam_policy_document" "codebuild_base" {
       for key, p in local.parameters :
       "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${p.name}" if p.environment == each.key
     ]
+  }
+
+  # Checking out the source, by source_type, as the CodeBuild User Guide's service role policy
+  # lists it ("Allow CodeBuild to interact with other AWS services"). GITHUB, GITHUB_ENTERPRISE,
+  # BITBUCKET, GITLAB and GITLAB_SELF_MANAGED without source_connection_arn use the account's
+  # source credential for the host, which needs no IAM permission.
+  dynamic "statement" {
+    for_each = var.source_type == "CODECOMMIT" ? [local.source_codecommit_arn] : []
+    content {
+      sid       = "PullCodeCommitSource"
+      actions   = ["codecommit:GitPull"]
+      resources = [statement.value]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.source_type == "S3" ? [local.source_s3_object_arn] : []
+    content {
+      sid       = "ReadS3SourceObject"
+      actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+      resources = [statement.value]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.source_type == "S3" ? [local.source_s3_bucket_arn] : []
+    content {
+      sid       = "LocateS3SourceBucket"
+      actions   = ["s3:GetBucketAcl", "s3:GetBucketLocation"]
+      resources = [statement.value]
+    }
+  }
+
+  # A connection (CodeBuild User Guide, GitHub/GitLab/Bitbucket access through CodeConnections).
+  dynamic "statement" {
+    for_each = var.source_connection_arn == null ? [] : [var.source_connection_arn]
+    content {
+      sid       = "UseSourceConnection"
+      actions   = ["codeconnections:UseConnection", "codeconnections:GetConnectionToken", "codeconnections:GetConnection"]
+      resources = [statement.value]
+    }
+  }
+
+  # A connection created before the rename to CodeConnections keeps its codestar-connections ARN,
+  # which the old service prefix's actions cover.
+  dynamic "statement" {
+    for_each = var.source_connection_arn == null ? [] : strcontains(var.source_connection_arn, ":codestar-connections:") ? [var.source_connection_arn] : []
+    content {
+      sid       = "UseSourceConnectionByItsOldName"
+      actions   = ["codestar-connections:UseConnection", "codestar-connections:GetConnectionToken", "codestar-connections:GetConnection"]
+      resources = [statement.value]
+    }
   }
 }
 
@@ -162,6 +225,15 @@ resource "aws_codebuild_project" "this" {
     location        = var.source_location
     buildspec       = file("${path.module}/buildspec.yml")
     git_clone_depth = var.source_type == "S3" ? null : 1
+
+    # Provider 5.91+ (the block came back in that release; infra/versions.tf).
+    dynamic "auth" {
+      for_each = var.source_connection_arn == null ? [] : [var.source_connection_arn]
+      content {
+        type     = "CODECONNECTIONS"
+        resource = auth.value
+      }
+    }
   }
 
   artifacts {

@@ -315,12 +315,39 @@ variable "source_type" {
 }
 
 variable "source_location" {
-  description = "Location of the team's Terraform: a repository's HTTPS clone URL, or `<bucket>/<key>.zip` for S3."
+  description = "Location of the team's Terraform: a repository's HTTPS clone URL (for CODECOMMIT `https://git-codecommit.<region>.amazonaws.com/v1/repos/<name>`), or `<bucket>/<key>` of a zip for S3."
   type        = string
 
   validation {
     condition     = length(trimspace(var.source_location)) > 0
     error_message = "source_location must not be empty."
+  }
+
+  # The build role's source permissions are derived from these forms (codebuild.tf).
+  validation {
+    condition     = var.source_type != "CODECOMMIT" ? true : can(regex("^https://git-codecommit(-fips)?\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?/v1/repos/[A-Za-z0-9_.-]{1,100}$", var.source_location))
+    error_message = "With source_type CODECOMMIT, source_location must be the repository's HTTPS clone URL, https://git-codecommit.<region>.amazonaws.com/v1/repos/<name>."
+  }
+
+  validation {
+    condition     = var.source_type != "S3" ? true : can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.*[^/]$", var.source_location))
+    error_message = "With source_type S3, source_location must be <bucket>/<key> of the zip holding the Terraform code (not a folder)."
+  }
+}
+
+variable "source_connection_arn" {
+  description = "Optional AWS CodeConnections connection the projects reach a GITHUB, GITHUB_ENTERPRISE, BITBUCKET, GITLAB or GITLAB_SELF_MANAGED source through (`arn:<partition>:codeconnections:<region>:<account>:connection/<id>`, or the older `codestar-connections` form). It must be AVAILABLE (handshake completed in the console). null: CodeBuild uses the account's source credential for the host."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.source_connection_arn == null ? true : can(regex("^arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:[0-9]{12}:connection/[A-Za-z0-9-]+$", var.source_connection_arn))
+    error_message = "source_connection_arn must be a connection ARN, arn:<partition>:codeconnections:<region>:<account>:connection/<id> (or codestar-connections)."
+  }
+
+  validation {
+    condition     = var.source_connection_arn == null ? true : contains(["GITHUB", "GITHUB_ENTERPRISE", "BITBUCKET", "GITLAB", "GITLAB_SELF_MANAGED"], var.source_type)
+    error_message = "source_connection_arn is for GITHUB, GITHUB_ENTERPRISE, BITBUCKET, GITLAB and GITLAB_SELF_MANAGED sources only."
   }
 }
 

@@ -776,6 +776,198 @@ fn a_reserved_concurrency_is_optional_and_at_least_one() {
     }
 }
 
+/// The statements of `codebuild_base` that a `dynamic` block adds for this configuration: their
+/// actions (sorted) and the resource each instance grants them on.
+fn source_grants(files: &[TfFile], scope: &Scope) -> Vec<(Vec<String>, String)> {
+    let codebuild = named(files, "infra/codebuild.tf");
+    let mut grants = Vec::new();
+    for statement in policy::statements(codebuild, "codebuild_base") {
+        let Some(for_each) = statement.for_each else { continue };
+        assert_eq!(
+            statement.source(codebuild, "resources"),
+            Some("[statement.value]"),
+            "{}: a source statement grants its actions on the for_each value",
+            statement.at
+        );
+        let instances = match scope.eval(for_each) {
+            Ok(HclValue::Array(items)) => items,
+            other => panic!("{}: for_each should evaluate to a list, got {other:?}", statement.at),
+        };
+        let mut actions: Vec<String> = statement.actions.iter().map(|action| (*action).to_owned()).collect();
+        actions.sort();
+        for instance in instances {
+            let resource = instance.as_str().unwrap_or_else(|| panic!("{}: {instance} is not an ARN", statement.at));
+            grants.push((actions.clone(), resource.to_owned()));
+        }
+    }
+    grants.sort();
+    grants
+}
+
+#[test]
+fn the_build_role_may_read_the_source_of_each_source_type() {
+    const CODECOMMIT_URL: &str = "https://git-codecommit.eu-west-1.amazonaws.com/v1/repos/platform";
+    const S3_ZIP: &str = "acme-build-sources/platform/terraform.zip";
+    const CONNECTION: &str =
+        "arn:aws:codeconnections:eu-west-1:123456789012:connection/6f0c1a52-3b7e-4a4e-9d55-0d9c8a1f2b3c";
+    const OLD_CONNECTION: &str =
+        "arn:aws:codestar-connections:eu-west-1:123456789012:connection/6f0c1a52-3b7e-4a4e-9d55-0d9c8a1f2b3c";
+    let connections =
+        ["codeconnections:GetConnection", "codeconnections:GetConnectionToken", "codeconnections:UseConnection"];
+    let old_connections = [
+        "codestar-connections:GetConnection",
+        "codestar-connections:GetConnectionToken",
+        "codestar-connections:UseConnection",
+    ];
+    /// Actions granted on a resource.
+    type Grant<'a> = (&'a [&'a str], &'a str);
+    let cases: [(&str, &str, Option<&str>, Vec<Grant>); 9] = [
+        (
+            "CODECOMMIT",
+            CODECOMMIT_URL,
+            None,
+            vec![(&["codecommit:GitPull"], "arn:aws:codecommit:eu-west-1:123456789012:platform")],
+        ),
+        (
+            "S3",
+            S3_ZIP,
+            None,
+            vec![
+                (&["s3:GetBucketAcl", "s3:GetBucketLocation"], "arn:aws:s3:::acme-build-sources"),
+                (&["s3:GetObject", "s3:GetObjectVersion"], "arn:aws:s3:::acme-build-sources/platform/terraform.zip"),
+            ],
+        ),
+        // An account source credential for the host: no IAM permission.
+        ("GITHUB", "https://github.com/acme/platform.git", None, vec![]),
+        ("GITHUB_ENTERPRISE", "https://git.acme.example/platform/terraform.git", None, vec![]),
+        ("BITBUCKET", "https://bitbucket.org/acme/platform.git", None, vec![]),
+        ("GITLAB", "https://gitlab.com/acme/platform.git", None, vec![]),
+        ("GITLAB_SELF_MANAGED", "https://gitlab.acme.example/platform/terraform.git", None, vec![]),
+        ("GITHUB", "https://github.com/acme/platform.git", Some(CONNECTION), vec![(&connections, CONNECTION)]),
+        (
+            "GITLAB",
+            "https://gitlab.com/acme/platform.git",
+            Some(OLD_CONNECTION),
+            vec![(&connections, OLD_CONNECTION), (&old_connections, OLD_CONNECTION)],
+        ),
+    ];
+
+    let files = stack_files();
+    for (source_type, location, connection, expected) in cases {
+        let scope = stack_scope(&files)
+            .var("source_type", text(source_type))
+            .var("source_location", text(location))
+            .var("source_connection_arn", connection.map_or(HclValue::Null, text));
+        let scope = with_locals(scope, &files);
+        let mut expected: Vec<(Vec<String>, String)> = expected
+            .into_iter()
+            .map(|(actions, resource)| (actions.iter().map(|a| (*a).to_owned()).collect(), resource.to_owned()))
+            .collect();
+        expected.sort();
+        assert_eq!(
+            source_grants(&files, &scope),
+            expected,
+            "source_type {source_type}, source_connection_arn {connection:?}: the build role's source permissions"
+        );
+    }
+
+    // What a source needs is granted only for that source: no plain statement carries it.
+    let codebuild = named(&files, "infra/codebuild.tf");
+    let source_only =
+        ["codecommit:", "codeconnections:", "codestar-connections:", "s3:GetObjectVersion", "s3:GetBucket"];
+    for statement in policy::statements(codebuild, "codebuild_base").iter().filter(|s| s.for_each.is_none()) {
+        let unconditional: Vec<&&str> =
+            statement.actions.iter().filter(|action| source_only.iter().any(|p| action.starts_with(p))).collect();
+        assert!(unconditional.is_empty(), "{}: {unconditional:?} granted whatever the source", statement.at);
+    }
+}
+
+#[test]
+fn a_source_connection_is_the_projects_source_auth() {
+    let files = stack_files();
+    let codebuild = named(&files, "infra/codebuild.tf");
+    let project = resource_in(codebuild, "aws_codebuild_project", "this");
+    let source = project.body.get_blocks("source").next().expect("a source block");
+    let auth = source
+        .body
+        .get_blocks("dynamic")
+        .find(|block| block.labels.first().is_some_and(|label| label.as_str() == "auth"))
+        .unwrap_or_else(|| panic!("{}: no dynamic \"auth\" in the project's source", codebuild.at(source)));
+    let content = auth.body.get_blocks("content").next().expect("a content block");
+    assert_eq!(attribute_of(codebuild, content, "type").as_str(), Some("CODECONNECTIONS"));
+    assert_eq!(codebuild.source_of(attribute_of(codebuild, content, "resource")), "auth.value");
+
+    let connection = "arn:aws:codeconnections:eu-west-1:123456789012:connection/6f0c1a52-3b7e-4a4e-9d55-0d9c8a1f2b3c";
+    let for_each = attribute_of(codebuild, auth, "for_each");
+    let scope = stack_scope(&files);
+    assert_eq!(scope.eval(for_each), Ok(HclValue::Array(vec![])), "no connection: no auth block");
+    let scope = scope.var("source_connection_arn", text(connection));
+    assert_eq!(scope.eval(for_each), Ok(HclValue::Array(vec![text(connection)])));
+}
+
+#[test]
+fn the_source_validations_accept_exactly_the_forms_the_role_is_derived_from() {
+    let files = stack_files();
+    let variables = named(&files, "infra/variables.tf");
+    let pattern = |variable_name: &str, marker: &str| {
+        let block = variable(variables, variable_name).expect("the variable");
+        let found: Vec<&str> = block
+            .body
+            .get_blocks("validation")
+            .map(|validation| attribute_of(variables, validation, "condition"))
+            .filter(|condition| variables.source_of(*condition).contains(marker))
+            .flat_map(regex_patterns)
+            .collect();
+        let [pattern] = found.as_slice() else {
+            panic!("{variable_name}: one regex validation for {marker}: {found:?}")
+        };
+        Regex::new(pattern).unwrap_or_else(|err| panic!("{variable_name}: {err}"))
+    };
+    let cases = [
+        (
+            pattern("source_location", "\"CODECOMMIT\""),
+            &[
+                "https://git-codecommit.eu-west-1.amazonaws.com/v1/repos/platform",
+                "https://git-codecommit-fips.us-east-1.amazonaws.com/v1/repos/my_repo.infra",
+                "https://git-codecommit.cn-north-1.amazonaws.com.cn/v1/repos/platform",
+            ][..],
+            &[
+                "https://git-codecommit.eu-west-1.amazonaws.com/v1/repos/",
+                "https://git-codecommit.eu-west-1.amazonaws.com/v1/repos/team/platform",
+                "https://github.com/acme/platform.git",
+                "ssh://git-codecommit.eu-west-1.amazonaws.com/v1/repos/platform",
+                "codecommit::eu-west-1://platform",
+            ][..],
+        ),
+        (
+            pattern("source_location", "\"S3\""),
+            &["acme-build-sources/platform/terraform.zip", "acme-build-sources/t.zip"][..],
+            &["acme-build-sources", "acme-build-sources/", "acme-build-sources/platform/", "s3://acme/t.zip"][..],
+        ),
+        (
+            pattern("source_connection_arn", "regex"),
+            &[
+                "arn:aws:codeconnections:eu-west-1:123456789012:connection/6f0c1a52-3b7e-4a4e-9d55-0d9c8a1f2b3c",
+                "arn:aws:codestar-connections:us-east-1:123456789012:connection/6f0c1a52-3b7e-4a4e-9d55-0d9c8a1f2b3c",
+                "arn:aws-cn:codeconnections:cn-north-1:123456789012:connection/6f0c1a52",
+            ][..],
+            &[
+                "arn:aws:codeconnections:eu-west-1:123456789012:host/6f0c1a52",
+                "arn:aws:codecommit:eu-west-1:123456789012:platform",
+                "6f0c1a52-3b7e-4a4e-9d55-0d9c8a1f2b3c",
+            ][..],
+        ),
+    ];
+    for (regex, good, bad) in cases {
+        for value in good {
+            assert!(regex.is_match(value), "{regex} should accept {value}");
+        }
+        for value in bad {
+            assert!(!regex.is_match(value), "{regex} should refuse {value}");
+        }
+    }
+}
+
 #[test]
 fn the_state_bucket_is_listed_without_a_prefix_condition() {
     let files = stack_files();

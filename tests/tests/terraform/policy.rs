@@ -19,6 +19,11 @@ pub struct Statement<'a> {
 }
 
 impl Statement<'_> {
+    /// The source text of an attribute (`resources`, …), if the statement sets it.
+    pub fn source<'f>(&self, file: &'f TfFile, name: &str) -> Option<&'f str> {
+        self.body.get_attribute(name).map(|attribute| file.source_of(&attribute.value))
+    }
+
     pub fn conditions(&self) -> impl Iterator<Item = &Block> {
         self.body.get_blocks("condition")
     }
