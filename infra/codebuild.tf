@@ -1,9 +1,9 @@
 ################################################################################
 # One CodeBuild project per environment: `terraform apply` of the team's Terraform.
 #
-# trigger-deploy starts builds with TAGRELAY_FINGERPRINT, TAGRELAY_ENVIRONMENT and TAGRELAY_REASON
-# overriding the project's environment; TAGRELAY_FINGERPRINT is deliberately not set on the
-# project, so a build started by hand carries none and never counts as deployed state.
+# trigger-deploy starts builds with TAGRELAY_FINGERPRINT and TAGRELAY_ENVIRONMENT overriding the
+# project's environment; TAGRELAY_FINGERPRINT is deliberately not set on the project, so a build
+# started by hand carries none and never counts as deployed state.
 ################################################################################
 
 locals {

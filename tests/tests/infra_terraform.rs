@@ -7,7 +7,8 @@
 //!   infra/versions.tf accepts;
 //! * the functions' environment in infra/lambda.tf is exactly what their code reads;
 //! * every pattern file in infra/event-patterns/ feeds one rule of infra/events.tf, and after
-//!   the narrowing events.tf applies, every fixture event matches the rule of its kind and no other.
+//!   the narrowing events.tf applies, every fixture event matches the rule of its kind and no other;
+//! * infra/buildspec.yml's commands, run with bash against a stub `terraform`.
 
 mod terraform;
 
@@ -28,9 +29,9 @@ use terraform::files::{self, TfFile};
 use terraform::hcl_read::{
     declarations, local, object_entries, regex_patterns, resource, string_list, variable, DeclarationKind,
 };
-use terraform::policy;
 use terraform::schema::{check_file, Coverage, Finding, ProviderSchema};
 use terraform::versions::{required_versions, satisfies};
+use terraform::{buildspec, policy};
 
 const SCHEMA_EXTRACT: &str = "tests/infra/aws-provider-schema.json";
 
@@ -1144,4 +1145,129 @@ fn no_reference_to_the_deprecated_region_name_remains() {
         "aws_region's `name` is deprecated in AWS provider 6 (and gone in 7); use `id`:\n{}",
         found.join("\n")
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// infra/buildspec.yml
+// ---------------------------------------------------------------------------------------------
+
+fn buildspec_text() -> String {
+    let path = workspace_root().join("infra/buildspec.yml");
+    std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+}
+
+/// A directory of its own under the system temp dir, removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(label: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("tagrelay-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `script` with bash, as CodeBuild's `shell: bash` does, in an environment of exactly
+/// `env` plus a PATH whose first entry holds a `terraform` that records its arguments, one per
+/// line. Returns stdout and the recorded arguments.
+fn run_buildspec_command(label: &str, script: &str, env: &[(&str, &str)]) -> (String, Vec<String>) {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = TempDir::new(label);
+    let bin = dir.0.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin dir");
+    let args_file = dir.0.join("terraform-args");
+    let stub = bin.join("terraform");
+    std::fs::write(&stub, "#!/bin/sh\nfor arg in \"$@\"; do printf '%s\\n' \"$arg\"; done > \"$TERRAFORM_ARGS\"\n")
+        .expect("stub");
+    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let output = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .env_clear()
+        .env("PATH", path)
+        .env("TERRAFORM_ARGS", &args_file)
+        .env("CODEBUILD_SRC_DIR", &dir.0)
+        .envs(env.iter().copied())
+        .output()
+        .expect("bash runs");
+    assert!(
+        output.status.success(),
+        "{label}: the command failed ({}):\n{script}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let recorded = std::fs::read_to_string(&args_file).unwrap_or_default();
+    (String::from_utf8_lossy(&output.stdout).into_owned(), recorded.lines().map(str::to_owned).collect())
+}
+
+#[test]
+fn the_build_runs_terraform_apply_with_a_var_file_only_when_one_is_set() {
+    let commands = buildspec::phase_commands(&buildspec_text(), "build").unwrap_or_else(|err| panic!("{err}"));
+    let [command] = commands.as_slice() else { panic!("the build phase should run one command: {commands:#?}") };
+    let env = [("TAGRELAY_WORKING_DIR", "."), ("TAGRELAY_LOCK_TIMEOUT", "10m")];
+    let apply = ["apply", "-auto-approve", "-input=false", "-no-color", "-lock-timeout=10m"];
+
+    let (_, args) = run_buildspec_command("apply", command, &env);
+    assert_eq!(args, apply, "without TAGRELAY_VAR_FILE");
+
+    let with_var_file = [env.as_slice(), &[("TAGRELAY_VAR_FILE", "prod.tfvars")]].concat();
+    let (_, args) = run_buildspec_command("apply-var-file", command, &with_var_file);
+    assert_eq!(args, [&apply[..], &["-var-file=prod.tfvars"]].concat(), "with TAGRELAY_VAR_FILE");
+}
+
+#[test]
+fn the_buildspec_expands_no_array_bare() {
+    // Under `set -u`, bash before 4.4 calls "${a[@]}" of an empty array an unbound variable;
+    // ${a[@]+"${a[@]}"} expands to nothing instead.
+    let text = buildspec_text();
+    let expansion = Regex::new(r#""\$\{([A-Za-z_][A-Za-z0-9_]*)\[@\]\}""#).expect("a valid regex");
+    let bare: Vec<String> = expansion
+        .captures_iter(&text)
+        .filter(|found| {
+            let whole = found.get(0).expect("the match");
+            let guard = format!("${{{}[@]+", &found[1]);
+            !(text[..whole.start()].ends_with(&guard) && text[whole.end()..].starts_with('}'))
+        })
+        .map(|found| found[0].to_owned())
+        .collect();
+    assert!(bare.is_empty(), "infra/buildspec.yml expands {bare:?} bare; write ${{name[@]+\"${{name[@]}}\"}}");
+    assert!(expansion.is_match(&text), "the check should see the var_args expansion it guards");
+}
+
+#[test]
+fn the_buildspec_passes_no_reason_and_says_who_started_the_run() {
+    // Every StartBuild parameter is a function of the idempotency token: the reason is logged
+    // by trigger-deploy, not passed to (or exported from) the build.
+    let text = buildspec_text();
+    assert!(!text.contains("TAGRELAY_REASON"), "infra/buildspec.yml still reads or exports TAGRELAY_REASON");
+
+    let commands = buildspec::phase_commands(&text, "pre_build").unwrap_or_else(|err| panic!("{err}"));
+    let announce: Vec<&String> = commands.iter().filter(|c| c.contains("echo") && !c.contains("terraform")).collect();
+    let script: String = commands.iter().take_while(|c| !c.contains("terraform")).map(|c| format!("{c}\n")).collect();
+    assert!(!announce.is_empty(), "pre_build should say what kind of run this is: {commands:#?}");
+
+    let env = [("TAGRELAY_ENVIRONMENT", "dev")];
+    let (stdout, _) = run_buildspec_command("announce-manual", &script, &env);
+    assert!(stdout.contains("manual run") && stdout.contains("environment=dev"), "{stdout}");
+    let tagrelay = [("TAGRELAY_ENVIRONMENT", "dev"), ("TAGRELAY_FINGERPRINT", "v1:abc")];
+    let (stdout, _) = run_buildspec_command("announce-tagrelay", &script, &tagrelay);
+    assert!(stdout.contains("tagrelay run") && stdout.contains("fingerprint=v1:abc"), "{stdout}");
+}
+
+#[test]
+fn the_buildspec_reader_takes_items_and_blocks() {
+    let text = "version: 0.2\nphases:\n  install:\n    commands:\n      - echo install\n  build:\n    commands:\n      # a comment\n      - echo one\n      - |\n        (\n          set -e\n          echo two\n        )\n\n  post_build:\n    commands:\n      - echo after\n";
+    let commands = buildspec::phase_commands(text, "build").expect("the build phase");
+    assert_eq!(commands, ["echo one", "(\n  set -e\n  echo two\n)\n"]);
+    assert!(buildspec::phase_commands(text, "pre_build").is_err());
 }
