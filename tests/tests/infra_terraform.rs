@@ -628,6 +628,10 @@ fn stack_files() -> Vec<TfFile> {
     infra_files().into_iter().filter(|file| !file.name.starts_with("infra/examples/")).collect()
 }
 
+fn example_files() -> Vec<TfFile> {
+    infra_files().into_iter().filter(|file| file.name.starts_with("infra/examples/ecs-service/")).collect()
+}
+
 fn named<'a>(files: &'a [TfFile], name: &str) -> &'a TfFile {
     files.iter().find(|file| file.name == name).unwrap_or_else(|| panic!("{name} was not found"))
 }
@@ -1145,6 +1149,37 @@ fn no_reference_to_the_deprecated_region_name_remains() {
         "aws_region's `name` is deprecated in AWS provider 6 (and gone in 7); use `id`:\n{}",
         found.join("\n")
     );
+}
+
+#[test]
+fn the_example_service_does_not_wait_and_fails_honestly_when_it_does() {
+    let files = example_files();
+    let main = named(&files, "infra/examples/ecs-service/main.tf");
+    let service = resource_in(main, "aws_ecs_service", "this");
+    let refs: Vec<&TfFile> = files.iter().collect();
+    let defaults = Scope::with_defaults(&refs);
+    let wait = attribute_of(main, service, "wait_for_steady_state");
+    assert_eq!(
+        defaults.eval(wait),
+        Ok(HclValue::Bool(false)),
+        "{}: waiting reports success after a circuit-breaker rollback (terraform-provider-aws \
+         #19519, #20858) and makes every run as long as the rollout",
+        main.at(wait)
+    );
+
+    // Whoever waits: the service must end on the task definition this apply registered.
+    let registered = "arn:aws:ecs:eu-west-1:123456789012:task-definition/my-api-dev:8";
+    let after = |running: &str| {
+        let scope = defaults
+            .clone()
+            .bind("self", hcl_value(json!({ "task_definition": running })))
+            .bind("aws_ecs_task_definition", hcl_value(json!({ "this": { "arn": registered } })));
+        conditions(main, service, "postcondition", &scope)
+    };
+    let results = after(registered);
+    assert!(!results.is_empty() && all_pass(&results), "{results:?}");
+    let rolled_back = after("arn:aws:ecs:eu-west-1:123456789012:task-definition/my-api-dev:7");
+    assert!(some_fail(&rolled_back), "{}: a rolled-back deployment should fail the run", main.at(service));
 }
 
 // ---------------------------------------------------------------------------------------------

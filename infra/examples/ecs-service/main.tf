@@ -77,10 +77,12 @@ resource "aws_ecs_service" "this" {
     rollback = true
   }
 
-  # `terraform apply` waits for the deployment to finish, so the tagrelay build fails when the
-  # new image does not come up; tagrelay then holds the environment and the alarm fires instead
-  # of retrying the same broken tag.
-  wait_for_steady_state = true
+  # Not waiting by default keeps the Terraform run short: checking the rollout on ECS is the job
+  # of tagrelay's verified deploys (until your tagrelay version has them, set
+  # wait_for_steady_state). Waiting alone is no check: after the circuit breaker rolled back,
+  # the service is steady on the old task definition and `apply` succeeds
+  # (terraform-provider-aws #19519, #20858); the postcondition below catches that.
+  wait_for_steady_state = var.wait_for_steady_state
 
   network_configuration {
     subnets          = var.subnet_ids
@@ -92,5 +94,15 @@ resource "aws_ecs_service" "this" {
   tags = {
     service     = var.service
     environment = var.environment
+  }
+
+  lifecycle {
+    # For teams that wait: after a wait the provider reads the service back, so a rolled-back
+    # deployment shows as the old task definition and fails the build honestly. Without waiting
+    # it holds trivially (the service was just updated to the new revision).
+    postcondition {
+      condition     = self.task_definition == aws_ecs_task_definition.this.arn
+      error_message = "ECS runs ${self.task_definition}, not ${aws_ecs_task_definition.this.arn} registered by this apply: the deployment was rolled back (see the service's events)."
+    }
   }
 }

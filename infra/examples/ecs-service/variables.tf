@@ -80,3 +80,9 @@ variable "desired_count" {
   type        = number
   default     = 2
 }
+
+variable "wait_for_steady_state" {
+  description = "Whether `apply` waits for the deployment to reach a steady state. Off (default): the run ends once ECS accepted the new task definition; checking the rollout is left to tagrelay's verified deploys. On: the build fails when the deployment does not come up, including when the circuit breaker rolled it back (the service's postcondition), at the cost of a run as long as the rollout."
+  type        = bool
+  default     = false
+}
