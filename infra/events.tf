@@ -76,29 +76,46 @@ resource "aws_lambda_permission" "pattern" {
 }
 
 ################################################################################
-# The sweep: reconciles every environment on a schedule, the safety net for a lost event.
-# It never starts an environment's first run (no baseline to be behind).
+# The sweeps, on one schedule: the safety net for a lost event. record-image-tag records, per
+# service, the newest eligible tag pushed after the parameter's last write (ECR events are best
+# effort); trigger-deploy reconciles every environment, and never starts an environment's first
+# run (no baseline to be behind).
 ################################################################################
 
 resource "aws_cloudwatch_event_rule" "sweep" {
   name                = "${var.name_prefix}-sweep"
-  description         = "tagrelay: reconcile every environment (safety net for lost events)"
+  description         = "tagrelay: record sweep and reconcile of every environment (safety net for lost events)"
   schedule_expression = var.schedule_expression
   tags                = local.tags
 }
 
 resource "aws_cloudwatch_event_target" "sweep" {
+  for_each = local.functions
+
   rule      = aws_cloudwatch_event_rule.sweep.name
-  target_id = "trigger-deploy"
-  arn       = aws_lambda_function.this["trigger-deploy"].arn
+  target_id = each.key
+  arn       = aws_lambda_function.this[each.key].arn
 
   depends_on = [aws_lambda_permission.sweep]
 }
 
 resource "aws_lambda_permission" "sweep" {
+  for_each = local.functions
+
   statement_id  = "AllowEventBridge-sweep"
   action        = "lambda:InvokeFunction"
-  function_name = aws_lambda_function.this["trigger-deploy"].function_name
+  function_name = aws_lambda_function.this[each.key].function_name
   principal     = "events.amazonaws.com"
   source_arn    = aws_cloudwatch_event_rule.sweep.arn
+}
+
+# The sweep used to target trigger-deploy alone.
+moved {
+  from = aws_cloudwatch_event_target.sweep
+  to   = aws_cloudwatch_event_target.sweep["trigger-deploy"]
+}
+
+moved {
+  from = aws_lambda_permission.sweep
+  to   = aws_lambda_permission.sweep["trigger-deploy"]
 }

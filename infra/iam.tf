@@ -46,7 +46,8 @@ data "aws_iam_policy_document" "function_common" {
   }
 }
 
-# record-image-tag: the configured repositories' images, the configured parameters.
+# record-image-tag: the configured repositories' images (a push's push time; the record sweep
+# pages through each repository), the configured parameters.
 data "aws_iam_policy_document" "record_image_tag" {
   source_policy_documents = [data.aws_iam_policy_document.function_common["record-image-tag"].json]
 
@@ -57,9 +58,11 @@ data "aws_iam_policy_document" "record_image_tag" {
   }
 
   # AddTagsToResource: PutParameter with Tags (creating a missing parameter) needs it.
+  # GetParameterHistory: after a write, the versions written between its read and its write,
+  # to repair a lost race with a concurrent writer.
   statement {
     sid       = "ReadWriteImageTagParameters"
-    actions   = ["ssm:GetParameters", "ssm:PutParameter", "ssm:AddTagsToResource"]
+    actions   = ["ssm:GetParameters", "ssm:GetParameterHistory", "ssm:PutParameter", "ssm:AddTagsToResource"]
     resources = local.parameter_arns
   }
 }

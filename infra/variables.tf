@@ -204,7 +204,7 @@ variable "lambda_memory_size" {
 }
 
 variable "lambda_timeout" {
-  description = "Timeout (seconds) of each function. trigger-deploy reconciles every environment on the schedule."
+  description = "Timeout (seconds) of each function. The scheduled sweeps do the most per invocation: trigger-deploy reconciles every environment, record-image-tag pages through every configured repository's images."
   type        = number
   default     = 60
 
@@ -276,7 +276,7 @@ variable "dlq_message_retention_seconds" {
 }
 
 variable "schedule_expression" {
-  description = "Schedule of the safety-net sweep that reconciles every environment, e.g. `rate(5 minutes)`."
+  description = "Schedule of the safety-net sweeps: record-image-tag records pushes whose event was lost, trigger-deploy reconciles every environment. E.g. `rate(5 minutes)`."
   type        = string
   default     = "rate(5 minutes)"
 

@@ -8,6 +8,10 @@
 //! * the functions' environment in infra/lambda.tf is exactly what their code reads;
 //! * every pattern file in infra/event-patterns/ feeds one rule of infra/events.tf, and after
 //!   the narrowing events.tf applies, every fixture event matches the rule of its kind and no other;
+//! * what the expressions that decide whether a deploy works evaluate to (hcl-rs, with the few
+//!   Terraform functions they call): no reserved concurrency by default, the build role's source
+//!   and state permissions per source type, for_each keys known at plan time, name-length limits,
+//!   the schedule's rate syntax, the example service's rollback check;
 //! * infra/buildspec.yml's commands, run with bash against a stub `terraform`.
 
 mod terraform;
@@ -432,7 +436,7 @@ fn the_environment_comparison_fails_both_ways() {
 // ---------------------------------------------------------------------------------------------
 
 /// Which rule of events.tf each fixture event must reach (`None`: no pattern rule; the
-/// scheduled event reaches trigger-deploy through the sweep's schedule, not a pattern).
+/// scheduled event reaches both functions through the sweep's schedule, not a pattern).
 /// Every file in tests/fixtures/events/ must be listed.
 const FIXTURE_RULES: [(&str, Option<&str>); 9] = [
     ("ecr-push.json", Some("ecr-push")),
@@ -1180,6 +1184,46 @@ fn the_example_service_does_not_wait_and_fails_honestly_when_it_does() {
     assert!(!results.is_empty() && all_pass(&results), "{results:?}");
     let rolled_back = after("arn:aws:ecs:eu-west-1:123456789012:task-definition/my-api-dev:7");
     assert!(some_fail(&rolled_back), "{}: a rolled-back deployment should fail the run", main.at(service));
+}
+
+#[test]
+fn record_image_tag_may_repair_a_lost_race_and_sweep_its_repositories() {
+    let files = stack_files();
+    let iam = named(&files, "infra/iam.tf");
+    let statements = policy::statements(iam, "record_image_tag");
+    let granted_on = |action: &str| {
+        let found: Vec<&str> = statements
+            .iter()
+            .filter(|statement| statement.actions.contains(&action))
+            .filter_map(|statement| statement.source(iam, "resources"))
+            .collect();
+        found
+    };
+    // After a PutParameter, the versions written between its read and its write.
+    assert_eq!(granted_on("ssm:GetParameterHistory"), ["local.parameter_arns"]);
+    // The push time of a pushed tag, and the record sweep's pages of each repository.
+    assert_eq!(granted_on("ecr:DescribeImages"), ["local.repository_arns"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sweep schedule: both functions
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn the_sweep_schedule_invokes_every_function() {
+    let events = infra_file("infra/events.tf");
+    let expected = [
+        ("aws_cloudwatch_event_target", "rule", "aws_cloudwatch_event_rule.sweep.name"),
+        ("aws_cloudwatch_event_target", "arn", "aws_lambda_function.this[each.key].arn"),
+        ("aws_lambda_permission", "function_name", "aws_lambda_function.this[each.key].function_name"),
+        ("aws_lambda_permission", "source_arn", "aws_cloudwatch_event_rule.sweep.arn"),
+    ];
+    for (type_name, argument, wanted) in expected {
+        let block = resource_in(&events, type_name, "sweep");
+        // local.functions names every crate in functions/ (checked above).
+        assert_eq!(events.source_of(attribute_of(&events, block, "for_each")), "local.functions", "{type_name}.sweep");
+        assert_eq!(events.source_of(attribute_of(&events, block, argument)), wanted, "{type_name}.sweep {argument}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
