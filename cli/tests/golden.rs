@@ -159,7 +159,8 @@ fn change(command: &'static str, outcome: Outcome, dry_run: bool) -> ChangeRepor
 
 #[test]
 fn promote_tables() {
-    let written = change("promote", Outcome::Write { to: s("1043"), reason: WriteReason::Newer, version: 4 }, false);
+    let written =
+        change("promote", Outcome::Write { to: s("1043"), reason: WriteReason::Newer, version: 4, race: None }, false);
     let planned = change("promote", Outcome::Planned { to: s("1043"), reason: WriteReason::Newer }, true);
     let refused = change("promote", Outcome::Skip { reason: SkipReason::NotNewer }, false);
     let text = [written.render(), planned.render(), refused.render()].join("\n");

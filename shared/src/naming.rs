@@ -11,7 +11,15 @@ pub const DEFAULT_TEMPLATE: &str = "/{service}/{environment}/docker-image-tag";
 
 /// SSM's own limits (PutParameter): hierarchy depth and name length.
 const MAX_LEVELS: usize = 15;
-const MAX_NAME_LEN: usize = 1011;
+/// SSM counts the ARN prefix in its 1,011-character name limit ("includes the characters in the
+/// ARN that precede the name you specify", Parameter Store quotas): `arn:<partition>:ssm:<region>:
+/// <account>:parameter`. The functions do not know their partition and region when the config is
+/// validated, so the longest prefix any partition has today (55 characters, e.g.
+/// `arn:aws-iso-b:ssm:us-isob-east-1:123456789012:parameter`) plus room for longer region names
+/// is reserved; infra/ checks the exact limit for the region it deploys to.
+pub const ARN_PREFIX_BUDGET: usize = 64;
+const SSM_NAME_LIMIT: usize = 1011;
+pub const MAX_NAME_LEN: usize = SSM_NAME_LIMIT - ARN_PREFIX_BUDGET;
 
 /// Why a name cannot be an SSM parameter name.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -26,7 +34,7 @@ pub enum NameProblem {
     EmptyLevel,
     #[error("has {0} levels; SSM allows at most {MAX_LEVELS}")]
     TooDeep(usize),
-    #[error("is {0} characters long; SSM allows at most {MAX_NAME_LEN}")]
+    #[error("is {0} characters long; at most {MAX_NAME_LEN} are allowed (SSM's limit of {SSM_NAME_LIMIT} counts the parameter's ARN prefix, up to {ARN_PREFIX_BUDGET} characters)")]
     TooLong(usize),
     #[error("must not start with 'aws' or 'ssm' (reserved by SSM)")]
     ReservedPrefix,
@@ -138,8 +146,17 @@ mod tests {
     }
 
     #[test]
-    fn overlong_names_are_refused() {
-        let name = format!("/{}", "a".repeat(MAX_NAME_LEN));
-        assert_eq!(check_parameter_name(&name), Err(NameProblem::TooLong(MAX_NAME_LEN + 1)));
+    fn overlong_names_are_refused_counting_the_arn_prefix() {
+        // The longest ARN prefix of any partition today must fit in the budget.
+        let longest_prefix = "arn:aws-iso-b:ssm:us-isob-east-1:123456789012:parameter";
+        assert!(longest_prefix.len() <= ARN_PREFIX_BUDGET);
+        let fits = format!("/{}", "a".repeat(MAX_NAME_LEN - 1));
+        assert_eq!(check_parameter_name(&fits), Ok(()));
+        assert!(longest_prefix.len() + fits.len() <= SSM_NAME_LIMIT, "SSM would accept it");
+        // 1,011 characters of name alone: SSM refuses it once the ARN prefix is counted.
+        let name = format!("/{}", "a".repeat(SSM_NAME_LIMIT - 1));
+        assert_eq!(check_parameter_name(&name), Err(NameProblem::TooLong(SSM_NAME_LIMIT)));
+        let just_over = format!("/{}", "a".repeat(MAX_NAME_LEN));
+        assert_eq!(check_parameter_name(&just_over), Err(NameProblem::TooLong(MAX_NAME_LEN + 1)));
     }
 }

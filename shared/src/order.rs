@@ -111,6 +111,15 @@ impl OrderPolicy {
     }
 }
 
+/// Whether `value` can name an image in ECR at all: 1 to 300 characters (ECR's `imageTag`
+/// limit) of the characters an image tag may have, not starting with `.` or `-`. A hand-edited
+/// value that cannot is never sent to `DescribeImages` (which would refuse the whole call): the
+/// policy treats it like a placeholder.
+pub fn can_be_image_tag(value: &str) -> bool {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-');
+    (1..=300).contains(&value.len()) && value.bytes().all(allowed) && !value.starts_with('.') && !value.starts_with('-')
+}
+
 fn by_key<K: Ord>(candidate: Option<K>, current: Option<K>) -> Verdict {
     match (candidate, current) {
         (None, _) => Verdict::NotOrderable,
@@ -232,5 +241,15 @@ mod tests {
     #[test]
     fn none_lets_the_last_event_win() {
         assert_eq!(OrderPolicy::None.compare(tag("old"), tag("new")), Verdict::Advance);
+    }
+
+    #[test]
+    fn only_values_that_can_be_ecr_tags_are_looked_up() {
+        for good in ["1043", "v1.2.3-rc.1", "a", "abc_DEF", &"7".repeat(300)] {
+            assert!(can_be_image_tag(good), "{good}");
+        }
+        for bad in ["", "has space", "slash/tag", ".hidden", "-dash", "tag:colon", "é", &"7".repeat(301)] {
+            assert!(!can_be_image_tag(bad), "{bad}");
+        }
     }
 }

@@ -9,7 +9,7 @@ use aws_sdk_ecr::operation::describe_images::DescribeImagesOutput;
 use aws_sdk_ecr::types::ImageDetail;
 use aws_sdk_ssm::operation::get_parameters::GetParametersOutput;
 use aws_sdk_ssm::operation::put_parameter::PutParameterOutput;
-use aws_sdk_ssm::types::Parameter;
+use aws_sdk_ssm::types::{Parameter, ParameterType};
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use serde_json::json;
 use support::{config, push_event};
@@ -54,7 +54,14 @@ fn current(value: &str) -> Rule {
     let value = value.to_owned();
     mock!(aws_sdk_ssm::Client::get_parameters).then_output(move || {
         GetParametersOutput::builder()
-            .parameters(Parameter::builder().name("/my-api/dev/docker-image-tag").value(&value).version(4).build())
+            .parameters(
+                Parameter::builder()
+                    .name("/my-api/dev/docker-image-tag")
+                    .value(&value)
+                    .version(4)
+                    .r#type(ParameterType::String)
+                    .build(),
+            )
             .build()
     })
 }
@@ -103,7 +110,14 @@ async fn throttling_within_the_retries_is_absorbed() {
         .times(ATTEMPTS as usize - 1)
         .output(|| {
             GetParametersOutput::builder()
-                .parameters(Parameter::builder().name("/my-api/dev/docker-image-tag").value("1042").version(4).build())
+                .parameters(
+                    Parameter::builder()
+                        .name("/my-api/dev/docker-image-tag")
+                        .value("1042")
+                        .version(4)
+                        .r#type(ParameterType::String)
+                        .build(),
+                )
                 .build()
         })
         .build();
@@ -111,7 +125,12 @@ async fn throttling_within_the_retries_is_absorbed() {
     let describe = image_present();
     let recorder = recorder(ssm(&[&flaky, &put]), ecr(&[&describe]));
 
-    let summary = recorder.handle(&push_event("my-api", "1043", DIGEST)).await.expect("retried to success");
+    let summary = recorder
+        .handle(&push_event("my-api", "1043", DIGEST))
+        .await
+        .expect("retried to success")
+        .push()
+        .expect("a push summary");
     assert!(matches!(summary.decisions[0].outcome, Outcome::Write { version: 5, .. }));
     assert_eq!(put.num_calls(), 1);
 }
@@ -162,7 +181,8 @@ async fn an_image_ecr_no_longer_has_is_skipped_not_an_error() {
         .build();
     let recorder = recorder(ssm(&[&get, &put]), ecr(&[&not_found]));
 
-    let summary = recorder.handle(&push_event("my-api", "1043", DIGEST)).await.expect("skipped");
+    let summary =
+        recorder.handle(&push_event("my-api", "1043", DIGEST)).await.expect("skipped").push().expect("a push summary");
     assert_eq!(summary.skipped, Some(SkipReason::ImageGone));
     assert_eq!(get.num_calls(), 0, "no parameter read for a stale event");
     assert_eq!(put.num_calls(), 0);

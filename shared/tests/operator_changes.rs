@@ -29,7 +29,10 @@ const PROMOTE: Change<'static> = Change::Promote { from: "dev" };
 async fn a_promotion_writes_a_newer_tag_and_says_where_it_came_from() {
     let recorder = recorder(&[(DEV, "1043"), (PROD, "1040")], &[("my-api", "1043", "sha256:43", 5)]);
     let decision = recorder.change_tag(change(&recorder, "1043", PROMOTE)).await.expect("promoted");
-    assert_eq!(decision.outcome, Outcome::Write { to: "1043".into(), reason: WriteReason::Newer, version: 2 });
+    assert_eq!(
+        decision.outcome,
+        Outcome::Write { to: "1043".into(), reason: WriteReason::Newer, version: 2, race: None }
+    );
     assert_eq!(decision.previous.as_deref(), Some("1040"));
     let writes = recorder.ports().0.writes();
     assert_eq!(writes.len(), 1);
@@ -65,7 +68,10 @@ async fn a_pin_sets_an_older_tag_and_records_why() {
     let recorder = recorder(&[(PROD, "1043")], &[("my-api", "1040", "sha256:40", 5)]);
     let pin = Change::Pin { reason: "1043 drops connections" };
     let decision = recorder.change_tag(change(&recorder, "1040", pin)).await.expect("pinned");
-    assert_eq!(decision.outcome, Outcome::Write { to: "1040".into(), reason: WriteReason::Pinned, version: 2 });
+    assert_eq!(
+        decision.outcome,
+        Outcome::Write { to: "1040".into(), reason: WriteReason::Pinned, version: 2, race: None }
+    );
     let writes = recorder.ports().0.writes();
     assert!(writes[0].description.ends_with("1043 drops connections"), "{}", writes[0].description);
     assert_eq!(writes[0].create_with_tags, None, "an existing parameter is overwritten");

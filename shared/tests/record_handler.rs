@@ -6,7 +6,7 @@ mod support;
 use serde_json::json;
 use support::{config, push_event, FakeParameters, FakeRegistry};
 use tagrelay::record::handler::Outcome;
-use tagrelay::record::{RecordError, Recorder, SkipReason, WriteReason};
+use tagrelay::record::{RecordError, Recorder, SkipReason, WriteFailure, WriteReason};
 
 const DIGEST: &str = "sha256:aaa";
 
@@ -30,7 +30,8 @@ async fn a_push_writes_every_deploy_on_push_environment_and_nothing_else() {
     let images = FakeRegistry::with(&[("my-api", "1043", DIGEST, 10)]);
     let recorder = Recorder::new(two_env_config(), params, images);
 
-    let summary = recorder.handle(&push_event("my-api", "1043", DIGEST)).await.expect("recorded");
+    let summary =
+        recorder.handle(&push_event("my-api", "1043", DIGEST)).await.expect("recorded").push().expect("a push summary");
 
     let params = recorder.ports().0;
     assert_eq!(params.value("/my-api/dev/docker-image-tag").as_deref(), Some("1043"));
@@ -54,8 +55,11 @@ async fn a_push_writes_every_deploy_on_push_environment_and_nothing_else() {
     assert_eq!(
         outcomes,
         vec![
-            ("dev", Outcome::Write { to: "1043".into(), reason: WriteReason::Newer, version: 2 }),
-            ("staging", Outcome::Write { to: "1043".into(), reason: WriteReason::NewParameter, version: 1 }),
+            ("dev", Outcome::Write { to: "1043".into(), reason: WriteReason::Newer, version: 2, race: None }),
+            (
+                "staging",
+                Outcome::Write { to: "1043".into(), reason: WriteReason::NewParameter, version: 1, race: None }
+            ),
         ]
     );
     let body = serde_json::to_value(&summary).expect("serialisable");
@@ -71,7 +75,8 @@ async fn a_duplicate_or_older_push_writes_nothing() {
     let images = FakeRegistry::with(&[("my-api", "1043", DIGEST, 10)]);
     let recorder = Recorder::new(two_env_config(), params, images);
 
-    let summary = recorder.handle(&push_event("my-api", "1043", DIGEST)).await.expect("ok");
+    let summary =
+        recorder.handle(&push_event("my-api", "1043", DIGEST)).await.expect("ok").push().expect("a push summary");
 
     assert!(recorder.ports().0.writes().is_empty());
     let reasons: Vec<_> = summary.decisions.iter().map(|d| d.outcome.clone()).collect();
@@ -106,7 +111,8 @@ async fn ignored_events_return_ok_with_the_reason_and_touch_nothing() {
     ];
     for (event, reason) in cases {
         let recorder = Recorder::new(two_env_config(), FakeParameters::default(), FakeRegistry::default());
-        let summary = recorder.handle(&event).await.expect("ignored events are not errors");
+        let summary =
+            recorder.handle(&event).await.expect("ignored events are not errors").push().expect("a push summary");
         assert_eq!(summary.skipped, Some(reason));
         assert!(summary.decisions.is_empty());
         let (params, images) = recorder.ports();
@@ -123,7 +129,8 @@ async fn a_tag_that_is_gone_or_moved_is_skipped_before_reading_parameters() {
     ];
     for (images, reason) in cases {
         let recorder = Recorder::new(two_env_config(), FakeParameters::default(), images);
-        let summary = recorder.handle(&push_event("my-api", "1043", DIGEST)).await.expect("ok");
+        let summary =
+            recorder.handle(&push_event("my-api", "1043", DIGEST)).await.expect("ok").push().expect("a push summary");
         assert_eq!(summary.skipped, Some(reason));
         assert!(summary.decisions.is_empty());
         let (params, images) = recorder.ports();
@@ -144,11 +151,21 @@ async fn pushed_at_compares_with_the_image_the_parameter_names() {
     let recorder = Recorder::new(two_env_config(), params, images);
 
     // Pushed before the current image: late event, not written.
-    let late = recorder.handle(&push_event("team/worker", "aaaaaaa", "sha256:a")).await.expect("ok");
+    let late = recorder
+        .handle(&push_event("team/worker", "aaaaaaa", "sha256:a"))
+        .await
+        .expect("ok")
+        .push()
+        .expect("a push summary");
     assert_eq!(late.decisions[0].outcome, Outcome::Skip { reason: SkipReason::NotNewer });
     assert_eq!(recorder.ports().1.lookups(), vec!["team/worker:aaaaaaa", "team/worker:bbbbbbb"]);
 
-    let newer = recorder.handle(&push_event("team/worker", "ccccccc", "sha256:c")).await.expect("ok");
+    let newer = recorder
+        .handle(&push_event("team/worker", "ccccccc", "sha256:c"))
+        .await
+        .expect("ok")
+        .push()
+        .expect("a push summary");
     assert!(matches!(newer.decisions[0].outcome, Outcome::Write { .. }));
     assert_eq!(recorder.ports().0.value("/worker/dev/docker-image-tag").as_deref(), Some("ccccccc"));
 }
@@ -164,7 +181,10 @@ async fn a_failed_write_fails_the_event_but_keeps_the_others() {
         RecordError::Writes { attempted, failed } => {
             assert_eq!(*attempted, 2);
             assert_eq!(failed.len(), 1);
-            assert_eq!(failed[0].resource, "/my-api/staging/docker-image-tag");
+            assert!(
+                matches!(&failed[0], WriteFailure::Aws(e) if e.resource == "/my-api/staging/docker-image-tag"),
+                "{failed:?}"
+            );
         }
         other => panic!("unexpected {other}"),
     }

@@ -42,6 +42,8 @@ BEHAVIOURS = {}
 # AWS requests wait for the patches, so no request ever runs unpatched moto code (see main()).
 PATCHED = threading.Event()
 EVENTS = None  # the EventSender, once a sink is given (--event-sink or POST /_tagrelay/events/sink)
+# detail-type -> how many of the next such events are lost (ECR's best-effort delivery), set by tests.
+DROPS = {}
 
 
 def log(message):
@@ -94,9 +96,14 @@ class EventSender:
 
 
 def emit(source, detail_type, region, account, resources, detail):
-    """Queues an event in EventBridge's envelope (no sink: nothing happens)."""
+    """Queues an event in EventBridge's envelope (no sink, or a drop asked for: nothing happens)."""
     if EVENTS is None:
         return
+    with LOCK:
+        if DROPS.get(detail_type, 0) > 0:
+            DROPS[detail_type] -= 1
+            log(f"dropped {detail_type} as asked (best-effort delivery)")
+            return
     EVENTS.emit(
         {
             "version": "0",
@@ -581,7 +588,25 @@ def set_sink(body):
     return {"url": url}
 
 
-CONTROL = {"/_tagrelay/codebuild/behaviour": set_behaviour, "/_tagrelay/events/sink": set_sink}
+def drop_events(body):
+    """POST /_tagrelay/events/drop: the next `count` events of `detail_type` are never sent, as
+    AWS may lose a best-effort event (ECR's). Replaces the count for that type."""
+    detail_type = body.get("detail_type")
+    if not isinstance(detail_type, str) or not detail_type:
+        raise ValueError("detail_type: an event detail-type is required")
+    count = body.get("count", 1)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise ValueError("count: an integer >= 0")
+    with LOCK:
+        DROPS[detail_type] = count
+    return {"detail_type": detail_type, "count": count}
+
+
+CONTROL = {
+    "/_tagrelay/codebuild/behaviour": set_behaviour,
+    "/_tagrelay/events/sink": set_sink,
+    "/_tagrelay/events/drop": drop_events,
+}
 
 
 def application(moto_app):

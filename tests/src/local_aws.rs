@@ -68,6 +68,7 @@ pub const MOTO_SERVER_ENV: &str = "TAGRELAY_MOTO_SERVER";
 pub const LAUNCHER: &str = "tests/local_aws/launcher.py";
 /// The control endpoint that sets how a project's next builds run.
 const SINK_PATH: &str = "/_tagrelay/events/sink";
+const DROP_PATH: &str = "/_tagrelay/events/drop";
 const BEHAVIOUR_PATH: &str = "/_tagrelay/codebuild/behaviour";
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -207,6 +208,12 @@ impl LocalAws {
     /// can only start once this local AWS runs: the local EventBridge needs its SQS first.
     pub async fn set_event_sink(&self, sink: &str) -> Result<(), HarnessError> {
         self.post_control(SINK_PATH, "local-aws:SetEventSink", serde_json::json!({ "url": sink })).await
+    }
+
+    /// Loses the next `count` events of `detail_type`, as a best-effort delivery may.
+    pub async fn drop_events(&self, detail_type: &str, count: u32) -> Result<(), HarnessError> {
+        let body = serde_json::json!({ "detail_type": detail_type, "count": count });
+        self.post_control(DROP_PATH, "local-aws:DropEvents", body).await
     }
 
     async fn post_control(

@@ -97,7 +97,9 @@ impl LocalSystem {
                 &deploy_api,
                 &queues[1].1,
             ),
-            route("schedule", schedule, &deploy_api, &queues[1].1),
+            // One schedule rule, two targets, as infra/events.tf has it: both sweeps.
+            route("schedule", schedule.clone(), &deploy_api, &queues[1].1),
+            route("schedule-record", schedule, &record_api, &queues[0].1),
         ];
         let bridge = LocalEventBridge::start(routes, sqs.clone(), AsyncInvokeConfig::default()).await?;
         aws.set_event_sink(&bridge.sink_url()).await?;

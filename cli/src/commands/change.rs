@@ -2,7 +2,7 @@
 //! and write as a push (`tagrelay::record::operator`).
 
 use serde::Serialize;
-use tagrelay::aws::{ImageRegistry, ParameterStore};
+use tagrelay::aws::{ImageRegistry, ParameterHistory, ParameterStore};
 use tagrelay::config::Service;
 use tagrelay::record::operator::MAX_REASON_CHARS;
 use tagrelay::record::{Change, EnvironmentDecision, Outcome, Recorder, SkipReason, TagChange};
@@ -31,7 +31,7 @@ pub struct PromoteRequest<'a> {
 
 pub async fn promote<P, R>(recorder: &Recorder<P, R>, request: PromoteRequest<'_>) -> Result<ChangeReport, CliError>
 where
-    P: ParameterStore + Sync,
+    P: ParameterStore + ParameterHistory + Sync,
     R: ImageRegistry + Sync,
 {
     let service = request.service;
@@ -72,7 +72,7 @@ pub struct PinRequest<'a> {
 
 pub async fn pin<P, R>(recorder: &Recorder<P, R>, request: PinRequest<'_>) -> Result<ChangeReport, CliError>
 where
-    P: ParameterStore + Sync,
+    P: ParameterStore + ParameterHistory + Sync,
     R: ImageRegistry + Sync,
 {
     let reason = request.reason.trim();

@@ -6,9 +6,9 @@ use std::future::Future;
 use std::io::Write;
 
 use serde::Serialize;
-use tagrelay::aws::{BuildRunner, DeadLetter, DeadLetterQueue, ImageRegistry, ParameterStore};
+use tagrelay::aws::{BuildRunner, DeadLetter, DeadLetterQueue, ImageRegistry, ParameterHistory, ParameterStore};
 use tagrelay::deploy::handler::{DeploySummary, Deployer};
-use tagrelay::record::{Outcome, Recorder, Summary};
+use tagrelay::record::{Outcome, Recorder, Response, Summary};
 
 use crate::error::CliError;
 use crate::table::{or_nothing, Table};
@@ -24,9 +24,21 @@ pub trait Replay {
     fn replay(&self, event: &serde_json::Value) -> impl Future<Output = Result<String, String>>;
 }
 
-impl<P: ParameterStore + Sync, R: ImageRegistry + Sync> Replay for Recorder<P, R> {
+impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Replay for Recorder<P, R> {
     async fn replay(&self, event: &serde_json::Value) -> Result<String, String> {
-        self.handle(event).await.map(|summary| describe_record(&summary)).map_err(|err| err.to_string())
+        let response = self.handle(event).await.map_err(|err| err.to_string())?;
+        Ok(match response {
+            Response::Push(summary) => describe_record(&summary),
+            Response::Sweep(sweep) => {
+                let decisions: Vec<String> = sweep
+                    .services
+                    .iter()
+                    .flat_map(|s| s.decisions.iter().map(move |d| (s, d)))
+                    .map(|(s, d)| format!("{}/{} {}", s.service, d.environment, describe_outcome(&d.outcome)))
+                    .collect();
+                format!("scheduled sweep: {}", decisions.join(", "))
+            }
+        })
     }
 }
 
@@ -41,17 +53,18 @@ fn describe_record(summary: &Summary) -> String {
     if let Some(reason) = summary.skipped {
         return format!("{subject} skip {}", reason.as_str());
     }
-    let decisions: Vec<String> = summary
-        .decisions
-        .iter()
-        .map(|d| match &d.outcome {
-            Outcome::Write { reason, version, .. } => format!("{} write {} v{version}", d.environment, reason.as_str()),
-            Outcome::Planned { reason, .. } => format!("{} would_write {}", d.environment, reason.as_str()),
-            Outcome::Skip { reason } => format!("{} skip {}", d.environment, reason.as_str()),
-            Outcome::Failed { .. } => format!("{} error", d.environment),
-        })
-        .collect();
+    let decisions: Vec<String> =
+        summary.decisions.iter().map(|d| format!("{} {}", d.environment, describe_outcome(&d.outcome))).collect();
     format!("{subject} {}", decisions.join(", "))
+}
+
+fn describe_outcome(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Write { reason, version, .. } => format!("write {} v{version}", reason.as_str()),
+        Outcome::Planned { reason, .. } => format!("would_write {}", reason.as_str()),
+        Outcome::Skip { reason } => format!("skip {}", reason.as_str()),
+        Outcome::Failed { .. } => "error".to_owned(),
+    }
 }
 
 fn describe_deploy(summary: &DeploySummary) -> String {

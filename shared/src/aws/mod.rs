@@ -53,6 +53,37 @@ pub struct StoredParameter {
     pub value: String,
     pub version: i64,
     pub last_modified: Option<DateTime>,
+    pub kind: ParameterKind,
+}
+
+impl StoredParameter {
+    /// A `String` parameter, as tagrelay and infra/ create them.
+    pub fn string(value: impl Into<String>, version: i64, last_modified: Option<DateTime>) -> Self {
+        Self { value: value.into(), version, last_modified, kind: ParameterKind::String }
+    }
+}
+
+/// SSM's parameter type. tagrelay writes only `String`: a parameter someone turned into a
+/// `SecureString` is read without decryption (its value is ciphertext) and must not be
+/// overwritten, or its type would silently change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParameterKind {
+    String,
+    StringList,
+    SecureString,
+    /// A type this version does not know.
+    Other,
+}
+
+impl ParameterKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::String => "String",
+            Self::StringList => "StringList",
+            Self::SecureString => "SecureString",
+            Self::Other => "unknown",
+        }
+    }
 }
 
 /// One version of a parameter, as SSM keeps it (the newest 100).
@@ -101,6 +132,21 @@ pub struct ImageFacts {
     pub pushed_at: Option<DateTime>,
 }
 
+/// One tagged image of a repository, as `DescribeImages` lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedImage {
+    pub digest: String,
+    pub tags: Vec<String>,
+    pub pushed_at: Option<DateTime>,
+}
+
+/// One page of a repository's tagged images; `next_token` is `None` on the last page.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ImagePage {
+    pub images: Vec<ListedImage>,
+    pub next_token: Option<String>,
+}
+
 pub trait ImageRegistry {
     /// The image `tag` points at in `repository` now; `None` when the tag or the repository
     /// does not exist.
@@ -109,6 +155,14 @@ pub trait ImageRegistry {
         repository: &str,
         tag: &str,
     ) -> impl Future<Output = Result<Option<ImageFacts>, AwsError>> + Send;
+
+    /// One page (up to 1,000) of the repository's tagged images, in no particular order
+    /// (`DescribeImages` has no sort); an empty last page when the repository does not exist.
+    fn tagged_images(
+        &self,
+        repository: &str,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<ImagePage, AwsError>> + Send;
 }
 
 /// A StartBuild of an environment's project.

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use aws_sdk_ssm::types::{ParameterType, Tag};
 use aws_sdk_ssm::Client;
 
-use super::{AwsError, ParameterHistory, ParameterStore, ParameterVersion, ParameterWrite, StoredParameter};
+use super::{
+    AwsError, ParameterHistory, ParameterKind, ParameterStore, ParameterVersion, ParameterWrite, StoredParameter,
+};
 
 /// GetParameters takes at most 10 names per call.
 const GET_PARAMETERS_MAX: usize = 10;
@@ -42,6 +44,7 @@ impl ParameterStore for SsmParameterStore {
                         value: value.to_owned(),
                         version: parameter.version(),
                         last_modified: parameter.last_modified_date().copied(),
+                        kind: parameter.r#type().map_or(ParameterKind::Other, kind),
                     };
                     found.insert(name.to_owned(), stored);
                 }
@@ -76,6 +79,15 @@ impl ParameterStore for SsmParameterStore {
         };
         let output = request.send().await.map_err(|err| AwsError::from_sdk("PutParameter", &write.name, err))?;
         Ok(output.version())
+    }
+}
+
+fn kind(kind: &ParameterType) -> ParameterKind {
+    match kind {
+        ParameterType::String => ParameterKind::String,
+        ParameterType::StringList => ParameterKind::StringList,
+        ParameterType::SecureString => ParameterKind::SecureString,
+        _ => ParameterKind::Other,
     }
 }
 

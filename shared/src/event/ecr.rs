@@ -4,6 +4,7 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 
+use super::deploy::SCHEDULED;
 use super::{parse, EventError};
 
 pub const SOURCE: &str = "aws.ecr";
@@ -65,4 +66,23 @@ pub fn parse_image_action(event: &serde_json::Value) -> Result<ImageActionEvent,
         }
     }
     parse(event)
+}
+
+/// What record-image-tag takes: a push, or the scheduled record sweep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordEvent {
+    /// The push's detail: nothing else of the envelope is read.
+    ImageAction(ImageAction),
+    /// The sweep; its detail is empty.
+    Scheduled,
+}
+
+/// An ECR Image Action, or the schedule's "Scheduled Event". Anything else is an error, named
+/// as `parse_image_action` names it.
+pub fn parse_record_event(event: &serde_json::Value) -> Result<RecordEvent, EventError> {
+    let field = |name: &str| event.get(name).and_then(serde_json::Value::as_str);
+    if (field("source"), field("detail-type")) == (Some(SCHEDULED.0), Some(SCHEDULED.1)) {
+        return Ok(RecordEvent::Scheduled);
+    }
+    parse_image_action(event).map(|event| RecordEvent::ImageAction(event.detail))
 }

@@ -4,6 +4,7 @@
 use aws_smithy_types::DateTime;
 use serde::Serialize;
 
+use crate::aws::ParameterKind;
 use crate::config::{Config, Service};
 use crate::event::ecr::{ActionResult, ActionType, ImageAction};
 use crate::order::{TagFacts, Verdict};
@@ -34,6 +35,9 @@ pub enum SkipReason {
     NotNewer,
     /// The tag cannot be ordered under the service's order policy (e.g. `latest` under numeric).
     TagNotOrderable,
+    /// The record sweep found no image pushed since the parameter's last write that it could
+    /// record: nothing was missed.
+    NoNewerImage,
 }
 
 impl SkipReason {
@@ -50,6 +54,7 @@ impl SkipReason {
             Self::Unchanged => "unchanged",
             Self::NotNewer => "not_newer",
             Self::TagNotOrderable => "tag_not_orderable",
+            Self::NoNewerImage => "no_newer_image",
         }
     }
 }
@@ -64,6 +69,8 @@ pub enum WriteReason {
     Newer,
     /// An operator set this tag on purpose (`tagrelay pin`), whatever the order policy says.
     Pinned,
+    /// A concurrent writer overwrote this newer tag without having seen it; it is put back.
+    Restored,
 }
 
 impl WriteReason {
@@ -72,6 +79,7 @@ impl WriteReason {
             Self::NewParameter => "new_parameter",
             Self::Newer => "newer",
             Self::Pinned => "pinned",
+            Self::Restored => "restored",
         }
     }
 }
@@ -146,6 +154,13 @@ pub struct Target<'a> {
     pub current: Option<String>,
     /// ECR's push time of the image `current` names (only read for `pushed-at`).
     pub current_pushed_at: Option<DateTime>,
+    /// The version read (0 when the parameter does not exist): a write that lands at a later
+    /// version than the next one raced another writer.
+    pub version: i64,
+    /// The parameter's type; `String` when it does not exist (tagrelay creates it so).
+    pub kind: ParameterKind,
+    /// When the parameter was last written: the record sweep looks only at images pushed since.
+    pub last_modified: Option<DateTime>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +174,10 @@ pub enum Decision {
     Skip {
         reason: SkipReason,
     },
+    /// The parameter is in a state tagrelay must not write over: an error someone has to see.
+    Refuse {
+        kind: ParameterKind,
+    },
 }
 
 /// Decides for one environment, given the confirmed image's push time. Unchanged comes first:
@@ -166,6 +185,9 @@ pub enum Decision {
 /// new parameter, so it cannot block the first orderable tag.
 pub fn decide(push: &Push<'_>, pushed_at: Option<DateTime>, target: &Target<'_>) -> Decision {
     let skip = |reason| Decision::Skip { reason };
+    if let Some(refused) = refuse(target) {
+        return refused;
+    }
     if target.current.as_deref() == Some(push.tag) {
         return skip(SkipReason::Unchanged);
     }
@@ -188,10 +210,20 @@ pub fn decide(push: &Push<'_>, pushed_at: Option<DateTime>, target: &Target<'_>)
 /// An operator's deliberate choice (`tagrelay pin`): the order policy is not asked, but a
 /// value that is already there is still not written (it would start a needless run).
 pub fn decide_pin(tag: &str, target: &Target<'_>) -> Decision {
+    if let Some(refused) = refuse(target) {
+        return refused;
+    }
     if target.current.as_deref() == Some(tag) {
         return Decision::Skip { reason: SkipReason::Unchanged };
     }
     Decision::Write { from: target.current.clone(), to: tag.to_owned(), reason: WriteReason::Pinned }
+}
+
+/// A parameter someone turned into a `SecureString` (or `StringList`) was read without
+/// decryption: its value is not a tag, and overwriting it as a `String` would silently change
+/// its type. Nothing is written until a person sets it right.
+fn refuse(target: &Target<'_>) -> Option<Decision> {
+    (target.current.is_some() && target.kind != ParameterKind::String).then_some(Decision::Refuse { kind: target.kind })
 }
 
 #[cfg(test)]
@@ -252,6 +284,9 @@ mod tests {
             parameter: "/my-api/dev/docker-image-tag".into(),
             current: current.map(str::to_owned),
             current_pushed_at: current_pushed_at.map(DateTime::from_secs),
+            version: i64::from(current.is_some()),
+            kind: ParameterKind::String,
+            last_modified: None,
         }
     }
 
@@ -318,6 +353,10 @@ mod tests {
             ("pushed-at", "a", Some(100), Some("b"), Some(100), skip(NotNewer)),
             ("pushed-at", "a", Some(100), Some("gone"), None, write(Some("gone"), "a", WriteReason::Newer)),
             ("pushed-at", "a", None, None, None, skip(TagNotOrderable)),
+            // Re-tagging a digest keeps its original imagePushedAt: a new tag on an older image
+            // is not newer, and a second tag on the image deployed now is as old as it.
+            ("pushed-at", "retag-old", Some(50), Some("b"), Some(200), skip(NotNewer)),
+            ("pushed-at", "retag-same", Some(200), Some("b"), Some(200), skip(NotNewer)),
             ("none", "1", Some(1), Some("9"), None, write(Some("9"), "1", WriteReason::Newer)),
             ("none", "9", Some(1), Some("9"), None, skip(Unchanged)),
         ];
@@ -344,11 +383,12 @@ mod tests {
             SkipReason::Unchanged,
             SkipReason::NotNewer,
             SkipReason::TagNotOrderable,
+            SkipReason::NoNewerImage,
         ];
         for reason in all {
             assert_eq!(serde_json::to_value(reason).ok(), Some(serde_json::json!(reason.as_str())));
         }
-        for reason in [WriteReason::NewParameter, WriteReason::Newer, WriteReason::Pinned] {
+        for reason in [WriteReason::NewParameter, WriteReason::Newer, WriteReason::Pinned, WriteReason::Restored] {
             assert_eq!(serde_json::to_value(reason).ok(), Some(serde_json::json!(reason.as_str())));
         }
     }
@@ -358,5 +398,22 @@ mod tests {
         assert_eq!(decide_pin("1040", &target(Some("1043"), None)), write(Some("1043"), "1040", WriteReason::Pinned));
         assert_eq!(decide_pin("1040", &target(None, None)), write(None, "1040", WriteReason::Pinned));
         assert_eq!(decide_pin("1040", &target(Some("1040"), None)), skip(SkipReason::Unchanged));
+    }
+
+    #[test]
+    fn a_parameter_that_is_not_a_string_is_never_written() {
+        let config = config("numeric");
+        let pushed = detail(Push, Success, "my-api", Some("1044"));
+        let push = classify(&pushed, &config).expect("a push");
+        for kind in [ParameterKind::SecureString, ParameterKind::StringList, ParameterKind::Other] {
+            // The ciphertext of a SecureString read without decryption orders as nothing, so the
+            // order policy alone would overwrite it.
+            let hand_edited = Target { kind, ..target(Some("AQICAHh…ciphertext"), None) };
+            assert_eq!(decide(&push, Some(DateTime::from_secs(2)), &hand_edited), Decision::Refuse { kind });
+            assert_eq!(decide_pin("1040", &hand_edited), Decision::Refuse { kind });
+        }
+        // A parameter that does not exist is created as a String.
+        let missing = Target { kind: ParameterKind::SecureString, ..target(None, None) };
+        assert!(matches!(decide(&push, Some(DateTime::from_secs(2)), &missing), Decision::Write { .. }));
     }
 }

@@ -10,10 +10,15 @@ use thiserror::Error;
 use tracing::{error, info};
 
 use super::decision::{classify, confirm_image, decide, Decision, ImageState, Push, SkipReason, Target, WriteReason};
-use crate::aws::{AwsError, ImageRegistry, ParameterStore, ParameterWrite, StoredParameter};
-use crate::config::Config;
-use crate::event::ecr::parse_image_action;
+use super::sweep::SweepSummary;
+use super::write::RaceReport;
+use crate::aws::{
+    AwsError, ImageRegistry, ParameterHistory, ParameterKind, ParameterStore, ParameterWrite, StoredParameter,
+};
+use crate::config::{Config, Service};
+use crate::event::ecr::{parse_record_event, ImageAction, RecordEvent};
 use crate::event::EventError;
+use crate::order::can_be_image_tag;
 
 #[derive(Debug, Error)]
 pub enum RecordError {
@@ -21,13 +26,25 @@ pub enum RecordError {
     InvalidEvent(#[from] EventError),
     #[error(transparent)]
     Aws(#[from] AwsError),
-    /// Some writes failed. Those that succeeded are not undone: a retry of the event skips
-    /// them as unchanged and writes the rest.
+    /// Some writes failed or were refused. Those that succeeded are not undone: a retry of the
+    /// event skips them as unchanged and writes the rest.
     #[error("{} of {attempted} parameter writes failed; the event is safe to retry: {}", failed.len(), join(failed))]
-    Writes { attempted: usize, failed: Vec<AwsError> },
+    Writes { attempted: usize, failed: Vec<WriteFailure> },
+    /// The record sweep could not read or write some services; the others were swept.
+    #[error("the record sweep of {services} services had {} failures: {}", failed.len(), join(failed))]
+    Sweep { services: usize, failed: Vec<WriteFailure> },
 }
 
-fn join(errors: &[AwsError]) -> String {
+/// Why one environment's write did not happen.
+#[derive(Debug, Clone, Error)]
+pub enum WriteFailure {
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error("{parameter} has type {}, not String: tagrelay writes only String parameters and will not change a parameter's type; make it a String again (delete and re-create it) or stop managing it with tagrelay", kind.as_str())]
+    NotAString { parameter: String, kind: ParameterKind },
+}
+
+fn join(errors: &[WriteFailure]) -> String {
     errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
@@ -37,8 +54,34 @@ impl From<RecordError> for Diagnostic {
             RecordError::InvalidEvent(_) => "InvalidEvent",
             RecordError::Aws(_) => "AwsError",
             RecordError::Writes { .. } => "WriteFailed",
+            RecordError::Sweep { .. } => "SweepFailed",
         };
         Diagnostic { error_type: error_type.to_owned(), error_message: err.to_string() }
+    }
+}
+
+/// The function's response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Response {
+    Push(Summary),
+    Sweep(SweepSummary),
+}
+
+impl Response {
+    /// The push summary, for callers that sent a push.
+    pub fn push(self) -> Option<Summary> {
+        match self {
+            Self::Push(summary) => Some(summary),
+            Self::Sweep(_) => None,
+        }
+    }
+
+    pub fn sweep(self) -> Option<SweepSummary> {
+        match self {
+            Self::Sweep(summary) => Some(summary),
+            Self::Push(_) => None,
+        }
     }
 }
 
@@ -69,6 +112,9 @@ pub enum Outcome {
         to: String,
         reason: WriteReason,
         version: i64,
+        /// Set when another writer wrote between our read and our write.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        race: Option<RaceReport>,
     },
     /// A dry run's write (operator command only).
     #[serde(rename = "would_write")]
@@ -91,7 +137,7 @@ pub struct Recorder<P, R> {
     pub(super) images: R,
 }
 
-impl<P: ParameterStore + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
+impl<P, R> Recorder<P, R> {
     pub fn new(config: Config, parameters: P, images: R) -> Self {
         Self { config, parameters, images }
     }
@@ -104,11 +150,18 @@ impl<P: ParameterStore + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
     pub fn ports(&self) -> (&P, &R) {
         (&self.parameters, &self.images)
     }
+}
 
-    /// Handles one invocation. Events not acted on return `Ok` with the reason; an invalid
-    /// event or a failing AWS call returns `Err`, so Lambda retries and then dead-letters it.
-    pub async fn handle(&self, event: &serde_json::Value) -> Result<Summary, RecordError> {
-        let result = self.record(event).await;
+impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
+    /// Handles one invocation: an ECR push, or the scheduled record sweep. Events not acted on
+    /// return `Ok` with the reason; an invalid event or a failing AWS call returns `Err`, so
+    /// Lambda retries and then dead-letters it.
+    pub async fn handle(&self, event: &serde_json::Value) -> Result<Response, RecordError> {
+        let result = match parse_record_event(event) {
+            Ok(RecordEvent::ImageAction(detail)) => self.record(&detail).await.map(Response::Push),
+            Ok(RecordEvent::Scheduled) => self.sweep().await.map(Response::Sweep),
+            Err(err) => Err(err.into()),
+        };
         // Failed writes were already logged, one line per environment.
         if let Err(err @ (RecordError::InvalidEvent(_) | RecordError::Aws(_))) = &result {
             error!(decision = "error", error = %err, "event not recorded; it will be retried");
@@ -116,9 +169,7 @@ impl<P: ParameterStore + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
         result
     }
 
-    async fn record(&self, event: &serde_json::Value) -> Result<Summary, RecordError> {
-        let event = parse_image_action(event)?;
-        let detail = &event.detail;
+    async fn record(&self, detail: &ImageAction) -> Result<Summary, RecordError> {
         let mut summary = Summary {
             repository: detail.repository_name.clone(),
             tag: detail.image_tag.clone(),
@@ -148,26 +199,10 @@ impl<P: ParameterStore + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
         let mut failed = Vec::new();
         let mut attempted = 0;
         for target in &targets {
-            let outcome = match decide(&push, pushed_at, target) {
-                Decision::Skip { reason } => Outcome::Skip { reason },
-                Decision::Write { from, to, reason } => {
-                    attempted += 1;
-                    let description = push_description(&push, target.environment);
-                    match self
-                        .parameters
-                        .put_parameter(&write_for(&push, target, from.is_none(), &to, description))
-                        .await
-                    {
-                        Ok(version) => Outcome::Write { to, reason, version },
-                        Err(err) => {
-                            let outcome = Outcome::Failed { to, error: err.to_string() };
-                            failed.push(err);
-                            outcome
-                        }
-                    }
-                }
-            };
-            log_decision(&push, target, &outcome);
+            let decision = decide(&push, pushed_at, target);
+            attempted += usize::from(!matches!(decision, Decision::Skip { .. }));
+            let description = push_description(&push, target.environment);
+            let outcome = self.apply(&push, pushed_at, target, decision, description, &mut failed).await;
             summary.decisions.push(EnvironmentDecision {
                 environment: target.environment.to_owned(),
                 parameter: target.parameter.clone(),
@@ -182,14 +217,64 @@ impl<P: ParameterStore + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
         }
     }
 
+    /// Acts on one target's decision and logs it: the one path every write takes (a push, the
+    /// sweep, an operator's change). A failure is logged, pushed onto `failed` and returned as
+    /// `Outcome::Failed`, so the other targets still get their turn.
+    pub(super) async fn apply(
+        &self,
+        push: &Push<'_>,
+        pushed_at: Option<DateTime>,
+        target: &Target<'_>,
+        decision: Decision,
+        description: String,
+        failed: &mut Vec<WriteFailure>,
+    ) -> Outcome {
+        let outcome = match decision {
+            Decision::Skip { reason } => Outcome::Skip { reason },
+            Decision::Refuse { kind } => {
+                let failure = WriteFailure::NotAString { parameter: target.parameter.clone(), kind };
+                let outcome = Outcome::Failed { to: push.tag.to_owned(), error: failure.to_string() };
+                failed.push(failure);
+                outcome
+            }
+            Decision::Write { to, reason, .. } => {
+                let deliberate = reason == WriteReason::Pinned;
+                match self.write_checked(push, pushed_at, target, &to, description, deliberate).await {
+                    Ok(written) => Outcome::Write { to, reason, version: written.version, race: written.race },
+                    Err(err) => {
+                        let outcome = Outcome::Failed { to, error: err.to_string() };
+                        failed.push(WriteFailure::Aws(err));
+                        outcome
+                    }
+                }
+            }
+        };
+        log_decision(push, target, &outcome);
+        outcome
+    }
+
     /// Reads every target parameter in one GetParameters call, and for `pushed-at` the push
     /// time of each distinct image they name now.
-    async fn read_targets<'a>(&self, push: &Push<'a>, environments: &[&'a str]) -> Result<Vec<Target<'a>>, AwsError> {
-        let service = push.service;
+    pub(super) async fn read_targets<'a>(
+        &self,
+        push: &Push<'a>,
+        environments: &[&'a str],
+    ) -> Result<Vec<Target<'a>>, AwsError> {
+        self.read_service_targets(push.service, Some(push.tag), environments).await
+    }
+
+    /// The targets of `service` in `environments`; `except` is a tag whose push time the
+    /// caller already has.
+    pub(super) async fn read_service_targets<'a>(
+        &self,
+        service: &Service,
+        except: Option<&str>,
+        environments: &[&'a str],
+    ) -> Result<Vec<Target<'a>>, AwsError> {
         let names: Vec<String> =
             environments.iter().map(|environment| self.config.parameter_name(&service.name, environment)).collect();
         let mut current = self.parameters.get_parameters(&names).await?;
-        let pushed_at = self.push_times(push, &current).await?;
+        let pushed_at = self.push_times(service, except, &current).await?;
         let targets = environments
             .iter()
             .copied()
@@ -209,40 +294,71 @@ impl<P: ParameterStore + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
     ) -> Result<Target<'a>, AwsError> {
         let parameter = self.config.parameter_name(&push.service.name, environment);
         let mut current = self.parameters.get_parameters(std::slice::from_ref(&parameter)).await?;
-        let pushed_at = if order_matters { self.push_times(push, &current).await? } else { BTreeMap::new() };
+        let pushed_at = if order_matters {
+            self.push_times(push.service, Some(push.tag), &current).await?
+        } else {
+            BTreeMap::new()
+        };
         Ok(target(environment, parameter, &mut current, &pushed_at))
     }
 
     /// For `pushed-at`, the push time of each distinct image the parameters name now (the
-    /// pushed tag's own comes with the push).
+    /// pushed tag's own comes with the push). A value that cannot be an ECR tag is not looked
+    /// up: it orders as nothing, like a placeholder.
     async fn push_times(
         &self,
-        push: &Push<'_>,
+        service: &Service,
+        except: Option<&str>,
         current: &BTreeMap<String, StoredParameter>,
     ) -> Result<BTreeMap<String, Option<DateTime>>, AwsError> {
-        let service = push.service;
         let mut pushed_at = BTreeMap::new();
         if service.order.needs_push_times() {
             for stored in current.values() {
-                if stored.value != push.tag && !pushed_at.contains_key(&stored.value) {
-                    let facts = self.images.image_by_tag(&service.repository, &stored.value).await?;
-                    pushed_at.insert(stored.value.clone(), facts.and_then(|f| f.pushed_at));
+                if Some(stored.value.as_str()) != except {
+                    self.push_time(service, &stored.value, &mut pushed_at).await?;
                 }
             }
         }
         Ok(pushed_at)
     }
+
+    /// Looks up `tag`'s push time once into `known`.
+    pub(super) async fn push_time(
+        &self,
+        service: &Service,
+        tag: &str,
+        known: &mut BTreeMap<String, Option<DateTime>>,
+    ) -> Result<Option<DateTime>, AwsError> {
+        if let Some(at) = known.get(tag) {
+            return Ok(*at);
+        }
+        let at = if can_be_image_tag(tag) {
+            self.images.image_by_tag(&service.repository, tag).await?.and_then(|facts| facts.pushed_at)
+        } else {
+            None
+        };
+        known.insert(tag.to_owned(), at);
+        Ok(at)
+    }
 }
 
-fn target<'a>(
+pub(super) fn target<'a>(
     environment: &'a str,
     parameter: String,
     current: &mut BTreeMap<String, StoredParameter>,
     pushed_at: &BTreeMap<String, Option<DateTime>>,
 ) -> Target<'a> {
-    let value = current.remove(&parameter).map(|stored| stored.value);
-    let current_pushed_at = value.as_ref().and_then(|v| pushed_at.get(v).copied().flatten());
-    Target { environment, parameter, current: value, current_pushed_at }
+    let stored = current.remove(&parameter);
+    let current_pushed_at = stored.as_ref().and_then(|s| pushed_at.get(&s.value).copied().flatten());
+    Target {
+        environment,
+        parameter,
+        current_pushed_at,
+        version: stored.as_ref().map_or(0, |s| s.version),
+        kind: stored.as_ref().map_or(ParameterKind::String, |s| s.kind),
+        last_modified: stored.as_ref().and_then(|s| s.last_modified),
+        current: stored.map(|s| s.value),
+    }
 }
 
 /// An event not acted on: one INFO line saying why, and the reason in the response.

@@ -3,8 +3,8 @@
 //! a pin, which skips only the order policy, on purpose and with a recorded reason.
 
 use super::decision::{confirm_image, decide, decide_pin, Decision, ImageState, Push, SkipReason, Target};
-use super::handler::{log_decision, write_for, EnvironmentDecision, Outcome, RecordError, Recorder};
-use crate::aws::{ImageRegistry, ParameterStore};
+use super::handler::{log_decision, EnvironmentDecision, Outcome, RecordError, Recorder};
+use crate::aws::{ImageRegistry, ParameterHistory, ParameterStore};
 use crate::config::Service;
 
 /// SSM keeps at most 1024 characters of description; the rest of it is tagrelay's own words.
@@ -30,7 +30,7 @@ pub struct TagChange<'a> {
     pub dry_run: bool,
 }
 
-impl<P: ParameterStore + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
+impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
     /// Applies an operator's change to one environment. A refusal (the image is gone, the tag
     /// does not fit the pattern, the order policy says no) is an `Outcome::Skip` with its reason.
     pub async fn change_tag(&self, request: TagChange<'_>) -> Result<EnvironmentDecision, RecordError> {
@@ -66,20 +66,21 @@ impl<P: ParameterStore + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
             Change::Pin { .. } => decide_pin(request.tag, target),
         };
         let outcome = match decision {
-            Decision::Skip { reason } => Outcome::Skip { reason },
-            Decision::Write { to, reason, .. } if request.dry_run => Outcome::Planned { to, reason },
-            Decision::Write { from, to, reason } => {
-                let write = write_for(&push, target, from.is_none(), &to, description(&push, target, request.change));
-                match self.parameters.put_parameter(&write).await {
-                    Ok(version) => Outcome::Write { to, reason, version },
-                    Err(err) => {
-                        log_decision(&push, target, &Outcome::Failed { to, error: err.to_string() });
-                        return Err(RecordError::Aws(err));
-                    }
+            Decision::Write { to, reason, .. } if request.dry_run => {
+                let planned = Outcome::Planned { to, reason };
+                log_decision(&push, target, &planned);
+                planned
+            }
+            decision => {
+                let description = description(&push, target, request.change);
+                let mut failed = Vec::new();
+                let outcome = self.apply(&push, pushed_at, target, decision, description, &mut failed).await;
+                if !failed.is_empty() {
+                    return Err(RecordError::Writes { attempted: 1, failed });
                 }
+                outcome
             }
         };
-        log_decision(&push, target, &outcome);
         Ok(EnvironmentDecision {
             environment: target.environment.to_owned(),
             parameter: target.parameter.clone(),

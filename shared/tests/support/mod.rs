@@ -9,8 +9,8 @@ use std::sync::Mutex;
 
 use aws_smithy_types::DateTime;
 use tagrelay::aws::{
-    AwsError, BuildRunner, ImageFacts, ImageRegistry, ParameterStore, ParameterWrite, StartBuild, StartOutcome,
-    StoredParameter,
+    AwsError, BuildRunner, ImageFacts, ImagePage, ImageRegistry, ListedImage, ParameterHistory, ParameterKind,
+    ParameterStore, ParameterVersion, ParameterWrite, StartBuild, StartOutcome, StoredParameter,
 };
 use tagrelay::config::Config;
 use tagrelay::deploy::build::{BuildRecord, BuildStatus, FINGERPRINT_VARIABLE};
@@ -48,23 +48,64 @@ fn denied(operation: &'static str, resource: &str) -> AwsError {
     }
 }
 
+/// SSM in memory: every write is a new version, kept in `history` like SSM keeps it.
 #[derive(Default)]
 pub struct FakeParameters {
     pub values: Mutex<BTreeMap<String, StoredParameter>>,
+    pub history: Mutex<BTreeMap<String, Vec<ParameterVersion>>>,
     pub writes: Mutex<Vec<ParameterWrite>>,
     pub get_calls: Mutex<usize>,
     pub failing: BTreeSet<String>,
+    /// Writes by someone else, slipped in just before our next write of that parameter: the
+    /// interleaving of a race, made deterministic.
+    pub interleaved: Mutex<BTreeMap<String, Vec<String>>>,
 }
 
 impl FakeParameters {
     pub fn with(values: &[(&str, &str)]) -> Self {
-        let values = values
-            .iter()
-            .map(|(name, value)| {
-                ((*name).to_owned(), StoredParameter { value: (*value).to_owned(), version: 1, last_modified: None })
-            })
-            .collect();
-        Self { values: Mutex::new(values), ..Self::default() }
+        let fake = Self::default();
+        for (name, value) in values {
+            fake.bump(name, value);
+        }
+        fake
+    }
+
+    /// A parameter someone made another type by hand.
+    pub fn with_kind(self, name: &str, kind: ParameterKind) -> Self {
+        if let Some(stored) = self.values.lock().expect("lock").get_mut(name) {
+            stored.kind = kind;
+        }
+        self
+    }
+
+    /// Makes `value` be written by someone else right before our next write to `name`.
+    pub fn interleave(&self, name: &str, value: &str) {
+        self.interleaved.lock().expect("lock").entry(name.to_owned()).or_default().push(value.to_owned());
+    }
+
+    /// Every value the parameter held, oldest first.
+    pub fn values_of(&self, name: &str) -> Vec<String> {
+        self.history
+            .lock()
+            .expect("lock")
+            .get(name)
+            .map(|h| h.iter().map(|v| v.value.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    fn store(&self, name: &str, value: &str, description: Option<&str>) -> i64 {
+        let mut values = self.values.lock().expect("lock");
+        let version = values.get(name).map_or(1, |p| p.version + 1);
+        let at = DateTime::from_secs(1_000 + version);
+        values.insert(name.to_owned(), StoredParameter::string(value, version, Some(at)));
+        self.history.lock().expect("lock").entry(name.to_owned()).or_default().push(ParameterVersion {
+            version,
+            value: value.to_owned(),
+            modified_at: Some(at),
+            modified_by: None,
+            description: description.map(str::to_owned),
+        });
+        version
     }
 
     pub fn failing_on(mut self, name: &str) -> Self {
@@ -92,11 +133,26 @@ impl ParameterStore for FakeParameters {
         if self.failing.contains(&write.name) {
             return Err(denied("PutParameter", &write.name));
         }
+        let others = self.interleaved.lock().expect("lock").remove(&write.name).unwrap_or_default();
+        for value in others {
+            self.store(&write.name, &value, Some("someone else"));
+        }
+        if write.create_with_tags.is_some() && self.values.lock().expect("lock").contains_key(&write.name) {
+            return Err(AwsError {
+                operation: "PutParameter",
+                resource: write.name.clone(),
+                code: Some("ParameterAlreadyExists".into()),
+                message: "The parameter already exists.".into(),
+            });
+        }
         self.writes.lock().expect("lock").push(write.clone());
-        let mut values = self.values.lock().expect("lock");
-        let version = values.get(&write.name).map_or(1, |p| p.version + 1);
-        values.insert(write.name.clone(), StoredParameter { value: write.value.clone(), version, last_modified: None });
-        Ok(version)
+        Ok(self.store(&write.name, &write.value, Some(&write.description)))
+    }
+}
+
+impl ParameterHistory for FakeParameters {
+    async fn parameter_history(&self, name: &str) -> Result<Vec<ParameterVersion>, AwsError> {
+        Ok(self.history.lock().expect("lock").get(name).cloned().unwrap_or_default())
     }
 }
 
@@ -123,6 +179,29 @@ impl FakeRegistry {
 }
 
 impl ImageRegistry for FakeRegistry {
+    /// Two images a page, so the sweep's paging is exercised.
+    async fn tagged_images(&self, repository: &str, next_token: Option<String>) -> Result<ImagePage, AwsError> {
+        if self.fail {
+            return Err(denied("DescribeImages", repository));
+        }
+        let mut by_digest: BTreeMap<&str, ListedImage> = BTreeMap::new();
+        for ((repo, tag), (digest, at)) in &self.images {
+            if repo == repository {
+                let image = by_digest.entry(digest).or_insert_with(|| ListedImage {
+                    digest: digest.clone(),
+                    tags: Vec::new(),
+                    pushed_at: Some(DateTime::from_secs(*at)),
+                });
+                image.tags.push(tag.clone());
+            }
+        }
+        let start: usize = next_token.map_or(Ok(0), |t| t.parse()).map_err(|_| denied("DescribeImages", "token"))?;
+        let images: Vec<ListedImage> = by_digest.into_values().collect();
+        let end = (start + 2).min(images.len());
+        let next_token = (end < images.len()).then(|| end.to_string());
+        Ok(ImagePage { images: images[start..end].to_vec(), next_token })
+    }
+
     async fn image_by_tag(&self, repository: &str, tag: &str) -> Result<Option<ImageFacts>, AwsError> {
         self.lookups.lock().expect("lock").push(format!("{repository}:{tag}"));
         if self.fail {
@@ -190,8 +269,6 @@ impl BuildRunner for FakeBuilds {
 impl FakeParameters {
     /// Simulates a PutParameter by someone else: the value and the version change.
     pub fn bump(&self, name: &str, value: &str) {
-        let mut values = self.values.lock().expect("lock");
-        let version = values.get(name).map_or(1, |p| p.version + 1);
-        values.insert(name.to_owned(), StoredParameter { value: value.to_owned(), version, last_modified: None });
+        self.store(name, value, None);
     }
 }

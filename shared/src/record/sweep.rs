@@ -1,0 +1,231 @@
+//! The record sweep. ECR sends its events on a best-effort basis (EventBridge: "Delivery type:
+//! Best effort"), so a push can go unseen. On the schedule, per service with `deploy_on_push`,
+//! the sweep lists the repository's tagged images and, per target environment, records the
+//! newest image (by the order policy) whose tag fits the pattern and that was pushed after the
+//! parameter's last write — through the same decision and write path as a push, so it never
+//! moves anything backwards, and never undoes a pin, a rollback or a hand edit (those are
+//! writes: only images pushed after them count).
+//!
+//! Cost per sweep and service: one `GetParameters` (up to 10 environments), one
+//! `DescribeImages` per 1,000 tagged images (no sort, no time filter, so every page is read),
+//! bounded at `MAX_PAGES`; for `pushed-at`, one `DescribeImages` per distinct current tag.
+
+use aws_smithy_types::DateTime;
+use serde::Serialize;
+use tracing::warn;
+
+use super::decision::{decide, Decision, Push, SkipReason};
+use super::handler::{EnvironmentDecision, RecordError, Recorder, WriteFailure};
+use crate::aws::{AwsError, ImageRegistry, ListedImage, ParameterHistory, ParameterStore};
+use crate::config::Service;
+use crate::order::{OrderPolicy, TagFacts, Verdict};
+
+/// Pages of up to 1,000 images read per repository and sweep: 10,000 tagged images. Past that
+/// the sweep sees an arbitrary part of the repository and says so (an ECR lifecycle policy
+/// that expires old images keeps it whole).
+pub const MAX_PAGES: usize = 10;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SweepSummary {
+    pub trigger: &'static str,
+    pub services: Vec<ServiceSweep>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceSweep {
+    pub service: String,
+    pub repository: String,
+    /// Tagged images listed.
+    pub images: usize,
+    /// More images than `MAX_PAGES` pages hold: the rest were not looked at.
+    pub truncated: bool,
+    pub decisions: Vec<EnvironmentDecision>,
+}
+
+/// An image the sweep may record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Candidate<'a> {
+    pub tag: &'a str,
+    pub digest: &'a str,
+    pub pushed_at: DateTime,
+}
+
+impl Candidate<'_> {
+    fn facts(&self) -> TagFacts<'_> {
+        TagFacts { tag: self.tag, pushed_at: Some(self.pushed_at) }
+    }
+}
+
+/// The newest image pushed after `since` (the parameter's last write; `None`: it does not
+/// exist) whose tag fits the service's pattern and policy. Newest by the order policy; under
+/// `none` (the last event wins) the one pushed last. Pure.
+pub fn newest_candidate<'a>(
+    service: &Service,
+    images: &'a [ListedImage],
+    since: Option<DateTime>,
+) -> Option<Candidate<'a>> {
+    let rank = if service.order == OrderPolicy::None { OrderPolicy::PushedAt } else { service.order };
+    let mut best: Option<Candidate<'a>> = None;
+    for image in images {
+        // Without a push time an image cannot be placed after the last write.
+        let Some(pushed_at) = image.pushed_at else { continue };
+        if since.is_some_and(|since| pushed_at <= since) {
+            continue;
+        }
+        for tag in &image.tags {
+            let candidate = Candidate { tag, digest: &image.digest, pushed_at };
+            if !service.tag_pattern.is_match(tag) || !rank.can_order(candidate.facts()) {
+                continue;
+            }
+            let newer = best.is_none_or(|best| rank.compare(candidate.facts(), best.facts()) == Verdict::Advance);
+            if newer {
+                best = Some(candidate);
+            }
+        }
+    }
+    best
+}
+
+impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
+    /// Sweeps every service that deploys on push. A service whose reads fail does not stop the
+    /// others; the sweep then returns an error (Lambda retries it; the next sweep comes anyway).
+    pub(super) async fn sweep(&self) -> Result<SweepSummary, RecordError> {
+        let mut summary = SweepSummary { trigger: "scheduled sweep", services: Vec::new() };
+        let mut failed = Vec::new();
+        let services: Vec<&Service> = self.config.services().filter(|s| !s.deploy_on_push.is_empty()).collect();
+        for service in &services {
+            match self.sweep_service(service, &mut failed).await {
+                Ok(swept) => summary.services.push(swept),
+                Err(err) => {
+                    warn!(service = %service.name, repository = %service.repository, decision = "error", error = %err, "record sweep of the service failed");
+                    failed.push(WriteFailure::Aws(err));
+                }
+            }
+        }
+        if failed.is_empty() {
+            Ok(summary)
+        } else {
+            Err(RecordError::Sweep { services: services.len(), failed })
+        }
+    }
+
+    async fn sweep_service(&self, service: &Service, failed: &mut Vec<WriteFailure>) -> Result<ServiceSweep, AwsError> {
+        let (images, truncated) = self.list_tagged_images(&service.repository).await?;
+        if truncated {
+            warn!(service = %service.name, repository = %service.repository, images = images.len(), decision = "truncated", reason = "too_many_images", "the repository has more tagged images than the sweep reads; images past them are not caught up (add an ECR lifecycle policy)");
+        }
+        let environments: Vec<&str> = service.deploy_on_push.iter().map(String::as_str).collect();
+        let targets = self.read_service_targets(service, None, &environments).await?;
+        let mut decisions = Vec::new();
+        for target in &targets {
+            let candidate = newest_candidate(service, &images, target.last_modified);
+            let push = Push { service, tag: candidate.map_or("", |c| c.tag), digest: candidate.map(|c| c.digest) };
+            let (decision, pushed_at) = match candidate {
+                Some(c) => (decide(&push, Some(c.pushed_at), target), Some(c.pushed_at)),
+                None => (Decision::Skip { reason: SkipReason::NoNewerImage }, None),
+            };
+            let description = format!(
+                "Image tag of {} in {}, recorded by tagrelay's sweep from ECR image {} (its push event was not handled)",
+                service.name,
+                target.environment,
+                push.digest.unwrap_or("unknown digest")
+            );
+            let outcome = self.apply(&push, pushed_at, target, decision, description, failed).await;
+            decisions.push(EnvironmentDecision {
+                environment: target.environment.to_owned(),
+                parameter: target.parameter.clone(),
+                previous: target.current.clone(),
+                outcome,
+            });
+        }
+        Ok(ServiceSweep {
+            service: service.name.clone(),
+            repository: service.repository.clone(),
+            images: images.len(),
+            truncated,
+            decisions,
+        })
+    }
+
+    /// Every tagged image of the repository, up to `MAX_PAGES` pages; `true` when there are more.
+    async fn list_tagged_images(&self, repository: &str) -> Result<(Vec<ListedImage>, bool), AwsError> {
+        let mut images = Vec::new();
+        let mut next_token = None;
+        for _ in 0..MAX_PAGES {
+            let page = self.images.tagged_images(repository, next_token).await?;
+            images.extend(page.images);
+            next_token = page.next_token;
+            if next_token.is_none() {
+                return Ok((images, false));
+            }
+        }
+        Ok((images, true))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn service(order: &str, pattern: &str) -> Service {
+        let doc = serde_json::json!({
+            "environments": { "dev": {} },
+            "services": { "api": { "deploy_on_push": ["dev"], "order": order, "tag_pattern": pattern } }
+        });
+        let config = Config::from_json(&doc.to_string()).expect("valid");
+        config.service("api").expect("configured").clone()
+    }
+
+    fn image(digest: &str, tags: &[&str], at: Option<i64>) -> ListedImage {
+        ListedImage {
+            digest: digest.into(),
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+            pushed_at: at.map(DateTime::from_secs),
+        }
+    }
+
+    fn newest(order: &str, pattern: &str, images: &[ListedImage], since: Option<i64>) -> Option<String> {
+        newest_candidate(&service(order, pattern), images, since.map(DateTime::from_secs)).map(|c| c.tag.to_owned())
+    }
+
+    #[test]
+    fn candidate_table() {
+        let images = vec![
+            image("sha256:a", &["101"], Some(100)),
+            image("sha256:b", &["103", "latest"], Some(300)),
+            image("sha256:c", &["102"], Some(400)),
+            image("sha256:d", &["feature-x"], Some(500)),
+            image("sha256:e", &["104"], None),
+        ];
+        let cases: Vec<(&str, &str, Option<i64>, Option<&str>)> = vec![
+            ("numeric, never written", "^[0-9]+$", None, Some("103")),
+            ("numeric: the greatest number, not the last push", "^[0-9]+$", Some(50), Some("103")),
+            ("only images pushed after the last write", "^[0-9]+$", Some(300), Some("102")),
+            ("pushed at the very time of the write is not after it", "^[0-9]+$", Some(400), None),
+            ("nothing since", "^[0-9]+$", Some(600), None),
+            ("the pattern filters tags", "^10[12]$", None, Some("102")),
+        ];
+        for (name, pattern, since, expected) in cases {
+            assert_eq!(newest("numeric", pattern, &images, since).as_deref(), expected, "{name}");
+        }
+        assert_eq!(
+            newest("pushed-at", "^.+$", &images, None).as_deref(),
+            Some("feature-x"),
+            "pushed-at: the last push"
+        );
+        assert_eq!(newest("none", "^[0-9]+$", &images, None).as_deref(), Some("102"), "none: the last push that fits");
+        assert_eq!(newest("semver", "^.+$", &images, None), None, "no semver tag at all");
+    }
+
+    #[test]
+    fn semver_candidates_order_by_precedence() {
+        let images = vec![
+            image("sha256:a", &["v1.10.0"], Some(100)),
+            image("sha256:b", &["v1.9.0"], Some(200)),
+            image("sha256:c", &["v2.0.0-rc.1"], Some(300)),
+        ];
+        assert_eq!(newest("semver", "^v", &images, None).as_deref(), Some("v2.0.0-rc.1"));
+        assert_eq!(newest("semver", "^v[0-9.]+$", &images, None).as_deref(), Some("v1.10.0"));
+    }
+}
