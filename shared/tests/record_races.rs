@@ -194,6 +194,15 @@ async fn the_sweep_records_an_image_whose_push_was_not_seen() {
 }
 
 #[tokio::test]
+async fn the_sweep_creates_no_parameter() {
+    let recorder = recorder(FakeParameters::default(), &[("my-api", "12", "sha256:12", 1500)]);
+    let sweep = recorder.handle(&scheduled()).await.expect("swept").sweep().expect("a sweep summary");
+    assert!(recorder.ports().0.writes().is_empty());
+    let api = sweep.services.iter().find(|s| s.service == "my-api").expect("swept my-api");
+    assert_eq!(api.decisions[0].outcome, Outcome::Skip { reason: SkipReason::NoParameter });
+}
+
+#[tokio::test]
 async fn the_sweep_never_undoes_a_pin() {
     let params = FakeParameters::with(&[(DEV, "12")]);
     params.bump(DEV, "9"); // a pin to 9, written at 1002, after 12 was pushed

@@ -38,6 +38,8 @@ pub enum SkipReason {
     /// The record sweep found no image pushed since the parameter's last write that it could
     /// record: nothing was missed.
     NoNewerImage,
+    /// The record sweep creates no parameter: infra/ creates them, or the first push does.
+    NoParameter,
 }
 
 impl SkipReason {
@@ -55,6 +57,7 @@ impl SkipReason {
             Self::NotNewer => "not_newer",
             Self::TagNotOrderable => "tag_not_orderable",
             Self::NoNewerImage => "no_newer_image",
+            Self::NoParameter => "no_parameter",
         }
     }
 }
@@ -384,6 +387,7 @@ mod tests {
             SkipReason::NotNewer,
             SkipReason::TagNotOrderable,
             SkipReason::NoNewerImage,
+            SkipReason::NoParameter,
         ];
         for reason in all {
             assert_eq!(serde_json::to_value(reason).ok(), Some(serde_json::json!(reason.as_str())));

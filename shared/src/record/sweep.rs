@@ -56,8 +56,8 @@ impl Candidate<'_> {
     }
 }
 
-/// The newest image pushed after `since` (the parameter's last write; `None`: it does not
-/// exist) whose tag fits the service's pattern and policy. Newest by the order policy; under
+/// The newest image pushed after `since` (the parameter's last write; `None`: unknown, every
+/// image counts) whose tag fits the service's pattern and policy. Newest by the order policy; under
 /// `none` (the last event wins) the one pushed last. Pure.
 pub fn newest_candidate<'a>(
     service: &Service,
@@ -118,10 +118,16 @@ impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Recor
         let targets = self.read_service_targets(service, None, &environments).await?;
         let mut decisions = Vec::new();
         for target in &targets {
-            let candidate = newest_candidate(service, &images, target.last_modified);
+            // Without a parameter there is no last write to be behind, and nothing to tell an
+            // old image from a missed one: installing tagrelay must not deploy old images.
+            let candidate = match target.current {
+                Some(_) => newest_candidate(service, &images, target.last_modified),
+                None => None,
+            };
             let push = Push { service, tag: candidate.map_or("", |c| c.tag), digest: candidate.map(|c| c.digest) };
             let (decision, pushed_at) = match candidate {
                 Some(c) => (decide(&push, Some(c.pushed_at), target), Some(c.pushed_at)),
+                None if target.current.is_none() => (Decision::Skip { reason: SkipReason::NoParameter }, None),
                 None => (Decision::Skip { reason: SkipReason::NoNewerImage }, None),
             };
             let description = format!(
