@@ -25,6 +25,17 @@ fn recorder(params: FakeParameters, images: &[(&str, &str, &str, i64)]) -> Recor
     Recorder::new(config, params, FakeRegistry::with(images))
 }
 
+/// An operator's change of my-api.
+fn change<'a>(
+    recorder: &'a Recorder<FakeParameters, FakeRegistry>,
+    environment: &'a str,
+    tag: &'a str,
+    change: Change<'a>,
+) -> TagChange<'a> {
+    let service = recorder.config().service("my-api").expect("configured");
+    TagChange { service, environment, tag, change, dry_run: false }
+}
+
 fn scheduled() -> serde_json::Value {
     json!({
         "version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "detail-type": "Scheduled Event",
@@ -92,15 +103,10 @@ async fn a_pin_stands_over_a_write_it_did_not_see_and_reports_it() {
     let params = FakeParameters::with(&[(DEV, "10")]);
     params.interleave(DEV, "12");
     let recorder = recorder(params, &[("my-api", "9", "sha256:9", 9)]);
-    let service = recorder.config().service("my-api").expect("configured");
-    let request = TagChange {
-        service,
-        environment: "dev",
-        tag: "9",
-        change: Change::Pin { reason: "bad release" },
-        dry_run: false,
-    };
-    let decision = recorder.change_tag(request).await.expect("pinned");
+    let decision = recorder
+        .change_tag(change(&recorder, "dev", "9", Change::Pin { reason: "bad release" }))
+        .await
+        .expect("pinned");
     assert_eq!(recorder.ports().0.value(DEV).as_deref(), Some("9"));
     match decision.outcome {
         Outcome::Write { reason: WriteReason::Pinned, race: Some(race), .. } => {
@@ -117,15 +123,7 @@ async fn a_promotion_racing_a_push_never_ends_on_the_older_tag() {
     // The promotion of 12 read "10"; a push of 13 lands in staging first.
     params.interleave(STAGING, "13");
     let recorder = recorder(params, &[("my-api", "12", "sha256:12", 12), ("my-api", "13", "sha256:13", 13)]);
-    let service = recorder.config().service("my-api").expect("configured");
-    let request = TagChange {
-        service,
-        environment: "staging",
-        tag: "12",
-        change: Change::Promote { from: "dev" },
-        dry_run: false,
-    };
-    recorder.change_tag(request).await.expect("promoted");
+    recorder.change_tag(change(&recorder, "staging", "12", Change::Promote { from: "dev" })).await.expect("promoted");
     assert_eq!(recorder.ports().0.value(STAGING).as_deref(), Some("13"));
 }
 
