@@ -154,6 +154,32 @@ impl Function {
     }
 }
 
+/// The `--output` a command line asks for, read without clap, so that a command line clap
+/// refuses still gets its error as JSON when it asked for JSON. As clap reads it: `--output json`
+/// or `--output=json`, the last one wins, nothing after `--`.
+pub fn requested_output<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut output = Output::Table;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let arg = arg.as_ref().to_string_lossy().into_owned();
+        let value = match arg.as_str() {
+            "--" => break,
+            "--output" => args.next().map(|value| value.as_ref().to_string_lossy().into_owned()),
+            other => other.strip_prefix("--output=").map(str::to_owned),
+        };
+        match value.as_deref() {
+            Some("json") => output = Output::Json,
+            Some("table") => output = Output::Table,
+            _ => {}
+        }
+    }
+    output
+}
+
 /// `90s`, `30m`, `2h`, `1d`; a bare number is seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -183,6 +209,23 @@ mod tests {
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         for bad in ["", "m", "1w", "-1s", "1.5h", "99999999999999999999d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_requested_output_is_found_where_clap_would_find_it() {
+        let cases: [(&[&str], Output); 8] = [
+            (&["tagrelay", "status"], Output::Table),
+            (&["tagrelay", "status", "--output", "json"], Output::Json),
+            (&["tagrelay", "--output=json", "pin", "x", "--reason"], Output::Json),
+            (&["tagrelay", "status", "--output", "json", "--output", "table"], Output::Table),
+            (&["tagrelay", "status", "--output", "yaml"], Output::Table),
+            (&["tagrelay", "status", "--output"], Output::Table),
+            (&["tagrelay", "history", "--", "--output", "json"], Output::Table),
+            (&["tagrelay", "--output", "json", "status", "--output=table"], Output::Table),
+        ];
+        for (args, expected) in cases {
+            assert_eq!(requested_output(args), expected, "{args:?}");
         }
     }
 

@@ -19,7 +19,7 @@ use crate::commands::redrive::{redrive, RedriveRequest};
 use crate::commands::retry::retry;
 use crate::commands::status::{status, StatusRequest};
 use crate::context::{load_config, Context};
-use crate::error::{CliError, EXIT_PROBLEM};
+use crate::error::{CliError, ErrorReport, EXIT_PROBLEM};
 
 /// What a command found: printed as a table or as JSON, plus the problems that make the exit
 /// code 1.
@@ -48,6 +48,35 @@ impl Report {
             writeln!(err, "tagrelay: {problem}")?;
         }
         Ok(if self.problems.is_empty() { 0 } else { EXIT_PROBLEM })
+    }
+}
+
+/// Reports a failed command: its message on stderr and, with `--output json`, the error as JSON
+/// on stdout. Returns the exit code.
+pub fn report_failure(err: &CliError, output: Output, out: &mut impl Write, stderr: &mut impl Write) -> u8 {
+    let _ = writeln!(stderr, "tagrelay: {err}");
+    if output == Output::Json {
+        print_error(&err.report(), out);
+    }
+    err.exit_code()
+}
+
+/// Reports a command line clap refused: clap's message (or the help) as clap prints it and, with
+/// `--output json` on the command line, the error as JSON on stdout. Returns the exit code.
+pub fn report_usage(err: &clap::Error, output: Output, out: &mut impl Write) -> u8 {
+    let _ = err.print();
+    let report = ErrorReport::from_clap(err);
+    // --help and --version are not failures: their text is the output.
+    if output == Output::Json && err.use_stderr() {
+        print_error(&report, out);
+    }
+    report.exit_code
+}
+
+/// Best effort: when stdout cannot be written, stderr has said it all.
+fn print_error(report: &ErrorReport, out: &mut impl Write) {
+    if serde_json::to_writer_pretty(&mut *out, report).is_ok() {
+        let _ = writeln!(out);
     }
 }
 

@@ -2,10 +2,9 @@
 
 use std::process::ExitCode;
 
-use lambda_runtime::{service_fn, LambdaEvent};
 use tagrelay::aws::{ecr::EcrImageRegistry, load_sdk_config, ssm::SsmParameterStore};
 use tagrelay::config::Config;
-use tagrelay::lambda_init::{default_lambda_env, fail_init, runtime_ended};
+use tagrelay::lambda_init::{default_lambda_env, fail_init, serve};
 use tagrelay::record::Recorder;
 
 #[tokio::main(flavor = "current_thread")]
@@ -21,7 +20,5 @@ async fn main() -> ExitCode {
     let recorder =
         Recorder::new(config, SsmParameterStore::from_sdk_config(&sdk), EcrImageRegistry::from_sdk_config(&sdk));
     let recorder = &recorder;
-    let handler =
-        service_fn(move |event: LambdaEvent<serde_json::Value>| async move { recorder.handle(&event.payload).await });
-    runtime_ended(lambda_runtime::run(handler).await)
+    serve(move |event| async move { recorder.handle(&event).await }).await
 }

@@ -2,11 +2,10 @@
 
 use std::process::ExitCode;
 
-use lambda_runtime::{service_fn, LambdaEvent};
 use tagrelay::aws::{codebuild::CodeBuildRunner, load_sdk_config, ssm::SsmParameterStore};
 use tagrelay::config::Config;
 use tagrelay::deploy::Deployer;
-use tagrelay::lambda_init::{default_lambda_env, fail_init, runtime_ended};
+use tagrelay::lambda_init::{default_lambda_env, fail_init, serve};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -21,7 +20,5 @@ async fn main() -> ExitCode {
     let deployer =
         Deployer::new(config, SsmParameterStore::from_sdk_config(&sdk), CodeBuildRunner::from_sdk_config(&sdk));
     let deployer = &deployer;
-    let handler =
-        service_fn(move |event: LambdaEvent<serde_json::Value>| async move { deployer.handle(&event.payload).await });
-    runtime_ended(lambda_runtime::run(handler).await)
+    serve(move |event| async move { deployer.handle(&event).await }).await
 }
