@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use tagrelay::aws::AwsError;
 use tagrelay::config::{ConfigError, CONFIG_ENV};
-use tagrelay::record::RecordError;
+use tagrelay::record::{RecordError, WriteFailure};
 use thiserror::Error;
 
 /// Exit codes: 0 success, 1 a problem the command found (or an AWS call that failed), 2 usage
@@ -54,7 +54,14 @@ impl CliError {
                 ErrorKind::Config
             }
             Self::Usage { .. } => ErrorKind::Usage,
-            Self::Aws(_) | Self::Record(RecordError::Aws(_) | RecordError::Writes { .. }) => ErrorKind::Aws,
+            Self::Aws(_) | Self::Record(RecordError::Aws(_)) => ErrorKind::Aws,
+            // A write SSM refused is an AWS failure; one tagrelay refused (a parameter that is
+            // not a String) is a refusal.
+            Self::Record(RecordError::Writes { failed, .. } | RecordError::Sweep { failed, .. })
+                if failed.iter().all(|f| matches!(f, WriteFailure::Aws(_))) =>
+            {
+                ErrorKind::Aws
+            }
             Self::Record(_) => ErrorKind::Refused,
             Self::Output(_) => ErrorKind::Output,
             Self::Start(_) => ErrorKind::Internal,
@@ -169,8 +176,20 @@ mod tests {
             (CliError::Aws(aws()), ErrorKind::Aws, None, EXIT_PROBLEM),
             (CliError::Record(RecordError::Aws(aws())), ErrorKind::Aws, None, EXIT_PROBLEM),
             (
-                CliError::Record(RecordError::Writes { attempted: 2, failed: vec![aws()] }),
+                CliError::Record(RecordError::Writes { attempted: 2, failed: vec![WriteFailure::Aws(aws())] }),
                 ErrorKind::Aws,
+                None,
+                EXIT_PROBLEM,
+            ),
+            (
+                CliError::Record(RecordError::Writes {
+                    attempted: 1,
+                    failed: vec![WriteFailure::NotAString {
+                        parameter: "/a/dev/tag".into(),
+                        kind: tagrelay::aws::ParameterKind::SecureString,
+                    }],
+                }),
+                ErrorKind::Refused,
                 None,
                 EXIT_PROBLEM,
             ),
