@@ -49,34 +49,36 @@ fn parameters() -> Rule {
     })
 }
 
+fn build(id: &str, status: StatusType, fingerprint: Option<&str>) -> Build {
+    let mut environment = ProjectEnvironment::builder()
+        .r#type(aws_sdk_codebuild::types::EnvironmentType::LinuxContainer)
+        .image("aws/codebuild/standard:7.0")
+        .compute_type(aws_sdk_codebuild::types::ComputeType::BuildGeneral1Small);
+    if let Some(fingerprint) = fingerprint {
+        let variable = EnvironmentVariable::builder()
+            .name("TAGRELAY_FINGERPRINT")
+            .value(fingerprint)
+            .build()
+            .expect("valid variable");
+        environment = environment.environment_variables(variable);
+    }
+    Build::builder().id(id).build_status(status).environment(environment.build().expect("valid environment")).build()
+}
+
 /// One earlier tagrelay build that deployed version 6: the current state (7) is behind.
 fn history() -> (Rule, Rule) {
     let list = mock!(aws_sdk_codebuild::Client::list_builds_for_project)
         .then_output(|| ListBuildsForProjectOutput::builder().ids("tagrelay-dev:1").build());
     let get = mock!(aws_sdk_codebuild::Client::batch_get_builds).then_output(|| {
-        let variable = EnvironmentVariable::builder()
-            .name("TAGRELAY_FINGERPRINT")
-            .value(format!("{API}=6"))
-            .build()
-            .expect("valid variable");
-        let environment = ProjectEnvironment::builder()
-            .r#type(aws_sdk_codebuild::types::EnvironmentType::LinuxContainer)
-            .image("aws/codebuild/standard:7.0")
-            .compute_type(aws_sdk_codebuild::types::ComputeType::BuildGeneral1Small)
-            .environment_variables(variable)
-            .build()
-            .expect("valid environment");
-        BatchGetBuildsOutput::builder()
-            .builds(
-                Build::builder()
-                    .id("tagrelay-dev:1")
-                    .build_status(StatusType::Succeeded)
-                    .environment(environment)
-                    .build(),
-            )
-            .build()
+        let deployed = format!("{API}=6");
+        BatchGetBuildsOutput::builder().builds(build("tagrelay-dev:1", StatusType::Succeeded, Some(&deployed))).build()
     });
     (list, get)
+}
+
+fn refused(message: &'static str) -> Rule {
+    let body = json!({ "__type": "AccountLimitExceededException", "message": message }).to_string();
+    mock!(aws_sdk_codebuild::Client::start_build).sequence().http_status(400, Some(body)).repeatedly().build()
 }
 
 fn event() -> serde_json::Value {
@@ -90,11 +92,7 @@ fn event() -> serde_json::Value {
 #[tokio::test]
 async fn a_start_refused_by_the_build_limit_is_a_wait_not_an_error() {
     let (list, get) = history();
-    let refused = mock!(aws_sdk_codebuild::Client::start_build)
-        .sequence()
-        .http_status(400, Some(aws_error("AccountLimitExceededException")))
-        .repeatedly()
-        .build();
+    let refused = refused("Cannot have more than 1 builds in queue for the account");
     let d = deployer(&[&parameters()], &[&list, &get, &refused]);
 
     let summary = d.handle(&event()).await.expect("a wait, not an error");

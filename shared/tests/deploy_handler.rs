@@ -1,5 +1,6 @@
 //! The trigger-deploy handler over in-memory ports: bursts coalesce into one follow-up run,
-//! duplicates start nothing, a failed state is held, the schedule needs a baseline.
+//! duplicates start nothing, a failed state is held, the schedule needs a baseline, manual
+//! builds do not hide the baseline.
 
 mod support;
 
@@ -186,6 +187,36 @@ async fn a_start_refused_by_the_concurrent_build_limit_is_a_wait() {
     let d = deployer(FakeParameters::with(&[(API, "1")]), builds);
     let summary = d.handle(&ssm_change(API, "Update")).await.expect("not an error");
     assert_eq!(summary.environments[0].decision, Decision::Wait { build: None });
+}
+
+#[tokio::test]
+async fn a_lost_change_is_recovered_behind_a_dozen_manual_builds() {
+    let deployed = format!("{API}=1");
+    let builds = FakeBuilds {
+        page_size: 5,
+        ..FakeBuilds::with(DEV, vec![record(&format!("{DEV}:1"), Succeeded, Some(&deployed))])
+    };
+    builds.manual_builds(DEV, 13);
+    let d = deployer(FakeParameters::with(&[(API, "1")]), builds);
+    d.ports().0.bump(API, "2");
+
+    let summary = d.handle(&scheduled()).await.expect("reconciled");
+    let dev = summary.environments.iter().find(|e| e.environment == "dev").expect("dev");
+    assert!(matches!(dev.decision, Decision::Start { reason: StartReason::Changed, .. }), "{dev:?}");
+    // Paged (5 ids a page here) down to the tagrelay build and no further.
+    let reads = d.ports().1.reads();
+    assert_eq!(reads.iter().filter(|r| *r == "list tagrelay-dev").count(), 3, "{reads:?}");
+}
+
+#[tokio::test]
+async fn the_end_of_a_manual_build_starts_nothing_when_the_state_is_deployed() {
+    let deployed = format!("{API}=1");
+    let builds = FakeBuilds::with(DEV, vec![record(&format!("{DEV}:1"), Succeeded, Some(&deployed))]);
+    builds.manual_builds(DEV, 12);
+    let d = deployer(FakeParameters::with(&[(API, "1")]), builds);
+    let summary = d.handle(&build_change(DEV, &format!("{DEV}:manual-13"), Succeeded)).await.expect("reconciled");
+    assert_eq!(summary.environments[0].decision, Decision::UpToDate { build: format!("{DEV}:1") });
+    assert!(d.ports().1.starts().is_empty(), "no needless first run");
 }
 
 #[tokio::test]

@@ -129,11 +129,10 @@ impl LocalSystem {
         Ok(())
     }
 
-    /// The project's builds, newest first, as trigger-deploy reads them.
+    /// The project's builds, newest first (the newest 1,000).
     pub async fn builds(&self, project: &str) -> Result<Vec<BuildRecord>, HarnessError> {
-        use tagrelay::aws::BuildRunner;
-        tagrelay::aws::codebuild::CodeBuildRunner::new(self.codebuild.clone())
-            .recent_builds(project, 100)
+        let runner = tagrelay::aws::codebuild::CodeBuildRunner::new(self.codebuild.clone());
+        tagrelay::deploy::history::newest_builds(&runner, project, 1_000)
             .await
             .map_err(|err| HarnessError::Aws { operation: "codebuild:ListBuildsForProject", message: err.to_string() })
     }

@@ -36,6 +36,14 @@ async fn put(system: &LocalSystem, name: &str, value: &str) {
         .expect("PutParameter");
 }
 
+fn sweep() -> Value {
+    json!({
+        "version": "0", "id": "sweep-1", "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": "2026-11-28T08:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/tagrelay-sweep"], "detail": {}
+    })
+}
+
 async fn wait_running(system: &LocalSystem) {
     for _ in 0..100 {
         if system.builds(DEV).await.expect("builds").iter().any(|b| b.status == BuildStatus::InProgress) {
@@ -88,15 +96,7 @@ async fn a_failed_state_is_not_retried_until_the_next_change() {
     assert_eq!(builds.iter().map(|b| b.status).collect::<Vec<_>>(), vec![BuildStatus::Failed]);
 
     // The sweep sees the failed state and holds it.
-    system
-        .bridge
-        .put_events(json!({
-            "version": "0", "id": "sweep-1", "detail-type": "Scheduled Event", "source": "aws.events",
-            "account": "123456789012", "time": "2026-11-28T08:00:00Z", "region": "us-east-1",
-            "resources": ["arn:aws:events:us-east-1:123456789012:rule/tagrelay-sweep"], "detail": {}
-        }))
-        .await
-        .expect("accepted");
+    system.bridge.put_events(sweep()).await.expect("accepted");
     system.wait_settled(SETTLE).await.expect("settles");
     assert_eq!(system.builds(DEV).await.expect("builds").len(), 1, "held, not retried");
     // The function's stdout is drained by another thread: wait for the line rather than race it.

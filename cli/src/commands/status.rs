@@ -9,7 +9,7 @@ use tagrelay::aws::{BuildRunner, ParameterStore};
 use tagrelay::config::Config;
 use tagrelay::deploy::build::{BuildRecord, BuildStatus};
 use tagrelay::deploy::fingerprint::fingerprint;
-use tagrelay::deploy::handler::RECENT_BUILDS;
+use tagrelay::deploy::history::deploy_history;
 use tagrelay::deploy::reconcile::{reconcile, Reconcile, Trigger};
 
 use crate::error::CliError;
@@ -156,7 +156,8 @@ where
         let stored = parameters.get_parameters(&names).await?;
         let versions: BTreeMap<String, i64> = stored.iter().map(|(name, p)| (name.clone(), p.version)).collect();
         let current = fingerprint(&versions);
-        let recent = builds.recent_builds(&environment.codebuild_project, RECENT_BUILDS).await?;
+        // Down to the newest tagrelay build, however many manual builds followed it.
+        let recent = deploy_history(builds, &environment.codebuild_project).await?.builds;
         let last_change = stored.values().filter_map(|p| p.last_modified).max_by_key(|at| at.as_nanos());
         let assessment = assess(&current, &recent, last_change, request.now, request.stale_after);
 

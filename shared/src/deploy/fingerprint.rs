@@ -9,12 +9,13 @@ pub fn fingerprint(versions: &BTreeMap<String, i64>) -> String {
     versions.iter().map(|(name, version)| format!("{name}={version}")).collect::<Vec<_>>().join(",")
 }
 
-/// A StartBuild idempotency token for the `attempt`-th start of this fingerprint: two reconciles
-/// racing to start the same run send the same token and CodeBuild starts one build; a deliberate
-/// new attempt (after a STOPPED run) gets a new one. 32 hex digits of two FNV-1a lanes: a stable
-/// hash, not a secret.
-pub fn idempotency_token(fingerprint: &str, attempt: usize) -> String {
-    let input = format!("{fingerprint}#{attempt}");
+/// A StartBuild idempotency token for a run of this fingerprint that follows `follows`, the
+/// newest tagrelay build reconcile saw (`None`: the first run): two reconciles racing to start
+/// the same run send the same token and CodeBuild starts one build; a deliberate new run of the
+/// same state (after a STOPPED run) follows another build and gets a new one. 32 hex digits of
+/// two FNV-1a lanes: a stable hash, not a secret.
+pub fn idempotency_token(fingerprint: &str, follows: Option<&str>) -> String {
+    let input = format!("{fingerprint}#{}", follows.unwrap_or(""));
     [0xcbf2_9ce4_8422_2325_u64, 0x6c62_272e_07bb_0142_u64]
         .iter()
         .map(|offset| {
@@ -37,11 +38,11 @@ mod tests {
     }
 
     #[test]
-    fn tokens_are_stable_per_fingerprint_and_attempt() {
-        let token = idempotency_token("/a/dev/tag=12", 0);
+    fn tokens_are_stable_per_run_and_differ_for_another_run() {
+        let token = idempotency_token("/a/dev/tag=12", None);
         assert_eq!(token.len(), 32);
-        assert_eq!(token, idempotency_token("/a/dev/tag=12", 0));
-        assert_ne!(token, idempotency_token("/a/dev/tag=13", 0));
-        assert_ne!(token, idempotency_token("/a/dev/tag=12", 1));
+        assert_eq!(token, idempotency_token("/a/dev/tag=12", None));
+        assert_ne!(token, idempotency_token("/a/dev/tag=13", None));
+        assert_ne!(token, idempotency_token("/a/dev/tag=12", Some("tagrelay-dev:1")));
     }
 }

@@ -10,6 +10,7 @@ use tracing::{error, info, warn};
 
 use super::build::{BuildStatus, ENVIRONMENT_VARIABLE, FINGERPRINT_VARIABLE, REASON_VARIABLE};
 use super::fingerprint::{fingerprint, idempotency_token};
+use super::history::{deploy_history, MAX_BUILDS_READ};
 use super::reconcile::{reconcile, Reconcile, StartReason, Trigger};
 use crate::aws::{AwsError, BuildRunner, ParameterStore, StartBuild, StartOutcome};
 use crate::config::{Config, Environment};
@@ -17,10 +18,6 @@ use crate::event::codebuild::BuildStateChange;
 use crate::event::deploy::{parse_deploy_event, DeployEvent};
 use crate::event::ssm::{Operation, ParameterChange};
 use crate::event::EventError;
-
-/// How many of a project's newest builds are read: enough to find the newest tagrelay build
-/// behind a few manual ones.
-pub const RECENT_BUILDS: usize = 10;
 
 #[derive(Debug, Error)]
 pub enum DeployError {
@@ -250,10 +247,13 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
             .map(|(name, stored)| (name, stored.version))
             .collect();
         let fingerprint = fingerprint(&versions);
-        let builds = self.builds.recent_builds(project, RECENT_BUILDS).await?;
+        let history = deploy_history(&self.builds, project).await?;
+        if history.bound_reached {
+            warn!(environment = %environment.name, project = %project, fingerprint = %fingerprint, "no tagrelay build among the newest {MAX_BUILDS_READ} builds of the project: treated as never deployed");
+        }
 
-        let decision = match reconcile(&fingerprint, &builds, trigger) {
-            Reconcile::Start { fingerprint, reason, attempt } => {
+        let decision = match reconcile(&fingerprint, &history.builds, trigger) {
+            Reconcile::Start { fingerprint, reason, follows } => {
                 let request = StartBuild {
                     project: project.clone(),
                     environment: vec![
@@ -261,7 +261,7 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
                         (ENVIRONMENT_VARIABLE.to_owned(), environment.name.clone()),
                         (REASON_VARIABLE.to_owned(), trigger.describe()),
                     ],
-                    idempotency_token: idempotency_token(&fingerprint, attempt),
+                    idempotency_token: idempotency_token(&fingerprint, follows.as_deref()),
                 };
                 match self.builds.start_build(&request).await? {
                     StartOutcome::Started { build_id } => Decision::Start { reason, build: build_id },

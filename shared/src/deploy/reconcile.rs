@@ -51,8 +51,10 @@ pub enum StartReason {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reconcile {
-    /// Start a run for `fingerprint`; `attempt` counts earlier runs of the same fingerprint.
-    Start { fingerprint: String, reason: StartReason, attempt: usize },
+    /// Start a run for `fingerprint`. `follows` is the newest tagrelay build seen (`None` for a
+    /// first run): a new run of the same state follows another build, so it gets another
+    /// idempotency token, while racing reconciles of the same state agree on one.
+    Start { fingerprint: String, reason: StartReason, follows: Option<String> },
     /// A build is running; its completion event reconciles again.
     Wait { running_build: String },
     /// The newest tagrelay build deployed exactly this state.
@@ -67,7 +69,8 @@ pub enum Reconcile {
     NothingToDeploy,
 }
 
-/// `builds` are the environment's project's newest builds, newest first.
+/// `builds` are the environment's project's builds, newest first, at least down to the newest
+/// tagrelay build (see `history`).
 pub fn reconcile(fingerprint: &str, builds: &[BuildRecord], trigger: &Trigger) -> Reconcile {
     if fingerprint.is_empty() {
         return Reconcile::NothingToDeploy;
@@ -76,10 +79,14 @@ pub fn reconcile(fingerprint: &str, builds: &[BuildRecord], trigger: &Trigger) -
     if let Some(running) = builds.iter().find(|build| build.status == BuildStatus::InProgress) {
         return Reconcile::Wait { running_build: running.id.clone() };
     }
-    let attempt = builds.iter().filter(|build| build.fingerprint.as_deref() == Some(fingerprint)).count();
-    let start = |reason| Reconcile::Start { fingerprint: fingerprint.to_owned(), reason, attempt };
     // Builds started by hand carry no fingerprint and never count as deployed state.
-    let Some(newest) = builds.iter().find(|build| build.fingerprint.is_some()) else {
+    let newest = builds.iter().find(|build| build.fingerprint.is_some());
+    let start = |reason| Reconcile::Start {
+        fingerprint: fingerprint.to_owned(),
+        reason,
+        follows: newest.map(|build| build.id.clone()),
+    };
+    let Some(newest) = newest else {
         return match trigger {
             Trigger::Schedule => Reconcile::NoBaseline,
             _ => start(StartReason::FirstRun),
@@ -109,19 +116,24 @@ mod tests {
         BuildRecord { id: id.into(), status, fingerprint: fingerprint.map(str::to_owned), started: None }
     }
 
+    fn manual(n: usize) -> Vec<BuildRecord> {
+        (0..n).map(|i| build(&format!("m{i}"), Succeeded, None)).collect()
+    }
+
     fn change() -> Trigger {
         Trigger::ParameterChange { parameter: "/a/dev/tag".into() }
     }
 
-    fn start(reason: StartReason, attempt: usize) -> Reconcile {
-        Reconcile::Start { fingerprint: NOW.into(), reason, attempt }
+    fn start(reason: StartReason, follows: Option<&str>) -> Reconcile {
+        Reconcile::Start { fingerprint: NOW.into(), reason, follows: follows.map(str::to_owned) }
     }
 
     #[test]
     fn reconcile_table() {
         let finished = Trigger::BuildFinished { build_id: "b1".into(), status: Succeeded };
+        let manual_end = Trigger::BuildFinished { build_id: "m0".into(), status: Succeeded };
         let cases: Vec<(&str, Vec<BuildRecord>, Trigger, Reconcile)> = vec![
-            ("first run on a change", vec![], change(), start(StartReason::FirstRun, 0)),
+            ("first run on a change", vec![], change(), start(StartReason::FirstRun, None)),
             ("first run never from the schedule", vec![], Trigger::Schedule, Reconcile::NoBaseline),
             (
                 "manual builds are no baseline",
@@ -133,7 +145,19 @@ mod tests {
                 "manual builds are not deployed state",
                 vec![build("m1", Succeeded, None), build("b1", Succeeded, Some(BEFORE))],
                 change(),
-                start(StartReason::Changed, 0),
+                start(StartReason::Changed, Some("b1")),
+            ),
+            (
+                "a lost event is caught behind a dozen manual builds",
+                [manual(12), vec![build("b1", Succeeded, Some(BEFORE))]].concat(),
+                Trigger::Schedule,
+                start(StartReason::Changed, Some("b1")),
+            ),
+            (
+                "a manual build's end behind which the state is deployed starts nothing",
+                [manual(12), vec![build("b1", Succeeded, Some(NOW))]].concat(),
+                manual_end,
+                Reconcile::UpToDate { build: "b1".into() },
             ),
             (
                 "a running build means wait",
@@ -157,13 +181,13 @@ mod tests {
                 "a change that landed during the run is picked up when it ends",
                 vec![build("b1", Succeeded, Some(BEFORE))],
                 finished.clone(),
-                start(StartReason::Changed, 0),
+                start(StartReason::Changed, Some("b1")),
             ),
             (
                 "the schedule catches a lost event",
                 vec![build("b1", Succeeded, Some(BEFORE))],
                 Trigger::Schedule,
-                start(StartReason::Changed, 0),
+                start(StartReason::Changed, Some("b1")),
             ),
             (
                 "failed with this state: hold",
@@ -187,13 +211,13 @@ mod tests {
                 "failed with an older state: the new change starts a run",
                 vec![build("b1", Failed, Some(BEFORE))],
                 change(),
-                start(StartReason::Changed, 0),
+                start(StartReason::Changed, Some("b1")),
             ),
             (
-                "stopped with this state: not deployed, start again",
+                "stopped with this state: not deployed, start again after it",
                 vec![build("b1", Stopped, Some(NOW))],
                 finished,
-                start(StartReason::PreviousStopped, 1),
+                start(StartReason::PreviousStopped, Some("b1")),
             ),
             (
                 "only the newest tagrelay build counts",
@@ -211,11 +235,11 @@ mod tests {
     fn a_retry_starts_a_held_state_again_and_otherwise_acts_like_a_change() {
         let retry = Trigger::Retry { by: "ana".into() };
         let cases: Vec<(&str, Vec<BuildRecord>, Reconcile)> = vec![
-            ("held", vec![build("b1", Failed, Some(NOW))], start(StartReason::Retry, 1)),
+            ("held", vec![build("b1", Failed, Some(NOW))], start(StartReason::Retry, Some("b1"))),
             (
-                "held twice: a new attempt, a new idempotency token",
+                "held twice: a new run after the newest, a new idempotency token",
                 vec![build("b2", TimedOut, Some(NOW)), build("b1", Failed, Some(NOW))],
-                start(StartReason::Retry, 2),
+                start(StartReason::Retry, Some("b2")),
             ),
             (
                 "in sync: nothing to do",
@@ -227,8 +251,8 @@ mod tests {
                 vec![build("b2", InProgress, Some(NOW)), build("b1", Failed, Some(NOW))],
                 Reconcile::Wait { running_build: "b2".into() },
             ),
-            ("behind", vec![build("b1", Failed, Some(BEFORE))], start(StartReason::Changed, 0)),
-            ("never deployed", vec![], start(StartReason::FirstRun, 0)),
+            ("behind", vec![build("b1", Failed, Some(BEFORE))], start(StartReason::Changed, Some("b1"))),
+            ("never deployed", vec![], start(StartReason::FirstRun, None)),
         ];
         for (name, builds, expected) in cases {
             assert_eq!(reconcile(NOW, &builds, &retry), expected, "{name}");
@@ -239,6 +263,7 @@ mod tests {
     #[test]
     fn no_parameter_nothing_to_deploy() {
         assert_eq!(reconcile("", &[], &change()), Reconcile::NothingToDeploy);
+        assert_eq!(reconcile("", &[], &Trigger::Schedule), Reconcile::NothingToDeploy);
     }
 
     #[test]
