@@ -101,13 +101,14 @@ async fn a_start_refused_by_the_build_limit_is_a_wait_not_an_error() {
 }
 
 #[tokio::test]
-async fn start_build_gets_the_fingerprint_and_an_idempotency_token() {
+async fn start_build_gets_the_fingerprint_the_environment_and_an_idempotency_token_only() {
     let (list, get) = history();
     let start = mock!(aws_sdk_codebuild::Client::start_build)
         .match_requests(|req| {
             let vars = req.environment_variables_override();
             req.project_name() == Some("tagrelay-dev")
                 && req.idempotency_token().is_some_and(|t| t.len() == 32)
+                && vars.len() == 2
                 && vars.iter().any(|v| v.name() == "TAGRELAY_FINGERPRINT" && v.value() == format!("{API}=7"))
                 && vars.iter().any(|v| v.name() == "TAGRELAY_ENVIRONMENT" && v.value() == "dev")
         })

@@ -1,6 +1,6 @@
 //! The trigger-deploy handler over in-memory ports: bursts coalesce into one follow-up run,
 //! duplicates start nothing, a failed state is held, the schedule needs a baseline, manual
-//! builds do not hide the baseline.
+//! builds do not hide the baseline, racing reconciles of one state start one build.
 
 mod support;
 
@@ -72,7 +72,8 @@ async fn a_parameter_change_starts_one_fingerprinted_run_for_its_environment() {
     let fingerprint = format!("{API}=1,{WORKER}=1");
     assert_eq!(env_var(start, "TAGRELAY_FINGERPRINT"), Some(fingerprint.as_str()));
     assert_eq!(env_var(start, "TAGRELAY_ENVIRONMENT"), Some("dev"));
-    assert_eq!(env_var(start, "TAGRELAY_REASON"), Some(format!("parameter {API} changed").as_str()));
+    let names: Vec<&str> = start.environment.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["TAGRELAY_FINGERPRINT", "TAGRELAY_ENVIRONMENT"], "nothing that differs per trigger");
     assert_eq!(start.idempotency_token.len(), 32);
 
     assert_eq!(summary.environments.len(), 1, "only dev is reconciled");
@@ -187,6 +188,43 @@ async fn a_start_refused_by_the_concurrent_build_limit_is_a_wait() {
     let d = deployer(FakeParameters::with(&[(API, "1")]), builds);
     let summary = d.handle(&ssm_change(API, "Update")).await.expect("not an error");
     assert_eq!(summary.environments[0].decision, Decision::Wait { build: None });
+}
+
+#[tokio::test]
+async fn every_start_build_parameter_is_the_same_for_every_trigger_of_the_same_state() {
+    let deployed = format!("{API}=1");
+    let setup = || {
+        let d = deployer(
+            FakeParameters::with(&[(API, "1")]),
+            FakeBuilds::with(DEV, vec![record(&format!("{DEV}:1"), Succeeded, Some(&deployed))]),
+        );
+        d.ports().0.bump(API, "2");
+        d
+    };
+    let mut requests = Vec::new();
+    for event in [ssm_change(API, "Update"), scheduled(), build_change(DEV, &format!("{DEV}:1"), Succeeded)] {
+        let d = setup();
+        d.handle(&event).await.expect("started");
+        requests.extend(d.ports().1.starts());
+    }
+    assert_eq!(requests.len(), 3);
+    assert!(requests.iter().all(|r| *r == requests[0]), "{requests:#?}");
+}
+
+#[tokio::test]
+async fn a_reconcile_that_does_not_see_the_build_a_racing_one_started_gets_that_build_not_an_error() {
+    let deployed = format!("{API}=1");
+    let builds = FakeBuilds::with(DEV, vec![record(&format!("{DEV}:1"), Succeeded, Some(&deployed))]);
+    let d = deployer(FakeParameters::with(&[(API, "1")]), builds);
+    d.ports().0.bump(API, "2");
+    let first = d.handle(&ssm_change(API, "Update")).await.expect("started");
+    // The racing sweep read the builds before that start landed: it does not see the new build.
+    let started = d.ports().1.builds.lock().expect("lock").get_mut(DEV).expect("dev").remove(0);
+    let second = d.handle(&scheduled()).await.expect("the same run, not a parameter mismatch");
+    let dev = second.environments.iter().find(|e| e.environment == "dev").expect("dev");
+    assert_eq!(dev.decision, first.environments[0].decision);
+    assert_eq!(dev.decision.build(), Some(started.id.as_str()));
+    assert_eq!(d.ports().1.starts().len(), 1, "one build");
 }
 
 #[tokio::test]

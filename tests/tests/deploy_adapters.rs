@@ -1,19 +1,21 @@
-//! trigger-deploy's handler with the real SDK adapters against the local AWS: the newest
-//! tagrelay build behind more than a page of manual builds.
+//! trigger-deploy's handler with the real SDK adapters against the local AWS: racing reconciles
+//! of one state, and the newest tagrelay build behind more than a page of manual builds.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use tagrelay::aws::codebuild::CodeBuildRunner;
 use tagrelay::aws::ssm::SsmParameterStore;
-use tagrelay::aws::ParameterStore;
+use tagrelay::aws::{AwsError, BuildIdPage, BuildRunner, ParameterStore, StartBuild, StartOutcome};
 use tagrelay::config::Config;
-use tagrelay::deploy::build::BuildStatus;
+use tagrelay::deploy::build::{BuildRecord, BuildStatus};
 use tagrelay::deploy::fingerprint::fingerprint;
 use tagrelay::deploy::handler::Decision;
 use tagrelay::deploy::history::{deploy_history, newest_builds};
 use tagrelay::deploy::Deployer;
 use tagrelay_tests::local_aws::{create_codebuild_project, LocalAws};
+use tokio::sync::Barrier;
 
 const DEV: &str = "tagrelay-dev";
 const API: &str = "/my-api/dev/docker-image-tag";
@@ -71,6 +73,64 @@ async fn wait_idle(runner: &CodeBuildRunner) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("a build still runs");
+}
+
+/// The real adapter, except that StartBuild waits until both racers got there: both reconciles
+/// read the same builds before either start lands, every time.
+struct Rendezvous {
+    inner: CodeBuildRunner,
+    barrier: Arc<Barrier>,
+}
+
+impl BuildRunner for Rendezvous {
+    async fn list_build_ids(&self, project: &str, next: Option<&str>) -> Result<BuildIdPage, AwsError> {
+        self.inner.list_build_ids(project, next).await
+    }
+
+    async fn get_builds(&self, project: &str, ids: &[String]) -> Result<Vec<BuildRecord>, AwsError> {
+        self.inner.get_builds(project, ids).await
+    }
+
+    async fn start_build(&self, request: &StartBuild) -> Result<StartOutcome, AwsError> {
+        // Bounded: a racer that decided not to start must not hang the other.
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.barrier.wait()).await;
+        self.inner.start_build(request).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_and_a_sweep_racing_on_the_same_state_start_one_build_and_neither_fails() {
+    let aws = LocalAws::start().await.expect("local AWS");
+    let sdk = aws.sdk_config().await;
+    create_codebuild_project(&aws_sdk_codebuild::Client::new(&sdk), DEV, Some(1)).await.expect("project");
+    aws.set_build_behaviour(DEV, Duration::from_millis(300), "SUCCEEDED").await.expect("behaviour");
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    let runner = CodeBuildRunner::from_sdk_config(&sdk);
+
+    // A baseline, so that the sweep is behind too once the parameter changes.
+    put(&ssm, "1").await;
+    let first = Deployer::new(config(), SsmParameterStore::from_sdk_config(&sdk), runner.clone());
+    first.handle(&parameter_change()).await.expect("the first run");
+    wait_idle(&runner).await;
+    put(&ssm, "2").await;
+
+    let barrier = Arc::new(Barrier::new(2));
+    let racer = || {
+        let builds = Rendezvous { inner: runner.clone(), barrier: barrier.clone() };
+        Deployer::new(config(), SsmParameterStore::from_sdk_config(&sdk), builds)
+    };
+    let (change, sweep) = (racer(), racer());
+    let (change_event, sweep_event) = (parameter_change(), scheduled());
+    let (by_change, by_sweep) = tokio::join!(change.handle(&change_event), sweep.handle(&sweep_event));
+
+    let by_change = by_change.expect("no parameter mismatch, no error");
+    let by_sweep = by_sweep.expect("no parameter mismatch, no error");
+    let (a, b) = (&by_change.environments[0].decision, &by_sweep.environments[0].decision);
+    assert!(matches!(a, Decision::Start { .. }), "{a:?}");
+    assert_eq!(a, b, "both got the one build");
+    let builds = newest_builds(&runner, DEV, 100).await.expect("builds");
+    assert_eq!(builds.len(), 2, "the baseline and exactly one more: {builds:?}");
+    assert_eq!(Some(builds[0].id.as_str()), a.build());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,13 +9,20 @@ pub fn fingerprint(versions: &BTreeMap<String, i64>) -> String {
     versions.iter().map(|(name, version)| format!("{name}={version}")).collect::<Vec<_>>().join(",")
 }
 
-/// A StartBuild idempotency token for a run of this fingerprint that follows `follows`, the
-/// newest tagrelay build reconcile saw (`None`: the first run): two reconciles racing to start
-/// the same run send the same token and CodeBuild starts one build; a deliberate new run of the
-/// same state (after a STOPPED run) follows another build and gets a new one. 32 hex digits of
+/// Changed whenever what StartBuild sends for the same token changes, so that two tagrelay
+/// versions running side by side (during a deploy) never send one token with two requests.
+const TOKEN_SCHEME: &str = "tagrelay-start/2";
+
+/// The StartBuild idempotency token for a run of `fingerprint` in `environment` (whose project is
+/// `project`) that follows `follows`, the newest tagrelay build reconcile saw (`None`: the first
+/// run). Two reconciles racing to start the same run send the same token and CodeBuild starts
+/// one build; a deliberate new run of the same state (after a STOPPED or, on `retry`, a failed
+/// one) follows another build and gets another token. Every StartBuild parameter (project,
+/// `TAGRELAY_FINGERPRINT`, `TAGRELAY_ENVIRONMENT`) is a function of this input, so a repeated
+/// token never meets other parameters (CodeBuild's parameter-mismatch error). 32 hex digits of
 /// two FNV-1a lanes: a stable hash, not a secret.
-pub fn idempotency_token(fingerprint: &str, follows: Option<&str>) -> String {
-    let input = format!("{fingerprint}#{}", follows.unwrap_or(""));
+pub fn idempotency_token(project: &str, environment: &str, fingerprint: &str, follows: Option<&str>) -> String {
+    let input = format!("{TOKEN_SCHEME}\n{project}\n{environment}\n{fingerprint}\n{}", follows.unwrap_or(""));
     [0xcbf2_9ce4_8422_2325_u64, 0x6c62_272e_07bb_0142_u64]
         .iter()
         .map(|offset| {
@@ -39,10 +46,16 @@ mod tests {
 
     #[test]
     fn tokens_are_stable_per_run_and_differ_for_another_run() {
-        let token = idempotency_token("/a/dev/tag=12", None);
+        let token = idempotency_token("tagrelay-dev", "dev", "/a/dev/tag=12", None);
         assert_eq!(token.len(), 32);
-        assert_eq!(token, idempotency_token("/a/dev/tag=12", None));
-        assert_ne!(token, idempotency_token("/a/dev/tag=13", None));
-        assert_ne!(token, idempotency_token("/a/dev/tag=12", Some("tagrelay-dev:1")));
+        assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(token, idempotency_token("tagrelay-dev", "dev", "/a/dev/tag=12", None));
+        let others = [
+            idempotency_token("tagrelay-dev", "dev", "/a/dev/tag=13", None),
+            idempotency_token("tagrelay-dev", "dev", "/a/dev/tag=12", Some("tagrelay-dev:1")),
+            idempotency_token("tagrelay-qa", "dev", "/a/dev/tag=12", None),
+            idempotency_token("tagrelay-dev", "qa", "/a/dev/tag=12", None),
+        ];
+        assert!(others.iter().all(|other| *other != token));
     }
 }

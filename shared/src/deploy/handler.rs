@@ -8,7 +8,7 @@ use serde::Serialize;
 use thiserror::Error;
 use tracing::{error, info, warn};
 
-use super::build::{BuildStatus, ENVIRONMENT_VARIABLE, FINGERPRINT_VARIABLE, REASON_VARIABLE};
+use super::build::{BuildStatus, ENVIRONMENT_VARIABLE, FINGERPRINT_VARIABLE};
 use super::fingerprint::{fingerprint, idempotency_token};
 use super::history::{deploy_history, MAX_BUILDS_READ};
 use super::reconcile::{reconcile, Reconcile, StartReason, Trigger};
@@ -254,14 +254,18 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
 
         let decision = match reconcile(&fingerprint, &history.builds, trigger) {
             Reconcile::Start { fingerprint, reason, follows } => {
+                // Only what the token is made of: a repeated token with other parameters is
+                // CodeBuild's parameter-mismatch error. The trigger is in the decision line. A
+                // mismatch is not read as `wait`: it can only mean a bug here (the token's scheme
+                // changes with the parameters, so two tagrelay versions never share a token), and
+                // InvalidInputException also covers requests that are simply wrong.
                 let request = StartBuild {
                     project: project.clone(),
                     environment: vec![
                         (FINGERPRINT_VARIABLE.to_owned(), fingerprint.clone()),
                         (ENVIRONMENT_VARIABLE.to_owned(), environment.name.clone()),
-                        (REASON_VARIABLE.to_owned(), trigger.describe()),
                     ],
-                    idempotency_token: idempotency_token(&fingerprint, follows.as_deref()),
+                    idempotency_token: idempotency_token(project, &environment.name, &fingerprint, follows.as_deref()),
                 };
                 match self.builds.start_build(&request).await? {
                     StartOutcome::Started { build_id } => Decision::Start { reason, build: build_id },

@@ -25,7 +25,8 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    /// Said in the log and passed to the build as `TAGRELAY_REASON`.
+    /// Said in the decision's log line. Not passed to the build: every StartBuild parameter is a
+    /// function of the idempotency token, and two triggers may race to start the same run.
     pub fn describe(&self) -> String {
         match self {
             Self::ParameterChange { parameter } => format!("parameter {parameter} changed"),

@@ -136,7 +136,8 @@ impl ImageRegistry for FakeRegistry {
 }
 
 /// A CodeBuild stand-in: builds newest first, listed `page_size` ids a page; a started build is
-/// IN_PROGRESS until `finish`.
+/// IN_PROGRESS until `finish`; a repeated idempotency token returns the same build, or with
+/// other parameters CodeBuild's parameter-mismatch error.
 pub struct FakeBuilds {
     pub builds: Mutex<BTreeMap<String, Vec<BuildRecord>>>,
     pub starts: Mutex<Vec<StartBuild>>,
@@ -144,6 +145,8 @@ pub struct FakeBuilds {
     pub page_size: usize,
     /// Every read: `list PROJECT` per ListBuildsForProject page, `get N` per BatchGetBuilds of N ids.
     pub reads: Mutex<Vec<String>>,
+    /// Idempotency token → (the request, the build it started).
+    pub tokens: Mutex<BTreeMap<String, (StartBuild, String)>>,
 }
 
 impl Default for FakeBuilds {
@@ -154,6 +157,7 @@ impl Default for FakeBuilds {
             limit_reached: false,
             page_size: 100,
             reads: Mutex::default(),
+            tokens: Mutex::default(),
         }
     }
 }
@@ -216,6 +220,17 @@ impl BuildRunner for FakeBuilds {
     }
 
     async fn start_build(&self, request: &StartBuild) -> Result<StartOutcome, AwsError> {
+        if let Some((earlier, build_id)) = self.tokens.lock().expect("lock").get(&request.idempotency_token) {
+            if earlier != request {
+                return Err(AwsError {
+                    operation: "StartBuild",
+                    resource: request.project.clone(),
+                    code: Some("InvalidInputException".into()),
+                    message: "Idempotency token was used with a different request: parameter mismatch".into(),
+                });
+            }
+            return Ok(StartOutcome::Started { build_id: build_id.clone() });
+        }
         if self.limit_reached {
             return Ok(StartOutcome::LimitReached);
         }
@@ -225,6 +240,7 @@ impl BuildRunner for FakeBuilds {
         let fingerprint = request.environment.iter().find(|(k, _)| k == FINGERPRINT_VARIABLE).map(|(_, v)| v.clone());
         let id = format!("{}:{}", request.project, list.len() + 1);
         list.insert(0, BuildRecord { id: id.clone(), status: BuildStatus::InProgress, fingerprint, started: None });
+        self.tokens.lock().expect("lock").insert(request.idempotency_token.clone(), (request.clone(), id.clone()));
         Ok(StartOutcome::Started { build_id: id })
     }
 }
