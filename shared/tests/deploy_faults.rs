@@ -90,14 +90,49 @@ fn event() -> serde_json::Value {
 }
 
 #[tokio::test]
-async fn a_start_refused_by_the_build_limit_is_a_wait_not_an_error() {
-    let (list, get) = history();
+async fn a_start_refused_while_a_build_of_the_project_runs_is_a_wait_for_it() {
+    // Our look found nothing running; when CodeBuild refused, a manual build had just started.
+    let list = mock!(aws_sdk_codebuild::Client::list_builds_for_project)
+        .sequence()
+        .output(|| ListBuildsForProjectOutput::builder().ids("tagrelay-dev:1").build())
+        .output(|| ListBuildsForProjectOutput::builder().ids("tagrelay-dev:2").ids("tagrelay-dev:1").build())
+        .build();
+    let get = mock!(aws_sdk_codebuild::Client::batch_get_builds)
+        .sequence()
+        .output(|| {
+            let deployed = format!("{API}=6");
+            BatchGetBuildsOutput::builder()
+                .builds(build("tagrelay-dev:1", StatusType::Succeeded, Some(&deployed)))
+                .build()
+        })
+        .output(|| {
+            BatchGetBuildsOutput::builder().builds(build("tagrelay-dev:2", StatusType::InProgress, None)).build()
+        })
+        .build();
     let refused = refused("Cannot have more than 1 builds in queue for the account");
     let d = deployer(&[&parameters()], &[&list, &get, &refused]);
 
     let summary = d.handle(&event()).await.expect("a wait, not an error");
-    assert_eq!(summary.environments[0].decision, Decision::Wait { build: None });
+    assert_eq!(summary.environments[0].decision, Decision::Wait { build: "tagrelay-dev:2".into() });
     assert_eq!(refused.num_calls(), 1, "the refusal is not retried by the SDK");
+    assert_eq!(list.num_calls(), 2, "looked again after the refusal");
+}
+
+#[tokio::test]
+async fn a_start_refused_while_nothing_of_the_project_runs_is_the_account_quota_and_an_error() {
+    let (list, get) = history();
+    let refused = refused("Cannot have more than 0 builds in queue for the account");
+    let d = deployer(&[&parameters()], &[&list, &get, &refused]);
+
+    let err = d.handle(&event()).await.expect_err("not a silent wait: no end event will come");
+    let DeployError::Reconcile { failed, .. } = &err else { panic!("{err}") };
+    assert_eq!((failed[0].operation, failed[0].resource.as_str()), ("StartBuild", "tagrelay-dev"));
+    assert_eq!(failed[0].code.as_deref(), Some("AccountLimitExceededException"));
+    let message = err.to_string();
+    assert!(message.contains("Cannot have more than 0 builds in queue for the account"), "{message}");
+    assert!(message.contains("Concurrently running builds"), "the quota to raise: {message}");
+    assert_eq!(refused.num_calls(), 1);
+    assert_eq!(list.num_calls(), 2, "looked again after the refusal");
 }
 
 #[tokio::test]

@@ -1,11 +1,11 @@
 //! The trigger-deploy handler over in-memory ports: bursts coalesce into one follow-up run,
-//! duplicates start nothing, a failed state is held, the schedule needs a baseline, manual
-//! builds do not hide the baseline, racing reconciles of one state start one build.
+//! duplicates start nothing, a failed state is held, the schedule needs a baseline or a recorded
+//! change, manual builds do not hide the baseline, a refused start is told apart.
 
 mod support;
 
 use serde_json::{json, Value};
-use support::{config, record, FakeBuilds, FakeParameters};
+use support::{config, record, FakeBuilds, FakeParameters, Refusal};
 use tagrelay::deploy::build::BuildStatus::{self, *};
 use tagrelay::deploy::handler::{Decision, Ignored};
 use tagrelay::deploy::reconcile::StartReason;
@@ -97,7 +97,7 @@ async fn a_burst_during_a_run_yields_exactly_one_follow_up_with_the_final_state(
     for (name, value) in [(API, "2"), (WORKER, "b"), (API, "3"), (API, "4"), (WORKER, "c")] {
         d.ports().0.bump(name, value);
         let summary = d.handle(&ssm_change(name, "Update")).await.expect("reconciled");
-        assert_eq!(summary.environments[0].decision, Decision::Wait { build: Some(format!("{DEV}:1")) });
+        assert_eq!(summary.environments[0].decision, Decision::Wait { build: format!("{DEV}:1") });
     }
     assert_eq!(d.ports().1.starts().len(), 1, "no run collides with the running one");
 
@@ -162,13 +162,22 @@ async fn a_stopped_run_is_started_again_with_a_new_idempotency_token() {
 }
 
 #[tokio::test]
-async fn the_schedule_never_starts_a_first_run_but_catches_a_lost_event() {
+async fn the_schedule_starts_no_first_run_until_a_change_is_recorded_and_catches_a_lost_event() {
     let params = FakeParameters::with(&[(API, "1"), ("/my-api/prod/docker-image-tag", "1")]);
     let d = deployer(params, FakeBuilds::with(DEV, vec![record("manual:1", Succeeded, None)]));
     let summary = d.handle(&scheduled()).await.expect("reconciled");
     let decisions: Vec<_> = summary.environments.iter().map(|e| (e.environment.as_str(), e.decision.clone())).collect();
     assert_eq!(decisions, vec![("dev", Decision::NoBaseline), ("prod", Decision::NoBaseline)]);
     assert!(d.ports().1.starts().is_empty(), "installing tagrelay runs no Terraform anywhere");
+
+    // A value was written since Terraform created the parameter, and its event was lost (or its
+    // start failed): the sweep starts the first run.
+    d.ports().0.bump(API, "1043");
+    let summary = d.handle(&scheduled()).await.expect("reconciled");
+    let dev = summary.environments.iter().find(|e| e.environment == "dev").expect("dev");
+    assert!(matches!(dev.decision, Decision::Start { reason: StartReason::FirstRun, .. }), "{dev:?}");
+    let prod = summary.environments.iter().find(|e| e.environment == "prod").expect("prod");
+    assert_eq!(prod.decision, Decision::NoBaseline, "prod's parameter is as Terraform created it");
 
     // dev has a baseline; a change whose event was lost is found by the sweep.
     let fingerprint = format!("{API}=1");
@@ -183,11 +192,32 @@ async fn the_schedule_never_starts_a_first_run_but_catches_a_lost_event() {
 }
 
 #[tokio::test]
-async fn a_start_refused_by_the_concurrent_build_limit_is_a_wait() {
-    let builds = FakeBuilds { limit_reached: true, ..FakeBuilds::default() };
+async fn a_start_refused_by_the_concurrent_build_limit_is_a_wait_for_the_build_that_runs() {
+    let builds = FakeBuilds { refusal: Some(Refusal::ProjectLimit), ..FakeBuilds::default() };
     let d = deployer(FakeParameters::with(&[(API, "1")]), builds);
     let summary = d.handle(&ssm_change(API, "Update")).await.expect("not an error");
-    assert_eq!(summary.environments[0].decision, Decision::Wait { build: None });
+    // The build someone started between our look and our start.
+    assert_eq!(summary.environments[0].decision, Decision::Wait { build: format!("{DEV}:manual-1") });
+}
+
+#[tokio::test]
+async fn a_start_refused_by_the_account_quota_is_an_error_that_names_the_quota() {
+    let builds = FakeBuilds { refusal: Some(Refusal::AccountQuota), ..FakeBuilds::default() };
+    let d = deployer(FakeParameters::with(&[(API, "1")]), builds);
+    let err = d.handle(&ssm_change(API, "Update")).await.expect_err("no build runs: no end event will come");
+    let DeployError::Reconcile { failed, .. } = &err else { panic!("{err}") };
+    assert_eq!(failed[0].code.as_deref(), Some("AccountLimitExceededException"));
+    let message = err.to_string();
+    for said in [
+        "StartBuild tagrelay-dev",
+        "Cannot have more than 0 builds in queue for the account",
+        "Concurrently running builds",
+        "Service Quotas",
+    ] {
+        assert!(message.contains(said), "{said:?} in {message}");
+    }
+    let diagnostic = lambda_runtime::Diagnostic::from(err);
+    assert_eq!(diagnostic.error_type, "AwsError");
 }
 
 #[tokio::test]

@@ -108,7 +108,10 @@ async fn codebuild_lists_newest_first_with_fingerprints_and_reports_the_limit() 
         runner.start_build(&request("/a=1", "t1")).await.expect("start"),
         StartOutcome::Started { build_id: first.clone() }
     );
-    assert_eq!(runner.start_build(&request("/a=2", "t2")).await.expect("start"), StartOutcome::LimitReached);
+    assert_eq!(
+        runner.start_build(&request("/a=2", "t2")).await.expect("start"),
+        StartOutcome::LimitReached { message: "Cannot have more than 1 builds in queue for the account".into() }
+    );
 
     let running = newest_builds(&runner, "tagrelay-dev", 10).await.expect("list");
     assert_eq!(running.len(), 1);

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tagrelay::deploy::build::BuildStatus;
+use tagrelay_tests::event_router::DeliveryOutcome;
 use tagrelay_tests::events::ecr_push;
 use tagrelay_tests::local_aws::push_image;
 use tagrelay_tests::system::LocalSystem;
@@ -163,4 +164,52 @@ async fn an_ecr_push_runs_terraform_for_its_environment_by_itself() {
     system.bridge.put_events(ecr_push("my-api", "1043", &digest)).await.expect("accepted");
     system.wait_settled(SETTLE).await.expect("settles");
     assert_eq!(system.builds(DEV).await.expect("builds").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_account_build_quota_is_an_error_not_a_silent_wait_and_a_sweep_deploys_once_it_is_raised() {
+    let system = LocalSystem::start(&config(), Duration::from_millis(500)).await.expect("local system");
+    // A new account: no build of any project may run.
+    system.aws.set_account_build_quota(Some(0)).await.expect("quota");
+    // Terraform created the parameter with its placeholder; then a push was recorded.
+    put(&system, "/my-api/dev/docker-image-tag", "placeholder").await;
+    put(&system, "/my-api/dev/docker-image-tag", "1043").await;
+    system.wait_settled(SETTLE).await.expect("settles");
+
+    assert!(system.builds(DEV).await.expect("builds").is_empty());
+    let deliveries = system.bridge.deliveries();
+    let errors: Vec<&str> = deliveries
+        .iter()
+        .filter_map(|d| match &d.outcome {
+            DeliveryOutcome::Error { error_message, .. } => Some(error_message.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors.len(), 6, "both change events failed, were retried twice and dead-lettered: {deliveries:?}");
+    for message in &errors {
+        assert!(
+            message.contains("Cannot have more than 0 builds in queue for the account")
+                && message.contains("Concurrently running builds"),
+            "the error names the cause and the quota to raise: {message}"
+        );
+    }
+    assert_eq!(deliveries.iter().filter(|d| d.outcome.is_dead_lettered()).count(), 2);
+    assert!(
+        deliveries.iter().all(
+            |d| !matches!(&d.outcome, DeliveryOutcome::Ok { response } if response.to_string().contains("\"wait\""))
+        ),
+        "no silent wait"
+    );
+    let line = system.deploy.wait_for_log_line("AccountLimitExceededException", Duration::from_secs(5)).await;
+    assert!(line.is_some_and(|l| l.contains("\"ERROR\"")), "an ERROR line: {:?}", system.deploy.log_lines());
+
+    // The quota is raised; the next sweep starts the first run, as the change was recorded.
+    system.aws.set_account_build_quota(None).await.expect("quota lifted");
+    system.bridge.put_events(sweep()).await.expect("accepted");
+    system.wait_settled(SETTLE).await.expect("settles");
+    let builds = system.builds(DEV).await.expect("builds");
+    assert_eq!(builds.len(), 1, "{builds:?}");
+    let current = system.fingerprint("dev").await.expect("fingerprint");
+    assert_eq!(builds[0].fingerprint.as_deref(), Some(current.as_str()));
+    assert_eq!(builds[0].status, BuildStatus::Succeeded);
 }

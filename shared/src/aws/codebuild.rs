@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_codebuild::error::ProvideErrorMetadata;
 use aws_sdk_codebuild::types::{Build, EnvironmentVariable, EnvironmentVariableType, SortOrderType, StatusType};
 use aws_sdk_codebuild::Client;
 
@@ -72,10 +73,11 @@ impl BuildRunner for CodeBuildRunner {
                 let build_id = output.build_value().and_then(Build::id).unwrap_or_default().to_owned();
                 Ok(StartOutcome::Started { build_id })
             }
-            // The project's concurrent build limit (or the account's) is reached: a build runs,
-            // and its end event reconciles again.
+            // The project's concurrent build limit or the account's quota: which one, the
+            // handler finds out (a build of the project running, or not).
             Err(err) if err.as_service_error().is_some_and(|e| e.is_account_limit_exceeded_exception()) => {
-                Ok(StartOutcome::LimitReached)
+                let message = err.as_service_error().and_then(|e| e.message()).unwrap_or_default().to_owned();
+                Ok(StartOutcome::LimitReached { message })
             }
             Err(err) => Err(AwsError::from_sdk("StartBuild", &request.project, err)),
         }

@@ -125,8 +125,12 @@ pub enum StartOutcome {
     Started {
         build_id: String,
     },
-    /// CodeBuild refused: the concurrent build limit is reached.
-    LimitReached,
+    /// CodeBuild refused with `AccountLimitExceededException`: the project's concurrent build
+    /// limit, or the account's quota of running builds (the same code covers both). `message`
+    /// is CodeBuild's.
+    LimitReached {
+        message: String,
+    },
 }
 
 /// One page of a project's build ids, newest first.

@@ -2,9 +2,33 @@
 //! build and the schedule all ask the same question — is the deployed state behind the
 //! parameters? — so duplicated, late or lost events are harmless. Pure, table-tested.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::build::{BuildRecord, BuildStatus};
+use super::fingerprint::fingerprint;
+use crate::aws::StoredParameter;
+
+/// What an environment's parameters hold now, as the decision needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    /// The fingerprint of the parameters; empty when the environment has none.
+    pub fingerprint: String,
+    /// Some parameter was written since it was created (version 2 or more): Terraform creates
+    /// each one with a placeholder at version 1, so a later version is a change that tagrelay,
+    /// an operator or a person recorded, and it is worth a first run even from the schedule.
+    pub change_recorded: bool,
+}
+
+impl Desired {
+    pub fn of(parameters: &BTreeMap<String, StoredParameter>) -> Self {
+        Self {
+            fingerprint: fingerprint(&parameters.iter().map(|(name, stored)| (name.clone(), stored.version)).collect()),
+            change_recorded: parameters.values().any(|stored| stored.version >= 2),
+        }
+    }
+}
 
 /// What made us look.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,8 +87,10 @@ pub enum Reconcile {
     /// The newest tagrelay build of this state failed: do not loop on a broken change. The next
     /// parameter change starts a new run.
     Hold { failed_build: String, status: BuildStatus },
-    /// The schedule never starts an environment's first run: without a tagrelay build there is
-    /// no baseline to be behind, and installing tagrelay must not run Terraform everywhere.
+    /// The schedule does not start an environment's first run while every parameter still holds
+    /// what Terraform created it with (version 1): installing tagrelay must not run Terraform
+    /// everywhere. Once a change was recorded (a version 2 or later) the schedule starts it, so a
+    /// first run whose event was lost, or whose start failed, still happens.
     NoBaseline,
     /// The environment has no parameter yet.
     NothingToDeploy,
@@ -72,7 +98,8 @@ pub enum Reconcile {
 
 /// `builds` are the environment's project's builds, newest first, at least down to the newest
 /// tagrelay build (see `history`).
-pub fn reconcile(fingerprint: &str, builds: &[BuildRecord], trigger: &Trigger) -> Reconcile {
+pub fn reconcile(desired: &Desired, builds: &[BuildRecord], trigger: &Trigger) -> Reconcile {
+    let fingerprint = desired.fingerprint.as_str();
     if fingerprint.is_empty() {
         return Reconcile::NothingToDeploy;
     }
@@ -89,7 +116,7 @@ pub fn reconcile(fingerprint: &str, builds: &[BuildRecord], trigger: &Trigger) -
     };
     let Some(newest) = newest else {
         return match trigger {
-            Trigger::Schedule => Reconcile::NoBaseline,
+            Trigger::Schedule if !desired.change_recorded => Reconcile::NoBaseline,
             _ => start(StartReason::FirstRun),
         };
     };
@@ -113,6 +140,15 @@ mod tests {
     const NOW: &str = "/a/dev/tag=3,/b/dev/tag=7";
     const BEFORE: &str = "/a/dev/tag=2,/b/dev/tag=7";
 
+    /// The current state; a change is recorded (some version >= 2) unless said otherwise.
+    fn now() -> Desired {
+        Desired { fingerprint: NOW.into(), change_recorded: true }
+    }
+
+    fn untouched() -> Desired {
+        Desired { fingerprint: NOW.into(), change_recorded: false }
+    }
+
     fn build(id: &str, status: BuildStatus, fingerprint: Option<&str>) -> BuildRecord {
         BuildRecord { id: id.into(), status, fingerprint: fingerprint.map(str::to_owned), started: None }
     }
@@ -133,102 +169,137 @@ mod tests {
     fn reconcile_table() {
         let finished = Trigger::BuildFinished { build_id: "b1".into(), status: Succeeded };
         let manual_end = Trigger::BuildFinished { build_id: "m0".into(), status: Succeeded };
-        let cases: Vec<(&str, Vec<BuildRecord>, Trigger, Reconcile)> = vec![
-            ("first run on a change", vec![], change(), start(StartReason::FirstRun, None)),
-            ("first run never from the schedule", vec![], Trigger::Schedule, Reconcile::NoBaseline),
+        let cases: Vec<(&str, Desired, Vec<BuildRecord>, Trigger, Reconcile)> = vec![
+            ("first run on a change", now(), vec![], change(), start(StartReason::FirstRun, None)),
+            (
+                "first run on a change to a new parameter",
+                untouched(),
+                vec![],
+                change(),
+                start(StartReason::FirstRun, None),
+            ),
+            (
+                "the schedule starts no first run while every parameter is as Terraform created it",
+                untouched(),
+                vec![],
+                Trigger::Schedule,
+                Reconcile::NoBaseline,
+            ),
+            (
+                "the schedule starts a first run once a change was recorded",
+                now(),
+                vec![],
+                Trigger::Schedule,
+                start(StartReason::FirstRun, None),
+            ),
             (
                 "manual builds are no baseline",
+                untouched(),
                 vec![build("m1", Succeeded, None)],
                 Trigger::Schedule,
                 Reconcile::NoBaseline,
             ),
             (
                 "manual builds are not deployed state",
+                now(),
                 vec![build("m1", Succeeded, None), build("b1", Succeeded, Some(BEFORE))],
                 change(),
                 start(StartReason::Changed, Some("b1")),
             ),
             (
                 "a lost event is caught behind a dozen manual builds",
+                untouched(),
                 [manual(12), vec![build("b1", Succeeded, Some(BEFORE))]].concat(),
                 Trigger::Schedule,
                 start(StartReason::Changed, Some("b1")),
             ),
             (
                 "a manual build's end behind which the state is deployed starts nothing",
+                now(),
                 [manual(12), vec![build("b1", Succeeded, Some(NOW))]].concat(),
                 manual_end,
                 Reconcile::UpToDate { build: "b1".into() },
             ),
             (
                 "a running build means wait",
+                now(),
                 vec![build("b2", InProgress, Some(BEFORE)), build("b1", Succeeded, Some(BEFORE))],
                 change(),
                 Reconcile::Wait { running_build: "b2".into() },
             ),
             (
                 "a running manual build means wait too",
+                now(),
                 vec![build("m1", InProgress, None), build("b1", Succeeded, Some(NOW))],
                 Trigger::Schedule,
                 Reconcile::Wait { running_build: "m1".into() },
             ),
             (
                 "deployed exactly this state",
+                now(),
                 vec![build("b1", Succeeded, Some(NOW))],
                 change(),
                 Reconcile::UpToDate { build: "b1".into() },
             ),
             (
                 "a change that landed during the run is picked up when it ends",
+                now(),
                 vec![build("b1", Succeeded, Some(BEFORE))],
                 finished.clone(),
                 start(StartReason::Changed, Some("b1")),
             ),
             (
                 "the schedule catches a lost event",
+                untouched(),
                 vec![build("b1", Succeeded, Some(BEFORE))],
                 Trigger::Schedule,
                 start(StartReason::Changed, Some("b1")),
             ),
             (
                 "failed with this state: hold",
+                now(),
                 vec![build("b1", Failed, Some(NOW))],
                 finished.clone(),
                 Reconcile::Hold { failed_build: "b1".into(), status: Failed },
             ),
             (
                 "fault with this state: hold",
+                now(),
                 vec![build("b1", Fault, Some(NOW))],
                 Trigger::Schedule,
                 Reconcile::Hold { failed_build: "b1".into(), status: Fault },
             ),
             (
                 "timed out with this state: hold",
+                now(),
                 vec![build("b1", TimedOut, Some(NOW))],
                 change(),
                 Reconcile::Hold { failed_build: "b1".into(), status: TimedOut },
             ),
             (
                 "failed with an older state: the new change starts a run",
+                now(),
                 vec![build("b1", Failed, Some(BEFORE))],
                 change(),
                 start(StartReason::Changed, Some("b1")),
             ),
             (
                 "stopped with this state: not deployed, start again after it",
+                now(),
                 vec![build("b1", Stopped, Some(NOW))],
                 finished,
                 start(StartReason::PreviousStopped, Some("b1")),
             ),
             (
                 "only the newest tagrelay build counts",
+                now(),
                 vec![build("b2", Succeeded, Some(NOW)), build("b1", Failed, Some(NOW))],
                 change(),
                 Reconcile::UpToDate { build: "b2".into() },
             ),
         ];
-        for (name, builds, trigger, expected) in cases {
-            assert_eq!(reconcile(NOW, &builds, &trigger), expected, "{name}");
+        for (name, desired, builds, trigger, expected) in cases {
+            assert_eq!(reconcile(&desired, &builds, &trigger), expected, "{name}");
         }
     }
 
@@ -256,15 +327,35 @@ mod tests {
             ("never deployed", vec![], start(StartReason::FirstRun, None)),
         ];
         for (name, builds, expected) in cases {
-            assert_eq!(reconcile(NOW, &builds, &retry), expected, "{name}");
+            assert_eq!(reconcile(&untouched(), &builds, &retry), expected, "{name}");
         }
-        assert_eq!(reconcile("", &[], &retry), Reconcile::NothingToDeploy);
+        let nothing = Desired { fingerprint: String::new(), change_recorded: false };
+        assert_eq!(reconcile(&nothing, &[], &retry), Reconcile::NothingToDeploy);
     }
 
     #[test]
     fn no_parameter_nothing_to_deploy() {
-        assert_eq!(reconcile("", &[], &change()), Reconcile::NothingToDeploy);
-        assert_eq!(reconcile("", &[], &Trigger::Schedule), Reconcile::NothingToDeploy);
+        let nothing = Desired { fingerprint: String::new(), change_recorded: false };
+        assert_eq!(reconcile(&nothing, &[], &change()), Reconcile::NothingToDeploy);
+        assert_eq!(reconcile(&nothing, &[], &Trigger::Schedule), Reconcile::NothingToDeploy);
+    }
+
+    #[test]
+    fn a_change_is_recorded_once_some_parameter_is_past_version_1() {
+        let stored = |version| StoredParameter { value: "1043".into(), version, last_modified: None };
+        let cases = [
+            ("no parameter", vec![], false),
+            ("as created", vec![("/a/dev/tag", 1), ("/b/dev/tag", 1)], false),
+            ("one written since", vec![("/a/dev/tag", 1), ("/b/dev/tag", 2)], true),
+            ("written many times", vec![("/a/dev/tag", 40)], true),
+        ];
+        for (name, versions, recorded) in cases {
+            let parameters = versions.into_iter().map(|(n, v)| (n.to_owned(), stored(v))).collect();
+            let desired = Desired::of(&parameters);
+            assert_eq!(desired.change_recorded, recorded, "{name}");
+            let versions = parameters.iter().map(|(name, stored)| (name.clone(), stored.version)).collect();
+            assert_eq!(desired.fingerprint, fingerprint(&versions), "{name}");
+        }
     }
 
     #[test]

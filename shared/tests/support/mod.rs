@@ -135,13 +135,22 @@ impl ImageRegistry for FakeRegistry {
     }
 }
 
+/// How the fake CodeBuild refuses a start with `AccountLimitExceededException`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The project's concurrent build limit: a build started by hand a moment ago runs.
+    ProjectLimit,
+    /// The account's quota of running builds: nothing of the project runs.
+    AccountQuota,
+}
+
 /// A CodeBuild stand-in: builds newest first, listed `page_size` ids a page; a started build is
 /// IN_PROGRESS until `finish`; a repeated idempotency token returns the same build, or with
 /// other parameters CodeBuild's parameter-mismatch error.
 pub struct FakeBuilds {
     pub builds: Mutex<BTreeMap<String, Vec<BuildRecord>>>,
     pub starts: Mutex<Vec<StartBuild>>,
-    pub limit_reached: bool,
+    pub refusal: Option<Refusal>,
     pub page_size: usize,
     /// Every read: `list PROJECT` per ListBuildsForProject page, `get N` per BatchGetBuilds of N ids.
     pub reads: Mutex<Vec<String>>,
@@ -154,7 +163,7 @@ impl Default for FakeBuilds {
         Self {
             builds: Mutex::default(),
             starts: Mutex::default(),
-            limit_reached: false,
+            refusal: None,
             page_size: 100,
             reads: Mutex::default(),
             tokens: Mutex::default(),
@@ -231,11 +240,23 @@ impl BuildRunner for FakeBuilds {
             }
             return Ok(StartOutcome::Started { build_id: build_id.clone() });
         }
-        if self.limit_reached {
-            return Ok(StartOutcome::LimitReached);
-        }
         let mut builds = self.builds.lock().expect("lock");
         let list = builds.entry(request.project.clone()).or_default();
+        match self.refusal {
+            Some(Refusal::ProjectLimit) => {
+                let id = format!("{}:manual-{}", request.project, list.len() + 1);
+                list.insert(0, BuildRecord { id, status: BuildStatus::InProgress, fingerprint: None, started: None });
+                return Ok(StartOutcome::LimitReached {
+                    message: "Cannot have more than 1 builds in queue for the account".into(),
+                });
+            }
+            Some(Refusal::AccountQuota) => {
+                return Ok(StartOutcome::LimitReached {
+                    message: "Cannot have more than 0 builds in queue for the account".into(),
+                });
+            }
+            None => {}
+        }
         self.starts.lock().expect("lock").push(request.clone());
         let fingerprint = request.environment.iter().find(|(k, _)| k == FINGERPRINT_VARIABLE).map(|(_, v)| v.clone());
         let id = format!("{}:{}", request.project, list.len() + 1);
