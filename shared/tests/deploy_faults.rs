@@ -70,7 +70,7 @@ fn history() -> (Rule, Rule) {
     let list = mock!(aws_sdk_codebuild::Client::list_builds_for_project)
         .then_output(|| ListBuildsForProjectOutput::builder().ids("tagrelay-dev:1").build());
     let get = mock!(aws_sdk_codebuild::Client::batch_get_builds).then_output(|| {
-        let deployed = format!("{API}=6");
+        let deployed = format!("{API}=6@c0aa4a0b");
         BatchGetBuildsOutput::builder().builds(build("tagrelay-dev:1", StatusType::Succeeded, Some(&deployed))).build()
     });
     (list, get)
@@ -100,7 +100,7 @@ async fn a_start_refused_while_a_build_of_the_project_runs_is_a_wait_for_it() {
     let get = mock!(aws_sdk_codebuild::Client::batch_get_builds)
         .sequence()
         .output(|| {
-            let deployed = format!("{API}=6");
+            let deployed = format!("{API}=6@c0aa4a0b");
             BatchGetBuildsOutput::builder()
                 .builds(build("tagrelay-dev:1", StatusType::Succeeded, Some(&deployed)))
                 .build()
@@ -144,7 +144,7 @@ async fn start_build_gets_the_fingerprint_the_environment_and_an_idempotency_tok
             req.project_name() == Some("tagrelay-dev")
                 && req.idempotency_token().is_some_and(|t| t.len() == 32)
                 && vars.len() == 2
-                && vars.iter().any(|v| v.name() == "TAGRELAY_FINGERPRINT" && v.value() == format!("{API}=7"))
+                && vars.iter().any(|v| v.name() == "TAGRELAY_FINGERPRINT" && v.value() == format!("{API}=7@c0aa4a0b"))
                 && vars.iter().any(|v| v.name() == "TAGRELAY_ENVIRONMENT" && v.value() == "dev")
         })
         .then_output(|| StartBuildOutput::builder().build_value(Build::builder().id("tagrelay-dev:2").build()).build());

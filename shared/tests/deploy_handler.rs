@@ -69,7 +69,8 @@ async fn a_parameter_change_starts_one_fingerprinted_run_for_its_environment() {
     assert_eq!(starts.len(), 1);
     let start = &starts[0];
     assert_eq!(start.project, DEV);
-    let fingerprint = format!("{API}=1,{WORKER}=1");
+    // name=version@(first 8 hex digits of the value's SHA-256)
+    let fingerprint = format!("{API}=1@c0aa4a0b,{WORKER}=1@ba7816bf");
     assert_eq!(env_var(start, "TAGRELAY_FINGERPRINT"), Some(fingerprint.as_str()));
     assert_eq!(env_var(start, "TAGRELAY_ENVIRONMENT"), Some("dev"));
     let names: Vec<&str> = start.environment.iter().map(|(name, _)| name.as_str()).collect();
@@ -110,7 +111,10 @@ async fn a_burst_during_a_run_yields_exactly_one_follow_up_with_the_final_state(
 
     let starts = d.ports().1.starts();
     assert_eq!(starts.len(), 2, "exactly one follow-up run");
-    assert_eq!(env_var(&starts[1], "TAGRELAY_FINGERPRINT"), Some(format!("{API}=4,{WORKER}=3").as_str()));
+    assert_eq!(
+        env_var(&starts[1], "TAGRELAY_FINGERPRINT"),
+        Some(format!("{API}=4@4b227777,{WORKER}=3@2e7d2c03").as_str())
+    );
 
     // When it ends, the environment is up to date and nothing more starts.
     let finished = d.ports().1.finish(DEV, Succeeded);
@@ -180,7 +184,7 @@ async fn the_schedule_starts_no_first_run_until_a_change_is_recorded_and_catches
     assert_eq!(prod.decision, Decision::NoBaseline, "prod's parameter is as Terraform created it");
 
     // dev has a baseline; a change whose event was lost is found by the sweep.
-    let fingerprint = format!("{API}=1");
+    let fingerprint = format!("{API}=1@6b86b273");
     let builds = FakeBuilds::with(DEV, vec![record(&format!("{DEV}:1"), Succeeded, Some(&fingerprint))]);
     let d = deployer(FakeParameters::with(&[(API, "1")]), builds);
     d.ports().0.bump(API, "2");
@@ -222,7 +226,7 @@ async fn a_start_refused_by_the_account_quota_is_an_error_that_names_the_quota()
 
 #[tokio::test]
 async fn every_start_build_parameter_is_the_same_for_every_trigger_of_the_same_state() {
-    let deployed = format!("{API}=1");
+    let deployed = format!("{API}=1@6b86b273");
     let setup = || {
         let d = deployer(
             FakeParameters::with(&[(API, "1")]),
@@ -243,7 +247,7 @@ async fn every_start_build_parameter_is_the_same_for_every_trigger_of_the_same_s
 
 #[tokio::test]
 async fn a_reconcile_that_does_not_see_the_build_a_racing_one_started_gets_that_build_not_an_error() {
-    let deployed = format!("{API}=1");
+    let deployed = format!("{API}=1@6b86b273");
     let builds = FakeBuilds::with(DEV, vec![record(&format!("{DEV}:1"), Succeeded, Some(&deployed))]);
     let d = deployer(FakeParameters::with(&[(API, "1")]), builds);
     d.ports().0.bump(API, "2");
@@ -259,7 +263,7 @@ async fn a_reconcile_that_does_not_see_the_build_a_racing_one_started_gets_that_
 
 #[tokio::test]
 async fn a_lost_change_is_recovered_behind_a_dozen_manual_builds() {
-    let deployed = format!("{API}=1");
+    let deployed = format!("{API}=1@6b86b273");
     let builds = FakeBuilds {
         page_size: 5,
         ..FakeBuilds::with(DEV, vec![record(&format!("{DEV}:1"), Succeeded, Some(&deployed))])
@@ -278,13 +282,31 @@ async fn a_lost_change_is_recovered_behind_a_dozen_manual_builds() {
 
 #[tokio::test]
 async fn the_end_of_a_manual_build_starts_nothing_when_the_state_is_deployed() {
-    let deployed = format!("{API}=1");
+    let deployed = format!("{API}=1@6b86b273");
     let builds = FakeBuilds::with(DEV, vec![record(&format!("{DEV}:1"), Succeeded, Some(&deployed))]);
     builds.manual_builds(DEV, 12);
     let d = deployer(FakeParameters::with(&[(API, "1")]), builds);
     let summary = d.handle(&build_change(DEV, &format!("{DEV}:manual-13"), Succeeded)).await.expect("reconciled");
     assert_eq!(summary.environments[0].decision, Decision::UpToDate { build: format!("{DEV}:1") });
     assert!(d.ports().1.starts().is_empty(), "no needless first run");
+}
+
+#[tokio::test]
+async fn a_parameter_deleted_and_created_again_with_another_tag_is_deployed() {
+    let d = deployer(FakeParameters::with(&[(API, "1043")]), FakeBuilds::default());
+    d.handle(&ssm_change(API, "Create")).await.expect("first run");
+    let finished = d.ports().1.finish(DEV, Succeeded);
+    d.handle(&build_change(DEV, &finished, Succeeded)).await.expect("reconciled");
+
+    d.ports().0.values.lock().expect("lock").remove(API);
+    let deleted = d.handle(&ssm_change(API, "Delete")).await.expect("ignored");
+    assert_eq!(deleted.ignored, Some(Ignored::ParameterDeleted));
+    d.ports().0.bump(API, "1044"); // created again: version 1, another value
+    let summary = d.handle(&ssm_change(API, "Create")).await.expect("reconciled");
+    assert!(matches!(summary.environments[0].decision, Decision::Start { reason: StartReason::Changed, .. }));
+    let starts = d.ports().1.starts();
+    assert_eq!(starts.len(), 2);
+    assert_eq!(env_var(&starts[1], "TAGRELAY_FINGERPRINT"), Some(format!("{API}=1@a0a53112").as_str()));
 }
 
 #[tokio::test]

@@ -137,7 +137,7 @@ impl LocalSystem {
             .map_err(|err| HarnessError::Aws { operation: "codebuild:ListBuildsForProject", message: err.to_string() })
     }
 
-    /// Every (name, version) of the environment's parameters, as the fingerprint has them.
+    /// The environment's fingerprint now, by tagrelay's one definition.
     pub async fn fingerprint(&self, environment: &str) -> Result<String, HarnessError> {
         use tagrelay::aws::ParameterStore;
         let names = self.config.parameter_names(environment);
@@ -145,7 +145,6 @@ impl LocalSystem {
             .get_parameters(&names)
             .await
             .map_err(|err| HarnessError::Aws { operation: "ssm:GetParameters", message: err.to_string() })?;
-        let versions = stored.into_iter().map(|(name, p)| (name, p.version)).collect();
-        Ok(tagrelay::deploy::fingerprint::fingerprint(&versions))
+        Ok(tagrelay::deploy::fingerprint::fingerprint(&stored))
     }
 }

@@ -69,7 +69,7 @@ async fn a_burst_while_a_build_runs_yields_exactly_one_follow_up_with_the_final_
     let builds = system.builds(DEV).await.expect("builds");
     assert_eq!(builds.len(), 2, "the first run and exactly one follow-up: {builds:?}");
     let final_state = system.fingerprint("dev").await.expect("fingerprint");
-    assert_eq!(final_state, "/my-api/dev/docker-image-tag=4,/worker/dev/docker-image-tag=2");
+    assert_eq!(final_state, "/my-api/dev/docker-image-tag=4@4b227777,/worker/dev/docker-image-tag=2@3e23e816");
     assert_eq!(builds[0].fingerprint.as_deref(), Some(final_state.as_str()), "the follow-up deploys the final state");
     assert!(builds.iter().all(|b| b.status == BuildStatus::Succeeded), "no run failed on the lock: {builds:?}");
     assert!(system.bridge.deliveries().iter().all(|d| !d.outcome.is_error()), "no function error");
@@ -157,7 +157,7 @@ async fn an_ecr_push_runs_terraform_for_its_environment_by_itself() {
     assert_eq!(parameter.parameter().and_then(|p| p.value()), Some("1043"));
     let builds = system.builds(DEV).await.expect("builds");
     assert_eq!(builds.len(), 1);
-    assert_eq!(builds[0].fingerprint.as_deref(), Some("/my-api/dev/docker-image-tag=1"));
+    assert_eq!(builds[0].fingerprint.as_deref(), Some("/my-api/dev/docker-image-tag=1@c0aa4a0b"));
     assert_eq!(builds[0].status, BuildStatus::Succeeded);
 
     // The same push event delivered again changes nothing anywhere.
@@ -212,4 +212,22 @@ async fn the_account_build_quota_is_an_error_not_a_silent_wait_and_a_sweep_deplo
     let current = system.fingerprint("dev").await.expect("fingerprint");
     assert_eq!(builds[0].fingerprint.as_deref(), Some(current.as_str()));
     assert_eq!(builds[0].status, BuildStatus::Succeeded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parameter_deleted_and_created_again_with_another_tag_is_deployed() {
+    let system = LocalSystem::start(&config(), Duration::from_millis(500)).await.expect("local system");
+    put(&system, "/my-api/dev/docker-image-tag", "1043").await;
+    system.wait_settled(SETTLE).await.expect("settles");
+    assert_eq!(system.builds(DEV).await.expect("builds").len(), 1);
+
+    system.ssm.delete_parameter().name("/my-api/dev/docker-image-tag").send().await.expect("DeleteParameter");
+    put(&system, "/my-api/dev/docker-image-tag", "1044").await; // version 1 again
+    system.wait_settled(SETTLE).await.expect("settles");
+
+    let builds = system.builds(DEV).await.expect("builds");
+    assert_eq!(builds.len(), 2, "the new tag is deployed: {builds:?}");
+    assert_eq!(builds[0].fingerprint.as_deref(), Some("/my-api/dev/docker-image-tag=1@a0a53112"));
+    assert_eq!(builds[0].status, BuildStatus::Succeeded);
+    assert!(system.bridge.deliveries().iter().all(|d| !d.outcome.is_error()), "no function error");
 }

@@ -7,6 +7,7 @@ use serde::Serialize;
 use tagrelay::aws::{BuildRunner, ParameterStore};
 use tagrelay::config::Config;
 use tagrelay::deploy::build::{BuildRecord, BuildStatus};
+use tagrelay::deploy::fingerprint::same_state;
 use tagrelay::deploy::history::deploy_history;
 use tagrelay::deploy::reconcile::{reconcile, Desired, Reconcile, Trigger};
 
@@ -77,7 +78,7 @@ pub fn assess(
         // A running build of an older state: a follow-up run comes after it.
         Reconcile::Wait { running_build } => {
             let running = builds.iter().find(|build| build.id == running_build);
-            if running.and_then(|b| b.fingerprint.as_deref()) == Some(desired.fingerprint.as_str()) {
+            if running.and_then(|b| b.fingerprint.as_deref()).is_some_and(|f| same_state(f, &desired.fingerprint)) {
                 State::Deploying
             } else {
                 State::Behind
@@ -180,7 +181,7 @@ where
             status: build.status,
             fingerprint: build.fingerprint.clone(),
             started: format_opt(build.started),
-            deploys_current: build.fingerprint.as_deref() == Some(current.as_str()),
+            deploys_current: build.fingerprint.as_deref().is_some_and(|f| same_state(f, &current)),
         };
         environments.push(EnvironmentStatus {
             environment: environment.name.clone(),
@@ -263,8 +264,8 @@ mod tests {
     use super::*;
     use BuildStatus::*;
 
-    const CURRENT: &str = "/a/dev/tag=3";
-    const OLDER: &str = "/a/dev/tag=2";
+    const CURRENT: &str = "/a/dev/tag=3@0000000a";
+    const OLDER: &str = "/a/dev/tag=2@0000000b";
     const HOUR: Duration = Duration::from_secs(3600);
 
     fn build(id: &str, status: BuildStatus, fingerprint: Option<&str>) -> BuildRecord {
@@ -301,6 +302,12 @@ mod tests {
                 CURRENT,
                 vec![build("m", Succeeded, None)],
                 State::Behind,
+            ),
+            (
+                "a run of this state's versions by a tagrelay without digests",
+                CURRENT,
+                vec![build("b2", Succeeded, Some("/a/dev/tag=3"))],
+                State::InSync,
             ),
             ("no parameters", "", vec![], State::NoParameters),
         ];

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::build::{BuildRecord, BuildStatus};
-use super::fingerprint::fingerprint;
+use super::fingerprint::{fingerprint, same_state};
 use crate::aws::StoredParameter;
 
 /// What an environment's parameters hold now, as the decision needs it.
@@ -24,7 +24,7 @@ pub struct Desired {
 impl Desired {
     pub fn of(parameters: &BTreeMap<String, StoredParameter>) -> Self {
         Self {
-            fingerprint: fingerprint(&parameters.iter().map(|(name, stored)| (name.clone(), stored.version)).collect()),
+            fingerprint: fingerprint(parameters),
             change_recorded: parameters.values().any(|stored| stored.version >= 2),
         }
     }
@@ -120,7 +120,7 @@ pub fn reconcile(desired: &Desired, builds: &[BuildRecord], trigger: &Trigger) -
             _ => start(StartReason::FirstRun),
         };
     };
-    if newest.fingerprint.as_deref() != Some(fingerprint) {
+    if !newest.fingerprint.as_deref().is_some_and(|recorded| same_state(recorded, fingerprint)) {
         return start(StartReason::Changed);
     }
     match newest.status {
@@ -137,8 +137,8 @@ mod tests {
     use super::*;
     use BuildStatus::*;
 
-    const NOW: &str = "/a/dev/tag=3,/b/dev/tag=7";
-    const BEFORE: &str = "/a/dev/tag=2,/b/dev/tag=7";
+    const NOW: &str = "/a/dev/tag=3@0000000a,/b/dev/tag=7@0000000b";
+    const BEFORE: &str = "/a/dev/tag=2@0000000c,/b/dev/tag=7@0000000b";
 
     /// The current state; a change is recorded (some version >= 2) unless said otherwise.
     fn now() -> Desired {
@@ -240,6 +240,20 @@ mod tests {
                 vec![build("b1", Succeeded, Some(NOW))],
                 change(),
                 Reconcile::UpToDate { build: "b1".into() },
+            ),
+            (
+                "deployed this state's versions by a tagrelay that recorded no digests",
+                now(),
+                vec![build("b1", Succeeded, Some("/a/dev/tag=3,/b/dev/tag=7"))],
+                Trigger::Schedule,
+                Reconcile::UpToDate { build: "b1".into() },
+            ),
+            (
+                "same versions, another value (a re-created parameter)",
+                now(),
+                vec![build("b1", Succeeded, Some("/a/dev/tag=3@0000000f,/b/dev/tag=7@0000000b"))],
+                change(),
+                start(StartReason::Changed, Some("b1")),
             ),
             (
                 "a change that landed during the run is picked up when it ends",
@@ -353,8 +367,7 @@ mod tests {
             let parameters = versions.into_iter().map(|(n, v)| (n.to_owned(), stored(v))).collect();
             let desired = Desired::of(&parameters);
             assert_eq!(desired.change_recorded, recorded, "{name}");
-            let versions = parameters.iter().map(|(name, stored)| (name.clone(), stored.version)).collect();
-            assert_eq!(desired.fingerprint, fingerprint(&versions), "{name}");
+            assert_eq!(desired.fingerprint, fingerprint(&parameters), "{name}");
         }
     }
 
