@@ -136,7 +136,7 @@ pub async fn run(cli: &Cli, progress: &mut impl Write) -> Result<Report, CliErro
         }
         Command::Retry(args) => {
             let environment = context.environment("--env", &args.environment)?;
-            // Passed to the build as TAGRELAY_REASON, so the run says who asked for it.
+            // Said in the decision line (the trigger), so the log says who asked for the run.
             let by = std::env::var("USER").unwrap_or_else(|_| "an operator".to_owned());
             let report = retry(&context.deployer(), environment, &format!("{by} with tagrelay retry")).await?;
             Report::of(&report, report.render(), Vec::new())

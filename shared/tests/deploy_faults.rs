@@ -49,34 +49,36 @@ fn parameters() -> Rule {
     })
 }
 
+fn build(id: &str, status: StatusType, fingerprint: Option<&str>) -> Build {
+    let mut environment = ProjectEnvironment::builder()
+        .r#type(aws_sdk_codebuild::types::EnvironmentType::LinuxContainer)
+        .image("aws/codebuild/standard:7.0")
+        .compute_type(aws_sdk_codebuild::types::ComputeType::BuildGeneral1Small);
+    if let Some(fingerprint) = fingerprint {
+        let variable = EnvironmentVariable::builder()
+            .name("TAGRELAY_FINGERPRINT")
+            .value(fingerprint)
+            .build()
+            .expect("valid variable");
+        environment = environment.environment_variables(variable);
+    }
+    Build::builder().id(id).build_status(status).environment(environment.build().expect("valid environment")).build()
+}
+
 /// One earlier tagrelay build that deployed version 6: the current state (7) is behind.
 fn history() -> (Rule, Rule) {
     let list = mock!(aws_sdk_codebuild::Client::list_builds_for_project)
         .then_output(|| ListBuildsForProjectOutput::builder().ids("tagrelay-dev:1").build());
     let get = mock!(aws_sdk_codebuild::Client::batch_get_builds).then_output(|| {
-        let variable = EnvironmentVariable::builder()
-            .name("TAGRELAY_FINGERPRINT")
-            .value(format!("{API}=6"))
-            .build()
-            .expect("valid variable");
-        let environment = ProjectEnvironment::builder()
-            .r#type(aws_sdk_codebuild::types::EnvironmentType::LinuxContainer)
-            .image("aws/codebuild/standard:7.0")
-            .compute_type(aws_sdk_codebuild::types::ComputeType::BuildGeneral1Small)
-            .environment_variables(variable)
-            .build()
-            .expect("valid environment");
-        BatchGetBuildsOutput::builder()
-            .builds(
-                Build::builder()
-                    .id("tagrelay-dev:1")
-                    .build_status(StatusType::Succeeded)
-                    .environment(environment)
-                    .build(),
-            )
-            .build()
+        let deployed = format!("{API}=6@c0aa4a0b");
+        BatchGetBuildsOutput::builder().builds(build("tagrelay-dev:1", StatusType::Succeeded, Some(&deployed))).build()
     });
     (list, get)
+}
+
+fn refused(message: &'static str) -> Rule {
+    let body = json!({ "__type": "AccountLimitExceededException", "message": message }).to_string();
+    mock!(aws_sdk_codebuild::Client::start_build).sequence().http_status(400, Some(body)).repeatedly().build()
 }
 
 fn event() -> serde_json::Value {
@@ -88,29 +90,61 @@ fn event() -> serde_json::Value {
 }
 
 #[tokio::test]
-async fn a_start_refused_by_the_build_limit_is_a_wait_not_an_error() {
-    let (list, get) = history();
-    let refused = mock!(aws_sdk_codebuild::Client::start_build)
+async fn a_start_refused_while_a_build_of_the_project_runs_is_a_wait_for_it() {
+    // Our look found nothing running; when CodeBuild refused, a manual build had just started.
+    let list = mock!(aws_sdk_codebuild::Client::list_builds_for_project)
         .sequence()
-        .http_status(400, Some(aws_error("AccountLimitExceededException")))
-        .repeatedly()
+        .output(|| ListBuildsForProjectOutput::builder().ids("tagrelay-dev:1").build())
+        .output(|| ListBuildsForProjectOutput::builder().ids("tagrelay-dev:2").ids("tagrelay-dev:1").build())
         .build();
+    let get = mock!(aws_sdk_codebuild::Client::batch_get_builds)
+        .sequence()
+        .output(|| {
+            let deployed = format!("{API}=6@c0aa4a0b");
+            BatchGetBuildsOutput::builder()
+                .builds(build("tagrelay-dev:1", StatusType::Succeeded, Some(&deployed)))
+                .build()
+        })
+        .output(|| {
+            BatchGetBuildsOutput::builder().builds(build("tagrelay-dev:2", StatusType::InProgress, None)).build()
+        })
+        .build();
+    let refused = refused("Cannot have more than 1 builds in queue for the account");
     let d = deployer(&[&parameters()], &[&list, &get, &refused]);
 
     let summary = d.handle(&event()).await.expect("a wait, not an error");
-    assert_eq!(summary.environments[0].decision, Decision::Wait { build: None });
+    assert_eq!(summary.environments[0].decision, Decision::Wait { build: "tagrelay-dev:2".into() });
     assert_eq!(refused.num_calls(), 1, "the refusal is not retried by the SDK");
+    assert_eq!(list.num_calls(), 2, "looked again after the refusal");
 }
 
 #[tokio::test]
-async fn start_build_gets_the_fingerprint_and_an_idempotency_token() {
+async fn a_start_refused_while_nothing_of_the_project_runs_is_the_account_quota_and_an_error() {
+    let (list, get) = history();
+    let refused = refused("Cannot have more than 0 builds in queue for the account");
+    let d = deployer(&[&parameters()], &[&list, &get, &refused]);
+
+    let err = d.handle(&event()).await.expect_err("not a silent wait: no end event will come");
+    let DeployError::Reconcile { failed, .. } = &err else { panic!("{err}") };
+    assert_eq!((failed[0].operation, failed[0].resource.as_str()), ("StartBuild", "tagrelay-dev"));
+    assert_eq!(failed[0].code.as_deref(), Some("AccountLimitExceededException"));
+    let message = err.to_string();
+    assert!(message.contains("Cannot have more than 0 builds in queue for the account"), "{message}");
+    assert!(message.contains("Concurrently running builds"), "the quota to raise: {message}");
+    assert_eq!(refused.num_calls(), 1);
+    assert_eq!(list.num_calls(), 2, "looked again after the refusal");
+}
+
+#[tokio::test]
+async fn start_build_gets_the_fingerprint_the_environment_and_an_idempotency_token_only() {
     let (list, get) = history();
     let start = mock!(aws_sdk_codebuild::Client::start_build)
         .match_requests(|req| {
             let vars = req.environment_variables_override();
             req.project_name() == Some("tagrelay-dev")
                 && req.idempotency_token().is_some_and(|t| t.len() == 32)
-                && vars.iter().any(|v| v.name() == "TAGRELAY_FINGERPRINT" && v.value() == format!("{API}=7"))
+                && vars.len() == 2
+                && vars.iter().any(|v| v.name() == "TAGRELAY_FINGERPRINT" && v.value() == format!("{API}=7@c0aa4a0b"))
                 && vars.iter().any(|v| v.name() == "TAGRELAY_ENVIRONMENT" && v.value() == "dev")
         })
         .then_output(|| StartBuildOutput::builder().build_value(Build::builder().id("tagrelay-dev:2").build()).build());

@@ -1,10 +1,11 @@
 //! The trigger-deploy handler over in-memory ports: bursts coalesce into one follow-up run,
-//! duplicates start nothing, a failed state is held, the schedule needs a baseline.
+//! duplicates start nothing, a failed state is held, the schedule needs a baseline or a recorded
+//! change, manual builds do not hide the baseline, a refused start is told apart.
 
 mod support;
 
 use serde_json::{json, Value};
-use support::{config, record, FakeBuilds, FakeParameters};
+use support::{config, record, FakeBuilds, FakeParameters, Refusal};
 use tagrelay::deploy::build::BuildStatus::{self, *};
 use tagrelay::deploy::handler::{Decision, Ignored};
 use tagrelay::deploy::reconcile::StartReason;
@@ -68,10 +69,12 @@ async fn a_parameter_change_starts_one_fingerprinted_run_for_its_environment() {
     assert_eq!(starts.len(), 1);
     let start = &starts[0];
     assert_eq!(start.project, DEV);
-    let fingerprint = format!("{API}=1,{WORKER}=1");
+    // name=version@(first 8 hex digits of the value's SHA-256)
+    let fingerprint = format!("{API}=1@c0aa4a0b,{WORKER}=1@ba7816bf");
     assert_eq!(env_var(start, "TAGRELAY_FINGERPRINT"), Some(fingerprint.as_str()));
     assert_eq!(env_var(start, "TAGRELAY_ENVIRONMENT"), Some("dev"));
-    assert_eq!(env_var(start, "TAGRELAY_REASON"), Some(format!("parameter {API} changed").as_str()));
+    let names: Vec<&str> = start.environment.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["TAGRELAY_FINGERPRINT", "TAGRELAY_ENVIRONMENT"], "nothing that differs per trigger");
     assert_eq!(start.idempotency_token.len(), 32);
 
     assert_eq!(summary.environments.len(), 1, "only dev is reconciled");
@@ -95,7 +98,7 @@ async fn a_burst_during_a_run_yields_exactly_one_follow_up_with_the_final_state(
     for (name, value) in [(API, "2"), (WORKER, "b"), (API, "3"), (API, "4"), (WORKER, "c")] {
         d.ports().0.bump(name, value);
         let summary = d.handle(&ssm_change(name, "Update")).await.expect("reconciled");
-        assert_eq!(summary.environments[0].decision, Decision::Wait { build: Some(format!("{DEV}:1")) });
+        assert_eq!(summary.environments[0].decision, Decision::Wait { build: format!("{DEV}:1") });
     }
     assert_eq!(d.ports().1.starts().len(), 1, "no run collides with the running one");
 
@@ -108,7 +111,10 @@ async fn a_burst_during_a_run_yields_exactly_one_follow_up_with_the_final_state(
 
     let starts = d.ports().1.starts();
     assert_eq!(starts.len(), 2, "exactly one follow-up run");
-    assert_eq!(env_var(&starts[1], "TAGRELAY_FINGERPRINT"), Some(format!("{API}=4,{WORKER}=3").as_str()));
+    assert_eq!(
+        env_var(&starts[1], "TAGRELAY_FINGERPRINT"),
+        Some(format!("{API}=4@4b227777,{WORKER}=3@2e7d2c03").as_str())
+    );
 
     // When it ends, the environment is up to date and nothing more starts.
     let finished = d.ports().1.finish(DEV, Succeeded);
@@ -160,7 +166,7 @@ async fn a_stopped_run_is_started_again_with_a_new_idempotency_token() {
 }
 
 #[tokio::test]
-async fn the_schedule_never_starts_a_first_run_but_catches_a_lost_event() {
+async fn the_schedule_starts_no_first_run_until_a_change_is_recorded_and_catches_a_lost_event() {
     let params = FakeParameters::with(&[(API, "1"), ("/my-api/prod/docker-image-tag", "1")]);
     let d = deployer(params, FakeBuilds::with(DEV, vec![record("manual:1", Succeeded, None)]));
     let summary = d.handle(&scheduled()).await.expect("reconciled");
@@ -168,8 +174,17 @@ async fn the_schedule_never_starts_a_first_run_but_catches_a_lost_event() {
     assert_eq!(decisions, vec![("dev", Decision::NoBaseline), ("prod", Decision::NoBaseline)]);
     assert!(d.ports().1.starts().is_empty(), "installing tagrelay runs no Terraform anywhere");
 
+    // A value was written since Terraform created the parameter, and its event was lost (or its
+    // start failed): the sweep starts the first run.
+    d.ports().0.bump(API, "1043");
+    let summary = d.handle(&scheduled()).await.expect("reconciled");
+    let dev = summary.environments.iter().find(|e| e.environment == "dev").expect("dev");
+    assert!(matches!(dev.decision, Decision::Start { reason: StartReason::FirstRun, .. }), "{dev:?}");
+    let prod = summary.environments.iter().find(|e| e.environment == "prod").expect("prod");
+    assert_eq!(prod.decision, Decision::NoBaseline, "prod's parameter is as Terraform created it");
+
     // dev has a baseline; a change whose event was lost is found by the sweep.
-    let fingerprint = format!("{API}=1");
+    let fingerprint = format!("{API}=1@6b86b273");
     let builds = FakeBuilds::with(DEV, vec![record(&format!("{DEV}:1"), Succeeded, Some(&fingerprint))]);
     let d = deployer(FakeParameters::with(&[(API, "1")]), builds);
     d.ports().0.bump(API, "2");
@@ -181,11 +196,117 @@ async fn the_schedule_never_starts_a_first_run_but_catches_a_lost_event() {
 }
 
 #[tokio::test]
-async fn a_start_refused_by_the_concurrent_build_limit_is_a_wait() {
-    let builds = FakeBuilds { limit_reached: true, ..FakeBuilds::default() };
+async fn a_start_refused_by_the_concurrent_build_limit_is_a_wait_for_the_build_that_runs() {
+    let builds = FakeBuilds { refusal: Some(Refusal::ProjectLimit), ..FakeBuilds::default() };
     let d = deployer(FakeParameters::with(&[(API, "1")]), builds);
     let summary = d.handle(&ssm_change(API, "Update")).await.expect("not an error");
-    assert_eq!(summary.environments[0].decision, Decision::Wait { build: None });
+    // The build someone started between our look and our start.
+    assert_eq!(summary.environments[0].decision, Decision::Wait { build: format!("{DEV}:manual-1") });
+}
+
+#[tokio::test]
+async fn a_start_refused_by_the_account_quota_is_an_error_that_names_the_quota() {
+    let builds = FakeBuilds { refusal: Some(Refusal::AccountQuota), ..FakeBuilds::default() };
+    let d = deployer(FakeParameters::with(&[(API, "1")]), builds);
+    let err = d.handle(&ssm_change(API, "Update")).await.expect_err("no build runs: no end event will come");
+    let DeployError::Reconcile { failed, .. } = &err else { panic!("{err}") };
+    assert_eq!(failed[0].code.as_deref(), Some("AccountLimitExceededException"));
+    let message = err.to_string();
+    for said in [
+        "StartBuild tagrelay-dev",
+        "Cannot have more than 0 builds in queue for the account",
+        "Concurrently running builds",
+        "Service Quotas",
+    ] {
+        assert!(message.contains(said), "{said:?} in {message}");
+    }
+    let diagnostic = lambda_runtime::Diagnostic::from(err);
+    assert_eq!(diagnostic.error_type, "AwsError");
+}
+
+#[tokio::test]
+async fn every_start_build_parameter_is_the_same_for_every_trigger_of_the_same_state() {
+    let deployed = format!("{API}=1@6b86b273");
+    let setup = || {
+        let d = deployer(
+            FakeParameters::with(&[(API, "1")]),
+            FakeBuilds::with(DEV, vec![record(&format!("{DEV}:1"), Succeeded, Some(&deployed))]),
+        );
+        d.ports().0.bump(API, "2");
+        d
+    };
+    let mut requests = Vec::new();
+    for event in [ssm_change(API, "Update"), scheduled(), build_change(DEV, &format!("{DEV}:1"), Succeeded)] {
+        let d = setup();
+        d.handle(&event).await.expect("started");
+        requests.extend(d.ports().1.starts());
+    }
+    assert_eq!(requests.len(), 3);
+    assert!(requests.iter().all(|r| *r == requests[0]), "{requests:#?}");
+}
+
+#[tokio::test]
+async fn a_reconcile_that_does_not_see_the_build_a_racing_one_started_gets_that_build_not_an_error() {
+    let deployed = format!("{API}=1@6b86b273");
+    let builds = FakeBuilds::with(DEV, vec![record(&format!("{DEV}:1"), Succeeded, Some(&deployed))]);
+    let d = deployer(FakeParameters::with(&[(API, "1")]), builds);
+    d.ports().0.bump(API, "2");
+    let first = d.handle(&ssm_change(API, "Update")).await.expect("started");
+    // The racing sweep read the builds before that start landed: it does not see the new build.
+    let started = d.ports().1.builds.lock().expect("lock").get_mut(DEV).expect("dev").remove(0);
+    let second = d.handle(&scheduled()).await.expect("the same run, not a parameter mismatch");
+    let dev = second.environments.iter().find(|e| e.environment == "dev").expect("dev");
+    assert_eq!(dev.decision, first.environments[0].decision);
+    assert_eq!(dev.decision.build(), Some(started.id.as_str()));
+    assert_eq!(d.ports().1.starts().len(), 1, "one build");
+}
+
+#[tokio::test]
+async fn a_lost_change_is_recovered_behind_a_dozen_manual_builds() {
+    let deployed = format!("{API}=1@6b86b273");
+    let builds = FakeBuilds {
+        page_size: 5,
+        ..FakeBuilds::with(DEV, vec![record(&format!("{DEV}:1"), Succeeded, Some(&deployed))])
+    };
+    builds.manual_builds(DEV, 13);
+    let d = deployer(FakeParameters::with(&[(API, "1")]), builds);
+    d.ports().0.bump(API, "2");
+
+    let summary = d.handle(&scheduled()).await.expect("reconciled");
+    let dev = summary.environments.iter().find(|e| e.environment == "dev").expect("dev");
+    assert!(matches!(dev.decision, Decision::Start { reason: StartReason::Changed, .. }), "{dev:?}");
+    // Paged (5 ids a page here) down to the tagrelay build and no further.
+    let reads = d.ports().1.reads();
+    assert_eq!(reads.iter().filter(|r| *r == "list tagrelay-dev").count(), 3, "{reads:?}");
+}
+
+#[tokio::test]
+async fn the_end_of_a_manual_build_starts_nothing_when_the_state_is_deployed() {
+    let deployed = format!("{API}=1@6b86b273");
+    let builds = FakeBuilds::with(DEV, vec![record(&format!("{DEV}:1"), Succeeded, Some(&deployed))]);
+    builds.manual_builds(DEV, 12);
+    let d = deployer(FakeParameters::with(&[(API, "1")]), builds);
+    let summary = d.handle(&build_change(DEV, &format!("{DEV}:manual-13"), Succeeded)).await.expect("reconciled");
+    assert_eq!(summary.environments[0].decision, Decision::UpToDate { build: format!("{DEV}:1") });
+    assert!(d.ports().1.starts().is_empty(), "no needless first run");
+}
+
+#[tokio::test]
+async fn a_parameter_deleted_and_created_again_with_another_tag_is_deployed() {
+    let d = deployer(FakeParameters::with(&[(API, "1043")]), FakeBuilds::default());
+    d.handle(&ssm_change(API, "Create")).await.expect("first run");
+    let finished = d.ports().1.finish(DEV, Succeeded);
+    d.handle(&build_change(DEV, &finished, Succeeded)).await.expect("reconciled");
+
+    d.ports().0.values.lock().expect("lock").remove(API);
+    let deleted = d.handle(&ssm_change(API, "Delete")).await.expect("ignored");
+    assert_eq!(deleted.ignored, Some(Ignored::ParameterDeleted));
+    d.ports().0.bump(API, "1044"); // created again: version 1, another value
+    let summary = d.handle(&ssm_change(API, "Create")).await.expect("reconciled");
+    assert!(matches!(summary.environments[0].decision, Decision::Start { reason: StartReason::Changed, .. }));
+    let starts = d.ports().1.starts();
+    assert_eq!(starts.len(), 2);
+    assert_eq!(env_var(&starts[1], "TAGRELAY_FINGERPRINT"), Some(format!("{API}=1@a0a53112").as_str()));
 }
 
 #[tokio::test]

@@ -39,6 +39,8 @@ PAGE_SIZE = 100  # ListBuildsForProject returns at most 100 ids per call
 LOCK = threading.RLock()
 # project name -> {"duration": seconds, "outcome": str, "queue": [outcome, ...]}, set by the tests.
 BEHAVIOURS = {}
+# The account's quota of running builds (None: no quota), set by POST /_tagrelay/codebuild/account.
+ACCOUNT = {"max_builds_in_queue": None}
 # AWS requests wait for the patches, so no request ever runs unpatched moto code (see main()).
 PATCHED = threading.Event()
 EVENTS = None  # the EventSender, once a sink is given (--event-sink or POST /_tagrelay/events/sink)
@@ -245,7 +247,8 @@ def patch_ssm():
 
 
 class AccountLimitExceededException(JsonRESTError):
-    """What StartBuild answers when the project's concurrentBuildLimit is reached.
+    """What StartBuild answers when the project's concurrentBuildLimit is reached, and when the
+    account's quota of running builds is (POST /_tagrelay/codebuild/account): one code for both.
 
     The code: AccountLimitExceededException (HTTP 400) is the only limit error StartBuild declares
     (botocore data/codebuild/2016-10-06/service-2.json, StartBuild "errors"), and the CodeBuild
@@ -421,6 +424,15 @@ def patch_codebuild():
                         raise InvalidInputException(
                             "Idempotency token was used with a different request: parameter mismatch")
                     return cb.ActionResult({"build": copy.deepcopy(build)})
+            # The account's quota first: it counts every project's running builds. New accounts
+            # can have a quota of 0 for a compute type ("Cannot have more than 0 builds in queue
+            # for the account"), and then no build of any project runs.
+            account_limit = ACCOUNT["max_builds_in_queue"]
+            if account_limit is not None:
+                running = sum(1 for history in backend.build_metadata_history.values()
+                              for b in history if b["buildStatus"] == "IN_PROGRESS")
+                if running >= account_limit:
+                    raise AccountLimitExceededException(account_limit)
             meta = project.project_metadata
             builds = project_builds(backend, name)
             limit = meta.get("concurrentBuildLimit")
@@ -573,6 +585,16 @@ def set_behaviour(body):
     return {"project": project, "duration_seconds": float(duration), "outcome": outcome, "outcomes": outcomes}
 
 
+def set_account(body):
+    """POST /_tagrelay/codebuild/account: the account's quota of running builds (see README.md)."""
+    limit = body.get("max_builds_in_queue")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+        raise ValueError("max_builds_in_queue: an integer >= 0, or null for no quota")
+    with LOCK:
+        ACCOUNT["max_builds_in_queue"] = limit
+    return {"max_builds_in_queue": limit}
+
+
 def set_sink(body):
     """POST /_tagrelay/events/sink: where events go from now on. The local EventBridge needs this
     server's SQS (its dead-letter queues) before it can take events, so it is told afterwards."""
@@ -604,6 +626,7 @@ def drop_events(body):
 
 CONTROL = {
     "/_tagrelay/codebuild/behaviour": set_behaviour,
+    "/_tagrelay/codebuild/account": set_account,
     "/_tagrelay/events/sink": set_sink,
     "/_tagrelay/events/drop": drop_events,
 }

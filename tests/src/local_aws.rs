@@ -70,6 +70,7 @@ pub const LAUNCHER: &str = "tests/local_aws/launcher.py";
 const SINK_PATH: &str = "/_tagrelay/events/sink";
 const DROP_PATH: &str = "/_tagrelay/events/drop";
 const BEHAVIOUR_PATH: &str = "/_tagrelay/codebuild/behaviour";
+const ACCOUNT_PATH: &str = "/_tagrelay/codebuild/account";
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -202,6 +203,14 @@ impl LocalAws {
 
     async fn post_behaviour(&self, body: serde_json::Value) -> Result<(), HarnessError> {
         self.post_control(BEHAVIOUR_PATH, "local-aws:SetBuildBehaviour", body).await
+    }
+
+    /// The account's quota of running builds, across projects: at `Some(n)` running builds,
+    /// StartBuild fails with `AccountLimitExceededException` "Cannot have more than n builds in
+    /// queue for the account" (a new account's quota can be 0). `None` lifts it.
+    pub async fn set_account_build_quota(&self, max_builds_in_queue: Option<u32>) -> Result<(), HarnessError> {
+        let body = serde_json::json!({ "max_builds_in_queue": max_builds_in_queue });
+        self.post_control(ACCOUNT_PATH, "local-aws:SetAccountBuildQuota", body).await
     }
 
     /// Sends every event from now on to `{sink}/events` (a loopback base URL). For a sink that

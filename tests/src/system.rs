@@ -131,16 +131,15 @@ impl LocalSystem {
         Ok(())
     }
 
-    /// The project's builds, newest first, as trigger-deploy reads them.
+    /// The project's builds, newest first (the newest 1,000).
     pub async fn builds(&self, project: &str) -> Result<Vec<BuildRecord>, HarnessError> {
-        use tagrelay::aws::BuildRunner;
-        tagrelay::aws::codebuild::CodeBuildRunner::new(self.codebuild.clone())
-            .recent_builds(project, 100)
+        let runner = tagrelay::aws::codebuild::CodeBuildRunner::new(self.codebuild.clone());
+        tagrelay::deploy::history::newest_builds(&runner, project, 1_000)
             .await
             .map_err(|err| HarnessError::Aws { operation: "codebuild:ListBuildsForProject", message: err.to_string() })
     }
 
-    /// Every (name, version) of the environment's parameters, as the fingerprint has them.
+    /// The environment's fingerprint now, by tagrelay's one definition.
     pub async fn fingerprint(&self, environment: &str) -> Result<String, HarnessError> {
         use tagrelay::aws::ParameterStore;
         let names = self.config.parameter_names(environment);
@@ -148,7 +147,6 @@ impl LocalSystem {
             .get_parameters(&names)
             .await
             .map_err(|err| HarnessError::Aws { operation: "ssm:GetParameters", message: err.to_string() })?;
-        let versions = stored.into_iter().map(|(name, p)| (name, p.version)).collect();
-        Ok(tagrelay::deploy::fingerprint::fingerprint(&versions))
+        Ok(tagrelay::deploy::fingerprint::fingerprint(&stored))
     }
 }

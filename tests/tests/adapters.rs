@@ -84,6 +84,7 @@ async fn codebuild_lists_newest_first_with_fingerprints_and_reports_the_limit() 
     use tagrelay::aws::codebuild::CodeBuildRunner;
     use tagrelay::aws::{BuildRunner, StartBuild, StartOutcome};
     use tagrelay::deploy::build::BuildStatus;
+    use tagrelay::deploy::history::newest_builds;
     use tagrelay_tests::local_aws::create_codebuild_project;
 
     let aws = LocalAws::start().await.expect("local AWS");
@@ -97,7 +98,7 @@ async fn codebuild_lists_newest_first_with_fingerprints_and_reports_the_limit() 
         idempotency_token: token.into(),
     };
 
-    assert!(runner.recent_builds("tagrelay-dev", 10).await.expect("list").is_empty());
+    assert!(newest_builds(&runner, "tagrelay-dev", 10).await.expect("list").is_empty());
     let StartOutcome::Started { build_id: first } = runner.start_build(&request("/a=1", "t1")).await.expect("start")
     else {
         panic!("the first build starts");
@@ -107,9 +108,12 @@ async fn codebuild_lists_newest_first_with_fingerprints_and_reports_the_limit() 
         runner.start_build(&request("/a=1", "t1")).await.expect("start"),
         StartOutcome::Started { build_id: first.clone() }
     );
-    assert_eq!(runner.start_build(&request("/a=2", "t2")).await.expect("start"), StartOutcome::LimitReached);
+    assert_eq!(
+        runner.start_build(&request("/a=2", "t2")).await.expect("start"),
+        StartOutcome::LimitReached { message: "Cannot have more than 1 builds in queue for the account".into() }
+    );
 
-    let running = runner.recent_builds("tagrelay-dev", 10).await.expect("list");
+    let running = newest_builds(&runner, "tagrelay-dev", 10).await.expect("list");
     assert_eq!(running.len(), 1);
     assert_eq!((running[0].id.as_str(), running[0].status), (first.as_str(), BuildStatus::InProgress));
     assert_eq!(running[0].fingerprint.as_deref(), Some("/a=1"));
@@ -119,7 +123,7 @@ async fn codebuild_lists_newest_first_with_fingerprints_and_reports_the_limit() 
     else {
         panic!("the limit is free again");
     };
-    let builds = runner.recent_builds("tagrelay-dev", 10).await.expect("list");
+    let builds = newest_builds(&runner, "tagrelay-dev", 10).await.expect("list");
     let seen: Vec<(&str, BuildStatus, Option<&str>)> =
         builds.iter().map(|b| (b.id.as_str(), b.status, b.fingerprint.as_deref())).collect();
     assert_eq!(
@@ -129,5 +133,13 @@ async fn codebuild_lists_newest_first_with_fingerprints_and_reports_the_limit() 
             (first.as_str(), BuildStatus::Succeeded, Some("/a=1"))
         ]
     );
-    assert_eq!(runner.recent_builds("tagrelay-dev", 1).await.expect("list").len(), 1, "at most `limit`");
+    assert_eq!(newest_builds(&runner, "tagrelay-dev", 1).await.expect("list").len(), 1, "at most `limit`");
+
+    // The ports themselves: a page of ids, newest first; builds by id in the order asked.
+    let page = runner.list_build_ids("tagrelay-dev", None).await.expect("list");
+    assert_eq!((page.ids.clone(), page.next), (vec![second.clone(), first.clone()], None));
+    let reversed = runner.get_builds("tagrelay-dev", &[first.clone(), second.clone()]).await.expect("get");
+    assert_eq!(reversed.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(), [first.as_str(), second.as_str()]);
+    let unknown = runner.get_builds("tagrelay-dev", &["tagrelay-dev:nope".to_owned()]).await.expect("get");
+    assert!(unknown.is_empty(), "unknown ids are left out");
 }

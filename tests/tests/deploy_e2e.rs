@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tagrelay::deploy::build::BuildStatus;
+use tagrelay_tests::event_router::DeliveryOutcome;
 use tagrelay_tests::events::ecr_push;
 use tagrelay_tests::local_aws::push_image;
 use tagrelay_tests::system::LocalSystem;
@@ -36,6 +37,14 @@ async fn put(system: &LocalSystem, name: &str, value: &str) {
         .expect("PutParameter");
 }
 
+fn sweep() -> Value {
+    json!({
+        "version": "0", "id": "sweep-1", "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": "2026-11-28T08:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/tagrelay-sweep"], "detail": {}
+    })
+}
+
 async fn wait_running(system: &LocalSystem) {
     for _ in 0..100 {
         if system.builds(DEV).await.expect("builds").iter().any(|b| b.status == BuildStatus::InProgress) {
@@ -60,7 +69,7 @@ async fn a_burst_while_a_build_runs_yields_exactly_one_follow_up_with_the_final_
     let builds = system.builds(DEV).await.expect("builds");
     assert_eq!(builds.len(), 2, "the first run and exactly one follow-up: {builds:?}");
     let final_state = system.fingerprint("dev").await.expect("fingerprint");
-    assert_eq!(final_state, "/my-api/dev/docker-image-tag=4,/worker/dev/docker-image-tag=2");
+    assert_eq!(final_state, "/my-api/dev/docker-image-tag=4@4b227777,/worker/dev/docker-image-tag=2@3e23e816");
     assert_eq!(builds[0].fingerprint.as_deref(), Some(final_state.as_str()), "the follow-up deploys the final state");
     assert!(builds.iter().all(|b| b.status == BuildStatus::Succeeded), "no run failed on the lock: {builds:?}");
     assert!(system.bridge.deliveries().iter().all(|d| !d.outcome.is_error()), "no function error");
@@ -88,15 +97,7 @@ async fn a_failed_state_is_not_retried_until_the_next_change() {
     assert_eq!(builds.iter().map(|b| b.status).collect::<Vec<_>>(), vec![BuildStatus::Failed]);
 
     // The sweep sees the failed state and holds it.
-    system
-        .bridge
-        .put_events(json!({
-            "version": "0", "id": "sweep-1", "detail-type": "Scheduled Event", "source": "aws.events",
-            "account": "123456789012", "time": "2026-11-28T08:00:00Z", "region": "us-east-1",
-            "resources": ["arn:aws:events:us-east-1:123456789012:rule/tagrelay-sweep"], "detail": {}
-        }))
-        .await
-        .expect("accepted");
+    system.bridge.put_events(sweep()).await.expect("accepted");
     system.wait_settled(SETTLE).await.expect("settles");
     assert_eq!(system.builds(DEV).await.expect("builds").len(), 1, "held, not retried");
     // The function's stdout is drained by another thread: wait for the line rather than race it.
@@ -156,11 +157,77 @@ async fn an_ecr_push_runs_terraform_for_its_environment_by_itself() {
     assert_eq!(parameter.parameter().and_then(|p| p.value()), Some("1043"));
     let builds = system.builds(DEV).await.expect("builds");
     assert_eq!(builds.len(), 1);
-    assert_eq!(builds[0].fingerprint.as_deref(), Some("/my-api/dev/docker-image-tag=1"));
+    assert_eq!(builds[0].fingerprint.as_deref(), Some("/my-api/dev/docker-image-tag=1@c0aa4a0b"));
     assert_eq!(builds[0].status, BuildStatus::Succeeded);
 
     // The same push event delivered again changes nothing anywhere.
     system.bridge.put_events(ecr_push("my-api", "1043", &digest)).await.expect("accepted");
     system.wait_settled(SETTLE).await.expect("settles");
     assert_eq!(system.builds(DEV).await.expect("builds").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_account_build_quota_is_an_error_not_a_silent_wait_and_a_sweep_deploys_once_it_is_raised() {
+    let system = LocalSystem::start(&config(), Duration::from_millis(500)).await.expect("local system");
+    // A new account: no build of any project may run.
+    system.aws.set_account_build_quota(Some(0)).await.expect("quota");
+    // Terraform created the parameter with its placeholder; then a push was recorded.
+    put(&system, "/my-api/dev/docker-image-tag", "placeholder").await;
+    put(&system, "/my-api/dev/docker-image-tag", "1043").await;
+    system.wait_settled(SETTLE).await.expect("settles");
+
+    assert!(system.builds(DEV).await.expect("builds").is_empty());
+    let deliveries = system.bridge.deliveries();
+    let errors: Vec<&str> = deliveries
+        .iter()
+        .filter_map(|d| match &d.outcome {
+            DeliveryOutcome::Error { error_message, .. } => Some(error_message.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors.len(), 6, "both change events failed, were retried twice and dead-lettered: {deliveries:?}");
+    for message in &errors {
+        assert!(
+            message.contains("Cannot have more than 0 builds in queue for the account")
+                && message.contains("Concurrently running builds"),
+            "the error names the cause and the quota to raise: {message}"
+        );
+    }
+    assert_eq!(deliveries.iter().filter(|d| d.outcome.is_dead_lettered()).count(), 2);
+    assert!(
+        deliveries.iter().all(
+            |d| !matches!(&d.outcome, DeliveryOutcome::Ok { response } if response.to_string().contains("\"wait\""))
+        ),
+        "no silent wait"
+    );
+    let line = system.deploy.wait_for_log_line("AccountLimitExceededException", Duration::from_secs(5)).await;
+    assert!(line.is_some_and(|l| l.contains("\"ERROR\"")), "an ERROR line: {:?}", system.deploy.log_lines());
+
+    // The quota is raised; the next sweep starts the first run, as the change was recorded.
+    system.aws.set_account_build_quota(None).await.expect("quota lifted");
+    system.bridge.put_events(sweep()).await.expect("accepted");
+    system.wait_settled(SETTLE).await.expect("settles");
+    let builds = system.builds(DEV).await.expect("builds");
+    assert_eq!(builds.len(), 1, "{builds:?}");
+    let current = system.fingerprint("dev").await.expect("fingerprint");
+    assert_eq!(builds[0].fingerprint.as_deref(), Some(current.as_str()));
+    assert_eq!(builds[0].status, BuildStatus::Succeeded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parameter_deleted_and_created_again_with_another_tag_is_deployed() {
+    let system = LocalSystem::start(&config(), Duration::from_millis(500)).await.expect("local system");
+    put(&system, "/my-api/dev/docker-image-tag", "1043").await;
+    system.wait_settled(SETTLE).await.expect("settles");
+    assert_eq!(system.builds(DEV).await.expect("builds").len(), 1);
+
+    system.ssm.delete_parameter().name("/my-api/dev/docker-image-tag").send().await.expect("DeleteParameter");
+    put(&system, "/my-api/dev/docker-image-tag", "1044").await; // version 1 again
+    system.wait_settled(SETTLE).await.expect("settles");
+
+    let builds = system.builds(DEV).await.expect("builds");
+    assert_eq!(builds.len(), 2, "the new tag is deployed: {builds:?}");
+    assert_eq!(builds[0].fingerprint.as_deref(), Some("/my-api/dev/docker-image-tag=1@a0a53112"));
+    assert_eq!(builds[0].status, BuildStatus::Succeeded);
+    assert!(system.bridge.deliveries().iter().all(|d| !d.outcome.is_error()), "no function error");
 }

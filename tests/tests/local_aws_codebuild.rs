@@ -213,6 +213,38 @@ async fn a_start_over_the_project_limit_is_refused_with_account_limit_exceeded()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_account_build_quota_refuses_starts_across_projects_until_it_is_lifted() {
+    let aws = LocalAws::start().await.expect("local AWS");
+    let client = codebuild(&aws).await;
+    create_codebuild_project(&client, "tagrelay-dev", Some(1)).await.expect("project");
+    create_codebuild_project(&client, "other-team", None).await.expect("project");
+    aws.set_build_behaviour("other-team", Duration::from_secs(60), "SUCCEEDED").await.expect("behaviour");
+
+    // A new account's quota of 0: nothing starts, and nothing runs.
+    aws.set_account_build_quota(Some(0)).await.expect("quota");
+    let err = client.start_build().project_name("tagrelay-dev").send().await.expect_err("over the account's quota");
+    let service = err.as_service_error().expect("a service error");
+    assert!(service.is_account_limit_exceeded_exception(), "{err:?}");
+    assert_eq!(service.message(), Some("Cannot have more than 0 builds in queue for the account"));
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(400));
+    let listed = client.list_builds_for_project().project_name("tagrelay-dev").send().await.expect("list");
+    assert!(listed.ids().is_empty(), "the refused start made no build");
+
+    // A quota of 1 counts every project's running builds: another team's build uses it up.
+    aws.set_account_build_quota(Some(1)).await.expect("quota");
+    start(&client, "other-team").await;
+    let err = client.start_build().project_name("tagrelay-dev").send().await.expect_err("the account's one build runs");
+    assert_eq!(
+        err.as_service_error().and_then(|e| e.message()),
+        Some("Cannot have more than 1 builds in queue for the account")
+    );
+
+    aws.set_account_build_quota(None).await.expect("quota lifted");
+    let started = start(&client, "tagrelay-dev").await;
+    assert_eq!(started.build_status(), Some(&StatusType::InProgress));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_idempotency_token_returns_the_same_build() {
     let aws = LocalAws::start().await.expect("local AWS");
     let client = codebuild(&aws).await;

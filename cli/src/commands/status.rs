@@ -1,6 +1,5 @@
 //! `tagrelay status`: what each environment runs, and whether its deployed state is behind.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_smithy_types::DateTime;
@@ -8,9 +7,9 @@ use serde::Serialize;
 use tagrelay::aws::{BuildRunner, ParameterStore};
 use tagrelay::config::Config;
 use tagrelay::deploy::build::{BuildRecord, BuildStatus};
-use tagrelay::deploy::fingerprint::fingerprint;
-use tagrelay::deploy::handler::RECENT_BUILDS;
-use tagrelay::deploy::reconcile::{reconcile, Reconcile, Trigger};
+use tagrelay::deploy::fingerprint::same_state;
+use tagrelay::deploy::history::deploy_history;
+use tagrelay::deploy::reconcile::{reconcile, Desired, Reconcile, Trigger};
 
 use crate::error::CliError;
 use crate::table::{or_nothing, Table};
@@ -29,7 +28,8 @@ pub enum State {
     /// The newest tagrelay build of the current parameters failed; nothing retries it until
     /// the next parameter change.
     Held,
-    /// No tagrelay build yet: the next parameter change starts the first run.
+    /// No tagrelay build yet, and every parameter is as it was created: the next parameter
+    /// change starts the first run. (Once one was written since, the sweep starts it: `behind`.)
     NeverDeployed,
     /// No parameter exists yet for this environment.
     NoParameters,
@@ -63,13 +63,13 @@ pub struct Assessment {
 }
 
 pub fn assess(
-    current: &str,
+    desired: &Desired,
     builds: &[BuildRecord],
     last_change: Option<DateTime>,
     now: DateTime,
     stale_after: Duration,
 ) -> Assessment {
-    let state = match reconcile(current, builds, &Trigger::Schedule) {
+    let state = match reconcile(desired, builds, &Trigger::Schedule) {
         Reconcile::NothingToDeploy => State::NoParameters,
         Reconcile::UpToDate { .. } => State::InSync,
         Reconcile::Hold { .. } => State::Held,
@@ -78,7 +78,7 @@ pub fn assess(
         // A running build of an older state: a follow-up run comes after it.
         Reconcile::Wait { running_build } => {
             let running = builds.iter().find(|build| build.id == running_build);
-            if running.and_then(|b| b.fingerprint.as_deref()) == Some(current) {
+            if running.and_then(|b| b.fingerprint.as_deref()).is_some_and(|f| same_state(f, &desired.fingerprint)) {
                 State::Deploying
             } else {
                 State::Behind
@@ -154,11 +154,12 @@ where
         }
         let names = config.parameter_names(&environment.name);
         let stored = parameters.get_parameters(&names).await?;
-        let versions: BTreeMap<String, i64> = stored.iter().map(|(name, p)| (name.clone(), p.version)).collect();
-        let current = fingerprint(&versions);
-        let recent = builds.recent_builds(&environment.codebuild_project, RECENT_BUILDS).await?;
+        let desired = Desired::of(&stored);
+        // Down to the newest tagrelay build, however many manual builds followed it.
+        let recent = deploy_history(builds, &environment.codebuild_project).await?.builds;
         let last_change = stored.values().filter_map(|p| p.last_modified).max_by_key(|at| at.as_nanos());
-        let assessment = assess(&current, &recent, last_change, request.now, request.stale_after);
+        let assessment = assess(&desired, &recent, last_change, request.now, request.stale_after);
+        let current = desired.fingerprint;
 
         let services = config
             .services()
@@ -180,7 +181,7 @@ where
             status: build.status,
             fingerprint: build.fingerprint.clone(),
             started: format_opt(build.started),
-            deploys_current: build.fingerprint.as_deref() == Some(current.as_str()),
+            deploys_current: build.fingerprint.as_deref().is_some_and(|f| same_state(f, &current)),
         };
         environments.push(EnvironmentStatus {
             environment: environment.name.clone(),
@@ -263,12 +264,17 @@ mod tests {
     use super::*;
     use BuildStatus::*;
 
-    const CURRENT: &str = "/a/dev/tag=3";
-    const OLDER: &str = "/a/dev/tag=2";
+    const CURRENT: &str = "/a/dev/tag=3@0000000a";
+    const OLDER: &str = "/a/dev/tag=2@0000000b";
     const HOUR: Duration = Duration::from_secs(3600);
 
     fn build(id: &str, status: BuildStatus, fingerprint: Option<&str>) -> BuildRecord {
         BuildRecord { id: id.into(), status, fingerprint: fingerprint.map(str::to_owned), started: None }
+    }
+
+    /// The current parameters, some written since they were created.
+    fn desired(fingerprint: &str) -> Desired {
+        Desired { fingerprint: fingerprint.into(), change_recorded: true }
     }
 
     fn at(secs: i64) -> Option<DateTime> {
@@ -291,26 +297,40 @@ mod tests {
             ("changed since", CURRENT, vec![build("b1", Succeeded, Some(OLDER))], State::Behind),
             ("held", CURRENT, vec![build("b2", Failed, Some(CURRENT))], State::Held),
             ("stopped", CURRENT, vec![build("b2", Stopped, Some(CURRENT))], State::Behind),
-            ("manual builds only", CURRENT, vec![build("m", Succeeded, None)], State::NeverDeployed),
+            (
+                "manual builds only, a change recorded: the sweep starts it",
+                CURRENT,
+                vec![build("m", Succeeded, None)],
+                State::Behind,
+            ),
+            (
+                "a run of this state's versions by a tagrelay without digests",
+                CURRENT,
+                vec![build("b2", Succeeded, Some("/a/dev/tag=3"))],
+                State::InSync,
+            ),
             ("no parameters", "", vec![], State::NoParameters),
         ];
         for (name, current, builds, state) in cases {
-            assert_eq!(assess(current, &builds, at(9_000), now, HOUR).state, state, "{name}");
+            assert_eq!(assess(&desired(current), &builds, at(9_000), now, HOUR).state, state, "{name}");
         }
+        let created = Desired { fingerprint: CURRENT.into(), change_recorded: false };
+        let manual = vec![build("m", Succeeded, None)];
+        assert_eq!(assess(&created, &manual, at(9_000), now, HOUR).state, State::NeverDeployed);
     }
 
     #[test]
     fn only_waiting_states_go_stale_and_only_after_the_allowed_time() {
         let now = DateTime::from_secs(10_000);
         let behind = vec![build("b1", Succeeded, Some(OLDER))];
-        assert!(!assess(CURRENT, &behind, at(10_000 - 3599), now, HOUR).stale);
-        assert!(assess(CURRENT, &behind, at(10_000 - 3600), now, HOUR).stale);
+        assert!(!assess(&desired(CURRENT), &behind, at(10_000 - 3599), now, HOUR).stale);
+        assert!(assess(&desired(CURRENT), &behind, at(10_000 - 3600), now, HOUR).stale);
         let held = vec![build("b2", Failed, Some(CURRENT))];
-        assert!(assess(CURRENT, &held, at(0), now, HOUR).stale);
+        assert!(assess(&desired(CURRENT), &held, at(0), now, HOUR).stale);
         let in_sync = vec![build("b2", Succeeded, Some(CURRENT))];
-        assert!(!assess(CURRENT, &in_sync, at(0), now, HOUR).stale);
+        assert!(!assess(&desired(CURRENT), &in_sync, at(0), now, HOUR).stale);
         let deploying = vec![build("b2", InProgress, Some(CURRENT))];
-        assert!(!assess(CURRENT, &deploying, at(0), now, HOUR).stale);
-        assert!(!assess("", &[], None, now, Duration::ZERO).stale);
+        assert!(!assess(&desired(CURRENT), &deploying, at(0), now, HOUR).stale);
+        assert!(!assess(&desired(""), &[], None, now, Duration::ZERO).stale);
     }
 }

@@ -1,11 +1,13 @@
-//! CodeBuild adapter: the builds of an environment's project, and starting one.
+//! CodeBuild adapter: the builds of an environment's project (a page of ids, builds by id), and
+//! starting one.
 
 use std::collections::HashMap;
 
+use aws_sdk_codebuild::error::ProvideErrorMetadata;
 use aws_sdk_codebuild::types::{Build, EnvironmentVariable, EnvironmentVariableType, SortOrderType, StatusType};
 use aws_sdk_codebuild::Client;
 
-use super::{AwsError, BuildRunner, StartBuild, StartOutcome};
+use super::{AwsError, BuildIdPage, BuildRunner, StartBuild, StartOutcome};
 use crate::deploy::build::{BuildRecord, BuildStatus, FINGERPRINT_VARIABLE};
 
 #[derive(Debug, Clone)]
@@ -24,23 +26,27 @@ impl CodeBuildRunner {
 }
 
 impl BuildRunner for CodeBuildRunner {
-    async fn recent_builds(&self, project: &str, limit: usize) -> Result<Vec<BuildRecord>, AwsError> {
+    async fn list_build_ids(&self, project: &str, next: Option<&str>) -> Result<BuildIdPage, AwsError> {
         let listed = self
             .client
             .list_builds_for_project()
             .project_name(project)
             .sort_order(SortOrderType::Descending)
+            .set_next_token(next.map(str::to_owned))
             .send()
             .await
             .map_err(|err| AwsError::from_sdk("ListBuildsForProject", project, err))?;
-        let ids: Vec<String> = listed.ids().iter().take(limit).cloned().collect();
+        Ok(BuildIdPage { ids: listed.ids().to_vec(), next: listed.next_token().map(str::to_owned) })
+    }
+
+    async fn get_builds(&self, project: &str, ids: &[String]) -> Result<Vec<BuildRecord>, AwsError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let fetched = self
             .client
             .batch_get_builds()
-            .set_ids(Some(ids.clone()))
+            .set_ids(Some(ids.to_vec()))
             .send()
             .await
             .map_err(|err| AwsError::from_sdk("BatchGetBuilds", project, err))?;
@@ -67,10 +73,11 @@ impl BuildRunner for CodeBuildRunner {
                 let build_id = output.build_value().and_then(Build::id).unwrap_or_default().to_owned();
                 Ok(StartOutcome::Started { build_id })
             }
-            // The project's concurrent build limit (or the account's) is reached: a build runs,
-            // and its end event reconciles again.
+            // The project's concurrent build limit or the account's quota: which one, the
+            // handler finds out (a build of the project running, or not).
             Err(err) if err.as_service_error().is_some_and(|e| e.is_account_limit_exceeded_exception()) => {
-                Ok(StartOutcome::LimitReached)
+                let message = err.as_service_error().and_then(|e| e.message()).unwrap_or_default().to_owned();
+                Ok(StartOutcome::LimitReached { message })
             }
             Err(err) => Err(AwsError::from_sdk("StartBuild", &request.project, err)),
         }

@@ -179,8 +179,20 @@ pub enum StartOutcome {
     Started {
         build_id: String,
     },
-    /// CodeBuild refused: the concurrent build limit is reached.
-    LimitReached,
+    /// CodeBuild refused with `AccountLimitExceededException`: the project's concurrent build
+    /// limit, or the account's quota of running builds (the same code covers both). `message`
+    /// is CodeBuild's.
+    LimitReached {
+        message: String,
+    },
+}
+
+/// One page of a project's build ids, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BuildIdPage {
+    pub ids: Vec<String>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<String>,
 }
 
 /// One message of a function's dead-letter queue.
@@ -212,12 +224,23 @@ pub trait DeadLetterQueue {
     fn release(&self, message: &DeadLetter) -> impl Future<Output = Result<(), AwsError>> + Send;
 }
 
+/// A project's builds, read back a page and a chunk at a time; the paging loop is
+/// `deploy::history`'s.
 pub trait BuildRunner {
-    /// The project's newest builds, newest first, at most `limit`.
-    fn recent_builds(
+    /// One page of the project's build ids, newest first (CodeBuild: at most 100); `next` is the
+    /// previous page's `next`.
+    fn list_build_ids(
         &self,
         project: &str,
-        limit: usize,
+        next: Option<&str>,
+    ) -> impl Future<Output = Result<BuildIdPage, AwsError>> + Send;
+
+    /// The builds with these ids (at most 100), in the order asked; ids CodeBuild no longer
+    /// knows are left out.
+    fn get_builds(
+        &self,
+        project: &str,
+        ids: &[String],
     ) -> impl Future<Output = Result<Vec<crate::deploy::build::BuildRecord>, AwsError>> + Send;
 
     fn start_build(&self, request: &StartBuild) -> impl Future<Output = Result<StartOutcome, AwsError>> + Send;

@@ -5,10 +5,12 @@ use std::fmt;
 use aws_smithy_types::DateTime;
 use serde::{Deserialize, Serialize};
 
-/// The environment variable a tagrelay build is started with: the fingerprint it deploys.
+// A tagrelay build is started with these two variables and nothing else: both are a function
+// of the StartBuild idempotency token's input (see `fingerprint::idempotency_token`).
+/// The fingerprint the build deploys; absent on a build started by hand.
 pub const FINGERPRINT_VARIABLE: &str = "TAGRELAY_FINGERPRINT";
+/// The tagrelay environment the build deploys.
 pub const ENVIRONMENT_VARIABLE: &str = "TAGRELAY_ENVIRONMENT";
-pub const REASON_VARIABLE: &str = "TAGRELAY_REASON";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

@@ -1,16 +1,15 @@
 //! The trigger-deploy handler: event → which environments to reconcile → read parameters and
 //! builds through the ports → pure reconcile → at most one StartBuild → one log line each.
 
-use std::collections::BTreeMap;
-
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
 use thiserror::Error;
 use tracing::{error, info, warn};
 
-use super::build::{BuildStatus, ENVIRONMENT_VARIABLE, FINGERPRINT_VARIABLE, REASON_VARIABLE};
-use super::fingerprint::{fingerprint, idempotency_token};
-use super::reconcile::{reconcile, Reconcile, StartReason, Trigger};
+use super::build::{BuildStatus, ENVIRONMENT_VARIABLE, FINGERPRINT_VARIABLE};
+use super::fingerprint::idempotency_token;
+use super::history::{deploy_history, newest_builds, MAX_BUILDS_READ};
+use super::reconcile::{reconcile, Desired, Reconcile, StartReason, Trigger};
 use crate::aws::{AwsError, BuildRunner, ParameterStore, StartBuild, StartOutcome};
 use crate::config::{Config, Environment};
 use crate::event::codebuild::BuildStateChange;
@@ -18,9 +17,12 @@ use crate::event::deploy::{parse_deploy_event, DeployEvent};
 use crate::event::ssm::{Operation, ParameterChange};
 use crate::event::EventError;
 
-/// How many of a project's newest builds are read: enough to find the newest tagrelay build
-/// behind a few manual ones.
-pub const RECENT_BUILDS: usize = 10;
+/// After a refused start, how many of the project's newest builds are looked at for a running
+/// one: with `concurrent_build_limit = 1` a running build is the newest or nearly.
+const RUNNING_LOOKUP: usize = 10;
+
+/// The error code CodeBuild refuses a start with, for the project's limit and the account's quota.
+const LIMIT_EXCEEDED: &str = "AccountLimitExceededException";
 
 #[derive(Debug, Error)]
 pub enum DeployError {
@@ -97,9 +99,10 @@ pub enum Decision {
         reason: StartReason,
         build: String,
     },
-    /// `build` is `None` when CodeBuild refused the start because its limit is reached.
+    /// `build` runs: a tagrelay or a manual one, seen before starting or after CodeBuild refused
+    /// the start for the project's concurrent build limit.
     Wait {
-        build: Option<String>,
+        build: String,
     },
     UpToDate {
         build: String,
@@ -130,8 +133,7 @@ impl Decision {
             Self::Start { reason: StartReason::Changed, .. } => "changed",
             Self::Start { reason: StartReason::PreviousStopped, .. } => "previous_stopped",
             Self::Start { reason: StartReason::Retry, .. } => "retry",
-            Self::Wait { build: Some(_) } => "build_running",
-            Self::Wait { build: None } => "concurrent_build_limit",
+            Self::Wait { .. } => "build_running",
             Self::UpToDate { .. } => "deployed",
             Self::Hold { .. } => "same_state_failed",
             Self::NoBaseline => "no_tagrelay_build_yet",
@@ -141,8 +143,9 @@ impl Decision {
 
     pub fn build(&self) -> Option<&str> {
         match self {
-            Self::Start { build, .. } | Self::UpToDate { build } | Self::Hold { build, .. } => Some(build),
-            Self::Wait { build } => build.as_deref(),
+            Self::Start { build, .. } | Self::Wait { build } | Self::UpToDate { build } | Self::Hold { build, .. } => {
+                Some(build)
+            }
             Self::NoBaseline | Self::NothingToDeploy => None,
         }
     }
@@ -242,44 +245,67 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
     ) -> Result<EnvironmentOutcome, AwsError> {
         let project = &environment.codebuild_project;
         let names = self.config.parameter_names(&environment.name);
-        let versions: BTreeMap<String, i64> = self
-            .parameters
-            .get_parameters(&names)
-            .await?
-            .into_iter()
-            .map(|(name, stored)| (name, stored.version))
-            .collect();
-        let fingerprint = fingerprint(&versions);
-        let builds = self.builds.recent_builds(project, RECENT_BUILDS).await?;
+        let desired = Desired::of(&self.parameters.get_parameters(&names).await?);
+        let history = deploy_history(&self.builds, project).await?;
+        if history.bound_reached {
+            warn!(environment = %environment.name, project = %project, fingerprint = %desired.fingerprint, "no tagrelay build among the newest {MAX_BUILDS_READ} builds of the project: treated as never deployed");
+        }
 
-        let decision = match reconcile(&fingerprint, &builds, trigger) {
-            Reconcile::Start { fingerprint, reason, attempt } => {
+        let decision = match reconcile(&desired, &history.builds, trigger) {
+            Reconcile::Start { fingerprint, reason, follows } => {
+                // Only what the token is made of: a repeated token with other parameters is
+                // CodeBuild's parameter-mismatch error. The trigger is in the decision line. A
+                // mismatch is not read as `wait`: it can only mean a bug here (the token's scheme
+                // changes with the parameters, so two tagrelay versions never share a token), and
+                // InvalidInputException also covers requests that are simply wrong.
                 let request = StartBuild {
                     project: project.clone(),
                     environment: vec![
                         (FINGERPRINT_VARIABLE.to_owned(), fingerprint.clone()),
                         (ENVIRONMENT_VARIABLE.to_owned(), environment.name.clone()),
-                        (REASON_VARIABLE.to_owned(), trigger.describe()),
                     ],
-                    idempotency_token: idempotency_token(&fingerprint, attempt),
+                    idempotency_token: idempotency_token(project, &environment.name, &fingerprint, follows.as_deref()),
                 };
                 match self.builds.start_build(&request).await? {
                     StartOutcome::Started { build_id } => Decision::Start { reason, build: build_id },
-                    StartOutcome::LimitReached => Decision::Wait { build: None },
+                    StartOutcome::LimitReached { message } => self.refused(project, &message).await?,
                 }
             }
-            Reconcile::Wait { running_build } => Decision::Wait { build: Some(running_build) },
+            Reconcile::Wait { running_build } => Decision::Wait { build: running_build },
             Reconcile::UpToDate { build } => Decision::UpToDate { build },
             Reconcile::Hold { failed_build, status } => Decision::Hold { build: failed_build, status },
             Reconcile::NoBaseline => Decision::NoBaseline,
             Reconcile::NothingToDeploy => Decision::NothingToDeploy,
         };
-        log_decision(environment, &fingerprint, trigger, &decision);
+        log_decision(environment, &desired.fingerprint, trigger, &decision);
         Ok(EnvironmentOutcome {
             environment: environment.name.clone(),
             project: project.clone(),
-            fingerprint,
+            fingerprint: desired.fingerprint,
             decision,
+        })
+    }
+
+    /// CodeBuild refused the start with `AccountLimitExceededException`, which covers both the
+    /// project's concurrent build limit and the account's quota of running builds. A build of the
+    /// project running (it started since we looked) is the project's limit: wait for its end
+    /// event. None running is the account's quota (other projects' builds, or a new account's
+    /// quota of 0): no end event will come, so it is an error, retried by Lambda and alarmed on.
+    async fn refused(&self, project: &str, message: &str) -> Result<Decision, AwsError> {
+        let newest = newest_builds(&self.builds, project, RUNNING_LOOKUP).await?;
+        if let Some(running) = newest.iter().find(|build| build.status == BuildStatus::InProgress) {
+            return Ok(Decision::Wait { build: running.id.clone() });
+        }
+        Err(AwsError {
+            operation: "StartBuild",
+            resource: project.to_owned(),
+            code: Some(LIMIT_EXCEEDED.to_owned()),
+            message: format!(
+                "{LIMIT_EXCEEDED}: {message}; no build of {project} is running, so this is the account's \
+                 quota of concurrently running builds, not the project's concurrent build limit: raise \
+                 \"Concurrently running builds for <platform>/<compute type> environment\" for the \
+                 project's compute type in Service Quotas (AWS CodeBuild) for this account and region"
+            ),
         })
     }
 }

@@ -4,6 +4,7 @@
 pub mod build;
 pub mod fingerprint;
 pub mod handler;
+pub mod history;
 pub mod reconcile;
 
 pub use handler::{DeployError, DeploySummary, Deployer};

@@ -2,9 +2,33 @@
 //! build and the schedule all ask the same question — is the deployed state behind the
 //! parameters? — so duplicated, late or lost events are harmless. Pure, table-tested.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::build::{BuildRecord, BuildStatus};
+use super::fingerprint::{fingerprint, same_state};
+use crate::aws::StoredParameter;
+
+/// What an environment's parameters hold now, as the decision needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    /// The fingerprint of the parameters; empty when the environment has none.
+    pub fingerprint: String,
+    /// Some parameter was written since it was created (version 2 or more): Terraform creates
+    /// each one with a placeholder at version 1, so a later version is a change that tagrelay,
+    /// an operator or a person recorded, and it is worth a first run even from the schedule.
+    pub change_recorded: bool,
+}
+
+impl Desired {
+    pub fn of(parameters: &BTreeMap<String, StoredParameter>) -> Self {
+        Self {
+            fingerprint: fingerprint(parameters),
+            change_recorded: parameters.values().any(|stored| stored.version >= 2),
+        }
+    }
+}
 
 /// What made us look.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +49,8 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    /// Said in the log and passed to the build as `TAGRELAY_REASON`.
+    /// Said in the decision's log line. Not passed to the build: every StartBuild parameter is a
+    /// function of the idempotency token, and two triggers may race to start the same run.
     pub fn describe(&self) -> String {
         match self {
             Self::ParameterChange { parameter } => format!("parameter {parameter} changed"),
@@ -51,8 +76,10 @@ pub enum StartReason {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reconcile {
-    /// Start a run for `fingerprint`; `attempt` counts earlier runs of the same fingerprint.
-    Start { fingerprint: String, reason: StartReason, attempt: usize },
+    /// Start a run for `fingerprint`. `follows` is the newest tagrelay build seen (`None` for a
+    /// first run): a new run of the same state follows another build, so it gets another
+    /// idempotency token, while racing reconciles of the same state agree on one.
+    Start { fingerprint: String, reason: StartReason, follows: Option<String> },
     /// A build is running; its completion event reconciles again.
     Wait { running_build: String },
     /// The newest tagrelay build deployed exactly this state.
@@ -60,15 +87,19 @@ pub enum Reconcile {
     /// The newest tagrelay build of this state failed: do not loop on a broken change. The next
     /// parameter change starts a new run.
     Hold { failed_build: String, status: BuildStatus },
-    /// The schedule never starts an environment's first run: without a tagrelay build there is
-    /// no baseline to be behind, and installing tagrelay must not run Terraform everywhere.
+    /// The schedule does not start an environment's first run while every parameter still holds
+    /// what Terraform created it with (version 1): installing tagrelay must not run Terraform
+    /// everywhere. Once a change was recorded (a version 2 or later) the schedule starts it, so a
+    /// first run whose event was lost, or whose start failed, still happens.
     NoBaseline,
     /// The environment has no parameter yet.
     NothingToDeploy,
 }
 
-/// `builds` are the environment's project's newest builds, newest first.
-pub fn reconcile(fingerprint: &str, builds: &[BuildRecord], trigger: &Trigger) -> Reconcile {
+/// `builds` are the environment's project's builds, newest first, at least down to the newest
+/// tagrelay build (see `history`).
+pub fn reconcile(desired: &Desired, builds: &[BuildRecord], trigger: &Trigger) -> Reconcile {
+    let fingerprint = desired.fingerprint.as_str();
     if fingerprint.is_empty() {
         return Reconcile::NothingToDeploy;
     }
@@ -76,16 +107,20 @@ pub fn reconcile(fingerprint: &str, builds: &[BuildRecord], trigger: &Trigger) -
     if let Some(running) = builds.iter().find(|build| build.status == BuildStatus::InProgress) {
         return Reconcile::Wait { running_build: running.id.clone() };
     }
-    let attempt = builds.iter().filter(|build| build.fingerprint.as_deref() == Some(fingerprint)).count();
-    let start = |reason| Reconcile::Start { fingerprint: fingerprint.to_owned(), reason, attempt };
     // Builds started by hand carry no fingerprint and never count as deployed state.
-    let Some(newest) = builds.iter().find(|build| build.fingerprint.is_some()) else {
+    let newest = builds.iter().find(|build| build.fingerprint.is_some());
+    let start = |reason| Reconcile::Start {
+        fingerprint: fingerprint.to_owned(),
+        reason,
+        follows: newest.map(|build| build.id.clone()),
+    };
+    let Some(newest) = newest else {
         return match trigger {
-            Trigger::Schedule => Reconcile::NoBaseline,
+            Trigger::Schedule if !desired.change_recorded => Reconcile::NoBaseline,
             _ => start(StartReason::FirstRun),
         };
     };
-    if newest.fingerprint.as_deref() != Some(fingerprint) {
+    if !newest.fingerprint.as_deref().is_some_and(|recorded| same_state(recorded, fingerprint)) {
         return start(StartReason::Changed);
     }
     match newest.status {
@@ -102,108 +137,183 @@ mod tests {
     use super::*;
     use BuildStatus::*;
 
-    const NOW: &str = "/a/dev/tag=3,/b/dev/tag=7";
-    const BEFORE: &str = "/a/dev/tag=2,/b/dev/tag=7";
+    const NOW: &str = "/a/dev/tag=3@0000000a,/b/dev/tag=7@0000000b";
+    const BEFORE: &str = "/a/dev/tag=2@0000000c,/b/dev/tag=7@0000000b";
+
+    /// The current state; a change is recorded (some version >= 2) unless said otherwise.
+    fn now() -> Desired {
+        Desired { fingerprint: NOW.into(), change_recorded: true }
+    }
+
+    fn untouched() -> Desired {
+        Desired { fingerprint: NOW.into(), change_recorded: false }
+    }
 
     fn build(id: &str, status: BuildStatus, fingerprint: Option<&str>) -> BuildRecord {
         BuildRecord { id: id.into(), status, fingerprint: fingerprint.map(str::to_owned), started: None }
+    }
+
+    fn manual(n: usize) -> Vec<BuildRecord> {
+        (0..n).map(|i| build(&format!("m{i}"), Succeeded, None)).collect()
     }
 
     fn change() -> Trigger {
         Trigger::ParameterChange { parameter: "/a/dev/tag".into() }
     }
 
-    fn start(reason: StartReason, attempt: usize) -> Reconcile {
-        Reconcile::Start { fingerprint: NOW.into(), reason, attempt }
+    fn start(reason: StartReason, follows: Option<&str>) -> Reconcile {
+        Reconcile::Start { fingerprint: NOW.into(), reason, follows: follows.map(str::to_owned) }
     }
 
     #[test]
     fn reconcile_table() {
         let finished = Trigger::BuildFinished { build_id: "b1".into(), status: Succeeded };
-        let cases: Vec<(&str, Vec<BuildRecord>, Trigger, Reconcile)> = vec![
-            ("first run on a change", vec![], change(), start(StartReason::FirstRun, 0)),
-            ("first run never from the schedule", vec![], Trigger::Schedule, Reconcile::NoBaseline),
+        let manual_end = Trigger::BuildFinished { build_id: "m0".into(), status: Succeeded };
+        let cases: Vec<(&str, Desired, Vec<BuildRecord>, Trigger, Reconcile)> = vec![
+            ("first run on a change", now(), vec![], change(), start(StartReason::FirstRun, None)),
+            (
+                "first run on a change to a new parameter",
+                untouched(),
+                vec![],
+                change(),
+                start(StartReason::FirstRun, None),
+            ),
+            (
+                "the schedule starts no first run while every parameter is as Terraform created it",
+                untouched(),
+                vec![],
+                Trigger::Schedule,
+                Reconcile::NoBaseline,
+            ),
+            (
+                "the schedule starts a first run once a change was recorded",
+                now(),
+                vec![],
+                Trigger::Schedule,
+                start(StartReason::FirstRun, None),
+            ),
             (
                 "manual builds are no baseline",
+                untouched(),
                 vec![build("m1", Succeeded, None)],
                 Trigger::Schedule,
                 Reconcile::NoBaseline,
             ),
             (
                 "manual builds are not deployed state",
+                now(),
                 vec![build("m1", Succeeded, None), build("b1", Succeeded, Some(BEFORE))],
                 change(),
-                start(StartReason::Changed, 0),
+                start(StartReason::Changed, Some("b1")),
+            ),
+            (
+                "a lost event is caught behind a dozen manual builds",
+                untouched(),
+                [manual(12), vec![build("b1", Succeeded, Some(BEFORE))]].concat(),
+                Trigger::Schedule,
+                start(StartReason::Changed, Some("b1")),
+            ),
+            (
+                "a manual build's end behind which the state is deployed starts nothing",
+                now(),
+                [manual(12), vec![build("b1", Succeeded, Some(NOW))]].concat(),
+                manual_end,
+                Reconcile::UpToDate { build: "b1".into() },
             ),
             (
                 "a running build means wait",
+                now(),
                 vec![build("b2", InProgress, Some(BEFORE)), build("b1", Succeeded, Some(BEFORE))],
                 change(),
                 Reconcile::Wait { running_build: "b2".into() },
             ),
             (
                 "a running manual build means wait too",
+                now(),
                 vec![build("m1", InProgress, None), build("b1", Succeeded, Some(NOW))],
                 Trigger::Schedule,
                 Reconcile::Wait { running_build: "m1".into() },
             ),
             (
                 "deployed exactly this state",
+                now(),
                 vec![build("b1", Succeeded, Some(NOW))],
                 change(),
                 Reconcile::UpToDate { build: "b1".into() },
             ),
             (
+                "deployed this state's versions by a tagrelay that recorded no digests",
+                now(),
+                vec![build("b1", Succeeded, Some("/a/dev/tag=3,/b/dev/tag=7"))],
+                Trigger::Schedule,
+                Reconcile::UpToDate { build: "b1".into() },
+            ),
+            (
+                "same versions, another value (a re-created parameter)",
+                now(),
+                vec![build("b1", Succeeded, Some("/a/dev/tag=3@0000000f,/b/dev/tag=7@0000000b"))],
+                change(),
+                start(StartReason::Changed, Some("b1")),
+            ),
+            (
                 "a change that landed during the run is picked up when it ends",
+                now(),
                 vec![build("b1", Succeeded, Some(BEFORE))],
                 finished.clone(),
-                start(StartReason::Changed, 0),
+                start(StartReason::Changed, Some("b1")),
             ),
             (
                 "the schedule catches a lost event",
+                untouched(),
                 vec![build("b1", Succeeded, Some(BEFORE))],
                 Trigger::Schedule,
-                start(StartReason::Changed, 0),
+                start(StartReason::Changed, Some("b1")),
             ),
             (
                 "failed with this state: hold",
+                now(),
                 vec![build("b1", Failed, Some(NOW))],
                 finished.clone(),
                 Reconcile::Hold { failed_build: "b1".into(), status: Failed },
             ),
             (
                 "fault with this state: hold",
+                now(),
                 vec![build("b1", Fault, Some(NOW))],
                 Trigger::Schedule,
                 Reconcile::Hold { failed_build: "b1".into(), status: Fault },
             ),
             (
                 "timed out with this state: hold",
+                now(),
                 vec![build("b1", TimedOut, Some(NOW))],
                 change(),
                 Reconcile::Hold { failed_build: "b1".into(), status: TimedOut },
             ),
             (
                 "failed with an older state: the new change starts a run",
+                now(),
                 vec![build("b1", Failed, Some(BEFORE))],
                 change(),
-                start(StartReason::Changed, 0),
+                start(StartReason::Changed, Some("b1")),
             ),
             (
-                "stopped with this state: not deployed, start again",
+                "stopped with this state: not deployed, start again after it",
+                now(),
                 vec![build("b1", Stopped, Some(NOW))],
                 finished,
-                start(StartReason::PreviousStopped, 1),
+                start(StartReason::PreviousStopped, Some("b1")),
             ),
             (
                 "only the newest tagrelay build counts",
+                now(),
                 vec![build("b2", Succeeded, Some(NOW)), build("b1", Failed, Some(NOW))],
                 change(),
                 Reconcile::UpToDate { build: "b2".into() },
             ),
         ];
-        for (name, builds, trigger, expected) in cases {
-            assert_eq!(reconcile(NOW, &builds, &trigger), expected, "{name}");
+        for (name, desired, builds, trigger, expected) in cases {
+            assert_eq!(reconcile(&desired, &builds, &trigger), expected, "{name}");
         }
     }
 
@@ -211,11 +321,11 @@ mod tests {
     fn a_retry_starts_a_held_state_again_and_otherwise_acts_like_a_change() {
         let retry = Trigger::Retry { by: "ana".into() };
         let cases: Vec<(&str, Vec<BuildRecord>, Reconcile)> = vec![
-            ("held", vec![build("b1", Failed, Some(NOW))], start(StartReason::Retry, 1)),
+            ("held", vec![build("b1", Failed, Some(NOW))], start(StartReason::Retry, Some("b1"))),
             (
-                "held twice: a new attempt, a new idempotency token",
+                "held twice: a new run after the newest, a new idempotency token",
                 vec![build("b2", TimedOut, Some(NOW)), build("b1", Failed, Some(NOW))],
-                start(StartReason::Retry, 2),
+                start(StartReason::Retry, Some("b2")),
             ),
             (
                 "in sync: nothing to do",
@@ -227,18 +337,38 @@ mod tests {
                 vec![build("b2", InProgress, Some(NOW)), build("b1", Failed, Some(NOW))],
                 Reconcile::Wait { running_build: "b2".into() },
             ),
-            ("behind", vec![build("b1", Failed, Some(BEFORE))], start(StartReason::Changed, 0)),
-            ("never deployed", vec![], start(StartReason::FirstRun, 0)),
+            ("behind", vec![build("b1", Failed, Some(BEFORE))], start(StartReason::Changed, Some("b1"))),
+            ("never deployed", vec![], start(StartReason::FirstRun, None)),
         ];
         for (name, builds, expected) in cases {
-            assert_eq!(reconcile(NOW, &builds, &retry), expected, "{name}");
+            assert_eq!(reconcile(&untouched(), &builds, &retry), expected, "{name}");
         }
-        assert_eq!(reconcile("", &[], &retry), Reconcile::NothingToDeploy);
+        let nothing = Desired { fingerprint: String::new(), change_recorded: false };
+        assert_eq!(reconcile(&nothing, &[], &retry), Reconcile::NothingToDeploy);
     }
 
     #[test]
     fn no_parameter_nothing_to_deploy() {
-        assert_eq!(reconcile("", &[], &change()), Reconcile::NothingToDeploy);
+        let nothing = Desired { fingerprint: String::new(), change_recorded: false };
+        assert_eq!(reconcile(&nothing, &[], &change()), Reconcile::NothingToDeploy);
+        assert_eq!(reconcile(&nothing, &[], &Trigger::Schedule), Reconcile::NothingToDeploy);
+    }
+
+    #[test]
+    fn a_change_is_recorded_once_some_parameter_is_past_version_1() {
+        let stored = |version| StoredParameter::string("1043", version, None);
+        let cases = [
+            ("no parameter", vec![], false),
+            ("as created", vec![("/a/dev/tag", 1), ("/b/dev/tag", 1)], false),
+            ("one written since", vec![("/a/dev/tag", 1), ("/b/dev/tag", 2)], true),
+            ("written many times", vec![("/a/dev/tag", 40)], true),
+        ];
+        for (name, versions, recorded) in cases {
+            let parameters = versions.into_iter().map(|(n, v)| (n.to_owned(), stored(v))).collect();
+            let desired = Desired::of(&parameters);
+            assert_eq!(desired.change_recorded, recorded, "{name}");
+            assert_eq!(desired.fingerprint, fingerprint(&parameters), "{name}");
+        }
     }
 
     #[test]

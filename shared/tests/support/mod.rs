@@ -9,8 +9,8 @@ use std::sync::Mutex;
 
 use aws_smithy_types::DateTime;
 use tagrelay::aws::{
-    AwsError, BuildRunner, ImageFacts, ImagePage, ImageRegistry, ListedImage, ParameterHistory, ParameterKind,
-    ParameterStore, ParameterVersion, ParameterWrite, StartBuild, StartOutcome, StoredParameter,
+    AwsError, BuildIdPage, BuildRunner, ImageFacts, ImagePage, ImageRegistry, ListedImage, ParameterHistory,
+    ParameterKind, ParameterStore, ParameterVersion, ParameterWrite, StartBuild, StartOutcome, StoredParameter,
 };
 use tagrelay::config::Config;
 use tagrelay::deploy::build::{BuildRecord, BuildStatus, FINGERPRINT_VARIABLE};
@@ -214,12 +214,40 @@ impl ImageRegistry for FakeRegistry {
     }
 }
 
-/// A CodeBuild stand-in: builds newest first; a started build is IN_PROGRESS until `finish`.
-#[derive(Default)]
+/// How the fake CodeBuild refuses a start with `AccountLimitExceededException`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The project's concurrent build limit: a build started by hand a moment ago runs.
+    ProjectLimit,
+    /// The account's quota of running builds: nothing of the project runs.
+    AccountQuota,
+}
+
+/// A CodeBuild stand-in: builds newest first, listed `page_size` ids a page; a started build is
+/// IN_PROGRESS until `finish`; a repeated idempotency token returns the same build, or with
+/// other parameters CodeBuild's parameter-mismatch error.
 pub struct FakeBuilds {
     pub builds: Mutex<BTreeMap<String, Vec<BuildRecord>>>,
     pub starts: Mutex<Vec<StartBuild>>,
-    pub limit_reached: bool,
+    pub refusal: Option<Refusal>,
+    pub page_size: usize,
+    /// Every read: `list PROJECT` per ListBuildsForProject page, `get N` per BatchGetBuilds of N ids.
+    pub reads: Mutex<Vec<String>>,
+    /// Idempotency token → (the request, the build it started).
+    pub tokens: Mutex<BTreeMap<String, (StartBuild, String)>>,
+}
+
+impl Default for FakeBuilds {
+    fn default() -> Self {
+        Self {
+            builds: Mutex::default(),
+            starts: Mutex::default(),
+            refusal: None,
+            page_size: 100,
+            reads: Mutex::default(),
+            tokens: Mutex::default(),
+        }
+    }
 }
 
 impl FakeBuilds {
@@ -233,12 +261,26 @@ impl FakeBuilds {
         self.starts.lock().expect("lock").clone()
     }
 
+    pub fn reads(&self) -> Vec<String> {
+        self.reads.lock().expect("lock").clone()
+    }
+
     /// Ends the newest build of `project` with `status`.
     pub fn finish(&self, project: &str, status: BuildStatus) -> String {
         let mut builds = self.builds.lock().expect("lock");
         let newest = builds.get_mut(project).and_then(|b| b.first_mut()).expect("a build to finish");
         newest.status = status;
         newest.id.clone()
+    }
+
+    /// `n` finished builds started by hand, on top of the project's builds.
+    pub fn manual_builds(&self, project: &str, n: usize) {
+        let mut builds = self.builds.lock().expect("lock");
+        let list = builds.entry(project.to_owned()).or_default();
+        for _ in 0..n {
+            let id = format!("{project}:manual-{}", list.len() + 1);
+            list.insert(0, BuildRecord { id, status: BuildStatus::Succeeded, fingerprint: None, started: None });
+        }
     }
 }
 
@@ -247,21 +289,58 @@ pub fn record(id: &str, status: BuildStatus, fingerprint: Option<&str>) -> Build
 }
 
 impl BuildRunner for FakeBuilds {
-    async fn recent_builds(&self, project: &str, limit: usize) -> Result<Vec<BuildRecord>, AwsError> {
+    async fn list_build_ids(&self, project: &str, next: Option<&str>) -> Result<BuildIdPage, AwsError> {
+        self.reads.lock().expect("lock").push(format!("list {project}"));
         let builds = self.builds.lock().expect("lock");
-        Ok(builds.get(project).map(|b| b.iter().take(limit).cloned().collect()).unwrap_or_default())
+        let all: Vec<String> =
+            builds.get(project).map(|b| b.iter().map(|b| b.id.clone()).collect()).unwrap_or_default();
+        let start: usize = next.map_or(0, |token| token.parse().expect("a token this fake gave"));
+        let end = (start + self.page_size).min(all.len());
+        Ok(BuildIdPage { ids: all[start..end].to_vec(), next: (end < all.len()).then(|| end.to_string()) })
+    }
+
+    async fn get_builds(&self, project: &str, ids: &[String]) -> Result<Vec<BuildRecord>, AwsError> {
+        assert!(ids.len() <= 100, "BatchGetBuilds takes at most 100 ids, asked {}", ids.len());
+        self.reads.lock().expect("lock").push(format!("get {}", ids.len()));
+        let builds = self.builds.lock().expect("lock");
+        let all = builds.get(project).cloned().unwrap_or_default();
+        Ok(ids.iter().filter_map(|id| all.iter().find(|b| &b.id == id).cloned()).collect())
     }
 
     async fn start_build(&self, request: &StartBuild) -> Result<StartOutcome, AwsError> {
-        if self.limit_reached {
-            return Ok(StartOutcome::LimitReached);
+        if let Some((earlier, build_id)) = self.tokens.lock().expect("lock").get(&request.idempotency_token) {
+            if earlier != request {
+                return Err(AwsError {
+                    operation: "StartBuild",
+                    resource: request.project.clone(),
+                    code: Some("InvalidInputException".into()),
+                    message: "Idempotency token was used with a different request: parameter mismatch".into(),
+                });
+            }
+            return Ok(StartOutcome::Started { build_id: build_id.clone() });
+        }
+        let mut builds = self.builds.lock().expect("lock");
+        let list = builds.entry(request.project.clone()).or_default();
+        match self.refusal {
+            Some(Refusal::ProjectLimit) => {
+                let id = format!("{}:manual-{}", request.project, list.len() + 1);
+                list.insert(0, BuildRecord { id, status: BuildStatus::InProgress, fingerprint: None, started: None });
+                return Ok(StartOutcome::LimitReached {
+                    message: "Cannot have more than 1 builds in queue for the account".into(),
+                });
+            }
+            Some(Refusal::AccountQuota) => {
+                return Ok(StartOutcome::LimitReached {
+                    message: "Cannot have more than 0 builds in queue for the account".into(),
+                });
+            }
+            None => {}
         }
         self.starts.lock().expect("lock").push(request.clone());
         let fingerprint = request.environment.iter().find(|(k, _)| k == FINGERPRINT_VARIABLE).map(|(_, v)| v.clone());
-        let mut builds = self.builds.lock().expect("lock");
-        let list = builds.entry(request.project.clone()).or_default();
         let id = format!("{}:{}", request.project, list.len() + 1);
         list.insert(0, BuildRecord { id: id.clone(), status: BuildStatus::InProgress, fingerprint, started: None });
+        self.tokens.lock().expect("lock").insert(request.idempotency_token.clone(), (request.clone(), id.clone()));
         Ok(StartOutcome::Started { build_id: id })
     }
 }

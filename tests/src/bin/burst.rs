@@ -11,9 +11,9 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::fmt::Write as _;
 
+use tagrelay::aws::StoredParameter;
 use tagrelay::deploy::build::{BuildRecord, BuildStatus};
-use tagrelay::deploy::fingerprint::fingerprint;
-use tagrelay::deploy::reconcile::{reconcile, Reconcile, Trigger};
+use tagrelay::deploy::reconcile::{reconcile, Desired, Reconcile, Trigger};
 
 const PUSHES: usize = 100;
 const SERVICES: usize = 5;
@@ -45,6 +45,14 @@ fn pushes() -> Vec<Push> {
 
 fn parameter(service: usize) -> String {
     format!("/service-{service}/dev/docker-image-tag")
+}
+
+/// The parameters as GetParameters returns them; each push's tag is the parameter's version.
+fn stored(versions: &BTreeMap<String, i64>) -> BTreeMap<String, StoredParameter> {
+    versions
+        .iter()
+        .map(|(name, version)| (name.clone(), StoredParameter::string(version.to_string(), *version, None)))
+        .collect()
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -169,8 +177,8 @@ fn simulate(tagrelay: bool) -> Report {
             }
         };
         if tagrelay {
-            let state = fingerprint(&world.versions);
-            if let Reconcile::Start { fingerprint, .. } = reconcile(&state, &world.records(), &trigger) {
+            let desired = Desired::of(&stored(&world.versions));
+            if let Reconcile::Start { fingerprint, .. } = reconcile(&desired, &world.records(), &trigger) {
                 world.start(now, Some(fingerprint));
             }
         } else if matches!(trigger, Trigger::ParameterChange { .. }) {
