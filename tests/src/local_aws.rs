@@ -319,6 +319,20 @@ pub async fn create_repository(ecr: &aws_sdk_ecr::Client, name: &str) -> Result<
     Ok(())
 }
 
+/// Writes a String parameter as a person or Terraform would (overwriting), outside tagrelay.
+pub async fn put_parameter(ssm: &aws_sdk_ssm::Client, name: &str, value: &str) -> Result<i64, HarnessError> {
+    let out = ssm
+        .put_parameter()
+        .name(name)
+        .value(value)
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .overwrite(true)
+        .send()
+        .await
+        .map_err(|err| aws_error("ssm:PutParameter", &err))?;
+    Ok(out.version())
+}
+
 /// Puts a new image under `tag` and returns the digest moto gave it.
 ///
 /// Every call puts a manifest of its own, so every call gets a new digest; pushing a tag again

@@ -14,7 +14,7 @@ use tagrelay::deploy::fingerprint::fingerprint;
 use tagrelay::deploy::handler::Decision;
 use tagrelay::deploy::history::{deploy_history, newest_builds};
 use tagrelay::deploy::Deployer;
-use tagrelay_tests::local_aws::{create_codebuild_project, LocalAws};
+use tagrelay_tests::local_aws::{create_codebuild_project, put_parameter, LocalAws};
 use tokio::sync::Barrier;
 
 const DEV: &str = "tagrelay-dev";
@@ -54,14 +54,7 @@ fn build_ended(build_id: &str) -> Value {
 }
 
 async fn put(ssm: &aws_sdk_ssm::Client, value: &str) {
-    ssm.put_parameter()
-        .name(API)
-        .value(value)
-        .r#type(aws_sdk_ssm::types::ParameterType::String)
-        .overwrite(true)
-        .send()
-        .await
-        .expect("PutParameter");
+    put_parameter(ssm, API, value).await.expect("PutParameter");
 }
 
 async fn wait_idle(runner: &CodeBuildRunner) {

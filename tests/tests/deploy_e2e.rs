@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use tagrelay::deploy::build::BuildStatus;
 use tagrelay_tests::event_router::DeliveryOutcome;
 use tagrelay_tests::events::ecr_push;
-use tagrelay_tests::local_aws::push_image;
+use tagrelay_tests::local_aws::{push_image, put_parameter};
 use tagrelay_tests::system::LocalSystem;
 
 const DEV: &str = "tagrelay-dev";
@@ -25,16 +25,7 @@ fn config() -> Value {
 }
 
 async fn put(system: &LocalSystem, name: &str, value: &str) {
-    system
-        .ssm
-        .put_parameter()
-        .name(name)
-        .value(value)
-        .r#type(aws_sdk_ssm::types::ParameterType::String)
-        .overwrite(true)
-        .send()
-        .await
-        .expect("PutParameter");
+    put_parameter(&system.ssm, name, value).await.expect("PutParameter");
 }
 
 fn sweep() -> Value {
