@@ -1,9 +1,13 @@
 //! Test bed for tagrelay's end-to-end tests.
 //!
-//! * [`local_aws`]: a moto server on loopback standing in for SSM and ECR, with helpers to create
-//!   repositories and push images.
+//! * [`local_aws`]: a moto server on loopback (SSM, ECR, CodeBuild, SQS) with tagrelay's fidelity
+//!   patches and event emission, and helpers to create repositories, push images, write
+//!   parameters and steer builds, quotas and lost events.
 //! * [`runtime_api`]: an emulator of the Lambda Runtime API, and a spawned function process that
 //!   polls it, so the released `bootstrap` binaries run as they do in Lambda.
+//! * [`event_pattern`], [`event_router`]: a local EventBridge that routes events through
+//!   `infra/event-patterns/` with Lambda's async retries and dead-letter queues.
+//! * [`system`]: the whole pipeline wired together; [`events`]: event builders.
 //!
 //! The tools come from `make tools` (moto) and `make lambdas-local` (the function binaries).
 
