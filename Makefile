@@ -1,7 +1,7 @@
 # tagrelay: build and test tooling. GNU make.
 #
 #   make test           fmt check, clippy -D warnings, checkov over infra/, every test (installs what it needs)
-#   make demo           record-image-tag on a local AWS (moto server on loopback), no account needed
+#   make demo           the whole pipeline on a local AWS (moto server on loopback), no account needed
 #   make bench          binary and zip sizes, cold start, warm invocation; burst simulation (docs/)
 #   make build          release Lambda zips for arm64 (what gets deployed)
 #   make tools          .venv/ with moto_server and cargo-lambda (+ zig), and the arm64 Rust target
@@ -9,7 +9,7 @@
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
-.DEFAULT_GOAL := build
+.DEFAULT_GOAL := help
 MAKEFLAGS += --no-builtin-rules
 
 VENV         := $(CURDIR)/.venv
@@ -37,7 +37,11 @@ else
   HOST_ARCH_FLAG := --x86-64
 endif
 
-.PHONY: test demo bench tools infra-check rust-components rust-targets lambdas-local build clean
+.PHONY: help test demo bench tools infra-check rust-components rust-targets lambdas-local build clean
+
+# A bare `make` explains itself rather than starting a cross-compilation.
+help:
+	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
 
 tools: $(TOOLS_STAMP) rust-targets
 

@@ -24,6 +24,8 @@ use hcl::edit::structure::Block;
 use hcl::Value as HclValue;
 use regex::Regex;
 use serde_json::{json, Value};
+use tagrelay::config::DEFAULT_TAG_PATTERN;
+use tagrelay::order::OrderPolicy;
 use tagrelay_tests::event_pattern::EventPattern;
 use tagrelay_tests::workspace_root;
 use terraform::code_env::{self, EnvReads, Source};
@@ -31,7 +33,7 @@ use terraform::eval::Scope;
 use terraform::event_rules::{self, EventRules};
 use terraform::files::{self, TfFile};
 use terraform::hcl_read::{
-    declarations, local, object_entries, regex_patterns, resource, string_list, variable, DeclarationKind,
+    declarations, func_call, local, object_entries, regex_patterns, resource, string_list, variable, DeclarationKind,
 };
 use terraform::schema::{check_file, Coverage, Finding, ProviderSchema};
 use terraform::versions::{required_versions, satisfies};
@@ -1349,4 +1351,47 @@ fn the_buildspec_reader_takes_items_and_blocks() {
     let commands = buildspec::phase_commands(text, "build").expect("the build phase");
     assert_eq!(commands, ["echo one", "(\n  set -e\n  echo two\n)\n"]);
     assert!(buildspec::phase_commands(text, "pre_build").is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Facts written in infra/ and in the code
+// ---------------------------------------------------------------------------------------------
+
+/// `services.<svc>.<field>`'s default in `variable "services"`'s type,
+/// `map(object({ …, field = optional(string, "<default>") }))`.
+fn service_default<'a>(variables: &'a TfFile, field: &str) -> &'a str {
+    let block = variable(variables, "services").expect("variable services");
+    let (map, args) = func_call(attribute_of(variables, block, "type")).expect("services is typed");
+    assert_eq!(map, "map");
+    let (object, args) = func_call(args[0]).expect("map(object(...))");
+    assert_eq!(object, "object");
+    let entries = object_entries(args[0]).expect("object({...})");
+    let (_, optional) = entries.iter().find(|(name, _)| *name == field).unwrap_or_else(|| panic!("no {field}"));
+    let (optional, args) = func_call(optional).expect("optional(type, default)");
+    assert_eq!(optional, "optional");
+    args.get(1).and_then(|default| default.as_str()).unwrap_or_else(|| panic!("{field} has no default"))
+}
+
+#[test]
+fn the_order_policies_and_service_defaults_in_infra_are_the_ones_the_code_has() {
+    let files = stack_files();
+    let variables = named(&files, "infra/variables.tf");
+    assert_eq!(service_default(variables, "order"), OrderPolicy::default().as_str());
+    assert_eq!(service_default(variables, "tag_pattern"), DEFAULT_TAG_PATTERN);
+
+    // The validation that lists the policies: `contains([...], svc.order)`.
+    let block = variable(variables, "services").expect("variable services");
+    let listed = Regex::new(r#"contains\(\[([^\]]*)\],\s*svc\.order\)"#).expect("regex");
+    let lists: Vec<Vec<String>> = block
+        .body
+        .get_blocks("validation")
+        .filter_map(|validation| {
+            let condition = attribute_of(variables, validation, "condition").to_string();
+            let names = listed.captures(&condition)?.get(1)?.as_str().to_owned();
+            Some(names.split(',').map(|name| name.trim().trim_matches('"').to_owned()).collect())
+        })
+        .collect();
+    let [names] = lists.as_slice() else { panic!("one validation of services.<svc>.order: {lists:?}") };
+    assert_eq!(names, &OrderPolicy::NAMES.map(str::to_owned), "infra/variables.tf and shared/src/order.rs");
+    assert!(OrderPolicy::NAMES.iter().all(|name| name.parse::<OrderPolicy>().is_ok()));
 }
