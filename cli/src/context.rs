@@ -7,9 +7,9 @@ use tagrelay::aws::codebuild::CodeBuildRunner;
 use tagrelay::aws::ecr::EcrImageRegistry;
 use tagrelay::aws::sqs::SqsDeadLetterQueue;
 use tagrelay::aws::ssm::SsmParameterStore;
-use tagrelay::aws::AwsError;
 use tagrelay::config::{Config, Environment, Service, CONFIG_ENV};
 use tagrelay::deploy::handler::Deployer;
+use tagrelay::ports::AwsError;
 use tagrelay::record::Recorder;
 
 use crate::error::CliError;

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use serde::Serialize;
-use tagrelay::aws::AwsError;
 use tagrelay::config::{ConfigError, CONFIG_ENV};
+use tagrelay::ports::AwsError;
 use tagrelay::record::{RecordError, WriteFailure};
 use thiserror::Error;
 
@@ -186,7 +186,7 @@ mod tests {
                     attempted: 1,
                     failed: vec![WriteFailure::NotAString {
                         parameter: "/a/dev/tag".into(),
-                        kind: tagrelay::aws::ParameterKind::SecureString,
+                        kind: tagrelay::ports::ParameterKind::SecureString,
                     }],
                 }),
                 ErrorKind::Refused,

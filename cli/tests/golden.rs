@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use tagrelay::deploy::build::BuildStatus;
+use tagrelay::ports::BuildStatus;
 use tagrelay::record::{EnvironmentDecision, Outcome, SkipReason, WriteReason};
 use tagrelay_cli::commands::change::ChangeReport;
 use tagrelay_cli::commands::history::{HistoryEntry, HistoryReport};

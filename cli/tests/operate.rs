@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::{tagrelay, Run};
-use tagrelay::deploy::build::BuildStatus;
+use tagrelay::ports::BuildStatus;
 use tagrelay_tests::local_aws::{create_codebuild_project, push_image};
 use tagrelay_tests::system::LocalSystem;
 

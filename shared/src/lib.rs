@@ -1,5 +1,6 @@
-//! tagrelay core: configuration, events, naming, tag order, the decisions, the AWS ports and
-//! their adapters, and telemetry. Decisions are pure; AWS is reached only through `aws`.
+//! tagrelay core: configuration, events, naming, tag order, the decisions, the ports (the AWS
+//! calls as traits, and the records they exchange) and their SDK adapters, and telemetry.
+//! Decisions are pure; AWS is reached only through `ports`, implemented by `aws`.
 
 pub mod aws;
 pub mod config;
@@ -8,5 +9,6 @@ pub mod event;
 pub mod lambda_init;
 pub mod naming;
 pub mod order;
+pub mod ports;
 pub mod record;
 pub mod telemetry;

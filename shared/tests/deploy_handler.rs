@@ -6,10 +6,10 @@ mod support;
 
 use serde_json::{json, Value};
 use support::{config, record, FakeBuilds, FakeParameters, Refusal};
-use tagrelay::deploy::build::BuildStatus::{self, *};
 use tagrelay::deploy::handler::{Decision, Ignored};
 use tagrelay::deploy::reconcile::StartReason;
 use tagrelay::deploy::{DeployError, Deployer};
+use tagrelay::ports::BuildStatus::{self, *};
 
 const API: &str = "/my-api/dev/docker-image-tag";
 const WORKER: &str = "/worker/dev/docker-image-tag";
@@ -54,7 +54,7 @@ fn deployer(params: FakeParameters, builds: FakeBuilds) -> Deployer<FakeParamete
     Deployer::new(deploy_config(), params, builds)
 }
 
-fn env_var<'a>(start: &'a tagrelay::aws::StartBuild, name: &str) -> Option<&'a str> {
+fn env_var<'a>(start: &'a tagrelay::ports::StartBuild, name: &str) -> Option<&'a str> {
     start.environment.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 

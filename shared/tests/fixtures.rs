@@ -77,9 +77,9 @@ fn missing_required_fields_are_named() {
 
 mod deploy_events {
     use super::fixture;
-    use tagrelay::deploy::build::BuildStatus;
     use tagrelay::event::deploy::{parse_deploy_event, DeployEvent};
     use tagrelay::event::ssm::Operation;
+    use tagrelay::ports::BuildStatus;
 
     #[test]
     fn ssm_sample_with_and_without_description() {

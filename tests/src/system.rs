@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tagrelay::config::Config;
-use tagrelay::deploy::build::{BuildRecord, BuildStatus};
+use tagrelay::ports::{BuildRecord, BuildStatus};
 
 use crate::event_pattern::EventPattern;
 use crate::event_router::{AsyncInvokeConfig, LocalEventBridge, Route};
@@ -141,7 +141,7 @@ impl LocalSystem {
 
     /// The environment's fingerprint now, by tagrelay's one definition.
     pub async fn fingerprint(&self, environment: &str) -> Result<String, HarnessError> {
-        use tagrelay::aws::ParameterStore;
+        use tagrelay::ports::ParameterStore;
         let names = self.config.parameter_names(environment);
         let stored = tagrelay::aws::ssm::SsmParameterStore::new(self.ssm.clone())
             .get_parameters(&names)

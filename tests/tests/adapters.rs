@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tagrelay::aws::ecr::EcrImageRegistry;
 use tagrelay::aws::ssm::SsmParameterStore;
-use tagrelay::aws::{ImageRegistry, ParameterStore, ParameterWrite};
+use tagrelay::ports::{ImageRegistry, ParameterStore, ParameterWrite};
 use tagrelay_tests::local_aws::{create_repository, push_image, LocalAws};
 
 fn write(name: &str, value: &str, create: bool) -> ParameterWrite {
@@ -82,9 +82,9 @@ async fn ecr_reports_digest_and_push_time_and_none_for_what_is_gone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codebuild_lists_newest_first_with_fingerprints_and_reports_the_limit() {
     use tagrelay::aws::codebuild::CodeBuildRunner;
-    use tagrelay::aws::{BuildRunner, StartBuild, StartOutcome};
-    use tagrelay::deploy::build::BuildStatus;
     use tagrelay::deploy::history::newest_builds;
+    use tagrelay::ports::BuildStatus;
+    use tagrelay::ports::{BuildRunner, StartBuild, StartOutcome};
     use tagrelay_tests::local_aws::create_codebuild_project;
 
     let aws = LocalAws::start().await.expect("local AWS");

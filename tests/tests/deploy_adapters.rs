@@ -7,13 +7,13 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tagrelay::aws::codebuild::CodeBuildRunner;
 use tagrelay::aws::ssm::SsmParameterStore;
-use tagrelay::aws::{AwsError, BuildIdPage, BuildRunner, ParameterStore, StartBuild, StartOutcome};
 use tagrelay::config::Config;
-use tagrelay::deploy::build::{BuildRecord, BuildStatus};
 use tagrelay::deploy::fingerprint::fingerprint;
 use tagrelay::deploy::handler::Decision;
 use tagrelay::deploy::history::{deploy_history, newest_builds};
 use tagrelay::deploy::Deployer;
+use tagrelay::ports::{AwsError, BuildIdPage, BuildRunner, ParameterStore, StartBuild, StartOutcome};
+use tagrelay::ports::{BuildRecord, BuildStatus};
 use tagrelay_tests::local_aws::{create_codebuild_project, put_parameter, LocalAws};
 use tokio::sync::Barrier;
 

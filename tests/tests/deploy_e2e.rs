@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tagrelay::deploy::build::BuildStatus;
+use tagrelay::ports::BuildStatus;
 use tagrelay_tests::event_router::DeliveryOutcome;
 use tagrelay_tests::events::ecr_push;
 use tagrelay_tests::local_aws::{push_image, put_parameter};

@@ -2,8 +2,8 @@
 //! and write as a push (`tagrelay::record::operator`).
 
 use serde::Serialize;
-use tagrelay::aws::{ImageRegistry, ParameterHistory, ParameterStore};
 use tagrelay::config::Service;
+use tagrelay::ports::{ImageRegistry, ParameterHistory, ParameterStore};
 use tagrelay::record::operator::MAX_REASON_CHARS;
 use tagrelay::record::{Change, EnvironmentDecision, Outcome, Recorder, SkipReason, TagChange};
 

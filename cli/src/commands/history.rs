@@ -1,7 +1,7 @@
 //! `tagrelay history`: a parameter's versions as SSM keeps them, newest first.
 
 use serde::Serialize;
-use tagrelay::aws::{ParameterHistory, ParameterVersion};
+use tagrelay::ports::{ParameterHistory, ParameterVersion};
 
 use crate::error::CliError;
 use crate::table::{or_nothing, Table};

@@ -6,8 +6,8 @@ use std::future::Future;
 use std::io::Write;
 
 use serde::Serialize;
-use tagrelay::aws::{BuildRunner, DeadLetter, DeadLetterQueue, ImageRegistry, ParameterHistory, ParameterStore};
 use tagrelay::deploy::handler::{DeploySummary, Deployer};
+use tagrelay::ports::{BuildRunner, DeadLetter, DeadLetterQueue, ImageRegistry, ParameterHistory, ParameterStore};
 use tagrelay::record::{Outcome, Recorder, Response, Summary};
 
 use crate::error::CliError;

@@ -2,10 +2,10 @@
 //! failed. The same reconcile as every event, with the one trigger that may start a failed state.
 
 use serde::Serialize;
-use tagrelay::aws::{BuildRunner, ParameterStore};
 use tagrelay::config::Environment;
 use tagrelay::deploy::handler::{Deployer, EnvironmentOutcome};
 use tagrelay::deploy::reconcile::Trigger;
+use tagrelay::ports::{BuildRunner, ParameterStore};
 
 use crate::error::CliError;
 use crate::table::{or_nothing, Table};

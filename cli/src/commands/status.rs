@@ -4,12 +4,12 @@ use std::time::Duration;
 
 use aws_smithy_types::DateTime;
 use serde::Serialize;
-use tagrelay::aws::{BuildRunner, ParameterStore};
 use tagrelay::config::Config;
-use tagrelay::deploy::build::{BuildRecord, BuildStatus};
 use tagrelay::deploy::fingerprint::same_state;
 use tagrelay::deploy::history::deploy_history;
 use tagrelay::deploy::reconcile::{reconcile, Desired, Reconcile, Trigger};
+use tagrelay::ports::{BuildRecord, BuildStatus};
+use tagrelay::ports::{BuildRunner, ParameterStore};
 
 use crate::error::CliError;
 use crate::table::{or_nothing, Table};

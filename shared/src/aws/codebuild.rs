@@ -7,8 +7,8 @@ use aws_sdk_codebuild::error::ProvideErrorMetadata;
 use aws_sdk_codebuild::types::{Build, EnvironmentVariable, EnvironmentVariableType, SortOrderType, StatusType};
 use aws_sdk_codebuild::Client;
 
-use super::{AwsError, BuildIdPage, BuildRunner, StartBuild, StartOutcome};
-use crate::deploy::build::{BuildRecord, BuildStatus, FINGERPRINT_VARIABLE};
+use crate::ports::{AwsError, BuildIdPage, BuildRunner, StartBuild, StartOutcome};
+use crate::ports::{BuildRecord, BuildStatus, FINGERPRINT_VARIABLE};
 
 #[derive(Debug, Clone)]
 pub struct CodeBuildRunner {

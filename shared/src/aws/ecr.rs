@@ -3,7 +3,7 @@
 use aws_sdk_ecr::types::{DescribeImagesFilter, ImageIdentifier, TagStatus};
 use aws_sdk_ecr::Client;
 
-use super::{AwsError, ImageFacts, ImagePage, ImageRegistry, ListedImage};
+use crate::ports::{AwsError, ImageFacts, ImagePage, ImageRegistry, ListedImage};
 
 /// DescribeImages' largest page.
 const PAGE_SIZE: i32 = 1000;

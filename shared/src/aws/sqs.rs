@@ -5,7 +5,7 @@ use aws_sdk_sqs::types::MessageSystemAttributeName;
 use aws_sdk_sqs::Client;
 use aws_smithy_types::DateTime;
 
-use super::{AwsError, DeadLetter, DeadLetterQueue};
+use crate::ports::{AwsError, DeadLetter, DeadLetterQueue};
 
 /// The message attribute Lambda puts the last error's message in.
 const ERROR_MESSAGE_ATTRIBUTE: &str = "ErrorMessage";

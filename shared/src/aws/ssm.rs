@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use aws_sdk_ssm::types::{ParameterType, Tag};
 use aws_sdk_ssm::Client;
 
-use super::{
+use crate::ports::{
     AwsError, ParameterHistory, ParameterKind, ParameterStore, ParameterVersion, ParameterWrite, StoredParameter,
 };
 

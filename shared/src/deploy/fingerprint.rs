@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use crate::aws::StoredParameter;
+use crate::ports::StoredParameter;
 
 /// Separates a parameter's version from its value's digest. SSM names cannot contain `@`, `=`
 /// or `,`, so the fingerprint parses back unambiguously.

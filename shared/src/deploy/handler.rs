@@ -6,16 +6,16 @@ use serde::Serialize;
 use thiserror::Error;
 use tracing::{error, info, warn};
 
-use super::build::{BuildStatus, ENVIRONMENT_VARIABLE, FINGERPRINT_VARIABLE};
 use super::fingerprint::idempotency_token;
 use super::history::{deploy_history, newest_builds, MAX_BUILDS_READ};
 use super::reconcile::{reconcile, Desired, Reconcile, StartReason, Trigger};
-use crate::aws::{AwsError, BuildRunner, ParameterStore, StartBuild, StartOutcome};
 use crate::config::{Config, Environment};
 use crate::event::codebuild::BuildStateChange;
 use crate::event::deploy::{parse_deploy_event, DeployEvent};
 use crate::event::ssm::{Operation, ParameterChange};
 use crate::event::EventError;
+use crate::ports::{AwsError, BuildRunner, ParameterStore, StartBuild, StartOutcome};
+use crate::ports::{BuildStatus, ENVIRONMENT_VARIABLE, FINGERPRINT_VARIABLE};
 
 /// After a refused start, how many of the project's newest builds are looked at for a running
 /// one: with `concurrent_build_limit = 1` a running build is the newest or nearly.

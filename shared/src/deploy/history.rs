@@ -10,8 +10,8 @@
 
 use std::collections::VecDeque;
 
-use super::build::BuildRecord;
-use crate::aws::{AwsError, BuildRunner};
+use crate::ports::BuildRecord;
+use crate::ports::{AwsError, BuildRunner};
 
 /// How many builds are read at most looking for the newest tagrelay build.
 pub const MAX_BUILDS_READ: usize = 1_000;
@@ -91,8 +91,8 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::aws::{BuildIdPage, StartBuild, StartOutcome};
-    use crate::deploy::build::BuildStatus;
+    use crate::ports::BuildStatus;
+    use crate::ports::{BuildIdPage, StartBuild, StartOutcome};
 
     /// Builds newest first, listed `page` ids at a time; records every call.
     struct Pages {

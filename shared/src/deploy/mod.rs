@@ -1,7 +1,6 @@
 //! trigger-deploy: is an environment's deployed state behind its parameters? Start at most one
 //! Terraform run per environment, coalescing every change that lands while one runs.
 
-pub mod build;
 pub mod fingerprint;
 pub mod handler;
 pub mod history;

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::build::{BuildRecord, BuildStatus};
 use super::fingerprint::{fingerprint, same_state};
-use crate::aws::StoredParameter;
+use crate::ports::StoredParameter;
+use crate::ports::{BuildRecord, BuildStatus};
 
 /// What an environment's parameters hold now, as the decision needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,10 +4,10 @@
 use aws_smithy_types::DateTime;
 use serde::Serialize;
 
-use crate::aws::ParameterKind;
 use crate::config::{Config, Service};
 use crate::event::ecr::{ActionResult, ActionType, ImageAction};
 use crate::order::{TagFacts, Verdict};
+use crate::ports::ParameterKind;
 
 /// Why a push changes nothing, logged and returned by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

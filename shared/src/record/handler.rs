@@ -12,13 +12,11 @@ use tracing::{error, info};
 use super::decision::{classify, confirm_image, decide, Decision, ImageState, Push, SkipReason, Target, WriteReason};
 use super::sweep::SweepSummary;
 use super::write::RaceReport;
-use crate::aws::{
-    AwsError, ImageRegistry, ParameterHistory, ParameterKind, ParameterStore, ParameterWrite, StoredParameter,
-};
 use crate::config::{Config, Service};
 use crate::event::ecr::{parse_record_event, ImageAction, RecordEvent};
 use crate::event::EventError;
 use crate::order::can_be_image_tag;
+use crate::ports::{AwsError, ImageRegistry, ParameterHistory, ParameterKind, ParameterStore, StoredParameter};
 
 #[derive(Debug, Error)]
 pub enum RecordError {
@@ -379,25 +377,6 @@ fn skip_event(mut summary: Summary, service: Option<&str>, reason: SkipReason) -
 fn push_description(push: &Push<'_>, environment: &str) -> String {
     let digest = push.digest.unwrap_or("unknown digest");
     format!("Image tag of {} in {environment}, recorded by tagrelay from ECR push {digest}", push.service.name)
-}
-
-/// The one way a parameter is written, by the function and by the operator command alike.
-pub(super) fn write_for(
-    push: &Push<'_>,
-    target: &Target<'_>,
-    create: bool,
-    to: &str,
-    description: String,
-) -> ParameterWrite {
-    let service = &push.service.name;
-    let create_with_tags = create.then(|| {
-        vec![
-            ("service".to_owned(), service.clone()),
-            ("environment".to_owned(), target.environment.to_owned()),
-            ("managed-by".to_owned(), "tagrelay".to_owned()),
-        ]
-    });
-    ParameterWrite { name: target.parameter.clone(), value: to.to_owned(), description, create_with_tags }
 }
 
 pub(super) fn log_decision(push: &Push<'_>, target: &Target<'_>, outcome: &Outcome) {

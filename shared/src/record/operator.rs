@@ -4,8 +4,8 @@
 
 use super::decision::{confirm_image, decide, decide_pin, Decision, ImageState, Push, SkipReason, Target};
 use super::handler::{log_decision, EnvironmentDecision, Outcome, RecordError, Recorder};
-use crate::aws::{ImageRegistry, ParameterHistory, ParameterStore};
 use crate::config::Service;
+use crate::ports::{ImageRegistry, ParameterHistory, ParameterStore};
 
 /// SSM keeps at most 1024 characters of description; the rest of it is tagrelay's own words.
 pub const MAX_REASON_CHARS: usize = 800;

@@ -16,9 +16,9 @@ use tracing::warn;
 
 use super::decision::{decide, Decision, Push, SkipReason};
 use super::handler::{EnvironmentDecision, RecordError, Recorder, WriteFailure};
-use crate::aws::{AwsError, ImageRegistry, ListedImage, ParameterHistory, ParameterStore};
 use crate::config::Service;
 use crate::order::{OrderPolicy, TagFacts, Verdict};
+use crate::ports::{AwsError, ImageRegistry, ListedImage, ParameterHistory, ParameterStore};
 
 /// Pages of up to 1,000 images read per repository and sweep: 10,000 tagged images. Past that
 /// the sweep sees an arbitrary part of the repository and says so (an ECR lifecycle policy

@@ -9,10 +9,10 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use super::decision::{Push, Target};
-use super::handler::{write_for, Recorder};
+use super::handler::Recorder;
 use super::race::{after_write, raced, BlindWrite, RaceVerdict};
-use crate::aws::{AwsError, ImageRegistry, ParameterHistory, ParameterStore, ParameterWrite};
 use crate::order::TagFacts;
+use crate::ports::{AwsError, ImageRegistry, ParameterHistory, ParameterStore, ParameterWrite};
 
 /// A restore may itself race a writer; past this many rounds the next event or sweep finishes.
 const MAX_RESTORES: usize = 3;
@@ -136,4 +136,17 @@ impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Recor
             result => result,
         }
     }
+}
+
+/// The one way a parameter is written, by the function and by the operator command alike.
+fn write_for(push: &Push<'_>, target: &Target<'_>, create: bool, to: &str, description: String) -> ParameterWrite {
+    let service = &push.service.name;
+    let create_with_tags = create.then(|| {
+        vec![
+            ("service".to_owned(), service.clone()),
+            ("environment".to_owned(), target.environment.to_owned()),
+            ("managed-by".to_owned(), "tagrelay".to_owned()),
+        ]
+    });
+    ParameterWrite { name: target.parameter.clone(), value: to.to_owned(), description, create_with_tags }
 }

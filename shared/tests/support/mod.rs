@@ -8,12 +8,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use aws_smithy_types::DateTime;
-use tagrelay::aws::{
+use tagrelay::config::Config;
+use tagrelay::ports::{
     AwsError, BuildIdPage, BuildRunner, ImageFacts, ImagePage, ImageRegistry, ListedImage, ParameterHistory,
     ParameterKind, ParameterStore, ParameterVersion, ParameterWrite, StartBuild, StartOutcome, StoredParameter,
 };
-use tagrelay::config::Config;
-use tagrelay::deploy::build::{BuildRecord, BuildStatus, FINGERPRINT_VARIABLE};
+use tagrelay::ports::{BuildRecord, BuildStatus, FINGERPRINT_VARIABLE};
 
 pub fn config(doc: serde_json::Value) -> Config {
     Config::from_json(&doc.to_string()).expect("valid test config")

@@ -11,9 +11,9 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::fmt::Write as _;
 
-use tagrelay::aws::StoredParameter;
-use tagrelay::deploy::build::{BuildRecord, BuildStatus};
 use tagrelay::deploy::reconcile::{reconcile, Desired, Reconcile, Trigger};
+use tagrelay::ports::StoredParameter;
+use tagrelay::ports::{BuildRecord, BuildStatus};
 
 const PUSHES: usize = 100;
 const SERVICES: usize = 5;
