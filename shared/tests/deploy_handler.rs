@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{config, record, FakeBuilds, FakeParameters, Refusal};
+use support::{config, record, scheduled, FakeBuilds, FakeParameters, Refusal};
 use tagrelay::deploy::handler::{Decision, Ignored};
 use tagrelay::deploy::reconcile::StartReason;
 use tagrelay::deploy::{DeployError, Deployer};
@@ -38,15 +38,6 @@ fn build_change(project: &str, build_id: &str, status: BuildStatus) -> Value {
         "detail-type": "CodeBuild Build State Change", "source": "aws.codebuild",
         "account": "123456789012", "time": "2026-11-28T08:00:00Z", "region": "us-east-1",
         "resources": [], "detail": { "build-status": status.as_str(), "project-name": project, "build-id": build_id }
-    })
-}
-
-fn scheduled() -> Value {
-    json!({
-        "version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
-        "detail-type": "Scheduled Event", "source": "aws.events",
-        "account": "123456789012", "time": "2026-11-28T08:00:00Z", "region": "us-east-1",
-        "resources": ["arn:aws:events:us-east-1:123456789012:rule/tagrelay-sweep"], "detail": {}
     })
 }
 

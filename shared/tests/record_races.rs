@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::json;
-use support::{config, push_event, FakeParameters, FakeRegistry};
+use support::{config, push_event, scheduled, FakeParameters, FakeRegistry};
 use tagrelay::ports::ParameterKind;
 use tagrelay::record::handler::Outcome;
 use tagrelay::record::{Change, RecordError, Recorder, SkipReason, TagChange, WriteFailure, WriteReason};
@@ -34,14 +34,6 @@ fn change<'a>(
 ) -> TagChange<'a> {
     let service = recorder.config().service("my-api").expect("configured");
     TagChange { service, environment, tag, change, dry_run: false }
-}
-
-fn scheduled() -> serde_json::Value {
-    json!({
-        "version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "detail-type": "Scheduled Event",
-        "source": "aws.events", "account": "123456789012", "time": "2026-11-30T12:00:00Z",
-        "region": "us-east-1", "resources": ["arn:aws:events:us-east-1:123456789012:rule/tagrelay-sweep"], "detail": {}
-    })
 }
 
 #[tokio::test]

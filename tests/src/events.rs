@@ -32,6 +32,15 @@ pub fn ecr_push(repository: &str, tag: &str, digest: &str) -> Value {
     ecr_image_action("PUSH", repository, tag, digest)
 }
 
+/// The sweep schedule's "Scheduled Event" (rule `tagrelay-sweep`); `id` tells deliveries apart.
+pub fn scheduled(id: &str) -> Value {
+    json!({
+        "version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": "2026-11-28T08:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/tagrelay-sweep"], "detail": {}
+    })
+}
+
 /// A stable event id per content, so a redelivered event looks like the same one.
 fn event_id(content: &str) -> String {
     let hex = fake_sha256(content);

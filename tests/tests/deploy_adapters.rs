@@ -14,6 +14,7 @@ use tagrelay::deploy::history::{deploy_history, newest_builds};
 use tagrelay::deploy::Deployer;
 use tagrelay::ports::{AwsError, BuildIdPage, BuildRunner, ParameterStore, StartBuild, StartOutcome};
 use tagrelay::ports::{BuildRecord, BuildStatus};
+use tagrelay_tests::events::scheduled;
 use tagrelay_tests::local_aws::{create_codebuild_project, put_parameter, LocalAws};
 use tokio::sync::Barrier;
 
@@ -32,15 +33,6 @@ fn parameter_change() -> Value {
         "account": "123456789012", "time": "2026-11-28T08:00:00Z", "region": "us-east-1",
         "resources": [format!("arn:aws:ssm:us-east-1:123456789012:parameter{API}")],
         "detail": { "operation": "Update", "name": API, "type": "String" }
-    })
-}
-
-fn scheduled() -> Value {
-    json!({
-        "version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
-        "detail-type": "Scheduled Event", "source": "aws.events",
-        "account": "123456789012", "time": "2026-11-28T08:00:00Z", "region": "us-east-1",
-        "resources": ["arn:aws:events:us-east-1:123456789012:rule/tagrelay-sweep"], "detail": {}
     })
 }
 
@@ -113,7 +105,7 @@ async fn a_change_and_a_sweep_racing_on_the_same_state_start_one_build_and_neith
         Deployer::new(config(), SsmParameterStore::from_sdk_config(&sdk), builds)
     };
     let (change, sweep) = (racer(), racer());
-    let (change_event, sweep_event) = (parameter_change(), scheduled());
+    let (change_event, sweep_event) = (parameter_change(), scheduled("sweep-1"));
     let (by_change, by_sweep) = tokio::join!(change.handle(&change_event), sweep.handle(&sweep_event));
 
     let by_change = by_change.expect("no parameter mismatch, no error");
@@ -157,12 +149,12 @@ async fn the_newest_tagrelay_build_is_found_behind_more_than_a_page_of_manual_bu
     assert_eq!(deployed.fingerprint.as_deref(), Some(current.as_str()));
 
     // The manual build's end event starts no needless first run; the sweep finds it in sync.
-    for event in [build_ended(&last_manual), scheduled()] {
+    for event in [build_ended(&last_manual), scheduled("sweep-1")] {
         let summary = d.handle(&event).await.expect("reconciled");
         assert_eq!(summary.environments[0].decision, Decision::UpToDate { build: deployed.id.clone() });
     }
     // A lost change is caught by the sweep behind them.
     put(&ssm, "1044").await;
-    let summary = d.handle(&scheduled()).await.expect("reconciled");
+    let summary = d.handle(&scheduled("sweep-1")).await.expect("reconciled");
     assert!(matches!(summary.environments[0].decision, Decision::Start { .. }), "{summary:?}");
 }

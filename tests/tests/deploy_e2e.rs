@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tagrelay::ports::BuildStatus;
 use tagrelay_tests::event_router::DeliveryOutcome;
-use tagrelay_tests::events::ecr_push;
+use tagrelay_tests::events::{ecr_push, scheduled};
 use tagrelay_tests::local_aws::{push_image, put_parameter};
 use tagrelay_tests::system::LocalSystem;
 
@@ -26,14 +26,6 @@ fn config() -> Value {
 
 async fn put(system: &LocalSystem, name: &str, value: &str) {
     put_parameter(&system.ssm, name, value).await.expect("PutParameter");
-}
-
-fn sweep() -> Value {
-    json!({
-        "version": "0", "id": "sweep-1", "detail-type": "Scheduled Event", "source": "aws.events",
-        "account": "123456789012", "time": "2026-11-28T08:00:00Z", "region": "us-east-1",
-        "resources": ["arn:aws:events:us-east-1:123456789012:rule/tagrelay-sweep"], "detail": {}
-    })
 }
 
 async fn wait_running(system: &LocalSystem) {
@@ -88,7 +80,7 @@ async fn a_failed_state_is_not_retried_until_the_next_change() {
     assert_eq!(builds.iter().map(|b| b.status).collect::<Vec<_>>(), vec![BuildStatus::Failed]);
 
     // The sweep sees the failed state and holds it.
-    system.bridge.put_events(sweep()).await.expect("accepted");
+    system.bridge.put_events(scheduled("sweep-1")).await.expect("accepted");
     system.wait_settled(SETTLE).await.expect("settles");
     assert_eq!(system.builds(DEV).await.expect("builds").len(), 1, "held, not retried");
     // The function's stdout is drained by another thread: wait for the line rather than race it.
@@ -196,7 +188,7 @@ async fn the_account_build_quota_is_an_error_not_a_silent_wait_and_a_sweep_deplo
 
     // The quota is raised; the next sweep starts the first run, as the change was recorded.
     system.aws.set_account_build_quota(None).await.expect("quota lifted");
-    system.bridge.put_events(sweep()).await.expect("accepted");
+    system.bridge.put_events(scheduled("sweep-1")).await.expect("accepted");
     system.wait_settled(SETTLE).await.expect("settles");
     let builds = system.builds(DEV).await.expect("builds");
     assert_eq!(builds.len(), 1, "{builds:?}");

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use tagrelay::aws::ecr::EcrImageRegistry;
 use tagrelay::aws::ssm::SsmParameterStore;
 use tagrelay::record::{Change, Outcome, Recorder, TagChange, WriteReason};
+use tagrelay_tests::events::scheduled;
 use tagrelay_tests::local_aws::push_image;
 use tagrelay_tests::system::LocalSystem;
 
@@ -17,14 +18,6 @@ fn config() -> Value {
     json!({
         "environments": { "dev": {} },
         "services": { "my-api": { "deploy_on_push": ["dev"] } }
-    })
-}
-
-fn scheduled(id: &str) -> Value {
-    json!({
-        "version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events",
-        "account": "123456789012", "time": "2026-11-30T12:00:00Z", "region": "us-east-1",
-        "resources": ["arn:aws:events:us-east-1:123456789012:rule/tagrelay-sweep"], "detail": {}
     })
 }
 

@@ -39,6 +39,15 @@ pub fn push_event(repository: &str, tag: &str, digest: &str) -> serde_json::Valu
     })
 }
 
+/// The sweep schedule's "Scheduled Event", as EventBridge delivers it.
+pub fn scheduled() -> serde_json::Value {
+    serde_json::json!({
+        "version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": "123456789012", "time": "2026-11-28T08:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/tagrelay-sweep"], "detail": {}
+    })
+}
+
 fn denied(operation: &'static str, resource: &str) -> AwsError {
     AwsError {
         operation,
