@@ -790,12 +790,12 @@ fn a_reserved_concurrency_is_optional_and_at_least_one() {
 /// The statements of `codebuild_base` that a `dynamic` block adds for this configuration: their
 /// actions (sorted) and the resource each instance grants them on.
 fn source_grants(files: &[TfFile], scope: &Scope) -> Vec<(Vec<String>, String)> {
-    let codebuild = named(files, "infra/codebuild.tf");
+    let iam = named(files, "infra/iam.tf");
     let mut grants = Vec::new();
-    for statement in policy::statements(codebuild, "codebuild_base") {
+    for statement in policy::statements(iam, "codebuild_base") {
         let Some(for_each) = statement.for_each else { continue };
         assert_eq!(
-            statement.source(codebuild, "resources"),
+            statement.source(iam, "resources"),
             Some("[statement.value]"),
             "{}: a source statement grants its actions on the for_each value",
             statement.at
@@ -883,10 +883,10 @@ fn the_build_role_may_read_the_source_of_each_source_type() {
     }
 
     // What a source needs is granted only for that source: no plain statement carries it.
-    let codebuild = named(&files, "infra/codebuild.tf");
+    let iam = named(&files, "infra/iam.tf");
     let source_only =
         ["codecommit:", "codeconnections:", "codestar-connections:", "s3:GetObjectVersion", "s3:GetBucket"];
-    for statement in policy::statements(codebuild, "codebuild_base").iter().filter(|s| s.for_each.is_none()) {
+    for statement in policy::statements(iam, "codebuild_base").iter().filter(|s| s.for_each.is_none()) {
         let unconditional: Vec<&&str> =
             statement.actions.iter().filter(|action| source_only.iter().any(|p| action.starts_with(p))).collect();
         assert!(unconditional.is_empty(), "{}: {unconditional:?} granted whatever the source", statement.at);
@@ -982,8 +982,8 @@ fn the_source_validations_accept_exactly_the_forms_the_role_is_derived_from() {
 #[test]
 fn the_state_bucket_is_listed_without_a_prefix_condition() {
     let files = stack_files();
-    let codebuild = named(&files, "infra/codebuild.tf");
-    let statements = policy::statements(codebuild, "codebuild_base");
+    let iam = named(&files, "infra/iam.tf");
+    let statements = policy::statements(iam, "codebuild_base");
     let listing: Vec<_> = statements.iter().filter(|s| s.actions.contains(&"s3:ListBucket")).collect();
     let [listing] = listing.as_slice() else { panic!("one statement should grant s3:ListBucket") };
     assert!(listing.for_each.is_none(), "{}: every build needs it", listing.at);
@@ -1002,16 +1002,16 @@ fn the_state_bucket_is_listed_without_a_prefix_condition() {
 #[test]
 fn policy_attachments_are_keyed_by_position_not_by_arn() {
     let files = stack_files();
-    let codebuild = named(&files, "infra/codebuild.tf");
-    let attachment = resource_in(codebuild, "aws_iam_role_policy_attachment", "codebuild_terraform");
-    let for_each = attribute_of(codebuild, attachment, "for_each");
+    let iam = named(&files, "infra/iam.tf");
+    let attachment = resource_in(iam, "aws_iam_role_policy_attachment", "codebuild_terraform");
+    let for_each = attribute_of(iam, attachment, "for_each");
     // The ARNs of policies created in the same apply are unknown at plan time; the keys must not
     // change with them.
     let instances = |dev: [&str; 2], prod: &str| {
         let environments = json!({ "dev": { "policy_arns": dev }, "prod": { "policy_arns": [prod] } });
         match stack_scope(&files).local("environments", hcl_value(environments)).eval(for_each) {
             Ok(HclValue::Object(instances)) => instances,
-            other => panic!("{}: for_each should evaluate to a map, got {other:?}", codebuild.at(attachment)),
+            other => panic!("{}: for_each should evaluate to a map, got {other:?}", iam.at(attachment)),
         }
     };
     let first = instances(
@@ -1023,8 +1023,8 @@ fn policy_attachments_are_keyed_by_position_not_by_arn() {
         "arn:aws:iam::aws:policy/z",
     );
     let keys = |instances: &hcl::Map<String, HclValue>| instances.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(keys(&first), ["dev|0", "dev|1", "prod|0"], "{}", codebuild.at(for_each));
-    assert_eq!(keys(&first), keys(&second), "{}: the keys depend on the ARNs", codebuild.at(for_each));
+    assert_eq!(keys(&first), ["dev|0", "dev|1", "prod|0"], "{}", iam.at(for_each));
+    assert_eq!(keys(&first), keys(&second), "{}: the keys depend on the ARNs", iam.at(for_each));
     let field = |key: &str, name: &str| first[key].as_object().and_then(|pair| pair.get(name)).cloned();
     assert_eq!(field("dev|1", "arn"), Some(text("arn:aws:iam::123456789012:policy/b")));
     assert_eq!(field("prod|0", "environment"), Some(text("prod")));
@@ -1050,22 +1050,18 @@ fn a_codebuild_project_name_leaves_room_for_its_role_name() {
     assert!(some_fail(&results), "a 59-character codebuild_project makes a 65-character role name: {results:?}");
 
     // The default name, <name_prefix>-<env>, is checked on the role.
-    let codebuild = named(&files, "infra/codebuild.tf");
-    let role = resource_in(codebuild, "aws_iam_role", "codebuild");
+    let iam = named(&files, "infra/iam.tf");
+    let role = resource_in(iam, "aws_iam_role", "codebuild");
     let each = |project: &str| hcl_value(json!({ "key": "dev", "value": { "codebuild_project": project } }));
-    let results = conditions(codebuild, role, "precondition", &stack_scope(&files).bind("each", each(&at_most)));
+    let results = conditions(iam, role, "precondition", &stack_scope(&files).bind("each", each(&at_most)));
     assert!(!results.is_empty() && all_pass(&results), "{results:?}");
-    let results = conditions(codebuild, role, "precondition", &stack_scope(&files).bind("each", each(&too_long)));
-    assert!(
-        some_fail(&results),
-        "{}: a role name over 64 characters should be refused: {results:?}",
-        codebuild.at(role)
-    );
+    let results = conditions(iam, role, "precondition", &stack_scope(&files).bind("each", each(&too_long)));
+    assert!(some_fail(&results), "{}: a role name over 64 characters should be refused: {results:?}", iam.at(role));
     let messages: Vec<&str> = role
         .body
         .get_blocks("lifecycle")
         .flat_map(|lifecycle| lifecycle.body.get_blocks("precondition"))
-        .map(|check| codebuild.source_of(attribute_of(codebuild, check, "error_message")))
+        .map(|check| iam.source_of(attribute_of(iam, check, "error_message")))
         .collect();
     assert!(
         messages.iter().any(|m| m.contains("name_prefix") && m.contains("codebuild_project")),
