@@ -14,8 +14,8 @@ use crate::commands::status::StatusArgs;
 #[command(
     name = "tagrelay",
     version,
-    about = "See what runs where, promote, pin, and replay failed events",
-    long_about = "See what runs where, promote, pin, and replay failed events.\n\n\
+    about = "See what runs where, promote, pin, retry, and replay failed events",
+    long_about = "See what runs where, promote, pin, retry, and replay failed events.\n\n\
         Reads the same configuration as the functions (TAGRELAY_CONFIG, or --config FILE), the \
         standard AWS credential chain, and AWS_ENDPOINT_URL.\n\n\
         Exit codes: 0 success; 1 the command found a problem it reports (an environment held or \
