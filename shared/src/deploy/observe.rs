@@ -68,7 +68,7 @@ mod tests {
     }
 
     #[test]
-    fn the_verdict_is_reconciles_on_what_was_read() {
+    fn the_verdict_is_reconcile_on_what_was_read() {
         let parameters = BTreeMap::from([("/a/dev/tag".to_owned(), parameter(2, 100))]);
         let desired = Desired::of(&parameters);
         let builds = vec![BuildRecord {
