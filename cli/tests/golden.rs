@@ -10,6 +10,7 @@ use tagrelay_cli::commands::change::ChangeReport;
 use tagrelay_cli::commands::history::{HistoryEntry, HistoryReport};
 use tagrelay_cli::commands::redrive::{RedriveEntry, RedriveReport, Replayed};
 use tagrelay_cli::commands::status::{BuildSummary, EnvironmentStatus, ServiceTag, State, StatusReport};
+use tagrelay_cli::report::Render;
 
 fn check(name: &str, actual: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);

@@ -7,7 +7,8 @@ mod support;
 use serde_json::{json, Value};
 use support::{config, record, scheduled, FakeBuilds, FakeParameters, Refusal};
 use tagrelay::deploy::handler::{Decision, Ignored};
-use tagrelay::deploy::reconcile::StartReason;
+use tagrelay::deploy::observe::observe;
+use tagrelay::deploy::reconcile::{Reconcile, StartReason, Trigger};
 use tagrelay::deploy::{DeployError, Deployer};
 use tagrelay::ports::BuildStatus::{self, *};
 
@@ -142,6 +143,29 @@ async fn a_failed_state_is_held_until_the_next_change() {
     d.ports().0.bump(API, "2");
     let summary = d.handle(&ssm_change(API, "Update")).await.expect("reconciled");
     assert!(matches!(summary.environments[0].decision, Decision::Start { reason: StartReason::Changed, .. }));
+}
+
+#[tokio::test]
+async fn observing_reads_what_the_handler_decides_on_and_starts_nothing() {
+    let d = deployer(FakeParameters::with(&[(API, "1"), (WORKER, "7")]), FakeBuilds::default());
+    d.handle(&ssm_change(API, "Update")).await.expect("first run");
+    let failed = d.ports().1.finish(DEV, Failed);
+    let config = deploy_config();
+    let dev = config.environment("dev").expect("dev");
+    let (params, builds) = d.ports();
+
+    let observed = observe(&config, params, builds, dev, &Trigger::Schedule).await.expect("observed");
+    assert_eq!(observed.verdict, Reconcile::Hold { failed_build: failed.clone(), status: Failed });
+    assert_eq!(observed.parameters.keys().collect::<Vec<_>>(), [API, WORKER]);
+    assert_eq!(observed.history.builds.len(), 1);
+    let decided = d.reconcile(dev, &Trigger::Schedule).await.expect("reconciled");
+    assert_eq!(decided.decision, Decision::Hold { build: failed, status: Failed });
+    assert_eq!(decided.fingerprint, observed.desired.fingerprint);
+
+    let retry = Trigger::Retry { by: "ana".into() };
+    let observed = observe(&config, params, builds, dev, &retry).await.expect("observed");
+    assert!(matches!(observed.verdict, Reconcile::Start { reason: StartReason::Retry, .. }));
+    assert_eq!(builds.starts().len(), 1, "observing starts nothing, whatever it decides");
 }
 
 #[tokio::test]

@@ -1,14 +1,77 @@
 //! `tagrelay promote` and `tagrelay pin`: one environment's tag, set through the same decision
 //! and write as a push (`tagrelay::record::operator`).
 
+use clap::Args;
 use serde::Serialize;
 use tagrelay::config::Service;
 use tagrelay::ports::{ImageRegistry, ParameterHistory, ParameterStore};
 use tagrelay::record::operator::MAX_REASON_CHARS;
 use tagrelay::record::{Change, EnvironmentDecision, Outcome, Recorder, SkipReason, TagChange};
 
+use crate::context::Context;
 use crate::error::CliError;
+use crate::report::Render;
 use crate::table::{or_nothing, Table};
+
+/// Copy a service's tag from one environment to another, if the image exists and the
+/// order policy allows it.
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    pub service: String,
+    /// The environment whose tag is copied.
+    #[arg(long, value_name = "ENVIRONMENT")]
+    pub from: String,
+    /// The environment that gets it.
+    #[arg(long, value_name = "ENVIRONMENT")]
+    pub to: String,
+    /// Show what would change; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl PromoteArgs {
+    pub async fn run(&self, context: &Context) -> Result<ChangeReport, CliError> {
+        let service = context.service(&self.service)?;
+        let from = context.environment("--from", &self.from)?;
+        let to = context.environment("--to", &self.to)?;
+        if from.name == to.name {
+            return Err(CliError::usage("--to", "must name another environment than --from"));
+        }
+        let request = PromoteRequest { service, from: &from.name, to: &to.name, dry_run: self.dry_run };
+        promote(&context.recorder(), request).await
+    }
+}
+
+/// Set an older tag on purpose (a rollback), with a reason recorded in the parameter.
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    pub service: String,
+    #[arg(long = "env", value_name = "ENVIRONMENT")]
+    pub environment: String,
+    #[arg(long, value_name = "TAG")]
+    pub tag: String,
+    /// Why: recorded in the parameter's description, shown by `tagrelay history`.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+    /// Show what would change; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl PinArgs {
+    pub async fn run(&self, context: &Context) -> Result<ChangeReport, CliError> {
+        let service = context.service(&self.service)?;
+        let environment = context.environment("--env", &self.environment)?;
+        let request = PinRequest {
+            service,
+            environment: &environment.name,
+            tag: &self.tag,
+            reason: &self.reason,
+            dry_run: self.dry_run,
+        };
+        pin(&context.recorder(), request).await
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ChangeReport {
@@ -100,9 +163,9 @@ where
     })
 }
 
-impl ChangeReport {
+impl Render for ChangeReport {
     /// A refusal is a problem; "already there" is not.
-    pub fn problems(&self) -> Vec<String> {
+    fn problems(&self) -> Vec<String> {
         match &self.decision.outcome {
             Outcome::Skip { reason } if *reason != SkipReason::Unchanged => vec![format!(
                 "{} {} refused for {} in {}: {}",
@@ -116,7 +179,7 @@ impl ChangeReport {
         }
     }
 
-    pub fn render(&self) -> String {
+    fn render(&self) -> String {
         let (decision, reason, version) = match &self.decision.outcome {
             Outcome::Write { reason, version, .. } => ("write", reason.as_str(), Some(*version)),
             Outcome::Planned { reason, .. } => ("would_write", reason.as_str(), None),

@@ -1,11 +1,34 @@
 //! `tagrelay history`: a parameter's versions as SSM keeps them, newest first.
 
+use clap::Args;
 use serde::Serialize;
 use tagrelay::ports::{ParameterHistory, ParameterVersion};
 
+use crate::context::Context;
 use crate::error::CliError;
+use crate::report::Render;
 use crate::table::{or_nothing, Table};
 use crate::time::format_opt;
+
+/// A parameter's versions, newest first: tag, when, by whom, why.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    pub service: String,
+    #[arg(long = "env", value_name = "ENVIRONMENT")]
+    pub environment: String,
+    /// Only the newest N versions.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+}
+
+impl HistoryArgs {
+    pub async fn run(&self, context: &Context) -> Result<HistoryReport, CliError> {
+        let service = context.service(&self.service)?;
+        let environment = context.environment("--env", &self.environment)?;
+        let parameter = context.config.parameter_name(&service.name, &environment.name);
+        history(&context.parameters(), &service.name, &environment.name, parameter, self.limit).await
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct HistoryReport {
@@ -52,8 +75,8 @@ fn newest_first(mut versions: Vec<ParameterVersion>, limit: Option<usize>) -> Ve
         .collect()
 }
 
-impl HistoryReport {
-    pub fn problems(&self) -> Vec<String> {
+impl Render for HistoryReport {
+    fn problems(&self) -> Vec<String> {
         if self.versions.is_empty() {
             vec![format!(
                 "{} does not exist: {} has never been recorded in {}",
@@ -64,7 +87,7 @@ impl HistoryReport {
         }
     }
 
-    pub fn render(&self) -> String {
+    fn render(&self) -> String {
         let mut table = Table::new(&["VERSION", "TAG", "CHANGED", "BY", "DESCRIPTION"]);
         for v in &self.versions {
             table.row([

@@ -1,4 +1,6 @@
-//! One module per command: gather through the ports, decide, report.
+//! One module per command, each owning its clap arguments (`<Command>Args`), its `run` on the
+//! `Context`, and its report's rendering (`report::Render`). A new command is a file here and a
+//! variant of `args::Command` with its arm in `lib.rs` `run`.
 
 pub mod change;
 pub mod history;

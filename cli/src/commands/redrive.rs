@@ -5,18 +5,68 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::io::Write;
 
+use clap::{Args, ValueEnum};
 use serde::Serialize;
 use tagrelay::deploy::handler::{DeploySummary, Deployer};
 use tagrelay::ports::{BuildRunner, DeadLetter, DeadLetterQueue, ImageRegistry, ParameterHistory, ParameterStore};
 use tagrelay::record::{Outcome, Recorder, Response, Summary};
 
+use crate::context::Context;
 use crate::error::CliError;
+use crate::report::Render;
 use crate::table::{or_nothing, Table};
 use crate::time::format_opt;
 
 /// While a replay runs its message stays hidden from other readers (and from our own next
 /// receive); a failed one is made visible again at the end.
 const HIDE_SECONDS: i32 = 300;
+
+/// Replay the events in a function's dead-letter queue; delete each one only after it
+/// succeeded.
+#[derive(Debug, Args)]
+pub struct RedriveArgs {
+    #[arg(long, value_enum)]
+    pub function: Function,
+    /// Replay at most N messages (default: until the queue is empty).
+    #[arg(long, value_name = "N")]
+    pub max: Option<usize>,
+    /// The dead-letter queue's name or URL (default: tagrelay-<function>-dlq, as infra/ names it).
+    #[arg(long, value_name = "NAME_OR_URL")]
+    pub queue: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Function {
+    RecordImageTag,
+    TriggerDeploy,
+}
+
+impl Function {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RecordImageTag => "record-image-tag",
+            Self::TriggerDeploy => "trigger-deploy",
+        }
+    }
+
+    /// The queue infra/ creates with the default `name_prefix`.
+    pub fn default_queue(self) -> String {
+        format!("tagrelay-{}-dlq", self.name())
+    }
+}
+
+impl RedriveArgs {
+    /// `progress` gets one line per message as it is replayed (stderr in the command).
+    pub async fn run(&self, context: &Context, progress: &mut impl Write) -> Result<RedriveReport, CliError> {
+        let queue_name = self.queue.clone().unwrap_or_else(|| self.function.default_queue());
+        let queue = context.dead_letter_queue(&queue_name).await?;
+        let request = RedriveRequest { function: self.function.name(), queue: queue.url(), max: self.max };
+        match self.function {
+            Function::RecordImageTag => redrive(&queue, &context.recorder(), request, progress).await,
+            Function::TriggerDeploy => redrive(&queue, &context.deployer(), request, progress).await,
+        }
+    }
+}
 
 /// A function's handler, as redrive drives it.
 pub trait Replay {
@@ -209,8 +259,8 @@ fn result_name(result: Replayed) -> &'static str {
     }
 }
 
-impl RedriveReport {
-    pub fn problems(&self) -> Vec<String> {
+impl Render for RedriveReport {
+    fn problems(&self) -> Vec<String> {
         if self.failed_again == 0 {
             return Vec::new();
         }
@@ -222,7 +272,7 @@ impl RedriveReport {
         )]
     }
 
-    pub fn render(&self) -> String {
+    fn render(&self) -> String {
         let mut table = Table::new(&["MESSAGE", "SENT", "RESULT", "DETAIL"]);
         for m in &self.messages {
             table.row([

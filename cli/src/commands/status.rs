@@ -1,19 +1,58 @@
-//! `tagrelay status`: what each environment runs, and whether its deployed state is behind.
+//! `tagrelay status`: what each environment runs, and whether its deployed state is behind. The
+//! reads and the decision are the core's `observe`, the same the trigger-deploy function acts on;
+//! this file maps its verdict to what an operator reads.
 
 use std::time::Duration;
 
 use aws_smithy_types::DateTime;
+use clap::Args;
 use serde::Serialize;
 use tagrelay::config::Config;
 use tagrelay::deploy::fingerprint::same_state;
-use tagrelay::deploy::history::deploy_history;
-use tagrelay::deploy::reconcile::{reconcile, Desired, Reconcile, Trigger};
+use tagrelay::deploy::observe::{observe, Observation};
+use tagrelay::deploy::reconcile::{Reconcile, Trigger};
 use tagrelay::ports::{BuildRecord, BuildStatus};
 use tagrelay::ports::{BuildRunner, ParameterStore};
 
+use crate::context::Context;
 use crate::error::CliError;
+use crate::report::Render;
 use crate::table::{or_nothing, Table};
-use crate::time::{format, format_opt};
+use crate::time::{format, format_opt, parse_duration};
+
+/// Per environment: each service's tag and the newest tagrelay build; exit 1 when an
+/// environment is held or behind for longer than --stale-after.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this environment.
+    #[arg(long = "env", value_name = "ENVIRONMENT")]
+    pub environment: Option<String>,
+    /// Only this service's tags.
+    #[arg(long, value_name = "SERVICE")]
+    pub service: Option<String>,
+    /// How long an environment may be behind or held before it counts as a problem
+    /// (e.g. 90s, 30m, 2h, 1d).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub stale_after: Duration,
+}
+
+impl StatusArgs {
+    pub async fn run(&self, context: &Context) -> Result<StatusReport, CliError> {
+        if let Some(environment) = &self.environment {
+            context.environment("--env", environment)?;
+        }
+        if let Some(service) = &self.service {
+            context.service(service)?;
+        }
+        let request = StatusRequest {
+            environment: self.environment.as_deref(),
+            service: self.service.as_deref(),
+            stale_after: self.stale_after,
+            now: crate::time::now(),
+        };
+        status(&context.config, &context.parameters(), &context.builds(), &request).await
+    }
+}
 
 /// Where an environment stands, as the reconcile decision sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -53,7 +92,7 @@ impl State {
     }
 }
 
-/// The state of one environment. Pure: same inputs as the reconcile decision, plus the time.
+/// The state of one environment. Pure: what `observe` saw and decided, plus the time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assessment {
     pub state: State,
@@ -62,14 +101,10 @@ pub struct Assessment {
     pub stale: bool,
 }
 
-pub fn assess(
-    desired: &Desired,
-    builds: &[BuildRecord],
-    last_change: Option<DateTime>,
-    now: DateTime,
-    stale_after: Duration,
-) -> Assessment {
-    let state = match reconcile(desired, builds, &Trigger::Schedule) {
+/// Maps an observation (made with `Trigger::Schedule`: what the next sweep would do) to what
+/// status shows.
+pub fn assess(observed: &Observation, now: DateTime, stale_after: Duration) -> Assessment {
+    let state = match &observed.verdict {
         Reconcile::NothingToDeploy => State::NoParameters,
         Reconcile::UpToDate { .. } => State::InSync,
         Reconcile::Hold { .. } => State::Held,
@@ -77,15 +112,16 @@ pub fn assess(
         Reconcile::Start { .. } => State::Behind,
         // A running build of an older state: a follow-up run comes after it.
         Reconcile::Wait { running_build } => {
-            let running = builds.iter().find(|build| build.id == running_build);
-            if running.and_then(|b| b.fingerprint.as_deref()).is_some_and(|f| same_state(f, &desired.fingerprint)) {
+            let running = observed.history.builds.iter().find(|build| &build.id == running_build);
+            let current = &observed.desired.fingerprint;
+            if running.and_then(|b| b.fingerprint.as_deref()).is_some_and(|f| same_state(f, current)) {
                 State::Deploying
             } else {
                 State::Behind
             }
         }
     };
-    let waited = last_change.map_or(0, |changed| now.secs().saturating_sub(changed.secs()));
+    let waited = observed.last_change().map_or(0, |changed| now.secs().saturating_sub(changed.secs()));
     let stale = state.can_go_stale() && u64::try_from(waited).unwrap_or(0) >= stale_after.as_secs();
     Assessment { state, stale }
 }
@@ -152,14 +188,11 @@ where
         if request.environment.is_some_and(|wanted| wanted != environment.name) {
             continue;
         }
-        let names = config.parameter_names(&environment.name);
-        let stored = parameters.get_parameters(&names).await?;
-        let desired = Desired::of(&stored);
-        // Down to the newest tagrelay build, however many manual builds followed it.
-        let recent = deploy_history(builds, &environment.codebuild_project).await?.builds;
-        let last_change = stored.values().filter_map(|p| p.last_modified).max_by_key(|at| at.as_nanos());
-        let assessment = assess(&desired, &recent, last_change, request.now, request.stale_after);
-        let current = desired.fingerprint;
+        // What the function's next sweep reads and decides.
+        let observed = observe(config, parameters, builds, environment, &Trigger::Schedule).await?;
+        let assessment = assess(&observed, request.now, request.stale_after);
+        let (stored, recent) = (&observed.parameters, &observed.history.builds);
+        let current = observed.desired.fingerprint.clone();
 
         let services = config
             .services()
@@ -187,7 +220,7 @@ where
             environment: environment.name.clone(),
             project: environment.codebuild_project.clone(),
             state: assessment.state,
-            since: format_opt(last_change),
+            since: format_opt(observed.last_change()),
             stale: assessment.stale,
             newest_build: recent.iter().find(|b| b.fingerprint.is_some()).map(summary),
             running_build: recent.iter().find(|b| b.status == BuildStatus::InProgress).map(summary),
@@ -202,9 +235,9 @@ where
     })
 }
 
-impl StatusReport {
+impl Render for StatusReport {
     /// Environments that need a person, one line each.
-    pub fn problems(&self) -> Vec<String> {
+    fn problems(&self) -> Vec<String> {
         self.environments
             .iter()
             .filter(|e| e.stale)
@@ -220,7 +253,7 @@ impl StatusReport {
             .collect()
     }
 
-    pub fn render(&self) -> String {
+    fn render(&self) -> String {
         let mut environments = Table::new(&[
             "ENVIRONMENT",
             "STATE",
@@ -261,6 +294,12 @@ impl StatusReport {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use tagrelay::deploy::history::BuildHistory;
+    use tagrelay::deploy::reconcile::{reconcile, Desired};
+    use tagrelay::ports::StoredParameter;
+
     use super::*;
     use BuildStatus::*;
 
@@ -279,6 +318,18 @@ mod tests {
 
     fn at(secs: i64) -> Option<DateTime> {
         Some(DateTime::from_secs(secs))
+    }
+
+    /// What `observe` returns for these reads: the schedule's verdict; a parameter last written
+    /// at `last_change` (none without).
+    fn observed(desired: Desired, builds: &[BuildRecord], last_change: Option<DateTime>) -> Observation {
+        let verdict = reconcile(&desired, builds, &Trigger::Schedule);
+        let parameters = last_change
+            .map(|at| ("/a/dev/tag".to_owned(), StoredParameter::string("3", 3, Some(at))))
+            .into_iter()
+            .collect::<BTreeMap<_, _>>();
+        let history = BuildHistory { builds: builds.to_vec(), bound_reached: false };
+        Observation { parameters, desired, history, verdict }
     }
 
     #[test]
@@ -312,25 +363,25 @@ mod tests {
             ("no parameters", "", vec![], State::NoParameters),
         ];
         for (name, current, builds, state) in cases {
-            assert_eq!(assess(&desired(current), &builds, at(9_000), now, HOUR).state, state, "{name}");
+            assert_eq!(assess(&observed(desired(current), &builds, at(9_000)), now, HOUR).state, state, "{name}");
         }
         let created = Desired { fingerprint: CURRENT.into(), change_recorded: false };
         let manual = vec![build("m", Succeeded, None)];
-        assert_eq!(assess(&created, &manual, at(9_000), now, HOUR).state, State::NeverDeployed);
+        assert_eq!(assess(&observed(created, &manual, at(9_000)), now, HOUR).state, State::NeverDeployed);
     }
 
     #[test]
     fn only_waiting_states_go_stale_and_only_after_the_allowed_time() {
         let now = DateTime::from_secs(10_000);
         let behind = vec![build("b1", Succeeded, Some(OLDER))];
-        assert!(!assess(&desired(CURRENT), &behind, at(10_000 - 3599), now, HOUR).stale);
-        assert!(assess(&desired(CURRENT), &behind, at(10_000 - 3600), now, HOUR).stale);
+        assert!(!assess(&observed(desired(CURRENT), &behind, at(10_000 - 3599)), now, HOUR).stale);
+        assert!(assess(&observed(desired(CURRENT), &behind, at(10_000 - 3600)), now, HOUR).stale);
         let held = vec![build("b2", Failed, Some(CURRENT))];
-        assert!(assess(&desired(CURRENT), &held, at(0), now, HOUR).stale);
+        assert!(assess(&observed(desired(CURRENT), &held, at(0)), now, HOUR).stale);
         let in_sync = vec![build("b2", Succeeded, Some(CURRENT))];
-        assert!(!assess(&desired(CURRENT), &in_sync, at(0), now, HOUR).stale);
+        assert!(!assess(&observed(desired(CURRENT), &in_sync, at(0)), now, HOUR).stale);
         let deploying = vec![build("b2", InProgress, Some(CURRENT))];
-        assert!(!assess(&desired(CURRENT), &deploying, at(0), now, HOUR).stale);
-        assert!(!assess(&desired(""), &[], None, now, Duration::ZERO).stale);
+        assert!(!assess(&observed(desired(CURRENT), &deploying, at(0)), now, HOUR).stale);
+        assert!(!assess(&observed(desired(""), &[], None), now, Duration::ZERO).stale);
     }
 }

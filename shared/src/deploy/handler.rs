@@ -7,8 +7,9 @@ use thiserror::Error;
 use tracing::{error, info, warn};
 
 use super::fingerprint::idempotency_token;
-use super::history::{deploy_history, newest_builds, MAX_BUILDS_READ};
-use super::reconcile::{reconcile, Desired, Reconcile, StartReason, Trigger};
+use super::history::{newest_builds, MAX_BUILDS_READ};
+use super::observe::{observe, Observation};
+use super::reconcile::{Reconcile, StartReason, Trigger};
 use crate::config::{Config, Environment};
 use crate::event::codebuild::BuildStateChange;
 use crate::event::deploy::{parse_deploy_event, DeployEvent};
@@ -244,14 +245,13 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
         trigger: &Trigger,
     ) -> Result<EnvironmentOutcome, AwsError> {
         let project = &environment.codebuild_project;
-        let names = self.config.parameter_names(&environment.name);
-        let desired = Desired::of(&self.parameters.get_parameters(&names).await?);
-        let history = deploy_history(&self.builds, project).await?;
+        let Observation { desired, history, verdict, .. } =
+            observe(&self.config, &self.parameters, &self.builds, environment, trigger).await?;
         if history.bound_reached {
             warn!(environment = %environment.name, project = %project, fingerprint = %desired.fingerprint, "no tagrelay build among the newest {MAX_BUILDS_READ} builds of the project: treated as never deployed");
         }
 
-        let decision = match reconcile(&desired, &history.builds, trigger) {
+        let decision = match verdict {
             Reconcile::Start { fingerprint, reason, follows } => {
                 // Only what the token is made of: a repeated token with other parameters is
                 // CodeBuild's parameter-mismatch error. The trigger is in the decision line. A

@@ -4,6 +4,7 @@
 pub mod fingerprint;
 pub mod handler;
 pub mod history;
+pub mod observe;
 pub mod reconcile;
 
 pub use handler::{DeployError, DeploySummary, Deployer};
