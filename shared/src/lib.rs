@@ -7,6 +7,7 @@ pub mod config;
 pub mod deploy;
 pub mod event;
 pub mod lambda_init;
+mod names;
 pub mod naming;
 pub mod order;
 pub mod ports;

@@ -4,8 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use super::fingerprint::{fingerprint, same_state};
 use crate::ports::StoredParameter;
 use crate::ports::{BuildRecord, BuildStatus};
@@ -61,17 +59,19 @@ impl Trigger {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StartReason {
-    /// No tagrelay build of this environment yet.
-    FirstRun,
-    /// The parameters changed since the newest tagrelay build.
-    Changed,
-    /// The newest tagrelay build of this very state was stopped: it deployed nothing.
-    PreviousStopped,
-    /// The newest tagrelay build of this very state failed, and an operator asked to run it again.
-    Retry,
+crate::names::named_enum! {
+    /// Why a run starts: the decision line's `reason` for `start`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum StartReason {
+        /// No tagrelay build of this environment yet.
+        FirstRun => "first_run",
+        /// The parameters changed since the newest tagrelay build.
+        Changed => "changed",
+        /// The newest tagrelay build of this very state was stopped: it deployed nothing.
+        PreviousStopped => "previous_stopped",
+        /// The newest tagrelay build of this very state failed, and an operator asked to run it again.
+        Retry => "retry",
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
