@@ -6,9 +6,9 @@ use std::future::Future;
 use std::io::Write;
 
 use serde::Serialize;
-use tagrelay::deploy::handler::{DeploySummary, Deployer};
+use tagrelay::deploy::{self, Deployer};
 use tagrelay::ports::{BuildRunner, DeadLetter, DeadLetterQueue, ImageRegistry, ParameterHistory, ParameterStore};
-use tagrelay::record::{Outcome, Recorder, Response, Summary};
+use tagrelay::record::{self, Outcome, PushSummary, Recorder};
 
 use crate::error::CliError;
 use crate::table::{or_nothing, Table};
@@ -28,8 +28,8 @@ impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Repla
     async fn replay(&self, event: &serde_json::Value) -> Result<String, String> {
         let response = self.handle(event).await.map_err(|err| err.to_string())?;
         Ok(match response {
-            Response::Push(summary) => describe_record(&summary),
-            Response::Sweep(sweep) => {
+            record::Summary::Push(summary) => describe_record(&summary),
+            record::Summary::Sweep(sweep) => {
                 let decisions: Vec<String> = sweep
                     .services
                     .iter()
@@ -48,7 +48,7 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Replay for Deployer<P, B> 
     }
 }
 
-fn describe_record(summary: &Summary) -> String {
+fn describe_record(summary: &PushSummary) -> String {
     let subject = format!("{}:{}", summary.repository, summary.tag.as_deref().unwrap_or(""));
     if let Some(reason) = summary.skipped {
         return format!("{subject} skip {}", reason.as_str());
@@ -67,7 +67,7 @@ fn describe_outcome(outcome: &Outcome) -> String {
     }
 }
 
-fn describe_deploy(summary: &DeploySummary) -> String {
+fn describe_deploy(summary: &deploy::Summary) -> String {
     if let Some(ignored) = summary.ignored {
         return format!("{} ignored {}", summary.trigger, ignored.as_str());
     }
@@ -75,8 +75,8 @@ fn describe_deploy(summary: &DeploySummary) -> String {
         .environments
         .iter()
         .map(|e| {
-            let build = e.decision.build().map(|b| format!(" {b}")).unwrap_or_default();
-            format!("{} {} {}{build}", e.environment, e.decision.name(), e.decision.reason())
+            let build = e.outcome.build().map(|b| format!(" {b}")).unwrap_or_default();
+            format!("{} {} {}{build}", e.environment, e.outcome.as_str(), e.outcome.reason())
         })
         .collect();
     format!("{}: {}", summary.trigger, decisions.join(", "))

@@ -7,7 +7,7 @@ use serde::Serialize;
 use tagrelay::config::Config;
 use tagrelay::deploy::fingerprint::same_state;
 use tagrelay::deploy::history::deploy_history;
-use tagrelay::deploy::reconcile::{reconcile, Desired, Reconcile, Trigger};
+use tagrelay::deploy::reconcile::{reconcile, Decision, Desired, Trigger};
 use tagrelay::ports::{BuildRecord, BuildStatus};
 use tagrelay::ports::{BuildRunner, ParameterStore};
 
@@ -70,13 +70,13 @@ pub fn assess(
     stale_after: Duration,
 ) -> Assessment {
     let state = match reconcile(desired, builds, &Trigger::Schedule) {
-        Reconcile::NothingToDeploy => State::NoParameters,
-        Reconcile::UpToDate { .. } => State::InSync,
-        Reconcile::Hold { .. } => State::Held,
-        Reconcile::NoBaseline => State::NeverDeployed,
-        Reconcile::Start { .. } => State::Behind,
+        Decision::NothingToDeploy => State::NoParameters,
+        Decision::UpToDate { .. } => State::InSync,
+        Decision::Hold { .. } => State::Held,
+        Decision::NoBaseline => State::NeverDeployed,
+        Decision::Start { .. } => State::Behind,
         // A running build of an older state: a follow-up run comes after it.
-        Reconcile::Wait { running_build } => {
+        Decision::Wait { running_build } => {
             let running = builds.iter().find(|build| build.id == running_build);
             if running.and_then(|b| b.fingerprint.as_deref()).is_some_and(|f| same_state(f, &desired.fingerprint)) {
                 State::Deploying

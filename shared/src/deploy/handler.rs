@@ -8,7 +8,7 @@ use tracing::{error, info, warn};
 
 use super::fingerprint::idempotency_token;
 use super::history::{deploy_history, newest_builds, MAX_BUILDS_READ};
-use super::reconcile::{reconcile, Desired, Reconcile, StartReason, Trigger};
+use super::reconcile::{reconcile, Decision, Desired, StartReason, Trigger};
 use crate::config::{Config, Environment};
 use crate::event::codebuild::BuildStateChange;
 use crate::event::deploy::{parse_deploy_event, DeployEvent};
@@ -47,92 +47,73 @@ impl From<DeployError> for Diagnostic {
     }
 }
 
-/// Why an event reconciles nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Ignored {
-    /// The parameter is not one of ours.
-    ParameterNotOurs,
-    /// A label change (or an unknown operation) does not change the value Terraform reads.
-    NotAValueChange,
-    /// A deleted parameter: Terraform would fail to read it; an operator has to look.
-    ParameterDeleted,
-    /// A build event of a project that is not a tagrelay environment's.
-    ProjectNotOurs,
-    /// A build that has not ended: its end event reconciles.
-    BuildNotFinished,
-}
-
-impl Ignored {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ParameterNotOurs => "parameter_not_ours",
-            Self::NotAValueChange => "not_a_value_change",
-            Self::ParameterDeleted => "parameter_deleted",
-            Self::ProjectNotOurs => "project_not_ours",
-            Self::BuildNotFinished => "build_not_finished",
-        }
+crate::names::named_enum! {
+    /// Why an event reconciles nothing.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum IgnoreReason {
+        /// The parameter is not one of ours.
+        ParameterNotOurs => "parameter_not_ours",
+        /// A label change (or an unknown operation) does not change the value Terraform reads.
+        NotAValueChange => "not_a_value_change",
+        /// A deleted parameter: Terraform would fail to read it; an operator has to look.
+        ParameterDeleted => "parameter_deleted",
+        /// A build event of a project that is not a tagrelay environment's.
+        ProjectNotOurs => "project_not_ours",
+        /// A build that has not ended: its end event reconciles.
+        BuildNotFinished => "build_not_finished",
     }
 }
 
 /// The function's response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DeploySummary {
+pub struct Summary {
     pub trigger: String,
-    pub ignored: Option<Ignored>,
+    /// Set when the event as a whole reconciles nothing.
+    pub ignored: Option<IgnoreReason>,
     pub environments: Vec<EnvironmentOutcome>,
 }
 
+/// What was done for one environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EnvironmentOutcome {
     pub environment: String,
     pub project: String,
     pub fingerprint: String,
     #[serde(flatten)]
-    pub decision: Decision,
+    pub outcome: Outcome,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "decision", rename_all = "snake_case")]
-pub enum Decision {
-    Start {
-        reason: StartReason,
-        build: String,
-    },
-    /// `build` runs: a tagrelay or a manual one, seen before starting or after CodeBuild refused
-    /// the start for the project's concurrent build limit.
-    Wait {
-        build: String,
-    },
-    UpToDate {
-        build: String,
-    },
-    Hold {
-        build: String,
-        status: BuildStatus,
-    },
-    NoBaseline,
-    NothingToDeploy,
-}
-
-impl Decision {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Start { .. } => "start",
-            Self::Wait { .. } => "wait",
-            Self::UpToDate { .. } => "up_to_date",
-            Self::Hold { .. } => "hold",
-            Self::NoBaseline => "no_baseline",
-            Self::NothingToDeploy => "nothing_to_deploy",
-        }
+crate::names::named_enum! {
+    /// What the handler did with one environment's `Decision` (logged as `decision`).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[serde(tag = "decision")]
+    pub enum Outcome {
+        Start {
+            reason: StartReason,
+            build: String,
+        } => "start",
+        /// `build` runs: a tagrelay or a manual one, seen before starting or after CodeBuild refused
+        /// the start for the project's concurrent build limit.
+        Wait {
+            build: String,
+        } => "wait",
+        UpToDate {
+            build: String,
+        } => "up_to_date",
+        Hold {
+            build: String,
+            status: BuildStatus,
+        } => "hold",
+        NoBaseline => "no_baseline",
+        NothingToDeploy => "nothing_to_deploy",
     }
+}
 
+impl Outcome {
+    /// The decision line's `reason`.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Start { reason: StartReason::FirstRun, .. } => "first_run",
-            Self::Start { reason: StartReason::Changed, .. } => "changed",
-            Self::Start { reason: StartReason::PreviousStopped, .. } => "previous_stopped",
-            Self::Start { reason: StartReason::Retry, .. } => "retry",
+            Self::Start { reason, .. } => reason.as_str(),
             Self::Wait { .. } => "build_running",
             Self::UpToDate { .. } => "deployed",
             Self::Hold { .. } => "same_state_failed",
@@ -167,7 +148,7 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
         (&self.parameters, &self.builds)
     }
 
-    pub async fn handle(&self, event: &serde_json::Value) -> Result<DeploySummary, DeployError> {
+    pub async fn handle(&self, event: &serde_json::Value) -> Result<Summary, DeployError> {
         let result = self.deploy(event).await;
         if let Err(err @ DeployError::InvalidEvent(_)) = &result {
             error!(decision = "error", error = %err, "event not handled; it will be retried");
@@ -175,7 +156,7 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
         result
     }
 
-    async fn deploy(&self, event: &serde_json::Value) -> Result<DeploySummary, DeployError> {
+    async fn deploy(&self, event: &serde_json::Value) -> Result<Summary, DeployError> {
         let (trigger, environments) = match parse_deploy_event(event)? {
             DeployEvent::ParameterChange(change) => match self.parameter_trigger(&change) {
                 Ok(found) => found,
@@ -192,7 +173,7 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
             DeployEvent::Scheduled => (Trigger::Schedule, self.config.environments().collect()),
         };
 
-        let mut summary = DeploySummary { trigger: trigger.describe(), ignored: None, environments: Vec::new() };
+        let mut summary = Summary { trigger: trigger.describe(), ignored: None, environments: Vec::new() };
         let mut failed = Vec::new();
         for environment in &environments {
             match self.reconcile(environment, &trigger).await {
@@ -210,28 +191,28 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
         }
     }
 
-    fn parameter_trigger(&self, change: &ParameterChange) -> Result<(Trigger, Vec<&Environment>), Ignored> {
+    fn parameter_trigger(&self, change: &ParameterChange) -> Result<(Trigger, Vec<&Environment>), IgnoreReason> {
         let Some((service, environment)) = self.config.parameter_owner(&change.name) else {
-            return Err(Ignored::ParameterNotOurs);
+            return Err(IgnoreReason::ParameterNotOurs);
         };
         match change.operation {
             Operation::Create | Operation::Update => {
                 Ok((Trigger::ParameterChange { parameter: change.name.clone() }, vec![environment]))
             }
             Operation::Delete => {
-                warn!(service = %service.name, environment = %environment.name, parameter = %change.name, decision = "ignore", reason = Ignored::ParameterDeleted.as_str(), "an image-tag parameter was deleted: Terraform cannot read it until it is written again");
-                Err(Ignored::ParameterDeleted)
+                warn!(service = %service.name, environment = %environment.name, parameter = %change.name, decision = "ignore", reason = IgnoreReason::ParameterDeleted.as_str(), "an image-tag parameter was deleted: Terraform cannot read it until it is written again");
+                Err(IgnoreReason::ParameterDeleted)
             }
-            Operation::LabelParameterVersion | Operation::Other => Err(Ignored::NotAValueChange),
+            Operation::LabelParameterVersion | Operation::Other => Err(IgnoreReason::NotAValueChange),
         }
     }
 
-    fn build_trigger(&self, change: &BuildStateChange) -> Result<(Trigger, Vec<&Environment>), Ignored> {
+    fn build_trigger(&self, change: &BuildStateChange) -> Result<(Trigger, Vec<&Environment>), IgnoreReason> {
         let Some(environment) = self.config.environment_for_project(&change.project_name) else {
-            return Err(Ignored::ProjectNotOurs);
+            return Err(IgnoreReason::ProjectNotOurs);
         };
         if !change.build_status.is_terminal() {
-            return Err(Ignored::BuildNotFinished);
+            return Err(IgnoreReason::BuildNotFinished);
         }
         let trigger = Trigger::BuildFinished { build_id: change.build_id.clone(), status: change.build_status };
         Ok((trigger, vec![environment]))
@@ -251,8 +232,8 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
             warn!(environment = %environment.name, project = %project, fingerprint = %desired.fingerprint, "no tagrelay build among the newest {MAX_BUILDS_READ} builds of the project: treated as never deployed");
         }
 
-        let decision = match reconcile(&desired, &history.builds, trigger) {
-            Reconcile::Start { fingerprint, reason, follows } => {
+        let outcome = match reconcile(&desired, &history.builds, trigger) {
+            Decision::Start { fingerprint, reason, follows } => {
                 // Only what the token is made of: a repeated token with other parameters is
                 // CodeBuild's parameter-mismatch error. The trigger is in the decision line. A
                 // mismatch is not read as `wait`: it can only mean a bug here (the token's scheme
@@ -267,22 +248,22 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
                     idempotency_token: idempotency_token(project, &environment.name, &fingerprint, follows.as_deref()),
                 };
                 match self.builds.start_build(&request).await? {
-                    StartOutcome::Started { build_id } => Decision::Start { reason, build: build_id },
+                    StartOutcome::Started { build_id } => Outcome::Start { reason, build: build_id },
                     StartOutcome::LimitReached { message } => self.refused(project, &message).await?,
                 }
             }
-            Reconcile::Wait { running_build } => Decision::Wait { build: running_build },
-            Reconcile::UpToDate { build } => Decision::UpToDate { build },
-            Reconcile::Hold { failed_build, status } => Decision::Hold { build: failed_build, status },
-            Reconcile::NoBaseline => Decision::NoBaseline,
-            Reconcile::NothingToDeploy => Decision::NothingToDeploy,
+            Decision::Wait { running_build } => Outcome::Wait { build: running_build },
+            Decision::UpToDate { build } => Outcome::UpToDate { build },
+            Decision::Hold { failed_build, status } => Outcome::Hold { build: failed_build, status },
+            Decision::NoBaseline => Outcome::NoBaseline,
+            Decision::NothingToDeploy => Outcome::NothingToDeploy,
         };
-        log_decision(environment, &desired.fingerprint, trigger, &decision);
+        log_decision(environment, &desired.fingerprint, trigger, &outcome);
         Ok(EnvironmentOutcome {
             environment: environment.name.clone(),
             project: project.clone(),
             fingerprint: desired.fingerprint,
-            decision,
+            outcome,
         })
     }
 
@@ -291,10 +272,10 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
     /// project running (it started since we looked) is the project's limit: wait for its end
     /// event. None running is the account's quota (other projects' builds, or a new account's
     /// quota of 0): no end event will come, so it is an error, retried by Lambda and alarmed on.
-    async fn refused(&self, project: &str, message: &str) -> Result<Decision, AwsError> {
+    async fn refused(&self, project: &str, message: &str) -> Result<Outcome, AwsError> {
         let newest = newest_builds(&self.builds, project, RUNNING_LOOKUP).await?;
         if let Some(running) = newest.iter().find(|build| build.status == BuildStatus::InProgress) {
-            return Ok(Decision::Wait { build: running.id.clone() });
+            return Ok(Outcome::Wait { build: running.id.clone() });
         }
         Err(AwsError {
             operation: "StartBuild",
@@ -310,23 +291,23 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
     }
 }
 
-fn ignore(trigger: String, reason: Ignored) -> DeploySummary {
-    if reason != Ignored::ParameterDeleted {
+fn ignore(trigger: String, reason: IgnoreReason) -> Summary {
+    if reason != IgnoreReason::ParameterDeleted {
         info!(trigger = %trigger, decision = "ignore", reason = reason.as_str(), "event reconciles nothing");
     }
-    DeploySummary { trigger, ignored: Some(reason), environments: Vec::new() }
+    Summary { trigger, ignored: Some(reason), environments: Vec::new() }
 }
 
-fn log_decision(environment: &Environment, fingerprint: &str, trigger: &Trigger, decision: &Decision) {
+fn log_decision(environment: &Environment, fingerprint: &str, trigger: &Trigger, outcome: &Outcome) {
     let parameter = match trigger {
         Trigger::ParameterChange { parameter } => parameter.as_str(),
         _ => "",
     };
-    let (name, reason, build) = (decision.name(), decision.reason(), decision.build().unwrap_or(""));
+    let (name, reason, build) = (outcome.as_str(), outcome.reason(), outcome.build().unwrap_or(""));
     let trigger = trigger.describe();
     let environment_name = environment.name.as_str();
     let project = environment.codebuild_project.as_str();
-    if let Decision::Hold { status, .. } = decision {
+    if let Outcome::Hold { status, .. } = outcome {
         // An alarm watches for these: a change failed and is not retried until the next one.
         error!(
             environment = environment_name,

@@ -6,4 +6,5 @@ pub mod handler;
 pub mod history;
 pub mod reconcile;
 
-pub use handler::{DeployError, DeploySummary, Deployer};
+pub use handler::{DeployError, Deployer, EnvironmentOutcome, IgnoreReason, Outcome, Summary};
+pub use reconcile::{Decision, StartReason, Trigger};
