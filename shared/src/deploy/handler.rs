@@ -9,10 +9,10 @@ use tracing::{error, info, warn};
 use super::fingerprint::idempotency_token;
 use super::history::{deploy_history, newest_builds, MAX_BUILDS_READ};
 use super::reconcile::{reconcile, Decision, Desired, StartReason, Trigger};
+use super::refusal::{account_quota_error, refusal, Refusal};
+use super::trigger::{build_trigger, parameter_trigger, IgnoreReason, Ignored};
 use crate::config::{Config, Environment};
-use crate::event::codebuild::BuildStateChange;
 use crate::event::deploy::{parse_deploy_event, DeployEvent};
-use crate::event::ssm::{Operation, ParameterChange};
 use crate::event::EventError;
 use crate::ports::{AwsError, BuildRunner, ParameterStore, StartBuild, StartOutcome};
 use crate::ports::{BuildStatus, ENVIRONMENT_VARIABLE, FINGERPRINT_VARIABLE};
@@ -20,9 +20,6 @@ use crate::ports::{BuildStatus, ENVIRONMENT_VARIABLE, FINGERPRINT_VARIABLE};
 /// After a refused start, how many of the project's newest builds are looked at for a running
 /// one: with `concurrent_build_limit = 1` a running build is the newest or nearly.
 const RUNNING_LOOKUP: usize = 10;
-
-/// The error code CodeBuild refuses a start with, for the project's limit and the account's quota.
-const LIMIT_EXCEEDED: &str = "AccountLimitExceededException";
 
 #[derive(Debug, Error)]
 pub enum DeployError {
@@ -44,23 +41,6 @@ impl From<DeployError> for Diagnostic {
             DeployError::Reconcile { .. } => "AwsError",
         };
         Diagnostic { error_type: error_type.to_owned(), error_message: err.to_string() }
-    }
-}
-
-crate::names::named_enum! {
-    /// Why an event reconciles nothing.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum IgnoreReason {
-        /// The parameter is not one of ours.
-        ParameterNotOurs => "parameter_not_ours",
-        /// A label change (or an unknown operation) does not change the value Terraform reads.
-        NotAValueChange => "not_a_value_change",
-        /// A deleted parameter: Terraform would fail to read it; an operator has to look.
-        ParameterDeleted => "parameter_deleted",
-        /// A build event of a project that is not a tagrelay environment's.
-        ProjectNotOurs => "project_not_ours",
-        /// A build that has not ended: its end event reconciles.
-        BuildNotFinished => "build_not_finished",
     }
 }
 
@@ -158,16 +138,17 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
 
     async fn deploy(&self, event: &serde_json::Value) -> Result<Summary, DeployError> {
         let (trigger, environments) = match parse_deploy_event(event)? {
-            DeployEvent::ParameterChange(change) => match self.parameter_trigger(&change) {
-                Ok(found) => found,
+            DeployEvent::ParameterChange(change) => match parameter_trigger(&self.config, &change) {
+                Ok((trigger, environment)) => (trigger, vec![environment]),
                 Err(ignored) => {
-                    return Ok(ignore(format!("parameter {} {:?}", change.name, change.operation), ignored))
+                    let trigger = format!("parameter {} {:?}", change.name, change.operation);
+                    return Ok(ignore(trigger, &change.name, ignored));
                 }
             },
-            DeployEvent::BuildStateChange(change) => match self.build_trigger(&change) {
-                Ok(found) => found,
+            DeployEvent::BuildStateChange(change) => match build_trigger(&self.config, &change) {
+                Ok((trigger, environment)) => (trigger, vec![environment]),
                 Err(ignored) => {
-                    return Ok(ignore(format!("build {} {}", change.build_id, change.build_status), ignored))
+                    return Ok(ignore(format!("build {} {}", change.build_id, change.build_status), "", ignored))
                 }
             },
             DeployEvent::Scheduled => (Trigger::Schedule, self.config.environments().collect()),
@@ -189,33 +170,6 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
         } else {
             Err(DeployError::Reconcile { attempted: environments.len(), failed })
         }
-    }
-
-    fn parameter_trigger(&self, change: &ParameterChange) -> Result<(Trigger, Vec<&Environment>), IgnoreReason> {
-        let Some((service, environment)) = self.config.parameter_owner(&change.name) else {
-            return Err(IgnoreReason::ParameterNotOurs);
-        };
-        match change.operation {
-            Operation::Create | Operation::Update => {
-                Ok((Trigger::ParameterChange { parameter: change.name.clone() }, vec![environment]))
-            }
-            Operation::Delete => {
-                warn!(service = %service.name, environment = %environment.name, parameter = %change.name, decision = "ignore", reason = IgnoreReason::ParameterDeleted.as_str(), "an image-tag parameter was deleted: Terraform cannot read it until it is written again");
-                Err(IgnoreReason::ParameterDeleted)
-            }
-            Operation::LabelParameterVersion | Operation::Other => Err(IgnoreReason::NotAValueChange),
-        }
-    }
-
-    fn build_trigger(&self, change: &BuildStateChange) -> Result<(Trigger, Vec<&Environment>), IgnoreReason> {
-        let Some(environment) = self.config.environment_for_project(&change.project_name) else {
-            return Err(IgnoreReason::ProjectNotOurs);
-        };
-        if !change.build_status.is_terminal() {
-            return Err(IgnoreReason::BuildNotFinished);
-        }
-        let trigger = Trigger::BuildFinished { build_id: change.build_id.clone(), status: change.build_status };
-        Ok((trigger, vec![environment]))
     }
 
     /// Reconciles one environment, as every event does; public for the operator's `retry`.
@@ -267,32 +221,31 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
         })
     }
 
-    /// CodeBuild refused the start with `AccountLimitExceededException`, which covers both the
-    /// project's concurrent build limit and the account's quota of running builds. A build of the
-    /// project running (it started since we looked) is the project's limit: wait for its end
-    /// event. None running is the account's quota (other projects' builds, or a new account's
-    /// quota of 0): no end event will come, so it is an error, retried by Lambda and alarmed on.
+    /// CodeBuild refused the start (see `refusal`): a build of the project running is `wait`,
+    /// none is the account's quota, an error.
     async fn refused(&self, project: &str, message: &str) -> Result<Outcome, AwsError> {
         let newest = newest_builds(&self.builds, project, RUNNING_LOOKUP).await?;
-        if let Some(running) = newest.iter().find(|build| build.status == BuildStatus::InProgress) {
-            return Ok(Outcome::Wait { build: running.id.clone() });
+        match refusal(&newest) {
+            Refusal::ProjectLimit { running_build } => Ok(Outcome::Wait { build: running_build }),
+            Refusal::AccountQuota => Err(account_quota_error(project, message)),
         }
-        Err(AwsError {
-            operation: "StartBuild",
-            resource: project.to_owned(),
-            code: Some(LIMIT_EXCEEDED.to_owned()),
-            message: format!(
-                "{LIMIT_EXCEEDED}: {message}; no build of {project} is running, so this is the account's \
-                 quota of concurrently running builds, not the project's concurrent build limit: raise \
-                 \"Concurrently running builds for <platform>/<compute type> environment\" for the \
-                 project's compute type in Service Quotas (AWS CodeBuild) for this account and region"
-            ),
-        })
     }
 }
 
-fn ignore(trigger: String, reason: IgnoreReason) -> Summary {
-    if reason != IgnoreReason::ParameterDeleted {
+/// An event that reconciles nothing: one line saying why (a WARN for a deleted parameter,
+/// which someone has to look at), and the reason in the response.
+fn ignore(trigger: String, parameter: &str, ignored: Ignored<'_>) -> Summary {
+    let Ignored { service, environment, reason } = ignored;
+    if reason == IgnoreReason::ParameterDeleted {
+        warn!(
+            service,
+            environment,
+            parameter,
+            decision = "ignore",
+            reason = reason.as_str(),
+            "an image-tag parameter was deleted: Terraform cannot read it until it is written again"
+        );
+    } else {
         info!(trigger = %trigger, decision = "ignore", reason = reason.as_str(), "event reconciles nothing");
     }
     Summary { trigger, ignored: Some(reason), environments: Vec::new() }

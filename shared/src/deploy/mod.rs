@@ -5,6 +5,9 @@ pub mod fingerprint;
 pub mod handler;
 pub mod history;
 pub mod reconcile;
+pub mod refusal;
+pub mod trigger;
 
-pub use handler::{DeployError, Deployer, EnvironmentOutcome, IgnoreReason, Outcome, Summary};
+pub use handler::{DeployError, Deployer, EnvironmentOutcome, Outcome, Summary};
 pub use reconcile::{Decision, StartReason, Trigger};
+pub use trigger::{IgnoreReason, Ignored};

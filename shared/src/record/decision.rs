@@ -66,7 +66,10 @@ pub struct Push<'a> {
     pub digest: Option<&'a str>,
 }
 
-/// An event that is not acted on, with the service when one was found.
+/// An event that is not acted on: the reason, with the service when one was found.
+///
+/// A struct here as in `deploy` (`deploy::Ignored`): the reason is a named enum (logged and
+/// returned by its name), and the struct carries what the event's one log line says besides it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ignored<'a> {
     pub service: Option<&'a str>,
