@@ -6,6 +6,7 @@ pub mod aws;
 pub mod config;
 pub mod deploy;
 pub mod event;
+pub mod handler;
 pub mod lambda_init;
 mod names;
 pub mod naming;

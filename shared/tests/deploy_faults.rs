@@ -17,6 +17,7 @@ use tagrelay::aws::codebuild::CodeBuildRunner;
 use tagrelay::aws::ssm::SsmParameterStore;
 use tagrelay::deploy::Outcome;
 use tagrelay::deploy::{DeployError, Deployer};
+use tagrelay::handler::Handler;
 
 const ATTEMPTS: u32 = 3;
 const API: &str = "/my-api/dev/docker-image-tag";

@@ -9,6 +9,7 @@ use support::{config, record, scheduled, FakeBuilds, FakeParameters, Refusal};
 use tagrelay::deploy::reconcile::StartReason;
 use tagrelay::deploy::{DeployError, Deployer};
 use tagrelay::deploy::{IgnoreReason, Outcome};
+use tagrelay::handler::Handler;
 use tagrelay::ports::BuildStatus::{self, *};
 
 const API: &str = "/my-api/dev/docker-image-tag";
@@ -211,7 +212,7 @@ async fn a_start_refused_by_the_account_quota_is_an_error_that_names_the_quota()
     ] {
         assert!(message.contains(said), "{said:?} in {message}");
     }
-    let diagnostic = lambda_runtime::Diagnostic::from(err);
+    let diagnostic = tagrelay::handler::diagnostic(&err);
     assert_eq!(diagnostic.error_type, "AwsError");
 }
 

@@ -12,6 +12,7 @@ use tagrelay::deploy::fingerprint::fingerprint;
 use tagrelay::deploy::history::{deploy_history, newest_builds};
 use tagrelay::deploy::Deployer;
 use tagrelay::deploy::Outcome;
+use tagrelay::handler::Handler;
 use tagrelay::ports::{AwsError, BuildIdPage, BuildRunner, ParameterStore, StartBuild, StartOutcome};
 use tagrelay::ports::{BuildRecord, BuildStatus};
 use tagrelay_tests::events::scheduled;

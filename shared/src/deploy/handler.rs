@@ -1,7 +1,6 @@
 //! The trigger-deploy handler: event → which environments to reconcile → read parameters and
 //! builds through the ports → pure reconcile → at most one StartBuild → one log line each.
 
-use lambda_runtime::Diagnostic;
 use serde::Serialize;
 use thiserror::Error;
 use tracing::{error, info, warn};
@@ -14,6 +13,7 @@ use super::trigger::{build_trigger, parameter_trigger, IgnoreReason, Ignored};
 use crate::config::{Config, Environment};
 use crate::event::deploy::{parse_deploy_event, DeployEvent};
 use crate::event::EventError;
+use crate::handler::{join, log_failure, Handler, HandlerError};
 use crate::ports::{AwsError, BuildRunner, ParameterStore, StartBuild, StartOutcome};
 use crate::ports::{BuildStatus, ENVIRONMENT_VARIABLE, FINGERPRINT_VARIABLE};
 
@@ -30,17 +30,17 @@ pub enum DeployError {
     Reconcile { attempted: usize, failed: Vec<AwsError> },
 }
 
-fn join(errors: &[AwsError]) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
-}
+impl HandlerError for DeployError {
+    fn error_type(&self) -> &'static str {
+        match self {
+            Self::InvalidEvent(_) => "InvalidEvent",
+            Self::Reconcile { .. } => "AwsError",
+        }
+    }
 
-impl From<DeployError> for Diagnostic {
-    fn from(err: DeployError) -> Self {
-        let error_type = match &err {
-            DeployError::InvalidEvent(_) => "InvalidEvent",
-            DeployError::Reconcile { .. } => "AwsError",
-        };
-        Diagnostic { error_type: error_type.to_owned(), error_message: err.to_string() }
+    /// Each failed environment was logged with its own line.
+    fn logged(&self) -> bool {
+        matches!(self, Self::Reconcile { .. })
     }
 }
 
@@ -112,6 +112,16 @@ impl Outcome {
     }
 }
 
+/// One invocation: a parameter change, a build's end, or the scheduled sweep.
+impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Handler for Deployer<P, B> {
+    type Response = Summary;
+    type Error = DeployError;
+
+    async fn handle(&self, event: &serde_json::Value) -> Result<Summary, DeployError> {
+        self.deploy(event).await.inspect_err(log_failure)
+    }
+}
+
 pub struct Deployer<P, B> {
     config: Config,
     parameters: P,
@@ -126,14 +136,6 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
     /// The ports, for inspection in tests.
     pub fn ports(&self) -> (&P, &B) {
         (&self.parameters, &self.builds)
-    }
-
-    pub async fn handle(&self, event: &serde_json::Value) -> Result<Summary, DeployError> {
-        let result = self.deploy(event).await;
-        if let Err(err @ DeployError::InvalidEvent(_)) = &result {
-            error!(decision = "error", error = %err, "event not handled; it will be retried");
-        }
-        result
     }
 
     async fn deploy(&self, event: &serde_json::Value) -> Result<Summary, DeployError> {

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use aws_smithy_types::DateTime;
-use lambda_runtime::Diagnostic;
 use serde::Serialize;
 use thiserror::Error;
 use tracing::{error, info};
@@ -15,6 +14,7 @@ use super::write::RaceReport;
 use crate::config::{Config, Service};
 use crate::event::ecr::{parse_record_event, ImageAction, RecordEvent};
 use crate::event::EventError;
+use crate::handler::{join, log_failure, Handler, HandlerError};
 use crate::order::can_be_image_tag;
 use crate::ports::{AwsError, ImageRegistry, ParameterHistory, ParameterKind, ParameterStore, StoredParameter};
 
@@ -42,19 +42,19 @@ pub enum WriteFailure {
     NotAString { parameter: String, kind: ParameterKind },
 }
 
-fn join(errors: &[WriteFailure]) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
-}
+impl HandlerError for RecordError {
+    fn error_type(&self) -> &'static str {
+        match self {
+            Self::InvalidEvent(_) => "InvalidEvent",
+            Self::Aws(_) => "AwsError",
+            Self::Writes { .. } => "WriteFailed",
+            Self::Sweep { .. } => "SweepFailed",
+        }
+    }
 
-impl From<RecordError> for Diagnostic {
-    fn from(err: RecordError) -> Self {
-        let error_type = match &err {
-            RecordError::InvalidEvent(_) => "InvalidEvent",
-            RecordError::Aws(_) => "AwsError",
-            RecordError::Writes { .. } => "WriteFailed",
-            RecordError::Sweep { .. } => "SweepFailed",
-        };
-        Diagnostic { error_type: error_type.to_owned(), error_message: err.to_string() }
+    /// Failed writes and swept services were logged one line each.
+    fn logged(&self) -> bool {
+        matches!(self, Self::Writes { .. } | Self::Sweep { .. })
     }
 }
 
@@ -155,23 +155,22 @@ impl<P, R> Recorder<P, R> {
     }
 }
 
-impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
-    /// Handles one invocation: an ECR push, or the scheduled record sweep. Events not acted on
-    /// return `Ok` with the reason; an invalid event or a failing AWS call returns `Err`, so
-    /// Lambda retries and then dead-letters it.
-    pub async fn handle(&self, event: &serde_json::Value) -> Result<Summary, RecordError> {
+/// One invocation: an ECR push, or the scheduled record sweep.
+impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Handler for Recorder<P, R> {
+    type Response = Summary;
+    type Error = RecordError;
+
+    async fn handle(&self, event: &serde_json::Value) -> Result<Summary, RecordError> {
         let result = match parse_record_event(event) {
             Ok(RecordEvent::ImageAction(detail)) => self.record(&detail).await.map(Summary::Push),
             Ok(RecordEvent::Scheduled) => self.sweep().await.map(Summary::Sweep),
             Err(err) => Err(err.into()),
         };
-        // Failed writes were already logged, one line per environment.
-        if let Err(err @ (RecordError::InvalidEvent(_) | RecordError::Aws(_))) = &result {
-            error!(decision = "error", error = %err, "event not recorded; it will be retried");
-        }
-        result
+        result.inspect_err(log_failure)
     }
+}
 
+impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
     async fn record(&self, detail: &ImageAction) -> Result<PushSummary, RecordError> {
         let mut summary = PushSummary {
             repository: detail.repository_name.clone(),
