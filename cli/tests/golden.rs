@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use tagrelay::ports::BuildStatus;
-use tagrelay::record::{EnvironmentDecision, Outcome, SkipReason, WriteReason};
+use tagrelay::record::{EnvironmentOutcome, Outcome, SkipReason, WriteReason};
 use tagrelay_cli::commands::change::ChangeReport;
 use tagrelay_cli::commands::history::{HistoryEntry, HistoryReport};
 use tagrelay_cli::commands::redrive::{RedriveEntry, RedriveReport, Replayed};
@@ -149,7 +149,7 @@ fn change(command: &'static str, outcome: Outcome, dry_run: bool) -> ChangeRepor
         from: Some(s("dev")),
         tag: s("1043"),
         dry_run,
-        decision: EnvironmentDecision {
+        decision: EnvironmentOutcome {
             environment: s("prod"),
             parameter: s("/my-api/prod/docker-image-tag"),
             previous: Some(s("1040")),

@@ -1,22 +1,24 @@
 //! What both functions' `main` share around their handler.
 //!
+//! * [`cold_start`]: Lambda's environment defaults, telemetry and the validated configuration.
 //! * Cold-start failures. A function whose configuration is invalid must not serve events: it
 //!   reports the error to the Runtime API's `/init/error` (so the invoke fails with the message,
 //!   and Lambda retries and then dead-letters the event) and exits.
-//! * [`serve`]: the runtime loop, which hands every payload to the handler as JSON or reports it
-//!   as `InvalidEvent` when it is not JSON that can be read.
+//! * [`serve`]: the runtime loop, which hands every payload to the [`Handler`] as JSON or reports
+//!   it as `InvalidEvent` when it is not JSON that can be read.
 
-use std::fmt::{Debug, Display};
-use std::future::Future;
+use std::fmt::Display;
 use std::process::ExitCode;
 
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use lambda_runtime_api_client::body::Body;
 use lambda_runtime_api_client::{build_request, PooledClient};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
 use tracing::error;
 
+use crate::config::Config;
 use crate::event::EventError;
+use crate::handler::{diagnostic, log_failure, Handler};
 
 const RUNTIME_API_ENV: &str = "AWS_LAMBDA_RUNTIME_API";
 const INIT_ERROR_PATH: &str = "/2018-06-01/runtime/init/error";
@@ -37,6 +39,18 @@ pub fn default_lambda_env(function_name: &str) {
     }
 }
 
+/// Everything before the handler exists: Lambda's environment defaults, telemetry, and the
+/// configuration, validated once: an invalid document never serves an event. It is reported as
+/// `InvalidConfig` (see [`fail_init`]) and `Err` is the exit code for `main`.
+pub async fn cold_start(function_name: &str) -> Result<Config, ExitCode> {
+    default_lambda_env(function_name);
+    crate::telemetry::init();
+    match Config::from_env() {
+        Ok(config) => Ok(config),
+        Err(err) => Err(fail_init("InvalidConfig", err).await),
+    }
+}
+
 /// Logs the error, reports it as `error_type` to `/init/error`, and returns the exit code for
 /// `main`. A failure to reach the Runtime API is logged; the exit still ends the init.
 pub async fn fail_init<E: Display>(error_type: &str, err: E) -> ExitCode {
@@ -54,24 +68,19 @@ pub async fn fail_init<E: Display>(error_type: &str, err: E) -> ExitCode {
 /// `handler` gets each event as JSON. A payload that is not JSON the function can read never
 /// reaches it: it fails as the handler's `InvalidEvent`, with the same `decision="error"` line as
 /// any other bad event, instead of the runtime's own error type and no line at all.
-pub async fn serve<H, F, R, E>(handler: H) -> ExitCode
-where
-    H: Fn(serde_json::Value) -> F,
-    F: Future<Output = Result<R, E>>,
-    R: Serialize,
-    E: From<EventError> + Into<Diagnostic> + Debug,
-{
-    let handler = &handler;
+pub async fn serve<H: Handler>(handler: &H) -> ExitCode {
     let service = service_fn(move |event: LambdaEvent<Payload>| async move {
-        match event.payload.0 {
+        let result = match event.payload.0 {
             // Boxed: the handler's future nested inside the runtime's is deeper than rustc's
             // default recursion limit lets it compute the layout of `main`'s future.
-            Ok(event) => Box::pin(handler(event)).await,
+            Ok(event) => Box::pin(handler.handle(&event)).await,
             Err(err) => {
-                error!(decision = "error", error = %err, "event not handled; it will be retried");
-                Err(E::from(err))
+                let err = H::Error::from(err);
+                log_failure(&err);
+                Err(err)
             }
-        }
+        };
+        result.map_err(|err| diagnostic(&err))
     });
     runtime_ended(lambda_runtime::run(service).await)
 }

@@ -1,65 +1,43 @@
 //! Tag order policies: may a new tag replace the one an environment has now?
 
 use std::cmp::Ordering;
-use std::fmt;
 use std::str::FromStr;
 
 use aws_smithy_types::DateTime;
 use thiserror::Error;
 
-/// How tags of one service are ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OrderPolicy {
-    /// Tags are build numbers: only a greater number advances (1000 > 101).
-    #[default]
-    Numeric,
-    /// Tags are semantic versions (an optional leading `v`); pre-releases order below their release.
-    Semver,
-    /// ECR's `imagePushedAt` of the new image must be later than that of the current image.
-    PushedAt,
-    /// Last event wins.
-    None,
+crate::names::named_enum! {
+    /// How tags of one service are ordered.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub enum OrderPolicy {
+        /// Tags are build numbers: only a greater number advances (1000 > 101).
+        #[default]
+        Numeric => "numeric",
+        /// Tags are semantic versions (an optional leading `v`); pre-releases order below their release.
+        Semver => "semver",
+        /// ECR's `imagePushedAt` of the new image must be later than that of the current image.
+        PushedAt => "pushed-at",
+        /// Last event wins.
+        None => "none",
+    }
 }
 
 impl OrderPolicy {
-    pub const NAMES: [&'static str; 4] = ["numeric", "semver", "pushed-at", "none"];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Numeric => "numeric",
-            Self::Semver => "semver",
-            Self::PushedAt => "pushed-at",
-            Self::None => "none",
-        }
-    }
-
     /// Whether this policy needs ECR's push times of the current images.
     pub fn needs_push_times(self) -> bool {
         self == Self::PushedAt
     }
 }
 
-impl fmt::Display for OrderPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("unknown order {0:?} (expected one of numeric, semver, pushed-at, none)")]
+#[error("unknown order {:?} (expected one of {})", .0, OrderPolicy::NAMES.join(", "))]
 pub struct UnknownOrder(pub String);
 
 impl FromStr for OrderPolicy {
     type Err = UnknownOrder;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "numeric" => Ok(Self::Numeric),
-            "semver" => Ok(Self::Semver),
-            "pushed-at" => Ok(Self::PushedAt),
-            "none" => Ok(Self::None),
-            other => Err(UnknownOrder(other.to_owned())),
-        }
+        Self::from_name(s).ok_or_else(|| UnknownOrder(s.to_owned()))
     }
 }
 
@@ -173,6 +151,10 @@ mod tests {
         }
         assert_eq!("fifo".parse::<OrderPolicy>(), Err(UnknownOrder("fifo".into())));
         assert_eq!("Numeric".parse::<OrderPolicy>(), Err(UnknownOrder("Numeric".into())));
+        assert_eq!(
+            UnknownOrder("fifo".into()).to_string(),
+            "unknown order \"fifo\" (expected one of numeric, semver, pushed-at, none)"
+        );
     }
 
     #[test]

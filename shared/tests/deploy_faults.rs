@@ -15,8 +15,9 @@ use serde_json::json;
 use support::config;
 use tagrelay::aws::codebuild::CodeBuildRunner;
 use tagrelay::aws::ssm::SsmParameterStore;
-use tagrelay::deploy::handler::Decision;
+use tagrelay::deploy::Outcome;
 use tagrelay::deploy::{DeployError, Deployer};
+use tagrelay::handler::Handler;
 
 const ATTEMPTS: u32 = 3;
 const API: &str = "/my-api/dev/docker-image-tag";
@@ -113,7 +114,7 @@ async fn a_start_refused_while_a_build_of_the_project_runs_is_a_wait_for_it() {
     let d = deployer(&[&parameters()], &[&list, &get, &refused]);
 
     let summary = d.handle(&event()).await.expect("a wait, not an error");
-    assert_eq!(summary.environments[0].decision, Decision::Wait { build: "tagrelay-dev:2".into() });
+    assert_eq!(summary.environments[0].outcome, Outcome::Wait { build: "tagrelay-dev:2".into() });
     assert_eq!(refused.num_calls(), 1, "the refusal is not retried by the SDK");
     assert_eq!(list.num_calls(), 2, "looked again after the refusal");
 }
@@ -151,7 +152,7 @@ async fn start_build_gets_the_fingerprint_the_environment_and_an_idempotency_tok
     let d = deployer(&[&parameters()], &[&list, &get, &start]);
 
     let summary = d.handle(&event()).await.expect("started");
-    assert!(matches!(&summary.environments[0].decision, Decision::Start { build, .. } if build == "tagrelay-dev:2"));
+    assert!(matches!(&summary.environments[0].outcome, Outcome::Start { build, .. } if build == "tagrelay-dev:2"));
     assert_eq!(start.num_calls(), 1);
 }
 

@@ -6,10 +6,11 @@ mod support;
 
 use serde_json::{json, Value};
 use support::{config, record, scheduled, FakeBuilds, FakeParameters, Refusal};
-use tagrelay::deploy::handler::{Decision, Ignored};
 use tagrelay::deploy::observe::observe;
-use tagrelay::deploy::reconcile::{Reconcile, StartReason, Trigger};
+use tagrelay::deploy::reconcile::{Decision, StartReason, Trigger};
 use tagrelay::deploy::{DeployError, Deployer};
+use tagrelay::deploy::{IgnoreReason, Outcome};
+use tagrelay::handler::Handler;
 use tagrelay::ports::BuildStatus::{self, *};
 
 const API: &str = "/my-api/dev/docker-image-tag";
@@ -72,8 +73,8 @@ async fn a_parameter_change_starts_one_fingerprinted_run_for_its_environment() {
     assert_eq!(summary.environments.len(), 1, "only dev is reconciled");
     assert_eq!(summary.environments[0].fingerprint, fingerprint);
     assert_eq!(
-        summary.environments[0].decision,
-        Decision::Start { reason: StartReason::FirstRun, build: format!("{DEV}:1") }
+        summary.environments[0].outcome,
+        Outcome::Start { reason: StartReason::FirstRun, build: format!("{DEV}:1") }
     );
     let body = serde_json::to_value(&summary).expect("serialisable");
     assert_eq!(body["environments"][0]["decision"], "start");
@@ -90,15 +91,15 @@ async fn a_burst_during_a_run_yields_exactly_one_follow_up_with_the_final_state(
     for (name, value) in [(API, "2"), (WORKER, "b"), (API, "3"), (API, "4"), (WORKER, "c")] {
         d.ports().0.bump(name, value);
         let summary = d.handle(&ssm_change(name, "Update")).await.expect("reconciled");
-        assert_eq!(summary.environments[0].decision, Decision::Wait { build: format!("{DEV}:1") });
+        assert_eq!(summary.environments[0].outcome, Outcome::Wait { build: format!("{DEV}:1") });
     }
     assert_eq!(d.ports().1.starts().len(), 1, "no run collides with the running one");
 
     let finished = d.ports().1.finish(DEV, Succeeded);
     let summary = d.handle(&build_change(DEV, &finished, Succeeded)).await.expect("reconciled");
     assert_eq!(
-        summary.environments[0].decision,
-        Decision::Start { reason: StartReason::Changed, build: format!("{DEV}:2") }
+        summary.environments[0].outcome,
+        Outcome::Start { reason: StartReason::Changed, build: format!("{DEV}:2") }
     );
 
     let starts = d.ports().1.starts();
@@ -111,7 +112,7 @@ async fn a_burst_during_a_run_yields_exactly_one_follow_up_with_the_final_state(
     // When it ends, the environment is up to date and nothing more starts.
     let finished = d.ports().1.finish(DEV, Succeeded);
     let summary = d.handle(&build_change(DEV, &finished, Succeeded)).await.expect("reconciled");
-    assert_eq!(summary.environments[0].decision, Decision::UpToDate { build: format!("{DEV}:2") });
+    assert_eq!(summary.environments[0].outcome, Outcome::UpToDate { build: format!("{DEV}:2") });
     assert_eq!(d.ports().1.starts().len(), 2);
 }
 
@@ -123,7 +124,7 @@ async fn a_duplicate_change_event_starts_nothing() {
     d.handle(&build_change(DEV, &finished, Succeeded)).await.expect("reconciled");
 
     let summary = d.handle(&ssm_change(API, "Update")).await.expect("reconciled");
-    assert_eq!(summary.environments[0].decision, Decision::UpToDate { build: format!("{DEV}:1") });
+    assert_eq!(summary.environments[0].outcome, Outcome::UpToDate { build: format!("{DEV}:1") });
     assert_eq!(d.ports().1.starts().len(), 1);
 }
 
@@ -136,13 +137,13 @@ async fn a_failed_state_is_held_until_the_next_change() {
     for event in [build_change(DEV, &failed, Failed), scheduled(), ssm_change(API, "Update")] {
         let summary = d.handle(&event).await.expect("reconciled");
         let dev = summary.environments.iter().find(|e| e.environment == "dev").expect("dev");
-        assert_eq!(dev.decision, Decision::Hold { build: failed.clone(), status: Failed });
+        assert_eq!(dev.outcome, Outcome::Hold { build: failed.clone(), status: Failed });
     }
     assert_eq!(d.ports().1.starts().len(), 1, "a broken change is not retried in a loop");
 
     d.ports().0.bump(API, "2");
     let summary = d.handle(&ssm_change(API, "Update")).await.expect("reconciled");
-    assert!(matches!(summary.environments[0].decision, Decision::Start { reason: StartReason::Changed, .. }));
+    assert!(matches!(summary.environments[0].outcome, Outcome::Start { reason: StartReason::Changed, .. }));
 }
 
 #[tokio::test]
@@ -155,16 +156,16 @@ async fn observing_reads_what_the_handler_decides_on_and_starts_nothing() {
     let (params, builds) = d.ports();
 
     let observed = observe(&config, params, builds, dev, &Trigger::Schedule).await.expect("observed");
-    assert_eq!(observed.verdict, Reconcile::Hold { failed_build: failed.clone(), status: Failed });
+    assert_eq!(observed.decision, Decision::Hold { failed_build: failed.clone(), status: Failed });
     assert_eq!(observed.parameters.keys().collect::<Vec<_>>(), [API, WORKER]);
     assert_eq!(observed.history.builds.len(), 1);
     let decided = d.reconcile(dev, &Trigger::Schedule).await.expect("reconciled");
-    assert_eq!(decided.decision, Decision::Hold { build: failed, status: Failed });
+    assert_eq!(decided.outcome, Outcome::Hold { build: failed, status: Failed });
     assert_eq!(decided.fingerprint, observed.desired.fingerprint);
 
     let retry = Trigger::Retry { by: "ana".into() };
     let observed = observe(&config, params, builds, dev, &retry).await.expect("observed");
-    assert!(matches!(observed.verdict, Reconcile::Start { reason: StartReason::Retry, .. }));
+    assert!(matches!(observed.decision, Decision::Start { reason: StartReason::Retry, .. }));
     assert_eq!(builds.starts().len(), 1, "observing starts nothing, whatever it decides");
 }
 
@@ -174,7 +175,7 @@ async fn a_stopped_run_is_started_again_with_a_new_idempotency_token() {
     d.handle(&ssm_change(API, "Update")).await.expect("first run");
     let stopped = d.ports().1.finish(DEV, Stopped);
     let summary = d.handle(&build_change(DEV, &stopped, Stopped)).await.expect("reconciled");
-    assert!(matches!(summary.environments[0].decision, Decision::Start { reason: StartReason::PreviousStopped, .. }));
+    assert!(matches!(summary.environments[0].outcome, Outcome::Start { reason: StartReason::PreviousStopped, .. }));
     let starts = d.ports().1.starts();
     assert_eq!(starts.len(), 2);
     assert_ne!(starts[0].idempotency_token, starts[1].idempotency_token);
@@ -185,8 +186,8 @@ async fn the_schedule_starts_no_first_run_until_a_change_is_recorded_and_catches
     let params = FakeParameters::with(&[(API, "1"), ("/my-api/prod/docker-image-tag", "1")]);
     let d = deployer(params, FakeBuilds::with(DEV, vec![record("manual:1", Succeeded, None)]));
     let summary = d.handle(&scheduled()).await.expect("reconciled");
-    let decisions: Vec<_> = summary.environments.iter().map(|e| (e.environment.as_str(), e.decision.clone())).collect();
-    assert_eq!(decisions, vec![("dev", Decision::NoBaseline), ("prod", Decision::NoBaseline)]);
+    let decisions: Vec<_> = summary.environments.iter().map(|e| (e.environment.as_str(), e.outcome.clone())).collect();
+    assert_eq!(decisions, vec![("dev", Outcome::NoBaseline), ("prod", Outcome::NoBaseline)]);
     assert!(d.ports().1.starts().is_empty(), "installing tagrelay runs no Terraform anywhere");
 
     // A value was written since Terraform created the parameter, and its event was lost (or its
@@ -194,9 +195,9 @@ async fn the_schedule_starts_no_first_run_until_a_change_is_recorded_and_catches
     d.ports().0.bump(API, "1043");
     let summary = d.handle(&scheduled()).await.expect("reconciled");
     let dev = summary.environments.iter().find(|e| e.environment == "dev").expect("dev");
-    assert!(matches!(dev.decision, Decision::Start { reason: StartReason::FirstRun, .. }), "{dev:?}");
+    assert!(matches!(dev.outcome, Outcome::Start { reason: StartReason::FirstRun, .. }), "{dev:?}");
     let prod = summary.environments.iter().find(|e| e.environment == "prod").expect("prod");
-    assert_eq!(prod.decision, Decision::NoBaseline, "prod's parameter is as Terraform created it");
+    assert_eq!(prod.outcome, Outcome::NoBaseline, "prod's parameter is as Terraform created it");
 
     // dev has a baseline; a change whose event was lost is found by the sweep.
     let fingerprint = format!("{API}=1@6b86b273");
@@ -205,9 +206,9 @@ async fn the_schedule_starts_no_first_run_until_a_change_is_recorded_and_catches
     d.ports().0.bump(API, "2");
     let summary = d.handle(&scheduled()).await.expect("reconciled");
     let dev = summary.environments.iter().find(|e| e.environment == "dev").expect("dev");
-    assert!(matches!(dev.decision, Decision::Start { reason: StartReason::Changed, .. }), "{dev:?}");
+    assert!(matches!(dev.outcome, Outcome::Start { reason: StartReason::Changed, .. }), "{dev:?}");
     let prod = summary.environments.iter().find(|e| e.environment == "prod").expect("prod");
-    assert_eq!(prod.decision, Decision::NothingToDeploy);
+    assert_eq!(prod.outcome, Outcome::NothingToDeploy);
 }
 
 #[tokio::test]
@@ -216,7 +217,7 @@ async fn a_start_refused_by_the_concurrent_build_limit_is_a_wait_for_the_build_t
     let d = deployer(FakeParameters::with(&[(API, "1")]), builds);
     let summary = d.handle(&ssm_change(API, "Update")).await.expect("not an error");
     // The build someone started between our look and our start.
-    assert_eq!(summary.environments[0].decision, Decision::Wait { build: format!("{DEV}:manual-1") });
+    assert_eq!(summary.environments[0].outcome, Outcome::Wait { build: format!("{DEV}:manual-1") });
 }
 
 #[tokio::test]
@@ -235,7 +236,7 @@ async fn a_start_refused_by_the_account_quota_is_an_error_that_names_the_quota()
     ] {
         assert!(message.contains(said), "{said:?} in {message}");
     }
-    let diagnostic = lambda_runtime::Diagnostic::from(err);
+    let diagnostic = tagrelay::handler::diagnostic(&err);
     assert_eq!(diagnostic.error_type, "AwsError");
 }
 
@@ -271,8 +272,8 @@ async fn a_reconcile_that_does_not_see_the_build_a_racing_one_started_gets_that_
     let started = d.ports().1.builds.lock().expect("lock").get_mut(DEV).expect("dev").remove(0);
     let second = d.handle(&scheduled()).await.expect("the same run, not a parameter mismatch");
     let dev = second.environments.iter().find(|e| e.environment == "dev").expect("dev");
-    assert_eq!(dev.decision, first.environments[0].decision);
-    assert_eq!(dev.decision.build(), Some(started.id.as_str()));
+    assert_eq!(dev.outcome, first.environments[0].outcome);
+    assert_eq!(dev.outcome.build(), Some(started.id.as_str()));
     assert_eq!(d.ports().1.starts().len(), 1, "one build");
 }
 
@@ -289,7 +290,7 @@ async fn a_lost_change_is_recovered_behind_a_dozen_manual_builds() {
 
     let summary = d.handle(&scheduled()).await.expect("reconciled");
     let dev = summary.environments.iter().find(|e| e.environment == "dev").expect("dev");
-    assert!(matches!(dev.decision, Decision::Start { reason: StartReason::Changed, .. }), "{dev:?}");
+    assert!(matches!(dev.outcome, Outcome::Start { reason: StartReason::Changed, .. }), "{dev:?}");
     // Paged (5 ids a page here) down to the tagrelay build and no further.
     let reads = d.ports().1.reads();
     assert_eq!(reads.iter().filter(|r| *r == "list tagrelay-dev").count(), 3, "{reads:?}");
@@ -302,7 +303,7 @@ async fn the_end_of_a_manual_build_starts_nothing_when_the_state_is_deployed() {
     builds.manual_builds(DEV, 12);
     let d = deployer(FakeParameters::with(&[(API, "1")]), builds);
     let summary = d.handle(&build_change(DEV, &format!("{DEV}:manual-13"), Succeeded)).await.expect("reconciled");
-    assert_eq!(summary.environments[0].decision, Decision::UpToDate { build: format!("{DEV}:1") });
+    assert_eq!(summary.environments[0].outcome, Outcome::UpToDate { build: format!("{DEV}:1") });
     assert!(d.ports().1.starts().is_empty(), "no needless first run");
 }
 
@@ -315,10 +316,10 @@ async fn a_parameter_deleted_and_created_again_with_another_tag_is_deployed() {
 
     d.ports().0.values.lock().expect("lock").remove(API);
     let deleted = d.handle(&ssm_change(API, "Delete")).await.expect("ignored");
-    assert_eq!(deleted.ignored, Some(Ignored::ParameterDeleted));
+    assert_eq!(deleted.ignored, Some(IgnoreReason::ParameterDeleted));
     d.ports().0.bump(API, "1044"); // created again: version 1, another value
     let summary = d.handle(&ssm_change(API, "Create")).await.expect("reconciled");
-    assert!(matches!(summary.environments[0].decision, Decision::Start { reason: StartReason::Changed, .. }));
+    assert!(matches!(summary.environments[0].outcome, Outcome::Start { reason: StartReason::Changed, .. }));
     let starts = d.ports().1.starts();
     assert_eq!(starts.len(), 2);
     assert_eq!(env_var(&starts[1], "TAGRELAY_FINGERPRINT"), Some(format!("{API}=1@a0a53112").as_str()));
@@ -328,12 +329,12 @@ async fn a_parameter_deleted_and_created_again_with_another_tag_is_deployed() {
 async fn events_that_reconcile_nothing_say_why() {
     let d = deployer(FakeParameters::with(&[(API, "1")]), FakeBuilds::default());
     let cases = [
-        (ssm_change(API, "Delete"), Ignored::ParameterDeleted),
-        (ssm_change(API, "LabelParameterVersion"), Ignored::NotAValueChange),
-        (ssm_change("/my-api/qa/docker-image-tag", "Update"), Ignored::ParameterNotOurs),
-        (ssm_change("/unrelated", "Create"), Ignored::ParameterNotOurs),
-        (build_change(DEV, "tagrelay-dev:9", InProgress), Ignored::BuildNotFinished),
-        (build_change("someone-elses", "x:1", Succeeded), Ignored::ProjectNotOurs),
+        (ssm_change(API, "Delete"), IgnoreReason::ParameterDeleted),
+        (ssm_change(API, "LabelParameterVersion"), IgnoreReason::NotAValueChange),
+        (ssm_change("/my-api/qa/docker-image-tag", "Update"), IgnoreReason::ParameterNotOurs),
+        (ssm_change("/unrelated", "Create"), IgnoreReason::ParameterNotOurs),
+        (build_change(DEV, "tagrelay-dev:9", InProgress), IgnoreReason::BuildNotFinished),
+        (build_change("someone-elses", "x:1", Succeeded), IgnoreReason::ProjectNotOurs),
     ];
     for (event, reason) in cases {
         let summary = d.handle(&event).await.expect("not an error");

@@ -15,6 +15,7 @@ use serde_json::json;
 use support::{config, push_event};
 use tagrelay::aws::ecr::EcrImageRegistry;
 use tagrelay::aws::ssm::SsmParameterStore;
+use tagrelay::handler::Handler;
 use tagrelay::record::handler::Outcome;
 use tagrelay::record::{RecordError, Recorder, SkipReason};
 

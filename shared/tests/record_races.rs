@@ -6,6 +6,7 @@ mod support;
 
 use serde_json::json;
 use support::{config, push_event, scheduled, FakeParameters, FakeRegistry};
+use tagrelay::handler::Handler;
 use tagrelay::ports::ParameterKind;
 use tagrelay::record::handler::Outcome;
 use tagrelay::record::{Change, RecordError, Recorder, SkipReason, TagChange, WriteFailure, WriteReason};

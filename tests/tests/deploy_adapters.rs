@@ -9,9 +9,10 @@ use tagrelay::aws::codebuild::CodeBuildRunner;
 use tagrelay::aws::ssm::SsmParameterStore;
 use tagrelay::config::Config;
 use tagrelay::deploy::fingerprint::fingerprint;
-use tagrelay::deploy::handler::Decision;
 use tagrelay::deploy::history::{deploy_history, newest_builds};
 use tagrelay::deploy::Deployer;
+use tagrelay::deploy::Outcome;
+use tagrelay::handler::Handler;
 use tagrelay::ports::{AwsError, BuildIdPage, BuildRunner, ParameterStore, StartBuild, StartOutcome};
 use tagrelay::ports::{BuildRecord, BuildStatus};
 use tagrelay_tests::events::scheduled;
@@ -110,8 +111,8 @@ async fn a_change_and_a_sweep_racing_on_the_same_state_start_one_build_and_neith
 
     let by_change = by_change.expect("no parameter mismatch, no error");
     let by_sweep = by_sweep.expect("no parameter mismatch, no error");
-    let (a, b) = (&by_change.environments[0].decision, &by_sweep.environments[0].decision);
-    assert!(matches!(a, Decision::Start { .. }), "{a:?}");
+    let (a, b) = (&by_change.environments[0].outcome, &by_sweep.environments[0].outcome);
+    assert!(matches!(a, Outcome::Start { .. }), "{a:?}");
     assert_eq!(a, b, "both got the one build");
     let builds = newest_builds(&runner, DEV, 100).await.expect("builds");
     assert_eq!(builds.len(), 2, "the baseline and exactly one more: {builds:?}");
@@ -151,10 +152,10 @@ async fn the_newest_tagrelay_build_is_found_behind_more_than_a_page_of_manual_bu
     // The manual build's end event starts no needless first run; the sweep finds it in sync.
     for event in [build_ended(&last_manual), scheduled("sweep-1")] {
         let summary = d.handle(&event).await.expect("reconciled");
-        assert_eq!(summary.environments[0].decision, Decision::UpToDate { build: deployed.id.clone() });
+        assert_eq!(summary.environments[0].outcome, Outcome::UpToDate { build: deployed.id.clone() });
     }
     // A lost change is caught by the sweep behind them.
     put(&ssm, "1044").await;
     let summary = d.handle(&scheduled("sweep-1")).await.expect("reconciled");
-    assert!(matches!(summary.environments[0].decision, Decision::Start { .. }), "{summary:?}");
+    assert!(matches!(summary.environments[0].outcome, Outcome::Start { .. }), "{summary:?}");
 }

@@ -9,6 +9,7 @@ use serde_json::json;
 use tagrelay::aws::ecr::EcrImageRegistry;
 use tagrelay::aws::ssm::SsmParameterStore;
 use tagrelay::config::Config;
+use tagrelay::handler::Handler;
 use tagrelay::record::{Change, Outcome, Recorder, TagChange};
 use tagrelay_tests::events::ecr_push;
 use tagrelay_tests::local_aws::{create_repository, push_image, LocalAws};

@@ -6,7 +6,7 @@ use serde::Serialize;
 use tagrelay::config::Service;
 use tagrelay::ports::{ImageRegistry, ParameterHistory, ParameterStore};
 use tagrelay::record::operator::MAX_REASON_CHARS;
-use tagrelay::record::{Change, EnvironmentDecision, Outcome, Recorder, SkipReason, TagChange};
+use tagrelay::record::{Change, EnvironmentOutcome, Outcome, Recorder, SkipReason, TagChange};
 
 use crate::context::Context;
 use crate::error::CliError;
@@ -82,7 +82,7 @@ pub struct ChangeReport {
     pub tag: String,
     pub dry_run: bool,
     #[serde(flatten)]
-    pub decision: EnvironmentDecision,
+    pub decision: EnvironmentOutcome,
 }
 
 pub struct PromoteRequest<'a> {

@@ -2,14 +2,15 @@
 //! function runs, deleting each message only after its replay succeeded.
 
 use std::collections::BTreeSet;
-use std::future::Future;
 use std::io::Write;
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
-use tagrelay::deploy::handler::{DeploySummary, Deployer};
-use tagrelay::ports::{BuildRunner, DeadLetter, DeadLetterQueue, ImageRegistry, ParameterHistory, ParameterStore};
-use tagrelay::record::{Outcome, Recorder, Response, Summary};
+use tagrelay::deploy;
+use tagrelay::handler::{diagnostic, Diagnostic, Handler};
+use tagrelay::ports::{DeadLetter, DeadLetterQueue};
+use tagrelay::record::{self, Outcome, PushSummary};
+use thiserror::Error;
 
 use crate::context::Context;
 use crate::error::CliError;
@@ -68,18 +69,26 @@ impl RedriveArgs {
     }
 }
 
-/// A function's handler, as redrive drives it.
-pub trait Replay {
-    /// Handles the event; `Ok` with a one-line account of what it did.
-    fn replay(&self, event: &serde_json::Value) -> impl Future<Output = Result<String, String>>;
+/// Why a replay failed: the handler's error as Lambda reports it (`error_type` is its
+/// `errorType`), or a message body that is no event at all.
+#[derive(Debug, Error)]
+pub enum ReplayError {
+    #[error("the message body is not a JSON event: {0}")]
+    NotJson(#[from] serde_json::Error),
+    #[error("{}", .0.error_message)]
+    Failed(Diagnostic),
 }
 
-impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Replay for Recorder<P, R> {
-    async fn replay(&self, event: &serde_json::Value) -> Result<String, String> {
-        let response = self.handle(event).await.map_err(|err| err.to_string())?;
-        Ok(match response {
-            Response::Push(summary) => describe_record(&summary),
-            Response::Sweep(sweep) => {
+/// A function's response, told in one line (redrive's progress and `DETAIL` column).
+pub trait Account {
+    fn account(&self) -> String;
+}
+
+impl Account for record::Summary {
+    fn account(&self) -> String {
+        match self {
+            Self::Push(summary) => describe_record(summary),
+            Self::Sweep(sweep) => {
                 let decisions: Vec<String> = sweep
                     .services
                     .iter()
@@ -88,17 +97,34 @@ impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Repla
                     .collect();
                 format!("scheduled sweep: {}", decisions.join(", "))
             }
-        })
+        }
     }
 }
 
-impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Replay for Deployer<P, B> {
-    async fn replay(&self, event: &serde_json::Value) -> Result<String, String> {
-        self.handle(event).await.map(|summary| describe_deploy(&summary)).map_err(|err| err.to_string())
+impl Account for deploy::Summary {
+    fn account(&self) -> String {
+        if let Some(ignored) = self.ignored {
+            return format!("{} ignored {}", self.trigger, ignored.as_str());
+        }
+        let decisions: Vec<String> = self
+            .environments
+            .iter()
+            .map(|e| {
+                let build = e.outcome.build().map(|b| format!(" {b}")).unwrap_or_default();
+                format!("{} {} {}{build}", e.environment, e.outcome.as_str(), e.outcome.reason())
+            })
+            .collect();
+        format!("{}: {}", self.trigger, decisions.join(", "))
     }
 }
 
-fn describe_record(summary: &Summary) -> String {
+/// Replays one event through the function's own handler, in-process.
+pub async fn replay<H: Handler>(handler: &H, body: &str) -> Result<H::Response, ReplayError> {
+    let event: serde_json::Value = serde_json::from_str(body)?;
+    handler.handle(&event).await.map_err(|err| ReplayError::Failed(diagnostic(&err)))
+}
+
+fn describe_record(summary: &PushSummary) -> String {
     let subject = format!("{}:{}", summary.repository, summary.tag.as_deref().unwrap_or(""));
     if let Some(reason) = summary.skipped {
         return format!("{subject} skip {}", reason.as_str());
@@ -115,21 +141,6 @@ fn describe_outcome(outcome: &Outcome) -> String {
         Outcome::Skip { reason } => format!("skip {}", reason.as_str()),
         Outcome::Failed { .. } => "error".to_owned(),
     }
-}
-
-fn describe_deploy(summary: &DeploySummary) -> String {
-    if let Some(ignored) = summary.ignored {
-        return format!("{} ignored {}", summary.trigger, ignored.as_str());
-    }
-    let decisions: Vec<String> = summary
-        .environments
-        .iter()
-        .map(|e| {
-            let build = e.decision.build().map(|b| format!(" {b}")).unwrap_or_default();
-            format!("{} {} {}{build}", e.environment, e.decision.name(), e.decision.reason())
-        })
-        .collect();
-    format!("{}: {}", summary.trigger, decisions.join(", "))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -174,7 +185,8 @@ pub async fn redrive<Q, H, W>(
 ) -> Result<RedriveReport, CliError>
 where
     Q: DeadLetterQueue + Sync,
-    H: Replay,
+    H: Handler,
+    H::Response: Account,
     W: Write,
 {
     let max = request.max.unwrap_or(usize::MAX);
@@ -228,20 +240,17 @@ where
 async fn replay_one<Q, H>(queue: &Q, handler: &H, message: &DeadLetter) -> Result<RedriveEntry, CliError>
 where
     Q: DeadLetterQueue + Sync,
-    H: Replay,
+    H: Handler,
+    H::Response: Account,
 {
-    let result = match serde_json::from_str::<serde_json::Value>(&message.body) {
-        Ok(event) => handler.replay(&event).await,
-        Err(err) => Err(format!("the message body is not a JSON event: {err}")),
-    };
-    let (result, detail) = match result {
-        Ok(detail) => {
+    let (result, detail) = match replay(handler, &message.body).await {
+        Ok(response) => {
             // Deleted only now: a crash before this line leaves the message to be replayed again,
             // which is harmless (every write is idempotent).
             queue.delete(message).await?;
-            (Replayed::Replayed, detail)
+            (Replayed::Replayed, response.account())
         }
-        Err(error) => (Replayed::FailedAgain, error),
+        Err(error) => (Replayed::FailedAgain, error.to_string()),
     };
     Ok(RedriveEntry {
         message_id: message.message_id.clone(),

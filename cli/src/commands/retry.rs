@@ -52,13 +52,13 @@ where
 /// A retry reports what it decided; nothing it decides is a problem (a failure is an error).
 impl Render for RetryReport {
     fn render(&self) -> String {
-        let decision = &self.outcome.decision;
+        let outcome = &self.outcome.outcome;
         let mut table = Table::new(&["ENVIRONMENT", "DECISION", "REASON", "BUILD", "FINGERPRINT"]);
         table.row([
             self.outcome.environment.clone(),
-            decision.name().to_owned(),
-            decision.reason().to_owned(),
-            or_nothing(decision.build()),
+            outcome.as_str().to_owned(),
+            outcome.reason().to_owned(),
+            or_nothing(outcome.build()),
             self.outcome.fingerprint.clone(),
         ]);
         table.render()

@@ -1,6 +1,6 @@
 //! `tagrelay status`: what each environment runs, and whether its deployed state is behind. The
 //! reads and the decision are the core's `observe`, the same the trigger-deploy function acts on;
-//! this file maps its verdict to what an operator reads.
+//! this file maps its decision to what an operator reads.
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use serde::Serialize;
 use tagrelay::config::Config;
 use tagrelay::deploy::fingerprint::same_state;
 use tagrelay::deploy::observe::{observe, Observation};
-use tagrelay::deploy::reconcile::{Reconcile, Trigger};
+use tagrelay::deploy::reconcile::{Decision, Trigger};
 use tagrelay::ports::{BuildRecord, BuildStatus};
 use tagrelay::ports::{BuildRunner, ParameterStore};
 
@@ -104,14 +104,14 @@ pub struct Assessment {
 /// Maps an observation (made with `Trigger::Schedule`: what the next sweep would do) to what
 /// status shows.
 pub fn assess(observed: &Observation, now: DateTime, stale_after: Duration) -> Assessment {
-    let state = match &observed.verdict {
-        Reconcile::NothingToDeploy => State::NoParameters,
-        Reconcile::UpToDate { .. } => State::InSync,
-        Reconcile::Hold { .. } => State::Held,
-        Reconcile::NoBaseline => State::NeverDeployed,
-        Reconcile::Start { .. } => State::Behind,
+    let state = match &observed.decision {
+        Decision::NothingToDeploy => State::NoParameters,
+        Decision::UpToDate { .. } => State::InSync,
+        Decision::Hold { .. } => State::Held,
+        Decision::NoBaseline => State::NeverDeployed,
+        Decision::Start { .. } => State::Behind,
         // A running build of an older state: a follow-up run comes after it.
-        Reconcile::Wait { running_build } => {
+        Decision::Wait { running_build } => {
             let running = observed.history.builds.iter().find(|build| &build.id == running_build);
             let current = &observed.desired.fingerprint;
             if running.and_then(|b| b.fingerprint.as_deref()).is_some_and(|f| same_state(f, current)) {
@@ -320,16 +320,16 @@ mod tests {
         Some(DateTime::from_secs(secs))
     }
 
-    /// What `observe` returns for these reads: the schedule's verdict; a parameter last written
+    /// What `observe` returns for these reads: the schedule's decision; a parameter last written
     /// at `last_change` (none without).
     fn observed(desired: Desired, builds: &[BuildRecord], last_change: Option<DateTime>) -> Observation {
-        let verdict = reconcile(&desired, builds, &Trigger::Schedule);
+        let decision = reconcile(&desired, builds, &Trigger::Schedule);
         let parameters = last_change
             .map(|at| ("/a/dev/tag".to_owned(), StoredParameter::string("3", 3, Some(at))))
             .into_iter()
             .collect::<BTreeMap<_, _>>();
         let history = BuildHistory { builds: builds.to_vec(), bound_reached: false };
-        Observation { parameters, desired, history, verdict }
+        Observation { parameters, desired, history, decision }
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! The trigger-deploy handler: event → which environments to reconcile → read parameters and
 //! builds through the ports → pure reconcile → at most one StartBuild → one log line each.
 
-use lambda_runtime::Diagnostic;
 use serde::Serialize;
 use thiserror::Error;
 use tracing::{error, info, warn};
@@ -9,21 +8,19 @@ use tracing::{error, info, warn};
 use super::fingerprint::idempotency_token;
 use super::history::{newest_builds, MAX_BUILDS_READ};
 use super::observe::{observe, Observation};
-use super::reconcile::{Reconcile, StartReason, Trigger};
+use super::reconcile::{Decision, StartReason, Trigger};
+use super::refusal::{account_quota_error, refusal, Refusal};
+use super::trigger::{build_trigger, parameter_trigger, IgnoreReason, Ignored};
 use crate::config::{Config, Environment};
-use crate::event::codebuild::BuildStateChange;
 use crate::event::deploy::{parse_deploy_event, DeployEvent};
-use crate::event::ssm::{Operation, ParameterChange};
 use crate::event::EventError;
+use crate::handler::{join, log_failure, Handler, HandlerError};
 use crate::ports::{AwsError, BuildRunner, ParameterStore, StartBuild, StartOutcome};
 use crate::ports::{BuildStatus, ENVIRONMENT_VARIABLE, FINGERPRINT_VARIABLE};
 
 /// After a refused start, how many of the project's newest builds are looked at for a running
 /// one: with `concurrent_build_limit = 1` a running build is the newest or nearly.
 const RUNNING_LOOKUP: usize = 10;
-
-/// The error code CodeBuild refuses a start with, for the project's limit and the account's quota.
-const LIMIT_EXCEEDED: &str = "AccountLimitExceededException";
 
 #[derive(Debug, Error)]
 pub enum DeployError {
@@ -34,106 +31,70 @@ pub enum DeployError {
     Reconcile { attempted: usize, failed: Vec<AwsError> },
 }
 
-fn join(errors: &[AwsError]) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
-}
-
-impl From<DeployError> for Diagnostic {
-    fn from(err: DeployError) -> Self {
-        let error_type = match &err {
-            DeployError::InvalidEvent(_) => "InvalidEvent",
-            DeployError::Reconcile { .. } => "AwsError",
-        };
-        Diagnostic { error_type: error_type.to_owned(), error_message: err.to_string() }
-    }
-}
-
-/// Why an event reconciles nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Ignored {
-    /// The parameter is not one of ours.
-    ParameterNotOurs,
-    /// A label change (or an unknown operation) does not change the value Terraform reads.
-    NotAValueChange,
-    /// A deleted parameter: Terraform would fail to read it; an operator has to look.
-    ParameterDeleted,
-    /// A build event of a project that is not a tagrelay environment's.
-    ProjectNotOurs,
-    /// A build that has not ended: its end event reconciles.
-    BuildNotFinished,
-}
-
-impl Ignored {
-    pub fn as_str(self) -> &'static str {
+impl HandlerError for DeployError {
+    fn error_type(&self) -> &'static str {
         match self {
-            Self::ParameterNotOurs => "parameter_not_ours",
-            Self::NotAValueChange => "not_a_value_change",
-            Self::ParameterDeleted => "parameter_deleted",
-            Self::ProjectNotOurs => "project_not_ours",
-            Self::BuildNotFinished => "build_not_finished",
+            Self::InvalidEvent(_) => "InvalidEvent",
+            Self::Reconcile { .. } => "AwsError",
         }
+    }
+
+    /// Each failed environment was logged with its own line.
+    fn logged(&self) -> bool {
+        matches!(self, Self::Reconcile { .. })
     }
 }
 
 /// The function's response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DeploySummary {
+pub struct Summary {
     pub trigger: String,
-    pub ignored: Option<Ignored>,
+    /// Set when the event as a whole reconciles nothing.
+    pub ignored: Option<IgnoreReason>,
     pub environments: Vec<EnvironmentOutcome>,
 }
 
+/// What was done for one environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EnvironmentOutcome {
     pub environment: String,
     pub project: String,
     pub fingerprint: String,
     #[serde(flatten)]
-    pub decision: Decision,
+    pub outcome: Outcome,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "decision", rename_all = "snake_case")]
-pub enum Decision {
-    Start {
-        reason: StartReason,
-        build: String,
-    },
-    /// `build` runs: a tagrelay or a manual one, seen before starting or after CodeBuild refused
-    /// the start for the project's concurrent build limit.
-    Wait {
-        build: String,
-    },
-    UpToDate {
-        build: String,
-    },
-    Hold {
-        build: String,
-        status: BuildStatus,
-    },
-    NoBaseline,
-    NothingToDeploy,
-}
-
-impl Decision {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Start { .. } => "start",
-            Self::Wait { .. } => "wait",
-            Self::UpToDate { .. } => "up_to_date",
-            Self::Hold { .. } => "hold",
-            Self::NoBaseline => "no_baseline",
-            Self::NothingToDeploy => "nothing_to_deploy",
-        }
+crate::names::named_enum! {
+    /// What the handler did with one environment's `Decision` (logged as `decision`).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[serde(tag = "decision")]
+    pub enum Outcome {
+        Start {
+            reason: StartReason,
+            build: String,
+        } => "start",
+        /// `build` runs: a tagrelay or a manual one, seen before starting or after CodeBuild refused
+        /// the start for the project's concurrent build limit.
+        Wait {
+            build: String,
+        } => "wait",
+        UpToDate {
+            build: String,
+        } => "up_to_date",
+        Hold {
+            build: String,
+            status: BuildStatus,
+        } => "hold",
+        NoBaseline => "no_baseline",
+        NothingToDeploy => "nothing_to_deploy",
     }
+}
 
+impl Outcome {
+    /// The decision line's `reason`.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Start { reason: StartReason::FirstRun, .. } => "first_run",
-            Self::Start { reason: StartReason::Changed, .. } => "changed",
-            Self::Start { reason: StartReason::PreviousStopped, .. } => "previous_stopped",
-            Self::Start { reason: StartReason::Retry, .. } => "retry",
+            Self::Start { reason, .. } => reason.as_str(),
             Self::Wait { .. } => "build_running",
             Self::UpToDate { .. } => "deployed",
             Self::Hold { .. } => "same_state_failed",
@@ -149,6 +110,16 @@ impl Decision {
             }
             Self::NoBaseline | Self::NothingToDeploy => None,
         }
+    }
+}
+
+/// One invocation: a parameter change, a build's end, or the scheduled sweep.
+impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Handler for Deployer<P, B> {
+    type Response = Summary;
+    type Error = DeployError;
+
+    async fn handle(&self, event: &serde_json::Value) -> Result<Summary, DeployError> {
+        self.deploy(event).await.inspect_err(log_failure)
     }
 }
 
@@ -168,32 +139,25 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
         (&self.parameters, &self.builds)
     }
 
-    pub async fn handle(&self, event: &serde_json::Value) -> Result<DeploySummary, DeployError> {
-        let result = self.deploy(event).await;
-        if let Err(err @ DeployError::InvalidEvent(_)) = &result {
-            error!(decision = "error", error = %err, "event not handled; it will be retried");
-        }
-        result
-    }
-
-    async fn deploy(&self, event: &serde_json::Value) -> Result<DeploySummary, DeployError> {
+    async fn deploy(&self, event: &serde_json::Value) -> Result<Summary, DeployError> {
         let (trigger, environments) = match parse_deploy_event(event)? {
-            DeployEvent::ParameterChange(change) => match self.parameter_trigger(&change) {
-                Ok(found) => found,
+            DeployEvent::ParameterChange(change) => match parameter_trigger(&self.config, &change) {
+                Ok((trigger, environment)) => (trigger, vec![environment]),
                 Err(ignored) => {
-                    return Ok(ignore(format!("parameter {} {:?}", change.name, change.operation), ignored))
+                    let trigger = format!("parameter {} {:?}", change.name, change.operation);
+                    return Ok(ignore(trigger, &change.name, ignored));
                 }
             },
-            DeployEvent::BuildStateChange(change) => match self.build_trigger(&change) {
-                Ok(found) => found,
+            DeployEvent::BuildStateChange(change) => match build_trigger(&self.config, &change) {
+                Ok((trigger, environment)) => (trigger, vec![environment]),
                 Err(ignored) => {
-                    return Ok(ignore(format!("build {} {}", change.build_id, change.build_status), ignored))
+                    return Ok(ignore(format!("build {} {}", change.build_id, change.build_status), "", ignored))
                 }
             },
             DeployEvent::Scheduled => (Trigger::Schedule, self.config.environments().collect()),
         };
 
-        let mut summary = DeploySummary { trigger: trigger.describe(), ignored: None, environments: Vec::new() };
+        let mut summary = Summary { trigger: trigger.describe(), ignored: None, environments: Vec::new() };
         let mut failed = Vec::new();
         for environment in &environments {
             match self.reconcile(environment, &trigger).await {
@@ -211,33 +175,6 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
         }
     }
 
-    fn parameter_trigger(&self, change: &ParameterChange) -> Result<(Trigger, Vec<&Environment>), Ignored> {
-        let Some((service, environment)) = self.config.parameter_owner(&change.name) else {
-            return Err(Ignored::ParameterNotOurs);
-        };
-        match change.operation {
-            Operation::Create | Operation::Update => {
-                Ok((Trigger::ParameterChange { parameter: change.name.clone() }, vec![environment]))
-            }
-            Operation::Delete => {
-                warn!(service = %service.name, environment = %environment.name, parameter = %change.name, decision = "ignore", reason = Ignored::ParameterDeleted.as_str(), "an image-tag parameter was deleted: Terraform cannot read it until it is written again");
-                Err(Ignored::ParameterDeleted)
-            }
-            Operation::LabelParameterVersion | Operation::Other => Err(Ignored::NotAValueChange),
-        }
-    }
-
-    fn build_trigger(&self, change: &BuildStateChange) -> Result<(Trigger, Vec<&Environment>), Ignored> {
-        let Some(environment) = self.config.environment_for_project(&change.project_name) else {
-            return Err(Ignored::ProjectNotOurs);
-        };
-        if !change.build_status.is_terminal() {
-            return Err(Ignored::BuildNotFinished);
-        }
-        let trigger = Trigger::BuildFinished { build_id: change.build_id.clone(), status: change.build_status };
-        Ok((trigger, vec![environment]))
-    }
-
     /// Reconciles one environment, as every event does; public for the operator's `retry`.
     pub async fn reconcile(
         &self,
@@ -245,14 +182,14 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
         trigger: &Trigger,
     ) -> Result<EnvironmentOutcome, AwsError> {
         let project = &environment.codebuild_project;
-        let Observation { desired, history, verdict, .. } =
+        let Observation { desired, history, decision, .. } =
             observe(&self.config, &self.parameters, &self.builds, environment, trigger).await?;
         if history.bound_reached {
             warn!(environment = %environment.name, project = %project, fingerprint = %desired.fingerprint, "no tagrelay build among the newest {MAX_BUILDS_READ} builds of the project: treated as never deployed");
         }
 
-        let decision = match verdict {
-            Reconcile::Start { fingerprint, reason, follows } => {
+        let outcome = match decision {
+            Decision::Start { fingerprint, reason, follows } => {
                 // Only what the token is made of: a repeated token with other parameters is
                 // CodeBuild's parameter-mismatch error. The trigger is in the decision line. A
                 // mismatch is not read as `wait`: it can only mean a bug here (the token's scheme
@@ -267,66 +204,65 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
                     idempotency_token: idempotency_token(project, &environment.name, &fingerprint, follows.as_deref()),
                 };
                 match self.builds.start_build(&request).await? {
-                    StartOutcome::Started { build_id } => Decision::Start { reason, build: build_id },
+                    StartOutcome::Started { build_id } => Outcome::Start { reason, build: build_id },
                     StartOutcome::LimitReached { message } => self.refused(project, &message).await?,
                 }
             }
-            Reconcile::Wait { running_build } => Decision::Wait { build: running_build },
-            Reconcile::UpToDate { build } => Decision::UpToDate { build },
-            Reconcile::Hold { failed_build, status } => Decision::Hold { build: failed_build, status },
-            Reconcile::NoBaseline => Decision::NoBaseline,
-            Reconcile::NothingToDeploy => Decision::NothingToDeploy,
+            Decision::Wait { running_build } => Outcome::Wait { build: running_build },
+            Decision::UpToDate { build } => Outcome::UpToDate { build },
+            Decision::Hold { failed_build, status } => Outcome::Hold { build: failed_build, status },
+            Decision::NoBaseline => Outcome::NoBaseline,
+            Decision::NothingToDeploy => Outcome::NothingToDeploy,
         };
-        log_decision(environment, &desired.fingerprint, trigger, &decision);
+        log_decision(environment, &desired.fingerprint, trigger, &outcome);
         Ok(EnvironmentOutcome {
             environment: environment.name.clone(),
             project: project.clone(),
             fingerprint: desired.fingerprint,
-            decision,
+            outcome,
         })
     }
 
-    /// CodeBuild refused the start with `AccountLimitExceededException`, which covers both the
-    /// project's concurrent build limit and the account's quota of running builds. A build of the
-    /// project running (it started since we looked) is the project's limit: wait for its end
-    /// event. None running is the account's quota (other projects' builds, or a new account's
-    /// quota of 0): no end event will come, so it is an error, retried by Lambda and alarmed on.
-    async fn refused(&self, project: &str, message: &str) -> Result<Decision, AwsError> {
+    /// CodeBuild refused the start (see `refusal`): a build of the project running is `wait`,
+    /// none is the account's quota, an error.
+    async fn refused(&self, project: &str, message: &str) -> Result<Outcome, AwsError> {
         let newest = newest_builds(&self.builds, project, RUNNING_LOOKUP).await?;
-        if let Some(running) = newest.iter().find(|build| build.status == BuildStatus::InProgress) {
-            return Ok(Decision::Wait { build: running.id.clone() });
+        match refusal(&newest) {
+            Refusal::ProjectLimit { running_build } => Ok(Outcome::Wait { build: running_build }),
+            Refusal::AccountQuota => Err(account_quota_error(project, message)),
         }
-        Err(AwsError {
-            operation: "StartBuild",
-            resource: project.to_owned(),
-            code: Some(LIMIT_EXCEEDED.to_owned()),
-            message: format!(
-                "{LIMIT_EXCEEDED}: {message}; no build of {project} is running, so this is the account's \
-                 quota of concurrently running builds, not the project's concurrent build limit: raise \
-                 \"Concurrently running builds for <platform>/<compute type> environment\" for the \
-                 project's compute type in Service Quotas (AWS CodeBuild) for this account and region"
-            ),
-        })
     }
 }
 
-fn ignore(trigger: String, reason: Ignored) -> DeploySummary {
-    if reason != Ignored::ParameterDeleted {
+/// An event that reconciles nothing: one line saying why (a WARN for a deleted parameter,
+/// which someone has to look at), and the reason in the response.
+fn ignore(trigger: String, parameter: &str, ignored: Ignored<'_>) -> Summary {
+    let Ignored { service, environment, reason } = ignored;
+    if reason == IgnoreReason::ParameterDeleted {
+        warn!(
+            service,
+            environment,
+            parameter,
+            decision = "ignore",
+            reason = reason.as_str(),
+            "an image-tag parameter was deleted: Terraform cannot read it until it is written again"
+        );
+    } else {
         info!(trigger = %trigger, decision = "ignore", reason = reason.as_str(), "event reconciles nothing");
     }
-    DeploySummary { trigger, ignored: Some(reason), environments: Vec::new() }
+    Summary { trigger, ignored: Some(reason), environments: Vec::new() }
 }
 
-fn log_decision(environment: &Environment, fingerprint: &str, trigger: &Trigger, decision: &Decision) {
+fn log_decision(environment: &Environment, fingerprint: &str, trigger: &Trigger, outcome: &Outcome) {
     let parameter = match trigger {
         Trigger::ParameterChange { parameter } => parameter.as_str(),
         _ => "",
     };
-    let (name, reason, build) = (decision.name(), decision.reason(), decision.build().unwrap_or(""));
+    let (name, reason, build) = (outcome.as_str(), outcome.reason(), outcome.build().unwrap_or(""));
     let trigger = trigger.describe();
     let environment_name = environment.name.as_str();
     let project = environment.codebuild_project.as_str();
-    if let Decision::Hold { status, .. } = decision {
+    if let Outcome::Hold { status, .. } = outcome {
         // An alarm watches for these: a change failed and is not retried until the next one.
         error!(
             environment = environment_name,

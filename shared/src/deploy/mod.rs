@@ -6,5 +6,9 @@ pub mod handler;
 pub mod history;
 pub mod observe;
 pub mod reconcile;
+pub mod refusal;
+pub mod trigger;
 
-pub use handler::{DeployError, DeploySummary, Deployer};
+pub use handler::{DeployError, Deployer, EnvironmentOutcome, Outcome, Summary};
+pub use reconcile::{Decision, StartReason, Trigger};
+pub use trigger::{IgnoreReason, Ignored};

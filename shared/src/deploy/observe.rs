@@ -1,5 +1,5 @@
 //! What one environment looks like to the reconcile decision: its parameters and its builds read
-//! through the ports, and the decision on them. Reads only. trigger-deploy acts on the verdict
+//! through the ports, and the decision on them. Reads only. trigger-deploy acts on the decision
 //! (`Deployer::reconcile`); `tagrelay status` shows it, so the operator sees what the function
 //! decides, from the same reads.
 
@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use aws_smithy_types::DateTime;
 
 use super::history::{deploy_history, BuildHistory};
-use super::reconcile::{reconcile, Desired, Reconcile, Trigger};
+use super::reconcile::{reconcile, Decision, Desired, Trigger};
 use crate::config::{Config, Environment};
 use crate::ports::{AwsError, BuildRunner, ParameterStore, StoredParameter};
 
@@ -20,16 +20,16 @@ pub struct Observation {
     pub desired: Desired,
     /// The project's builds, newest first, down to the newest tagrelay build.
     pub history: BuildHistory,
-    /// Reconcile's decision on them, for the trigger observed with.
-    pub verdict: Reconcile,
+    /// Decision's decision on them, for the trigger observed with.
+    pub decision: Decision,
 }
 
 impl Observation {
     /// The pure half of `observe`: the decision on what was read.
     pub fn of(parameters: BTreeMap<String, StoredParameter>, history: BuildHistory, trigger: &Trigger) -> Self {
         let desired = Desired::of(&parameters);
-        let verdict = reconcile(&desired, &history.builds, trigger);
-        Self { parameters, desired, history, verdict }
+        let decision = reconcile(&desired, &history.builds, trigger);
+        Self { parameters, desired, history, decision }
     }
 
     /// When a parameter of the environment was last written (`None` without parameters, or when
@@ -68,7 +68,7 @@ mod tests {
     }
 
     #[test]
-    fn the_verdict_is_reconcile_on_what_was_read() {
+    fn the_decision_is_reconcile_on_what_was_read() {
         let parameters = BTreeMap::from([("/a/dev/tag".to_owned(), parameter(2, 100))]);
         let desired = Desired::of(&parameters);
         let builds = vec![BuildRecord {
@@ -80,7 +80,7 @@ mod tests {
         let history = BuildHistory { builds: builds.clone(), bound_reached: false };
         for trigger in [Trigger::Schedule, Trigger::Retry { by: "ana".into() }] {
             let observed = Observation::of(parameters.clone(), history.clone(), &trigger);
-            assert_eq!(observed.verdict, reconcile(&desired, &builds, &trigger), "{trigger:?}");
+            assert_eq!(observed.decision, reconcile(&desired, &builds, &trigger), "{trigger:?}");
             assert_eq!(observed.desired, desired);
         }
     }
@@ -89,7 +89,7 @@ mod tests {
     fn the_last_change_is_the_newest_write() {
         let none = Observation::of(BTreeMap::new(), BuildHistory::default(), &Trigger::Schedule);
         assert_eq!(none.last_change(), None);
-        assert_eq!(none.verdict, Reconcile::NothingToDeploy);
+        assert_eq!(none.decision, Decision::NothingToDeploy);
         let parameters = BTreeMap::from([
             ("/a/dev/tag".to_owned(), parameter(2, 300)),
             ("/b/dev/tag".to_owned(), parameter(1, 100)),

@@ -4,8 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use super::fingerprint::{fingerprint, same_state};
 use crate::ports::StoredParameter;
 use crate::ports::{BuildRecord, BuildStatus};
@@ -61,21 +59,24 @@ impl Trigger {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StartReason {
-    /// No tagrelay build of this environment yet.
-    FirstRun,
-    /// The parameters changed since the newest tagrelay build.
-    Changed,
-    /// The newest tagrelay build of this very state was stopped: it deployed nothing.
-    PreviousStopped,
-    /// The newest tagrelay build of this very state failed, and an operator asked to run it again.
-    Retry,
+crate::names::named_enum! {
+    /// Why a run starts: the decision line's `reason` for `start`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum StartReason {
+        /// No tagrelay build of this environment yet.
+        FirstRun => "first_run",
+        /// The parameters changed since the newest tagrelay build.
+        Changed => "changed",
+        /// The newest tagrelay build of this very state was stopped: it deployed nothing.
+        PreviousStopped => "previous_stopped",
+        /// The newest tagrelay build of this very state failed, and an operator asked to run it again.
+        Retry => "retry",
+    }
 }
 
+/// The verdict for one environment; the handler acts on it and reports an `Outcome`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reconcile {
+pub enum Decision {
     /// Start a run for `fingerprint`. `follows` is the newest tagrelay build seen (`None` for a
     /// first run): a new run of the same state follows another build, so it gets another
     /// idempotency token, while racing reconciles of the same state agree on one.
@@ -98,25 +99,25 @@ pub enum Reconcile {
 
 /// `builds` are the environment's project's builds, newest first, at least down to the newest
 /// tagrelay build (see `history`).
-pub fn reconcile(desired: &Desired, builds: &[BuildRecord], trigger: &Trigger) -> Reconcile {
+pub fn reconcile(desired: &Desired, builds: &[BuildRecord], trigger: &Trigger) -> Decision {
     let fingerprint = desired.fingerprint.as_str();
     if fingerprint.is_empty() {
-        return Reconcile::NothingToDeploy;
+        return Decision::NothingToDeploy;
     }
     // Any running build holds the state lock, a manual one too: wait for its end event.
     if let Some(running) = builds.iter().find(|build| build.status == BuildStatus::InProgress) {
-        return Reconcile::Wait { running_build: running.id.clone() };
+        return Decision::Wait { running_build: running.id.clone() };
     }
     // Builds started by hand carry no fingerprint and never count as deployed state.
     let newest = builds.iter().find(|build| build.fingerprint.is_some());
-    let start = |reason| Reconcile::Start {
+    let start = |reason| Decision::Start {
         fingerprint: fingerprint.to_owned(),
         reason,
         follows: newest.map(|build| build.id.clone()),
     };
     let Some(newest) = newest else {
         return match trigger {
-            Trigger::Schedule if !desired.change_recorded => Reconcile::NoBaseline,
+            Trigger::Schedule if !desired.change_recorded => Decision::NoBaseline,
             _ => start(StartReason::FirstRun),
         };
     };
@@ -124,9 +125,9 @@ pub fn reconcile(desired: &Desired, builds: &[BuildRecord], trigger: &Trigger) -
         return start(StartReason::Changed);
     }
     match newest.status {
-        BuildStatus::Succeeded => Reconcile::UpToDate { build: newest.id.clone() },
+        BuildStatus::Succeeded => Decision::UpToDate { build: newest.id.clone() },
         status if status.is_failure() && matches!(trigger, Trigger::Retry { .. }) => start(StartReason::Retry),
-        status if status.is_failure() => Reconcile::Hold { failed_build: newest.id.clone(), status },
+        status if status.is_failure() => Decision::Hold { failed_build: newest.id.clone(), status },
         // STOPPED (or a status we do not know): nothing was deployed by it.
         _ => start(StartReason::PreviousStopped),
     }
@@ -161,15 +162,15 @@ mod tests {
         Trigger::ParameterChange { parameter: "/a/dev/tag".into() }
     }
 
-    fn start(reason: StartReason, follows: Option<&str>) -> Reconcile {
-        Reconcile::Start { fingerprint: NOW.into(), reason, follows: follows.map(str::to_owned) }
+    fn start(reason: StartReason, follows: Option<&str>) -> Decision {
+        Decision::Start { fingerprint: NOW.into(), reason, follows: follows.map(str::to_owned) }
     }
 
     #[test]
     fn reconcile_table() {
         let finished = Trigger::BuildFinished { build_id: "b1".into(), status: Succeeded };
         let manual_end = Trigger::BuildFinished { build_id: "m0".into(), status: Succeeded };
-        let cases: Vec<(&str, Desired, Vec<BuildRecord>, Trigger, Reconcile)> = vec![
+        let cases: Vec<(&str, Desired, Vec<BuildRecord>, Trigger, Decision)> = vec![
             ("first run on a change", now(), vec![], change(), start(StartReason::FirstRun, None)),
             (
                 "first run on a change to a new parameter",
@@ -183,7 +184,7 @@ mod tests {
                 untouched(),
                 vec![],
                 Trigger::Schedule,
-                Reconcile::NoBaseline,
+                Decision::NoBaseline,
             ),
             (
                 "the schedule starts a first run once a change was recorded",
@@ -197,7 +198,7 @@ mod tests {
                 untouched(),
                 vec![build("m1", Succeeded, None)],
                 Trigger::Schedule,
-                Reconcile::NoBaseline,
+                Decision::NoBaseline,
             ),
             (
                 "manual builds are not deployed state",
@@ -218,35 +219,35 @@ mod tests {
                 now(),
                 [manual(12), vec![build("b1", Succeeded, Some(NOW))]].concat(),
                 manual_end,
-                Reconcile::UpToDate { build: "b1".into() },
+                Decision::UpToDate { build: "b1".into() },
             ),
             (
                 "a running build means wait",
                 now(),
                 vec![build("b2", InProgress, Some(BEFORE)), build("b1", Succeeded, Some(BEFORE))],
                 change(),
-                Reconcile::Wait { running_build: "b2".into() },
+                Decision::Wait { running_build: "b2".into() },
             ),
             (
                 "a running manual build means wait too",
                 now(),
                 vec![build("m1", InProgress, None), build("b1", Succeeded, Some(NOW))],
                 Trigger::Schedule,
-                Reconcile::Wait { running_build: "m1".into() },
+                Decision::Wait { running_build: "m1".into() },
             ),
             (
                 "deployed exactly this state",
                 now(),
                 vec![build("b1", Succeeded, Some(NOW))],
                 change(),
-                Reconcile::UpToDate { build: "b1".into() },
+                Decision::UpToDate { build: "b1".into() },
             ),
             (
                 "deployed this state's versions by a tagrelay that recorded no digests",
                 now(),
                 vec![build("b1", Succeeded, Some("/a/dev/tag=3,/b/dev/tag=7"))],
                 Trigger::Schedule,
-                Reconcile::UpToDate { build: "b1".into() },
+                Decision::UpToDate { build: "b1".into() },
             ),
             (
                 "same versions, another value (a re-created parameter)",
@@ -274,21 +275,21 @@ mod tests {
                 now(),
                 vec![build("b1", Failed, Some(NOW))],
                 finished.clone(),
-                Reconcile::Hold { failed_build: "b1".into(), status: Failed },
+                Decision::Hold { failed_build: "b1".into(), status: Failed },
             ),
             (
                 "fault with this state: hold",
                 now(),
                 vec![build("b1", Fault, Some(NOW))],
                 Trigger::Schedule,
-                Reconcile::Hold { failed_build: "b1".into(), status: Fault },
+                Decision::Hold { failed_build: "b1".into(), status: Fault },
             ),
             (
                 "timed out with this state: hold",
                 now(),
                 vec![build("b1", TimedOut, Some(NOW))],
                 change(),
-                Reconcile::Hold { failed_build: "b1".into(), status: TimedOut },
+                Decision::Hold { failed_build: "b1".into(), status: TimedOut },
             ),
             (
                 "failed with an older state: the new change starts a run",
@@ -309,7 +310,7 @@ mod tests {
                 now(),
                 vec![build("b2", Succeeded, Some(NOW)), build("b1", Failed, Some(NOW))],
                 change(),
-                Reconcile::UpToDate { build: "b2".into() },
+                Decision::UpToDate { build: "b2".into() },
             ),
         ];
         for (name, desired, builds, trigger, expected) in cases {
@@ -320,7 +321,7 @@ mod tests {
     #[test]
     fn a_retry_starts_a_held_state_again_and_otherwise_acts_like_a_change() {
         let retry = Trigger::Retry { by: "ana".into() };
-        let cases: Vec<(&str, Vec<BuildRecord>, Reconcile)> = vec![
+        let cases: Vec<(&str, Vec<BuildRecord>, Decision)> = vec![
             ("held", vec![build("b1", Failed, Some(NOW))], start(StartReason::Retry, Some("b1"))),
             (
                 "held twice: a new run after the newest, a new idempotency token",
@@ -330,12 +331,12 @@ mod tests {
             (
                 "in sync: nothing to do",
                 vec![build("b1", Succeeded, Some(NOW))],
-                Reconcile::UpToDate { build: "b1".into() },
+                Decision::UpToDate { build: "b1".into() },
             ),
             (
                 "running: wait",
                 vec![build("b2", InProgress, Some(NOW)), build("b1", Failed, Some(NOW))],
-                Reconcile::Wait { running_build: "b2".into() },
+                Decision::Wait { running_build: "b2".into() },
             ),
             ("behind", vec![build("b1", Failed, Some(BEFORE))], start(StartReason::Changed, Some("b1"))),
             ("never deployed", vec![], start(StartReason::FirstRun, None)),
@@ -344,14 +345,14 @@ mod tests {
             assert_eq!(reconcile(&untouched(), &builds, &retry), expected, "{name}");
         }
         let nothing = Desired { fingerprint: String::new(), change_recorded: false };
-        assert_eq!(reconcile(&nothing, &[], &retry), Reconcile::NothingToDeploy);
+        assert_eq!(reconcile(&nothing, &[], &retry), Decision::NothingToDeploy);
     }
 
     #[test]
     fn no_parameter_nothing_to_deploy() {
         let nothing = Desired { fingerprint: String::new(), change_recorded: false };
-        assert_eq!(reconcile(&nothing, &[], &change()), Reconcile::NothingToDeploy);
-        assert_eq!(reconcile(&nothing, &[], &Trigger::Schedule), Reconcile::NothingToDeploy);
+        assert_eq!(reconcile(&nothing, &[], &change()), Decision::NothingToDeploy);
+        assert_eq!(reconcile(&nothing, &[], &Trigger::Schedule), Decision::NothingToDeploy);
     }
 
     #[test]

@@ -39,26 +39,17 @@ impl StoredParameter {
     }
 }
 
-/// SSM's parameter type. tagrelay writes only `String`: a parameter someone turned into a
-/// `SecureString` is read without decryption (its value is ciphertext) and must not be
-/// overwritten, or its type would silently change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParameterKind {
-    String,
-    StringList,
-    SecureString,
-    /// A type this version does not know.
-    Other,
-}
-
-impl ParameterKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::String => "String",
-            Self::StringList => "StringList",
-            Self::SecureString => "SecureString",
-            Self::Other => "unknown",
-        }
+crate::names::named_enum! {
+    /// SSM's parameter type. tagrelay writes only `String`: a parameter someone turned into a
+    /// `SecureString` is read without decryption (its value is ciphertext) and must not be
+    /// overwritten, or its type would silently change.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum ParameterKind {
+        String => "String",
+        StringList => "StringList",
+        SecureString => "SecureString",
+        /// A type this version does not know.
+        Other => "unknown",
     }
 }
 

@@ -2,88 +2,58 @@
 //! comes in as arguments, so every branch is table-tested without AWS.
 
 use aws_smithy_types::DateTime;
-use serde::Serialize;
 
 use crate::config::{Config, Service};
 use crate::event::ecr::{ActionResult, ActionType, ImageAction};
 use crate::order::{TagFacts, Verdict};
 use crate::ports::ParameterKind;
 
-/// Why a push changes nothing, logged and returned by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SkipReason {
-    /// The action is a DELETE (or another non-push action).
-    NotAPush,
-    /// The push did not succeed.
-    NotSuccessful,
-    /// The push has no tag (`image-tag` absent or empty).
-    EmptyTag,
-    /// No service is configured for the repository.
-    RepositoryNotConfigured,
-    /// The tag does not match the service's `tag_pattern`.
-    TagPatternMismatch,
-    /// The service deploys to no environment on push (`deploy_on_push` is empty).
-    NoDeployOnPush,
-    /// ECR no longer has an image with this tag.
-    ImageGone,
-    /// The tag now points at another digest: the push that moved it has its own event.
-    TagMoved,
-    /// The parameter already holds this tag; writing it again would start a needless run.
-    Unchanged,
-    /// The tag is older than (or as old as) the one the parameter holds.
-    NotNewer,
-    /// The tag cannot be ordered under the service's order policy (e.g. `latest` under numeric).
-    TagNotOrderable,
-    /// The record sweep found no image pushed since the parameter's last write that it could
-    /// record: nothing was missed.
-    NoNewerImage,
-    /// The record sweep creates no parameter: infra/ creates them, or the first push does.
-    NoParameter,
-}
-
-impl SkipReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NotAPush => "not_a_push",
-            Self::NotSuccessful => "not_successful",
-            Self::EmptyTag => "empty_tag",
-            Self::RepositoryNotConfigured => "repository_not_configured",
-            Self::TagPatternMismatch => "tag_pattern_mismatch",
-            Self::NoDeployOnPush => "no_deploy_on_push",
-            Self::ImageGone => "image_gone",
-            Self::TagMoved => "tag_moved",
-            Self::Unchanged => "unchanged",
-            Self::NotNewer => "not_newer",
-            Self::TagNotOrderable => "tag_not_orderable",
-            Self::NoNewerImage => "no_newer_image",
-            Self::NoParameter => "no_parameter",
-        }
+crate::names::named_enum! {
+    /// Why a push changes nothing, logged and returned by name.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum SkipReason {
+        /// The action is a DELETE (or another non-push action).
+        NotAPush => "not_a_push",
+        /// The push did not succeed.
+        NotSuccessful => "not_successful",
+        /// The push has no tag (`image-tag` absent or empty).
+        EmptyTag => "empty_tag",
+        /// No service is configured for the repository.
+        RepositoryNotConfigured => "repository_not_configured",
+        /// The tag does not match the service's `tag_pattern`.
+        TagPatternMismatch => "tag_pattern_mismatch",
+        /// The service deploys to no environment on push (`deploy_on_push` is empty).
+        NoDeployOnPush => "no_deploy_on_push",
+        /// ECR no longer has an image with this tag.
+        ImageGone => "image_gone",
+        /// The tag now points at another digest: the push that moved it has its own event.
+        TagMoved => "tag_moved",
+        /// The parameter already holds this tag; writing it again would start a needless run.
+        Unchanged => "unchanged",
+        /// The tag is older than (or as old as) the one the parameter holds.
+        NotNewer => "not_newer",
+        /// The tag cannot be ordered under the service's order policy (e.g. `latest` under numeric).
+        TagNotOrderable => "tag_not_orderable",
+        /// The record sweep found no image pushed since the parameter's last write that it could
+        /// record: nothing was missed.
+        NoNewerImage => "no_newer_image",
+        /// The record sweep creates no parameter: infra/ creates them, or the first push does.
+        NoParameter => "no_parameter",
     }
 }
 
-/// Why a write happens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WriteReason {
-    /// The parameter does not exist yet.
-    NewParameter,
-    /// The tag is newer under the service's order policy.
-    Newer,
-    /// An operator set this tag on purpose (`tagrelay pin`), whatever the order policy says.
-    Pinned,
-    /// A concurrent writer overwrote this newer tag without having seen it; it is put back.
-    Restored,
-}
-
-impl WriteReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NewParameter => "new_parameter",
-            Self::Newer => "newer",
-            Self::Pinned => "pinned",
-            Self::Restored => "restored",
-        }
+crate::names::named_enum! {
+    /// Why a write happens.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum WriteReason {
+        /// The parameter does not exist yet.
+        NewParameter => "new_parameter",
+        /// The tag is newer under the service's order policy.
+        Newer => "newer",
+        /// An operator set this tag on purpose (`tagrelay pin`), whatever the order policy says.
+        Pinned => "pinned",
+        /// A concurrent writer overwrote this newer tag without having seen it; it is put back.
+        Restored => "restored",
     }
 }
 
@@ -96,7 +66,10 @@ pub struct Push<'a> {
     pub digest: Option<&'a str>,
 }
 
-/// An event that is not acted on, with the service when one was found.
+/// An event that is not acted on: the reason, with the service when one was found.
+///
+/// A struct here as in `deploy` (`deploy::Ignored`): the reason is a named enum (logged and
+/// returned by its name), and the struct carries what the event's one log line says besides it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ignored<'a> {
     pub service: Option<&'a str>,

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use aws_smithy_types::DateTime;
-use lambda_runtime::Diagnostic;
 use serde::Serialize;
 use thiserror::Error;
 use tracing::{error, info};
@@ -15,6 +14,7 @@ use super::write::RaceReport;
 use crate::config::{Config, Service};
 use crate::event::ecr::{parse_record_event, ImageAction, RecordEvent};
 use crate::event::EventError;
+use crate::handler::{join, log_failure, Handler, HandlerError};
 use crate::order::can_be_image_tag;
 use crate::ports::{AwsError, ImageRegistry, ParameterHistory, ParameterKind, ParameterStore, StoredParameter};
 
@@ -42,33 +42,33 @@ pub enum WriteFailure {
     NotAString { parameter: String, kind: ParameterKind },
 }
 
-fn join(errors: &[WriteFailure]) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
-}
+impl HandlerError for RecordError {
+    fn error_type(&self) -> &'static str {
+        match self {
+            Self::InvalidEvent(_) => "InvalidEvent",
+            Self::Aws(_) => "AwsError",
+            Self::Writes { .. } => "WriteFailed",
+            Self::Sweep { .. } => "SweepFailed",
+        }
+    }
 
-impl From<RecordError> for Diagnostic {
-    fn from(err: RecordError) -> Self {
-        let error_type = match &err {
-            RecordError::InvalidEvent(_) => "InvalidEvent",
-            RecordError::Aws(_) => "AwsError",
-            RecordError::Writes { .. } => "WriteFailed",
-            RecordError::Sweep { .. } => "SweepFailed",
-        };
-        Diagnostic { error_type: error_type.to_owned(), error_message: err.to_string() }
+    /// Failed writes and swept services were logged one line each.
+    fn logged(&self) -> bool {
+        matches!(self, Self::Writes { .. } | Self::Sweep { .. })
     }
 }
 
-/// The function's response.
+/// The function's response: a push's or a sweep's summary.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
-pub enum Response {
-    Push(Summary),
+pub enum Summary {
+    Push(PushSummary),
     Sweep(SweepSummary),
 }
 
-impl Response {
+impl Summary {
     /// The push summary, for callers that sent a push.
-    pub fn push(self) -> Option<Summary> {
+    pub fn push(self) -> Option<PushSummary> {
         match self {
             Self::Push(summary) => Some(summary),
             Self::Sweep(_) => None,
@@ -83,19 +83,21 @@ impl Response {
     }
 }
 
-/// The function's response: what was decided, per environment.
+/// What a push did, per environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Summary {
+pub struct PushSummary {
     pub repository: String,
     pub tag: Option<String>,
     pub service: Option<String>,
     /// Set when the event as a whole was not acted on.
     pub skipped: Option<SkipReason>,
-    pub decisions: Vec<EnvironmentDecision>,
+    pub decisions: Vec<EnvironmentOutcome>,
 }
 
+/// What was done for one environment. (`decisions` in the JSON, as the functions have always
+/// returned it.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct EnvironmentDecision {
+pub struct EnvironmentOutcome {
     pub environment: String,
     pub parameter: String,
     pub previous: Option<String>,
@@ -103,30 +105,33 @@ pub struct EnvironmentDecision {
     pub outcome: Outcome,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "decision", rename_all = "snake_case")]
-pub enum Outcome {
-    Write {
-        to: String,
-        reason: WriteReason,
-        version: i64,
-        /// Set when another writer wrote between our read and our write.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        race: Option<RaceReport>,
-    },
-    /// A dry run's write (operator command only).
-    #[serde(rename = "would_write")]
-    Planned {
-        to: String,
-        reason: WriteReason,
-    },
-    Skip {
-        reason: SkipReason,
-    },
-    Failed {
-        to: String,
-        error: String,
-    },
+crate::names::named_enum! {
+    /// What the handler did with one environment's `Decision`. Logged as `decision`, except
+    /// `Failed`, which every failure logs as `error`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[serde(tag = "decision")]
+    pub enum Outcome {
+        Write {
+            to: String,
+            reason: WriteReason,
+            version: i64,
+            /// Set when another writer wrote between our read and our write.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            race: Option<RaceReport>,
+        } => "write",
+        /// A dry run's write (operator command only).
+        Planned {
+            to: String,
+            reason: WriteReason,
+        } => "would_write",
+        Skip {
+            reason: SkipReason,
+        } => "skip",
+        Failed {
+            to: String,
+            error: String,
+        } => "failed",
+    }
 }
 
 pub struct Recorder<P, R> {
@@ -150,25 +155,24 @@ impl<P, R> Recorder<P, R> {
     }
 }
 
-impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
-    /// Handles one invocation: an ECR push, or the scheduled record sweep. Events not acted on
-    /// return `Ok` with the reason; an invalid event or a failing AWS call returns `Err`, so
-    /// Lambda retries and then dead-letters it.
-    pub async fn handle(&self, event: &serde_json::Value) -> Result<Response, RecordError> {
+/// One invocation: an ECR push, or the scheduled record sweep.
+impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Handler for Recorder<P, R> {
+    type Response = Summary;
+    type Error = RecordError;
+
+    async fn handle(&self, event: &serde_json::Value) -> Result<Summary, RecordError> {
         let result = match parse_record_event(event) {
-            Ok(RecordEvent::ImageAction(detail)) => self.record(&detail).await.map(Response::Push),
-            Ok(RecordEvent::Scheduled) => self.sweep().await.map(Response::Sweep),
+            Ok(RecordEvent::ImageAction(detail)) => self.record(&detail).await.map(Summary::Push),
+            Ok(RecordEvent::Scheduled) => self.sweep().await.map(Summary::Sweep),
             Err(err) => Err(err.into()),
         };
-        // Failed writes were already logged, one line per environment.
-        if let Err(err @ (RecordError::InvalidEvent(_) | RecordError::Aws(_))) = &result {
-            error!(decision = "error", error = %err, "event not recorded; it will be retried");
-        }
-        result
+        result.inspect_err(log_failure)
     }
+}
 
-    async fn record(&self, detail: &ImageAction) -> Result<Summary, RecordError> {
-        let mut summary = Summary {
+impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
+    async fn record(&self, detail: &ImageAction) -> Result<PushSummary, RecordError> {
+        let mut summary = PushSummary {
             repository: detail.repository_name.clone(),
             tag: detail.image_tag.clone(),
             service: None,
@@ -201,7 +205,7 @@ impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Recor
             attempted += usize::from(!matches!(decision, Decision::Skip { .. }));
             let description = push_description(&push, target.environment);
             let outcome = self.apply(&push, pushed_at, target, decision, description, &mut failed).await;
-            summary.decisions.push(EnvironmentDecision {
+            summary.decisions.push(EnvironmentOutcome {
                 environment: target.environment.to_owned(),
                 parameter: target.parameter.clone(),
                 previous: target.current.clone(),
@@ -360,7 +364,7 @@ pub(super) fn target<'a>(
 }
 
 /// An event not acted on: one INFO line saying why, and the reason in the response.
-fn skip_event(mut summary: Summary, service: Option<&str>, reason: SkipReason) -> Summary {
+fn skip_event(mut summary: PushSummary, service: Option<&str>, reason: SkipReason) -> PushSummary {
     info!(
         service,
         repository = %summary.repository,
@@ -381,9 +385,8 @@ fn push_description(push: &Push<'_>, environment: &str) -> String {
 
 pub(super) fn log_decision(push: &Push<'_>, target: &Target<'_>, outcome: &Outcome) {
     let (decision, reason) = match outcome {
-        Outcome::Write { reason, .. } => ("write", reason.as_str()),
-        Outcome::Planned { reason, .. } => ("would_write", reason.as_str()),
-        Outcome::Skip { reason } => ("skip", reason.as_str()),
+        Outcome::Write { reason, .. } | Outcome::Planned { reason, .. } => (outcome.as_str(), reason.as_str()),
+        Outcome::Skip { reason } => (outcome.as_str(), reason.as_str()),
         Outcome::Failed { .. } => ("error", "write_failed"),
     };
     let message = match outcome {

@@ -8,8 +8,8 @@ pub mod race;
 pub mod sweep;
 pub mod write;
 
-pub use decision::{Decision, SkipReason, WriteReason};
-pub use handler::{EnvironmentDecision, Outcome, RecordError, Recorder, Response, Summary, WriteFailure};
+pub use decision::{Decision, Ignored, SkipReason, WriteReason};
+pub use handler::{EnvironmentOutcome, Outcome, PushSummary, RecordError, Recorder, Summary, WriteFailure};
 pub use operator::{Change, TagChange};
 pub use sweep::SweepSummary;
 pub use write::RaceReport;

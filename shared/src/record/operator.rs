@@ -3,7 +3,7 @@
 //! a pin, which skips only the order policy, on purpose and with a recorded reason.
 
 use super::decision::{confirm_image, decide, decide_pin, Decision, ImageState, Push, SkipReason, Target};
-use super::handler::{log_decision, EnvironmentDecision, Outcome, RecordError, Recorder};
+use super::handler::{log_decision, EnvironmentOutcome, Outcome, RecordError, Recorder};
 use crate::config::Service;
 use crate::ports::{ImageRegistry, ParameterHistory, ParameterStore};
 
@@ -33,10 +33,10 @@ pub struct TagChange<'a> {
 impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
     /// Applies an operator's change to one environment. A refusal (the image is gone, the tag
     /// does not fit the pattern, the order policy says no) is an `Outcome::Skip` with its reason.
-    pub async fn change_tag(&self, request: TagChange<'_>) -> Result<EnvironmentDecision, RecordError> {
+    pub async fn change_tag(&self, request: TagChange<'_>) -> Result<EnvironmentOutcome, RecordError> {
         let service = request.service;
         let parameter = self.config.parameter_name(&service.name, request.environment);
-        let refused = |reason| EnvironmentDecision {
+        let refused = |reason| EnvironmentOutcome {
             environment: request.environment.to_owned(),
             parameter: parameter.clone(),
             previous: None,
@@ -81,7 +81,7 @@ impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Recor
                 outcome
             }
         };
-        Ok(EnvironmentDecision {
+        Ok(EnvironmentOutcome {
             environment: target.environment.to_owned(),
             parameter: target.parameter.clone(),
             previous: target.current.clone(),

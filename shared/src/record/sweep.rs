@@ -15,7 +15,7 @@ use serde::Serialize;
 use tracing::warn;
 
 use super::decision::{decide, Decision, Push, SkipReason};
-use super::handler::{EnvironmentDecision, RecordError, Recorder, WriteFailure};
+use super::handler::{EnvironmentOutcome, RecordError, Recorder, WriteFailure};
 use crate::config::Service;
 use crate::order::{OrderPolicy, TagFacts, Verdict};
 use crate::ports::{AwsError, ImageRegistry, ListedImage, ParameterHistory, ParameterStore};
@@ -39,7 +39,7 @@ pub struct ServiceSweep {
     pub images: usize,
     /// More images than `MAX_PAGES` pages hold: the rest were not looked at.
     pub truncated: bool,
-    pub decisions: Vec<EnvironmentDecision>,
+    pub decisions: Vec<EnvironmentOutcome>,
 }
 
 /// An image the sweep may record.
@@ -137,7 +137,7 @@ impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Recor
                 push.digest.unwrap_or("unknown digest")
             );
             let outcome = self.apply(&push, pushed_at, target, decision, description, failed).await;
-            decisions.push(EnvironmentDecision {
+            decisions.push(EnvironmentOutcome {
                 environment: target.environment.to_owned(),
                 parameter: target.parameter.clone(),
                 previous: target.current.clone(),

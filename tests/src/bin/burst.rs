@@ -11,7 +11,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::fmt::Write as _;
 
-use tagrelay::deploy::reconcile::{reconcile, Desired, Reconcile, Trigger};
+use tagrelay::deploy::reconcile::{reconcile, Decision, Desired, Trigger};
 use tagrelay::ports::StoredParameter;
 use tagrelay::ports::{BuildRecord, BuildStatus};
 
@@ -178,7 +178,7 @@ fn simulate(tagrelay: bool) -> Report {
         };
         if tagrelay {
             let desired = Desired::of(&stored(&world.versions));
-            if let Reconcile::Start { fingerprint, .. } = reconcile(&desired, &world.records(), &trigger) {
+            if let Decision::Start { fingerprint, .. } = reconcile(&desired, &world.records(), &trigger) {
                 world.start(now, Some(fingerprint));
             }
         } else if matches!(trigger, Trigger::ParameterChange { .. }) {
