@@ -14,8 +14,8 @@ use tagrelay::deploy::history::{deploy_history, newest_builds};
 use tagrelay::deploy::Deployer;
 use tagrelay::ports::{AwsError, BuildIdPage, BuildRunner, ParameterStore, StartBuild, StartOutcome};
 use tagrelay::ports::{BuildRecord, BuildStatus};
+use tagrelay_testbed::local_aws::{create_codebuild_project, put_parameter, LocalAws};
 use tagrelay_tests::events::scheduled;
-use tagrelay_tests::local_aws::{create_codebuild_project, put_parameter, LocalAws};
 use tokio::sync::Barrier;
 
 const DEV: &str = "tagrelay-dev";

@@ -1,9 +1,10 @@
-//! The local EventBridge: its pattern matcher (AWS's documented examples, and the rule patterns
-//! in `infra/event-patterns/` against real events), and its delivery to local Lambdas with
-//! Lambda's asynchronous-invocation semantics.
+//! The local EventBridge: its pattern matcher (AWS's documented examples), and its delivery to
+//! local Lambdas with Lambda's asynchronous-invocation semantics. The rule patterns of
+//! `infra/event-patterns/` against the real events of `tests/fixtures/events/`:
+//! `tests/tests/event_patterns.rs`.
 //!
 //! The delivery tests run the `echo` example of this crate as the target function (built by
-//! `cargo test -p tagrelay-tests`, or `cargo build -p tagrelay-tests --example echo`); the ones
+//! `cargo test -p tagrelay-testbed`, or `cargo build -p tagrelay-testbed --example echo`); the ones
 //! that dead-letter use moto's SQS (`make tools`).
 
 use std::path::PathBuf;
@@ -12,14 +13,12 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::{Message, MessageAttributeValue};
 use serde_json::{json, Value};
-use tagrelay_tests::event_pattern::{EventPattern, PatternError};
-use tagrelay_tests::event_router::{
+use tagrelay_testbed::event_pattern::{EventPattern, PatternError};
+use tagrelay_testbed::event_router::{
     AsyncInvokeConfig, DeadLetterReason, Delivery, DeliveryOutcome, LocalEventBridge, RejectedEvent, Route,
     EVENT_SIZE_LIMIT,
 };
-use tagrelay_tests::{workspace_root, FunctionProcess, LocalAws, RuntimeApi};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tagrelay_testbed::{http_client, workspace_root, FunctionProcess, LocalAws, RuntimeApi};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -440,86 +439,12 @@ fn pattern_files_report_the_file() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn fixture(name: &str) -> Value {
-    let path = workspace_root().join("tests/fixtures/events").join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
-}
-
-#[test]
-fn infra_event_patterns_parse_and_match_their_events() {
-    let dir = workspace_root().join("infra/event-patterns");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|err| panic!("{}: {err}", dir.display()))
-        .map(|entry| entry.expect("a directory entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no patterns in {}", dir.display());
-
-    let ecr_push = fixture("ecr-push.json");
-    let ssm_create = fixture("ssm-parameter-create.json");
-    let build_succeeded = fixture("codebuild-succeeded.json");
-    // file name → (events the rule must take, near misses it must refuse)
-    let expectations = |name: &str| -> Option<(Vec<Value>, Vec<Value>)> {
-        match name {
-            "ecr-image-action.json" => Some((
-                vec![ecr_push.clone(), fixture("ecr-push-media-types.json"), fixture("ecr-push-empty-tag.json")],
-                vec![
-                    fixture("ecr-delete.json"),
-                    with(ecr_push.clone(), "/detail/result", Some(json!("FAILURE"))),
-                    with(ecr_push.clone(), "/source", Some(json!("custom.ecr"))),
-                    ssm_create.clone(),
-                ],
-            )),
-            "parameter-store-change.json" => Some((
-                vec![
-                    ssm_create.clone(),
-                    fixture("ssm-parameter-update-no-description.json"),
-                    with(ssm_create.clone(), "/detail/operation", Some(json!("Delete"))),
-                ],
-                vec![
-                    with(ssm_create.clone(), "/detail/operation", Some(json!("LabelParameterVersion"))),
-                    with(ssm_create.clone(), "/detail-type", Some(json!("Parameter Store Policy Action"))),
-                    ecr_push.clone(),
-                ],
-            )),
-            "codebuild-build-state-change.json" => Some((
-                vec![
-                    build_succeeded.clone(),
-                    with(build_succeeded.clone(), "/detail/build-status", Some(json!("FAILED"))),
-                    with(build_succeeded.clone(), "/detail/build-status", Some(json!("STOPPED"))),
-                ],
-                vec![
-                    fixture("codebuild-in-progress.json"),
-                    with(build_succeeded.clone(), "/detail-type", Some(json!("CodeBuild Build Phase Change"))),
-                    fixture("scheduled-event.json"),
-                ],
-            )),
-            _ => None,
-        }
-    };
-
-    for file in &files {
-        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        let pattern = EventPattern::from_file(file).unwrap_or_else(|err| panic!("{err}"));
-        let (matching, refused) = expectations(name)
-            .unwrap_or_else(|| panic!("{name} has no events to check it against: add them to this test"));
-        for event in &matching {
-            assert!(pattern.matches(event), "{name} should match event {}", event["id"]);
-        }
-        for event in &refused {
-            assert!(!pattern.matches(event), "{name} should refuse {}", event["detail"]);
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Delivery
 // ---------------------------------------------------------------------------------------------
 
 fn echo_binary() -> PathBuf {
-    tagrelay_tests::runtime_api::example_binary("echo").expect("the echo example")
+    tagrelay_testbed::runtime_api::example_binary("echo").expect("the echo example")
 }
 
 /// The echo example behind its own Runtime API.
@@ -649,25 +574,13 @@ fn test_pattern() -> Value {
 
 /// One HTTP/1.1 request to the sink; returns the status code and body.
 async fn post(sink_url: &str, method: &str, path: &str, body: &str) -> (u16, String) {
-    let address = sink_url.strip_prefix("http://").expect("an http:// URL");
-    let stream = TcpStream::connect(address).await.expect("connect to the sink");
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    // A server that refuses a body may answer and close before reading all of it: what matters
-    // is the answer, so write and read errors are not fatal here.
-    let (mut reader, mut writer) = stream.into_split();
-    let (_, answer) = tokio::join!(writer.write_all(request.as_bytes()), async {
-        let mut answer = Vec::new();
-        let _ = reader.read_to_end(&mut answer).await;
-        answer
-    });
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let status = answer.split_whitespace().nth(1).and_then(|code| code.parse().ok()).expect("a status line");
-    let body = answer.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default();
-    (status, body)
+    http_client::request(sink_url, method, path, body).await.expect("an answer from the sink")
+}
+
+/// A bridge with one rule, every test event to `function`, that must not dead-letter.
+async fn bridge_to(function: &Echo) -> LocalEventBridge {
+    let routes = vec![route("to-echo", test_pattern(), function, "http://127.0.0.1:9/123456789012/unused")];
+    LocalEventBridge::start(routes, unreachable_sqs(), AsyncInvokeConfig::default()).await.expect("the bridge starts")
 }
 
 fn of_event<'a>(deliveries: &'a [Delivery], id: &str) -> Vec<&'a Delivery> {
@@ -833,13 +746,7 @@ async fn a_failing_event_is_tried_three_times_then_dead_lettered_as_lambda_does(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_to_one_target_keep_their_order() {
     let function = Echo::start("echo").await;
-    let bridge = LocalEventBridge::start(
-        vec![route("to-echo", test_pattern(), &function, "http://127.0.0.1:9/123456789012/unused")],
-        unreachable_sqs(),
-        AsyncInvokeConfig::default(),
-    )
-    .await
-    .expect("the bridge starts");
+    let bridge = bridge_to(&function).await;
 
     let sink = bridge.sink_url();
     for n in 0..20 {
@@ -987,13 +894,7 @@ async fn a_retry_due_after_the_maximum_event_age_is_not_made() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sink_refuses_what_it_cannot_take() {
     let function = Echo::start("echo").await;
-    let bridge = LocalEventBridge::start(
-        vec![route("to-echo", test_pattern(), &function, "http://127.0.0.1:9/123456789012/unused")],
-        unreachable_sqs(),
-        AsyncInvokeConfig::default(),
-    )
-    .await
-    .expect("the bridge starts");
+    let bridge = bridge_to(&function).await;
     let sink = bridge.sink_url();
 
     let (status, body) = post(&sink, "POST", "/events", "this is not JSON").await;
