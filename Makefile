@@ -14,8 +14,8 @@ MAKEFLAGS += --no-builtin-rules
 
 VENV         := $(CURDIR)/.venv
 PYTHON       ?= python3
-REQUIREMENTS := tests/requirements.txt
-CONSTRAINTS  := tests/constraints.txt
+REQUIREMENTS := testbed/requirements.txt
+CONSTRAINTS  := testbed/constraints.txt
 TOOLS_STAMP  := $(VENV)/.tools-stamp
 # checkov pins dependencies moto does not accept: it gets a venv of its own.
 INFRA_VENV   := $(CURDIR)/.venv-infra
@@ -25,8 +25,9 @@ ARM64_TARGET := aarch64-unknown-linux-gnu
 # `cargo lambda`, moto_server and zig come from the venv.
 export PATH := $(VENV)/bin:$(PATH)
 
-# Every workspace member with a binary is a Lambda but the test bed and the operator command.
-LAMBDA_SELECTION := --workspace --exclude tagrelay-tests --exclude tagrelay-cli
+# Every workspace member with a binary is a Lambda but these: the test bed, the end-to-end tests,
+# the developer tasks and the operator command.
+LAMBDA_SELECTION := --workspace --exclude tagrelay-testbed --exclude tagrelay-tests --exclude xtask --exclude tagrelay-cli
 
 HOST_ARCH := $(shell uname -m)
 ifeq ($(HOST_ARCH),aarch64)
@@ -83,11 +84,11 @@ test: $(TOOLS_STAMP) rust-components lambdas-local infra-check
 # The demo ends with `tagrelay status`: the operator command is built next to it.
 demo: $(TOOLS_STAMP) lambdas-local
 	cargo build --quiet -p tagrelay-cli --bin tagrelay
-	cargo run --quiet -p tagrelay-tests --bin demo
+	cargo run --quiet -p xtask -- demo
 
 bench: $(TOOLS_STAMP) lambdas-local
-	cargo run --quiet -p tagrelay-tests --bin bench
-	cargo run --quiet -p tagrelay-tests --bin burst
+	cargo run --quiet -p xtask -- bench
+	cargo run --quiet -p xtask -- burst
 
 clean:
 	cargo clean

@@ -1,5 +1,5 @@
 //! Every command against the local AWS, with both release functions running the pipeline
-//! behind it (`tagrelay_tests::system`): what an operator sees, and what changes in AWS.
+//! behind it (`tagrelay_testbed::system`): what an operator sees, and what changes in AWS.
 
 mod support;
 
@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use support::{tagrelay, Run};
 use tagrelay::ports::BuildStatus;
-use tagrelay_tests::local_aws::{create_codebuild_project, push_image};
-use tagrelay_tests::system::LocalSystem;
+use tagrelay_testbed::local_aws::{create_codebuild_project, push_image};
+use tagrelay_testbed::system::LocalSystem;
 
 const SETTLE: Duration = Duration::from_secs(60);
 const BUILD: Duration = Duration::from_millis(600);

@@ -1,8 +1,7 @@
 //! EventBridge events as AWS delivers them, built from what the local AWS just did.
 
 use serde_json::{json, Value};
-
-use crate::local_aws::fake_sha256;
+use tagrelay_testbed::local_aws::fake_sha256;
 
 /// An "ECR Image Action" as EventBridge delivers it for a push (or `action`) of `repository:tag`.
 pub fn ecr_image_action(action: &str, repository: &str, tag: &str, digest: &str) -> Value {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use tagrelay::aws::ecr::EcrImageRegistry;
 use tagrelay::aws::ssm::SsmParameterStore;
 use tagrelay::ports::{ImageRegistry, ParameterStore, ParameterWrite};
-use tagrelay_tests::local_aws::{create_repository, push_image, LocalAws};
+use tagrelay_testbed::local_aws::{create_repository, push_image, LocalAws};
 
 fn write(name: &str, value: &str, create: bool) -> ParameterWrite {
     ParameterWrite {
@@ -85,7 +85,7 @@ async fn codebuild_lists_newest_first_with_fingerprints_and_reports_the_limit() 
     use tagrelay::deploy::history::newest_builds;
     use tagrelay::ports::BuildStatus;
     use tagrelay::ports::{BuildRunner, StartBuild, StartOutcome};
-    use tagrelay_tests::local_aws::create_codebuild_project;
+    use tagrelay_testbed::local_aws::create_codebuild_project;
 
     let aws = LocalAws::start().await.expect("local AWS");
     let sdk = aws.sdk_config().await;

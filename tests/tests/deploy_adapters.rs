@@ -15,8 +15,8 @@ use tagrelay::deploy::Outcome;
 use tagrelay::handler::Handler;
 use tagrelay::ports::{AwsError, BuildIdPage, BuildRunner, ParameterStore, StartBuild, StartOutcome};
 use tagrelay::ports::{BuildRecord, BuildStatus};
+use tagrelay_testbed::local_aws::{create_codebuild_project, put_parameter, LocalAws};
 use tagrelay_tests::events::scheduled;
-use tagrelay_tests::local_aws::{create_codebuild_project, put_parameter, LocalAws};
 use tokio::sync::Barrier;
 
 const DEV: &str = "tagrelay-dev";

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tagrelay::ports::BuildStatus;
-use tagrelay_tests::event_router::DeliveryOutcome;
+use tagrelay_testbed::event_router::DeliveryOutcome;
+use tagrelay_testbed::local_aws::{push_image, put_parameter};
+use tagrelay_testbed::system::LocalSystem;
 use tagrelay_tests::events::{ecr_push, scheduled};
-use tagrelay_tests::local_aws::{push_image, put_parameter};
-use tagrelay_tests::system::LocalSystem;
 
 const DEV: &str = "tagrelay-dev";
 const SETTLE: Duration = Duration::from_secs(60);

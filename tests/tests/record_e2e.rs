@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use tagrelay_testbed::local_aws::{create_repository, push_image, LocalAws};
+use tagrelay_testbed::runtime_api::{lambda_binary, FunctionProcess, Outcome, RuntimeApi};
 use tagrelay_tests::events::{ecr_image_action, ecr_push};
-use tagrelay_tests::local_aws::{create_repository, push_image, LocalAws};
-use tagrelay_tests::runtime_api::{lambda_binary, FunctionProcess, Outcome, RuntimeApi};
 
 const WAIT: Duration = Duration::from_secs(30);
 

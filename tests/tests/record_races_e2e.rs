@@ -11,8 +11,8 @@ use tagrelay::aws::ssm::SsmParameterStore;
 use tagrelay::config::Config;
 use tagrelay::handler::Handler;
 use tagrelay::record::{Change, Outcome, Recorder, TagChange};
+use tagrelay_testbed::local_aws::{create_repository, push_image, LocalAws};
 use tagrelay_tests::events::ecr_push;
-use tagrelay_tests::local_aws::{create_repository, push_image, LocalAws};
 
 const ROUNDS: u64 = 30;
 

@@ -7,9 +7,9 @@ use serde_json::{json, Value};
 use tagrelay::aws::ecr::EcrImageRegistry;
 use tagrelay::aws::ssm::SsmParameterStore;
 use tagrelay::record::{Change, Outcome, Recorder, TagChange, WriteReason};
+use tagrelay_testbed::local_aws::push_image;
+use tagrelay_testbed::system::LocalSystem;
 use tagrelay_tests::events::scheduled;
-use tagrelay_tests::local_aws::push_image;
-use tagrelay_tests::system::LocalSystem;
 
 const SETTLE: Duration = Duration::from_secs(60);
 const DEV: &str = "/my-api/dev/docker-image-tag";

@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use tagrelay_testbed::runtime_api::{lambda_binary, FunctionProcess, Outcome, RuntimeApi};
 use tagrelay_tests::events::ecr_push;
-use tagrelay_tests::runtime_api::{lambda_binary, FunctionProcess, Outcome, RuntimeApi};
 
 const WAIT: Duration = Duration::from_secs(30);
 

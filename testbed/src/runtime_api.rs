@@ -25,16 +25,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::sync::{oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 
-use crate::local_aws::{kill_and_reap, lock, ACCOUNT_ID, REGION};
+use crate::http_server::{bind_loopback, error_response, json_response};
+use crate::local_aws::{kill_and_reap, ACCOUNT_ID, REGION};
+use crate::lock::lock;
 use crate::{workspace_root, HarnessError};
 
 /// Overrides where [`lambda_binary`] looks: `<dir>/<name>/bootstrap`.
@@ -87,10 +88,7 @@ struct Queued {
 
 impl RuntimeApi {
     pub async fn start() -> Result<RuntimeApi, HarnessError> {
-        let listener = TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .map_err(HarnessError::io("binding the Runtime API to 127.0.0.1:0"))?;
-        let address = listener.local_addr().map_err(HarnessError::io("reading the Runtime API's address"))?;
+        let (listener, address) = bind_loopback("the Runtime API").await?;
         let state = Arc::new(State {
             function_name: Mutex::new(DEFAULT_FUNCTION_NAME.to_string()),
             queue: Mutex::new(VecDeque::new()),
@@ -323,17 +321,6 @@ fn accepted() -> Response<Full<Bytes>> {
 
 fn not_found(method: &Method, path: &str) -> Response<Full<Bytes>> {
     error_response(StatusCode::NOT_FOUND, "NotFound", &format!("the Runtime API has no {method} {path}"))
-}
-
-fn error_response(status: StatusCode, error_type: &str, message: &str) -> Response<Full<Bytes>> {
-    json_response(status, &serde_json::json!({"errorType": error_type, "errorMessage": message}))
-}
-
-fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
 }
 
 fn function_arn(function_name: &str) -> String {

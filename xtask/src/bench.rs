@@ -1,32 +1,22 @@
-//! `make bench`: what a deploy of record-image-tag costs. Sizes of the release binary and the
+//! `make bench` (`cargo run -p xtask -- bench`): what a deploy of record-image-tag costs. Sizes of the release binary and the
 //! arm64 zip, cold start (process start to the first `/next` poll, the end of Lambda's init
 //! phase) and warm invocation time against the local AWS. Numbers are measured, never asserted:
 //! speed targets belong here, not in tests.
 
 use std::path::Path;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use tagrelay_testbed::local_aws::{create_repository, push_image, LocalAws};
+use tagrelay_testbed::runtime_api::{lambda_binary, FunctionProcess, Outcome, RuntimeApi};
+use tagrelay_testbed::workspace_root;
 use tagrelay_tests::events::ecr_push;
-use tagrelay_tests::local_aws::{create_repository, push_image, LocalAws};
-use tagrelay_tests::runtime_api::{lambda_binary, FunctionProcess, Outcome, RuntimeApi};
-use tagrelay_tests::{workspace_root, HarnessError};
+
+use crate::error::TaskError;
 
 const COLD_STARTS: usize = 20;
 const WARM_INVOCATIONS: usize = 30;
 const WAIT: Duration = Duration::from_secs(30);
-
-#[tokio::main]
-async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("bench failed: {err}");
-            ExitCode::FAILURE
-        }
-    }
-}
 
 fn config() -> String {
     json!({
@@ -36,7 +26,7 @@ fn config() -> String {
     .to_string()
 }
 
-async fn run() -> Result<(), HarnessError> {
+pub async fn run() -> Result<(), TaskError> {
     let binary = lambda_binary("record-image-tag")?;
     let zip = workspace_root().join("target/lambda/arm64/record-image-tag/bootstrap.zip");
     println!("record-image-tag");

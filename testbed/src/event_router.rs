@@ -28,21 +28,22 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ALLOW};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::event_pattern::{json_kind, EventPattern};
+use crate::http_server::{bind_loopback, error_response, json_response};
+use crate::lock::lock;
 use crate::runtime_api::{request_id, Outcome, RuntimeApi};
 use crate::HarnessError;
 
@@ -198,10 +199,7 @@ impl LocalEventBridge {
         sqs: aws_sdk_sqs::Client,
         config: AsyncInvokeConfig,
     ) -> Result<LocalEventBridge, HarnessError> {
-        let listener = TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .map_err(HarnessError::io("binding the local EventBridge to 127.0.0.1:0"))?;
-        let address = listener.local_addr().map_err(HarnessError::io("reading the local EventBridge's address"))?;
+        let (listener, address) = bind_loopback("the local EventBridge").await?;
 
         let mut targets: Vec<TargetQueue> = Vec::new();
         let mut entries = Vec::new();
@@ -493,19 +491,4 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
         Ok(routes) => json_response(StatusCode::OK, &json!({"id": id, "routes": routes})),
         Err(RejectedEvent(message)) => error_response(StatusCode::BAD_REQUEST, "InvalidEvent", &message),
     }
-}
-
-fn error_response(status: StatusCode, error_type: &str, message: &str) -> Response<Full<Bytes>> {
-    json_response(status, &json!({"errorType": error_type, "errorMessage": message}))
-}
-
-fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

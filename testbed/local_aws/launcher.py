@@ -1,7 +1,7 @@
 """tagrelay's local AWS: moto's server, in this process, with CodeBuild made faithful enough for
 tagrelay and EventBridge events sent where the tests listen.
 
-    .venv/bin/python tests/local_aws/launcher.py --host 127.0.0.1 --port 5000 \
+    .venv/bin/python testbed/local_aws/launcher.py --host 127.0.0.1 --port 5000 \
         [--event-sink http://127.0.0.1:9000] [--schedule-seconds 30]
 
 PINNED TO moto 5.2.5's INTERNALS (moto.codebuild/ecr/ssm responses and models, moto.server's

@@ -42,8 +42,8 @@ impl LocalSystem {
     /// take `build_duration`, then SUCCEED unless a test says otherwise) and every service its
     /// ECR repository.
     pub async fn start(config: &Value, build_duration: Duration) -> Result<LocalSystem, HarnessError> {
-        let parsed = Config::from_json(&config.to_string())
-            .map_err(|err| HarnessError::Aws { operation: "tagrelay:Config", message: err.to_string() })?;
+        let parsed =
+            Config::from_json(&config.to_string()).map_err(|err| HarnessError::setup("the tagrelay config", err))?;
         let aws = LocalAws::start_with(LocalAwsOptions::default()).await?;
         aws.warm_up().await?;
         let sdk = aws.sdk_config().await;
@@ -78,10 +78,10 @@ impl LocalSystem {
         let patterns = workspace_root().join("infra/event-patterns");
         let pattern = |file: &str| {
             EventPattern::from_file(patterns.join(file))
-                .map_err(|err| HarnessError::Aws { operation: "local-events:Pattern", message: err.to_string() })
+                .map_err(|err| HarnessError::setup("a local EventBridge rule", err))
         };
         let schedule = EventPattern::parse(&json!({ "source": ["aws.events"], "detail-type": ["Scheduled Event"] }))
-            .map_err(|err| HarnessError::Aws { operation: "local-events:Pattern", message: err.to_string() })?;
+            .map_err(|err| HarnessError::setup("the local sweep schedule rule", err))?;
         let route = |name: &str, pattern, target: &Arc<RuntimeApi>, queue: &str| Route {
             name: name.to_owned(),
             pattern,

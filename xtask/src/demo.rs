@@ -1,19 +1,20 @@
-//! `make demo`: the whole pipeline on a local AWS, no account needed. Both release functions run
+//! `make demo` (`cargo run -p xtask -- demo`): the whole pipeline on a local AWS, no account needed. Both release functions run
 //! behind local Lambda Runtime APIs; the local AWS emits the EventBridge events; the local
 //! EventBridge routes them through `infra/event-patterns/`. The demo only calls ECR: it pushes
 //! five images in quick succession across two services, then EventBridge redelivers an old push
 //! event late. Everything else happens by itself. It prints the timeline and the end state;
 //! everything it starts stops when it ends.
 
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tagrelay_tests::event_router::DeliveryOutcome;
+use tagrelay_testbed::event_router::DeliveryOutcome;
+use tagrelay_testbed::local_aws::push_image;
+use tagrelay_testbed::system::LocalSystem;
+use tagrelay_testbed::HarnessError;
 use tagrelay_tests::events::ecr_push;
-use tagrelay_tests::local_aws::push_image;
-use tagrelay_tests::system::LocalSystem;
-use tagrelay_tests::HarnessError;
+
+use crate::error::TaskError;
 
 const BUILD: Duration = Duration::from_secs(3);
 
@@ -27,18 +28,7 @@ fn config() -> Value {
     })
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("demo failed: {err}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn run() -> Result<(), HarnessError> {
+pub async fn run() -> Result<(), TaskError> {
     println!("starting the local AWS, the local EventBridge and both functions (release builds)…");
     let system = LocalSystem::start(&config(), BUILD).await?;
     println!(
@@ -61,11 +51,7 @@ async fn run() -> Result<(), HarnessError> {
     // EventBridge delivers at least once: my-api:101's event arrives again, late.
     if let Some((repository, tag, digest)) = first_push {
         timeline.push((start.elapsed(), format!("EventBridge redelivers {repository}:{tag}'s push event, late")));
-        system
-            .bridge
-            .put_events(ecr_push(repository, tag, &digest))
-            .await
-            .map_err(|err| HarnessError::Aws { operation: "local-events:PutEvents", message: err.0 })?;
+        system.bridge.put_events(ecr_push(repository, tag, &digest)).await?;
         system.wait_settled(Duration::from_secs(60)).await?;
     }
 
@@ -115,14 +101,11 @@ async fn run() -> Result<(), HarnessError> {
 
 /// What an operator sees: the `tagrelay` command (built next to this binary by `make demo`)
 /// against the same local AWS.
-fn operator_status(system: &LocalSystem) -> Result<(), HarnessError> {
+fn operator_status(system: &LocalSystem) -> Result<(), TaskError> {
     let cli =
         std::env::current_exe().map_err(HarnessError::io("finding the demo's own path"))?.with_file_name("tagrelay");
     if !cli.is_file() {
-        return Err(HarnessError::Aws {
-            operation: "tagrelay status",
-            message: format!("{} is not built: run `cargo build -p tagrelay-cli`", cli.display()),
-        });
+        return Err(TaskError::CliNotBuilt { path: cli });
     }
     println!("\n$ tagrelay status");
     let status = std::process::Command::new(&cli)
@@ -132,7 +115,7 @@ fn operator_status(system: &LocalSystem) -> Result<(), HarnessError> {
         .status()
         .map_err(HarnessError::io("running tagrelay status"))?;
     if !status.success() {
-        return Err(HarnessError::Aws { operation: "tagrelay status", message: format!("exited with {status}") });
+        return Err(TaskError::CliFailed { status });
     }
     Ok(())
 }

@@ -1,14 +1,15 @@
 //! Tests of the test bed itself: moto, the Runtime API emulator, and function processes.
 //!
 //! The moto tests need `make tools`; the emulator tests run the `echo` example of this crate,
-//! which `cargo test -p tagrelay-tests` builds.
+//! which `cargo test -p tagrelay-testbed` builds.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aws_sdk_ssm::types::ParameterType;
 use serde_json::{json, Value};
-use tagrelay_tests::{
+use tagrelay_testbed::http_client;
+use tagrelay_testbed::{
     create_repository, lambda_binary, push_image, Diagnostic, FunctionProcess, HarnessError, LocalAws, Outcome,
     RuntimeApi,
 };
@@ -18,7 +19,7 @@ use tokio::net::TcpStream;
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 fn echo_binary() -> PathBuf {
-    tagrelay_tests::runtime_api::example_binary("echo").expect("the echo example")
+    tagrelay_testbed::runtime_api::example_binary("echo").expect("the echo example")
 }
 
 async fn start_echo(env: &[(String, String)]) -> (RuntimeApi, FunctionProcess) {
@@ -29,18 +30,7 @@ async fn start_echo(env: &[(String, String)]) -> (RuntimeApi, FunctionProcess) {
 
 /// One raw HTTP/1.1 request; returns the status code and body.
 async fn raw_request(address: &str, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).await.expect("connect");
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.expect("write");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.expect("read");
-    let status = answer.split_whitespace().nth(1).and_then(|code| code.parse().ok()).expect("a status line");
-    let body = answer.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default();
-    (status, body)
+    http_client::request(address, method, path, body).await.expect("an HTTP answer")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

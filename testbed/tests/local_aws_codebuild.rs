@@ -1,7 +1,6 @@
-//! The local AWS's CodeBuild and events (tests/local_aws/launcher.py): what tagrelay relies on and
+//! The local AWS's CodeBuild and events (testbed/local_aws/launcher.py): what tagrelay relies on and
 //! moto alone does not do. Real HTTP, the real SDK.
 
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,12 +12,10 @@ use aws_sdk_codebuild::types::{
 use aws_sdk_codebuild::Client;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tagrelay_tests::local_aws::{create_codebuild_project, create_repository, push_image, LocalAws, LocalAwsOptions};
-use tokio::net::TcpListener;
+use tagrelay_testbed::http_server::{bind_loopback, serve};
+use tagrelay_testbed::local_aws::{create_codebuild_project, create_repository, push_image, LocalAws, LocalAwsOptions};
 use tokio::sync::Notify;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -345,60 +342,48 @@ async fn a_stopped_build_stays_stopped_and_builds_list_newest_first() {
 /// A loopback HTTP server that keeps every JSON body POSTed to `/events`, in arrival order.
 struct Sink {
     url: String,
-    events: Arc<Mutex<Vec<Value>>>,
-    arrived: Arc<Notify>,
+    state: Arc<SinkState>,
     server: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct SinkState {
+    events: Mutex<Vec<Value>>,
+    arrived: Notify,
 }
 
 impl Sink {
     async fn start() -> Sink {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("address"));
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let arrived = Arc::new(Notify::new());
-        let (kept, notify) = (events.clone(), arrived.clone());
-        let server = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
-                let (kept, notify) = (kept.clone(), notify.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |request: Request<Incoming>| {
-                        let (kept, notify) = (kept.clone(), notify.clone());
-                        async move {
-                            let ok = request.uri().path() == "/events"
-                                && request.headers().get("content-type").is_some_and(|v| v == "application/json");
-                            let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                            let status = match serde_json::from_slice::<Value>(&body) {
-                                Ok(event) if ok => {
-                                    kept.lock().expect("events").push(event);
-                                    notify.notify_waiters();
-                                    200
-                                }
-                                _ => 400,
-                            };
-                            let mut answer = Response::new(Full::new(Bytes::new()));
-                            *answer.status_mut() = hyper::StatusCode::from_u16(status).expect("status");
-                            Ok::<_, Infallible>(answer)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Sink { url, events, arrived, server }
+        let (listener, address) = bind_loopback("the test's event sink").await.expect("bind");
+        let state = Arc::new(SinkState::default());
+        let server = tokio::spawn(serve(listener, state.clone(), |state, request: Request<Incoming>| async move {
+            let ok = request.uri().path() == "/events"
+                && request.headers().get("content-type").is_some_and(|v| v == "application/json");
+            let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let status = match serde_json::from_slice::<Value>(&body) {
+                Ok(event) if ok => {
+                    state.events.lock().expect("events").push(event);
+                    state.arrived.notify_waiters();
+                    200
+                }
+                _ => 400,
+            };
+            let mut answer = Response::new(Full::new(Bytes::new()));
+            *answer.status_mut() = hyper::StatusCode::from_u16(status).expect("status");
+            answer
+        }));
+        Sink { url: format!("http://{address}"), state, server }
     }
 
     fn events(&self) -> Vec<Value> {
-        self.events.lock().expect("events").clone()
+        self.state.events.lock().expect("events").clone()
     }
 
     /// Waits for the first event (at or after `from`) that `matches`; returns its index and itself.
     async fn wait_for(&self, from: usize, what: &str, matches: impl Fn(&Value) -> bool) -> (usize, Value) {
         let deadline = Instant::now() + WAIT;
         loop {
-            let notified = self.arrived.notified();
+            let notified = self.state.arrived.notified();
             if let Some(found) = self.events().into_iter().enumerate().skip(from).find(|(_, e)| matches(e)) {
                 return found;
             }

@@ -1,9 +1,9 @@
 //! The local AWS: moto's server on loopback, standing in for SSM, ECR and CodeBuild, and sending
 //! the EventBridge events AWS would send to a sink of the test's choosing.
 //!
-//! It runs `tests/local_aws/launcher.py` with the Python of `make tools`' venv (the interpreter of
+//! It runs `testbed/local_aws/launcher.py` with the Python of `make tools`' venv (the interpreter of
 //! `.venv/bin/moto_server`): moto 5.2.5 in one process, patched where moto is too thin for
-//! tagrelay. See `tests/local_aws/README.md`. In short:
+//! tagrelay. See `testbed/local_aws/README.md`. In short:
 //!
 //! * CodeBuild keeps `concurrentBuildLimit` and refuses a StartBuild over it with
 //!   `AccountLimitExceededException` (HTTP 400); honours `idempotencyToken` for 5 minutes;
@@ -48,10 +48,11 @@ use aws_sdk_codebuild::types::{
 };
 use aws_sdk_ecr::config::Credentials;
 use aws_sdk_ecr::error::DisplayErrorContext;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::http_client;
+use crate::lock::lock;
 use crate::{workspace_root, HarnessError};
 
 /// The region every client and child process is pointed at.
@@ -65,7 +66,7 @@ pub const SECRET_ACCESS_KEY: &str = "testing";
 /// Overrides where moto_server is found. The launcher runs with moto_server's Python.
 pub const MOTO_SERVER_ENV: &str = "TAGRELAY_MOTO_SERVER";
 /// The launcher, relative to the workspace root.
-pub const LAUNCHER: &str = "tests/local_aws/launcher.py";
+pub const LAUNCHER: &str = "testbed/local_aws/launcher.py";
 /// The control endpoint that sets how a project's next builds run.
 const SINK_PATH: &str = "/_tagrelay/events/sink";
 const DROP_PATH: &str = "/_tagrelay/events/drop";
@@ -231,7 +232,9 @@ impl LocalAws {
         operation: &'static str,
         body: serde_json::Value,
     ) -> Result<(), HarnessError> {
-        let (status, answer) = match tokio::time::timeout(CONTROL_TIMEOUT, post_json(self.port, path, &body)).await {
+        let (address, body) = (format!("127.0.0.1:{}", self.port), body.to_string());
+        let post = http_client::request(&address, "POST", path, &body);
+        let (status, answer) = match tokio::time::timeout(CONTROL_TIMEOUT, post).await {
             Ok(result) => result.map_err(HarnessError::io(format!("POST {path}")))?,
             Err(_) => return Err(HarnessError::Timeout { what: format!("POST {path}"), after: CONTROL_TIMEOUT }),
         };
@@ -279,10 +282,7 @@ pub async fn create_codebuild_project(
     name: &str,
     concurrent_build_limit: Option<i32>,
 ) -> Result<(), HarnessError> {
-    let invalid = |err: aws_sdk_codebuild::error::BuildError| HarnessError::Aws {
-        operation: "codebuild:CreateProject",
-        message: format!("invalid request: {err}"),
-    };
+    let invalid = |err: aws_sdk_codebuild::error::BuildError| HarnessError::setup("a CodeBuild project request", err);
     let source = ProjectSource::builder()
         .r#type(SourceType::NoSource)
         .buildspec("version: 0.2\nphases:\n  build:\n    commands:\n      - terraform apply -auto-approve\n")
@@ -375,7 +375,7 @@ pub fn image_manifest(seed: &str) -> String {
 }
 
 /// 64 hex digits that depend on all of `input` (not a real SHA-256: moto only checks the shape).
-pub(crate) fn fake_sha256(input: &str) -> String {
+pub fn fake_sha256(input: &str) -> String {
     // FNV-1a, 64 bits, four lanes with different offsets.
     (0u64..4)
         .map(|lane| {
@@ -498,36 +498,11 @@ async fn start_on(python: &Path, args: &[String], port: u16, started: Instant) -
     }
 }
 
-/// One JSON POST to the launcher on loopback; returns the status code and body.
-async fn post_json(port: u16, path: &str, body: &serde_json::Value) -> std::io::Result<(u16, String)> {
-    let body = body.to_string();
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await?;
-    let status = answer.split_whitespace().nth(1).and_then(|code| code.parse().ok()).ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not an HTTP answer: {answer:?}"))
-    })?;
-    let body = answer.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default();
-    Ok((status, body))
-}
-
 /// True when moto answers its own API with 200 on `port` (so not some other server on it).
 async fn probe(port: u16) -> bool {
-    let attempt = async {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-        let request = format!("GET {PROBE_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut head = [0u8; 16];
-        stream.read_exact(&mut head).await.ok()?;
-        Some(head.starts_with(b"HTTP/1.1 200") || head.starts_with(b"HTTP/1.0 200"))
-    };
-    matches!(tokio::time::timeout(Duration::from_secs(2), attempt).await, Ok(Some(true)))
+    let address = format!("127.0.0.1:{port}");
+    let answer = http_client::request(&address, "GET", PROBE_PATH, "");
+    matches!(tokio::time::timeout(Duration::from_secs(2), answer).await, Ok(Ok((200, _))))
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
@@ -562,8 +537,4 @@ pub(crate) fn kill_and_reap(child: &mut Child) {
             _ => return,
         }
     }
-}
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
