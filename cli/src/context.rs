@@ -8,7 +8,7 @@ use tagrelay::aws::ecr::EcrImageRegistry;
 use tagrelay::aws::sqs::SqsDeadLetterQueue;
 use tagrelay::aws::ssm::SsmParameterStore;
 use tagrelay::config::{Config, Environment, Service, CONFIG_ENV};
-use tagrelay::deploy::handler::Deployer;
+use tagrelay::deploy::Deployer;
 use tagrelay::ports::AwsError;
 use tagrelay::record::Recorder;
 

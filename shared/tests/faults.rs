@@ -16,7 +16,7 @@ use support::{config, push_event};
 use tagrelay::aws::ecr::EcrImageRegistry;
 use tagrelay::aws::ssm::SsmParameterStore;
 use tagrelay::handler::Handler;
-use tagrelay::record::handler::Outcome;
+use tagrelay::record::Outcome;
 use tagrelay::record::{RecordError, Recorder, SkipReason};
 
 const ATTEMPTS: u32 = 3;

@@ -6,7 +6,7 @@ mod support;
 use serde_json::json;
 use support::{config, push_event, FakeParameters, FakeRegistry};
 use tagrelay::handler::Handler;
-use tagrelay::record::handler::Outcome;
+use tagrelay::record::Outcome;
 use tagrelay::record::{RecordError, Recorder, SkipReason, WriteFailure, WriteReason};
 
 const DIGEST: &str = "sha256:aaa";

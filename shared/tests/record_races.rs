@@ -8,7 +8,7 @@ use serde_json::json;
 use support::{config, push_event, scheduled, FakeParameters, FakeRegistry};
 use tagrelay::handler::Handler;
 use tagrelay::ports::ParameterKind;
-use tagrelay::record::handler::Outcome;
+use tagrelay::record::Outcome;
 use tagrelay::record::{Change, RecordError, Recorder, SkipReason, TagChange, WriteFailure, WriteReason};
 
 const DEV: &str = "/my-api/dev/docker-image-tag";

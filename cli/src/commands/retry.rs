@@ -4,7 +4,7 @@
 use clap::Args;
 use serde::Serialize;
 use tagrelay::config::Environment;
-use tagrelay::deploy::handler::{Deployer, EnvironmentOutcome};
+use tagrelay::deploy::{Deployer, EnvironmentOutcome};
 use tagrelay::deploy::reconcile::Trigger;
 use tagrelay::ports::{BuildRunner, ParameterStore};
 

@@ -1,117 +1,25 @@
 //! The trigger-deploy handler: event → which environments to reconcile → read parameters and
 //! builds through the ports → pure reconcile → at most one StartBuild → one log line each.
 
-use serde::Serialize;
-use thiserror::Error;
 use tracing::{error, info, warn};
 
+use super::deployer::Deployer;
 use super::fingerprint::idempotency_token;
 use super::history::{newest_builds, MAX_BUILDS_READ};
 use super::observe::{observe, Observation};
-use super::reconcile::{Decision, StartReason, Trigger};
+use super::outcome::{DeployError, EnvironmentOutcome, Outcome, Summary};
+use super::reconcile::{Decision, Trigger};
 use super::refusal::{account_quota_error, refusal, Refusal};
 use super::trigger::{build_trigger, parameter_trigger, IgnoreReason, Ignored};
-use crate::config::{Config, Environment};
+use crate::config::Environment;
 use crate::event::deploy::{parse_deploy_event, DeployEvent};
-use crate::event::EventError;
-use crate::handler::{join, log_failure, Handler, HandlerError};
+use crate::handler::{log_failure, Handler};
 use crate::ports::{AwsError, BuildRunner, ParameterStore, StartBuild, StartOutcome};
-use crate::ports::{BuildStatus, ENVIRONMENT_VARIABLE, FINGERPRINT_VARIABLE};
+use crate::ports::{ENVIRONMENT_VARIABLE, FINGERPRINT_VARIABLE};
 
 /// After a refused start, how many of the project's newest builds are looked at for a running
 /// one: with `concurrent_build_limit = 1` a running build is the newest or nearly.
 const RUNNING_LOOKUP: usize = 10;
-
-#[derive(Debug, Error)]
-pub enum DeployError {
-    #[error(transparent)]
-    InvalidEvent(#[from] EventError),
-    /// Reconciling some environments failed; the others were reconciled. A retry is harmless.
-    #[error("reconciling {} of {attempted} environments failed: {}", failed.len(), join(failed))]
-    Reconcile { attempted: usize, failed: Vec<AwsError> },
-}
-
-impl HandlerError for DeployError {
-    fn error_type(&self) -> &'static str {
-        match self {
-            Self::InvalidEvent(_) => "InvalidEvent",
-            Self::Reconcile { .. } => "AwsError",
-        }
-    }
-
-    /// Each failed environment was logged with its own line.
-    fn logged(&self) -> bool {
-        matches!(self, Self::Reconcile { .. })
-    }
-}
-
-/// The function's response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Summary {
-    pub trigger: String,
-    /// Set when the event as a whole reconciles nothing.
-    pub ignored: Option<IgnoreReason>,
-    pub environments: Vec<EnvironmentOutcome>,
-}
-
-/// What was done for one environment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct EnvironmentOutcome {
-    pub environment: String,
-    pub project: String,
-    pub fingerprint: String,
-    #[serde(flatten)]
-    pub outcome: Outcome,
-}
-
-crate::names::named_enum! {
-    /// What the handler did with one environment's `Decision` (logged as `decision`).
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    #[serde(tag = "decision")]
-    pub enum Outcome {
-        Start {
-            reason: StartReason,
-            build: String,
-        } => "start",
-        /// `build` runs: a tagrelay or a manual one, seen before starting or after CodeBuild refused
-        /// the start for the project's concurrent build limit.
-        Wait {
-            build: String,
-        } => "wait",
-        UpToDate {
-            build: String,
-        } => "up_to_date",
-        Hold {
-            build: String,
-            status: BuildStatus,
-        } => "hold",
-        NoBaseline => "no_baseline",
-        NothingToDeploy => "nothing_to_deploy",
-    }
-}
-
-impl Outcome {
-    /// The decision line's `reason`.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Self::Start { reason, .. } => reason.as_str(),
-            Self::Wait { .. } => "build_running",
-            Self::UpToDate { .. } => "deployed",
-            Self::Hold { .. } => "same_state_failed",
-            Self::NoBaseline => "no_tagrelay_build_yet",
-            Self::NothingToDeploy => "no_parameter",
-        }
-    }
-
-    pub fn build(&self) -> Option<&str> {
-        match self {
-            Self::Start { build, .. } | Self::Wait { build } | Self::UpToDate { build } | Self::Hold { build, .. } => {
-                Some(build)
-            }
-            Self::NoBaseline | Self::NothingToDeploy => None,
-        }
-    }
-}
 
 /// One invocation: a parameter change, a build's end, or the scheduled sweep.
 impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Handler for Deployer<P, B> {
@@ -123,22 +31,7 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Handler for Deployer<P, B>
     }
 }
 
-pub struct Deployer<P, B> {
-    config: Config,
-    parameters: P,
-    builds: B,
-}
-
 impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
-    pub fn new(config: Config, parameters: P, builds: B) -> Self {
-        Self { config, parameters, builds }
-    }
-
-    /// The ports, for inspection in tests.
-    pub fn ports(&self) -> (&P, &B) {
-        (&self.parameters, &self.builds)
-    }
-
     async fn deploy(&self, event: &serde_json::Value) -> Result<Summary, DeployError> {
         let (trigger, environments) = match parse_deploy_event(event)? {
             DeployEvent::ParameterChange(change) => match parameter_trigger(&self.config, &change) {

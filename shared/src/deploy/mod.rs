@@ -1,14 +1,17 @@
 //! trigger-deploy: is an environment's deployed state behind its parameters? Start at most one
 //! Terraform run per environment, coalescing every change that lands while one runs.
 
+pub mod deployer;
 pub mod fingerprint;
 pub mod handler;
 pub mod history;
 pub mod observe;
+pub mod outcome;
 pub mod reconcile;
 pub mod refusal;
 pub mod trigger;
 
-pub use handler::{DeployError, Deployer, EnvironmentOutcome, Outcome, Summary};
+pub use deployer::Deployer;
+pub use outcome::{DeployError, EnvironmentOutcome, Outcome, Summary};
 pub use reconcile::{Decision, StartReason, Trigger};
 pub use trigger::{IgnoreReason, Ignored};

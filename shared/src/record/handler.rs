@@ -4,156 +4,16 @@
 use std::collections::BTreeMap;
 
 use aws_smithy_types::DateTime;
-use serde::Serialize;
-use thiserror::Error;
 use tracing::{error, info};
 
 use super::decision::{classify, confirm_image, decide, Decision, ImageState, Push, SkipReason, Target, WriteReason};
-use super::sweep::SweepSummary;
-use super::write::RaceReport;
-use crate::config::{Config, Service};
+use super::outcome::{EnvironmentOutcome, Outcome, PushSummary, RecordError, Summary, WriteFailure};
+use super::recorder::Recorder;
+use crate::config::Service;
 use crate::event::ecr::{parse_record_event, ImageAction, RecordEvent};
-use crate::event::EventError;
-use crate::handler::{join, log_failure, Handler, HandlerError};
+use crate::handler::{log_failure, Handler};
 use crate::order::can_be_image_tag;
 use crate::ports::{AwsError, ImageRegistry, ParameterHistory, ParameterKind, ParameterStore, StoredParameter};
-
-#[derive(Debug, Error)]
-pub enum RecordError {
-    #[error(transparent)]
-    InvalidEvent(#[from] EventError),
-    #[error(transparent)]
-    Aws(#[from] AwsError),
-    /// Some writes failed or were refused. Those that succeeded are not undone: a retry of the
-    /// event skips them as unchanged and writes the rest.
-    #[error("{} of {attempted} parameter writes failed; the event is safe to retry: {}", failed.len(), join(failed))]
-    Writes { attempted: usize, failed: Vec<WriteFailure> },
-    /// The record sweep could not read or write some services; the others were swept.
-    #[error("the record sweep of {services} services had {} failures: {}", failed.len(), join(failed))]
-    Sweep { services: usize, failed: Vec<WriteFailure> },
-}
-
-/// Why one environment's write did not happen.
-#[derive(Debug, Clone, Error)]
-pub enum WriteFailure {
-    #[error(transparent)]
-    Aws(#[from] AwsError),
-    #[error("{parameter} has type {}, not String: tagrelay writes only String parameters and will not change a parameter's type; make it a String again (delete and re-create it) or stop managing it with tagrelay", kind.as_str())]
-    NotAString { parameter: String, kind: ParameterKind },
-}
-
-impl HandlerError for RecordError {
-    fn error_type(&self) -> &'static str {
-        match self {
-            Self::InvalidEvent(_) => "InvalidEvent",
-            Self::Aws(_) => "AwsError",
-            Self::Writes { .. } => "WriteFailed",
-            Self::Sweep { .. } => "SweepFailed",
-        }
-    }
-
-    /// Failed writes and swept services were logged one line each.
-    fn logged(&self) -> bool {
-        matches!(self, Self::Writes { .. } | Self::Sweep { .. })
-    }
-}
-
-/// The function's response: a push's or a sweep's summary.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum Summary {
-    Push(PushSummary),
-    Sweep(SweepSummary),
-}
-
-impl Summary {
-    /// The push summary, for callers that sent a push.
-    pub fn push(self) -> Option<PushSummary> {
-        match self {
-            Self::Push(summary) => Some(summary),
-            Self::Sweep(_) => None,
-        }
-    }
-
-    pub fn sweep(self) -> Option<SweepSummary> {
-        match self {
-            Self::Sweep(summary) => Some(summary),
-            Self::Push(_) => None,
-        }
-    }
-}
-
-/// What a push did, per environment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PushSummary {
-    pub repository: String,
-    pub tag: Option<String>,
-    pub service: Option<String>,
-    /// Set when the event as a whole was not acted on.
-    pub skipped: Option<SkipReason>,
-    pub decisions: Vec<EnvironmentOutcome>,
-}
-
-/// What was done for one environment. (`decisions` in the JSON, as the functions have always
-/// returned it.)
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct EnvironmentOutcome {
-    pub environment: String,
-    pub parameter: String,
-    pub previous: Option<String>,
-    #[serde(flatten)]
-    pub outcome: Outcome,
-}
-
-crate::names::named_enum! {
-    /// What the handler did with one environment's `Decision`. Logged as `decision`, except
-    /// `Failed`, which every failure logs as `error`.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    #[serde(tag = "decision")]
-    pub enum Outcome {
-        Write {
-            to: String,
-            reason: WriteReason,
-            version: i64,
-            /// Set when another writer wrote between our read and our write.
-            #[serde(skip_serializing_if = "Option::is_none")]
-            race: Option<RaceReport>,
-        } => "write",
-        /// A dry run's write (operator command only).
-        Planned {
-            to: String,
-            reason: WriteReason,
-        } => "would_write",
-        Skip {
-            reason: SkipReason,
-        } => "skip",
-        Failed {
-            to: String,
-            error: String,
-        } => "failed",
-    }
-}
-
-pub struct Recorder<P, R> {
-    pub(super) config: Config,
-    pub(super) parameters: P,
-    pub(super) images: R,
-}
-
-impl<P, R> Recorder<P, R> {
-    pub fn new(config: Config, parameters: P, images: R) -> Self {
-        Self { config, parameters, images }
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// The ports, for inspection in tests and by callers that share them.
-    pub fn ports(&self) -> (&P, &R) {
-        (&self.parameters, &self.images)
-    }
-}
 
 /// One invocation: an ECR push, or the scheduled record sweep.
 impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Handler for Recorder<P, R> {

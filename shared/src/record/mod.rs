@@ -4,12 +4,16 @@
 pub mod decision;
 pub mod handler;
 pub mod operator;
+pub mod outcome;
 pub mod race;
+pub mod recorder;
 pub mod sweep;
 pub mod write;
 
 pub use decision::{Decision, Ignored, SkipReason, WriteReason};
-pub use handler::{EnvironmentOutcome, Outcome, PushSummary, RecordError, Recorder, Summary, WriteFailure};
 pub use operator::{Change, TagChange};
-pub use sweep::SweepSummary;
-pub use write::RaceReport;
+pub use outcome::{
+    EnvironmentOutcome, Outcome, PushSummary, RaceReport, RecordError, ServiceSweep, Summary, SweepSummary,
+    WriteFailure,
+};
+pub use recorder::Recorder;

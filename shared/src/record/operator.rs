@@ -3,7 +3,9 @@
 //! a pin, which skips only the order policy, on purpose and with a recorded reason.
 
 use super::decision::{confirm_image, decide, decide_pin, Decision, ImageState, Push, SkipReason, Target};
-use super::handler::{log_decision, EnvironmentOutcome, Outcome, RecordError, Recorder};
+use super::handler::log_decision;
+use super::outcome::{EnvironmentOutcome, Outcome, RecordError};
+use super::recorder::Recorder;
 use crate::config::Service;
 use crate::ports::{ImageRegistry, ParameterHistory, ParameterStore};
 

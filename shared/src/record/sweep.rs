@@ -11,11 +11,11 @@
 //! bounded at `MAX_PAGES`; for `pushed-at`, one `DescribeImages` per distinct current tag.
 
 use aws_smithy_types::DateTime;
-use serde::Serialize;
 use tracing::warn;
 
 use super::decision::{decide, Decision, Push, SkipReason};
-use super::handler::{EnvironmentOutcome, RecordError, Recorder, WriteFailure};
+use super::outcome::{EnvironmentOutcome, RecordError, ServiceSweep, SweepSummary, WriteFailure};
+use super::recorder::Recorder;
 use crate::config::Service;
 use crate::order::{OrderPolicy, TagFacts, Verdict};
 use crate::ports::{AwsError, ImageRegistry, ListedImage, ParameterHistory, ParameterStore};
@@ -24,23 +24,6 @@ use crate::ports::{AwsError, ImageRegistry, ListedImage, ParameterHistory, Param
 /// the sweep sees an arbitrary part of the repository and says so (an ECR lifecycle policy
 /// that expires old images keeps it whole).
 pub const MAX_PAGES: usize = 10;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SweepSummary {
-    pub trigger: &'static str,
-    pub services: Vec<ServiceSweep>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ServiceSweep {
-    pub service: String,
-    pub repository: String,
-    /// Tagged images listed.
-    pub images: usize,
-    /// More images than `MAX_PAGES` pages hold: the rest were not looked at.
-    pub truncated: bool,
-    pub decisions: Vec<EnvironmentOutcome>,
-}
 
 /// An image the sweep may record.
 #[derive(Debug, Clone, Copy, PartialEq)]

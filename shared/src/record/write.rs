@@ -5,33 +5,17 @@
 use std::collections::BTreeMap;
 
 use aws_smithy_types::DateTime;
-use serde::Serialize;
 use tracing::{info, warn};
 
 use super::decision::{Push, Target};
-use super::handler::Recorder;
+use super::outcome::{RaceReport, Restored};
 use super::race::{after_write, raced, BlindWrite, RaceVerdict};
+use super::recorder::Recorder;
 use crate::order::TagFacts;
 use crate::ports::{AwsError, ImageRegistry, ParameterHistory, ParameterStore, ParameterWrite};
 
 /// A restore may itself race a writer; past this many rounds the next event or sweep finishes.
 const MAX_RESTORES: usize = 3;
-
-/// What happened around a write that raced another writer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RaceReport {
-    /// Versions someone else wrote between our read and our write: `version=value`.
-    pub overwritten: Vec<String>,
-    /// The newer value we overwrote and wrote back, and the version it now has.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub restored: Option<Restored>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Restored {
-    pub value: String,
-    pub version: i64,
-}
 
 pub(super) struct Written {
     pub version: i64,
