@@ -4,8 +4,8 @@
 use clap::Args;
 use serde::Serialize;
 use tagrelay::config::Environment;
-use tagrelay::deploy::{Deployer, EnvironmentOutcome};
 use tagrelay::deploy::reconcile::Trigger;
+use tagrelay::deploy::{Deployer, EnvironmentOutcome};
 use tagrelay::ports::{BuildRunner, ParameterStore};
 
 use crate::context::Context;
