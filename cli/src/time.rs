@@ -17,20 +17,12 @@ pub fn now() -> DateTime {
     DateTime::from(SystemTime::now())
 }
 
-/// `90s`, `30m`, `2h`, `1d`; a bare number is seconds.
+/// `90s`, `30m`, `2h`, `1d` (the core's durations); a bare number is seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration such as 90s, 30m, 2h or 1d"))?;
-    let seconds = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("`{text}`: the unit must be s, m, h or d")),
-    };
-    number.checked_mul(seconds).map(Duration::from_secs).ok_or_else(|| format!("`{text}` is too long"))
+    let with_unit =
+        if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) { format!("{text}s") } else { text.to_owned() };
+    tagrelay::duration::parse_duration(&with_unit).map_err(|err| err.to_string())
 }
 
 #[cfg(test)]

@@ -6,17 +6,31 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use regex::Regex;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::duration::{format_duration, parse_duration, DurationError};
 use crate::naming::{check_parameter_name, NameProblem, ParameterTemplate};
 use crate::order::{OrderPolicy, UnknownOrder};
 
 /// The environment variable that carries the document.
 pub const CONFIG_ENV: &str = "TAGRELAY_CONFIG";
 pub const DEFAULT_TAG_PATTERN: &str = "^[0-9]+$";
+/// How long after its build ended a rollout may take before the release is held.
+pub const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// `verify_timeout` bounds: a shorter one holds healthy rollouts (ECS needs minutes to start,
+/// register and drain tasks); past a day the schedule would say "verifying" for ever.
+const VERIFY_TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_secs(60), Duration::from_secs(86_400));
+/// What infra/ creates the image-tag parameters with, unless `parameter_placeholder` says otherwise.
+pub const DEFAULT_PLACEHOLDER: &str = "initial";
+/// A Standard parameter's value holds at most 4 KB.
+const MAX_PARAMETER_VALUE: usize = 4096;
+/// Where trigger-deploy keeps each environment's release record; no image-tag parameter may
+/// live there.
+pub const RELEASE_PREFIX: &str = "/tagrelay/";
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -77,12 +91,25 @@ pub enum Problem {
     RepositoryName(String),
     #[error("{0:?} is not a valid CodeBuild project name")]
     ProjectName(String),
+    #[error("{0:?} is not a valid ECS {1} name: 1 to 255 letters, digits, hyphens and underscores")]
+    EcsName(String, &'static str),
+    #[error("is {0} bytes long; a parameter value holds 1 to {MAX_PARAMETER_VALUE}")]
+    PlaceholderLength(usize),
+    #[error("defaults to the service's name {0:?}, which is not a valid ECS {1} name: set it")]
+    EcsNameDefault(String, &'static str),
+    #[error(transparent)]
+    Duration(#[from] DurationError),
+    #[error("{} is outside {}..={}", format_duration(*.0), format_duration(VERIFY_TIMEOUT_RANGE.0), format_duration(VERIFY_TIMEOUT_RANGE.1))]
+    DurationRange(Duration),
+    #[error("renders parameter name {name:?}, under {RELEASE_PREFIX}, where tagrelay keeps its release records")]
+    ReservedName { name: String },
 }
 
 /// A validated configuration. Fields are private so an unvalidated one cannot be built.
 #[derive(Debug, Clone)]
 pub struct Config {
     template: ParameterTemplate,
+    placeholder: String,
     environments: BTreeMap<String, Environment>,
     services: BTreeMap<String, Service>,
 }
@@ -91,6 +118,18 @@ pub struct Config {
 pub struct Environment {
     pub name: String,
     pub codebuild_project: String,
+    /// The ECS cluster (name, same account and region) whose services run this environment:
+    /// set, a successful build is verified on ECS; `None`, the build's success is the release.
+    pub ecs_cluster: Option<String>,
+    /// How long after the build ended a rollout may still be in progress.
+    pub verify_timeout: Duration,
+}
+
+impl Environment {
+    /// The SSM parameter holding the environment's release records (its history is the list).
+    pub fn release_parameter(&self) -> String {
+        format!("{RELEASE_PREFIX}{}/verified", self.name)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -100,6 +139,11 @@ pub struct Service {
     pub deploy_on_push: Vec<String>,
     pub tag_pattern: TagPattern,
     pub order: OrderPolicy,
+    /// The ECS service that runs it in each environment's cluster; `None` (`"ecs_service":
+    /// null`): not an ECS service, never verified.
+    pub ecs_service: Option<String>,
+    /// The container of the task definition whose image carries the tag.
+    pub container: String,
 }
 
 /// A compiled `tag_pattern`. Used as written: anchor it (`^…$`) to match whole tags.
@@ -126,6 +170,7 @@ impl fmt::Display for TagPattern {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     parameter_template: Option<String>,
+    parameter_placeholder: Option<String>,
     environments: BTreeMap<String, RawEnvironment>,
     services: BTreeMap<String, RawService>,
 }
@@ -134,6 +179,8 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawEnvironment {
     codebuild_project: Option<String>,
+    ecs_cluster: Option<String>,
+    verify_timeout: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -143,6 +190,15 @@ struct RawService {
     deploy_on_push: Vec<String>,
     tag_pattern: Option<String>,
     order: Option<String>,
+    /// Absent: the service's name; `null`: not an ECS service.
+    #[serde(default, deserialize_with = "present")]
+    ecs_service: Option<Option<String>>,
+    container: Option<String>,
+}
+
+/// Tells `"field": null` (`Some(None)`) from an absent field (`None`, through `default`).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Some)
 }
 
 impl Config {
@@ -164,6 +220,12 @@ impl Config {
 
     pub fn parameter_template(&self) -> &ParameterTemplate {
         &self.template
+    }
+
+    /// The value image-tag parameters are created with (infra's `parameter_placeholder`): a
+    /// parameter still holding it names no image, so nothing is verified for it.
+    pub fn parameter_placeholder(&self) -> &str {
+        &self.placeholder
     }
 
     /// The SSM parameter that holds `service`'s tag in `environment`.
@@ -211,6 +273,13 @@ impl Config {
         })
     }
 
+    /// The environments whose cluster runs `service` (an ECS service name) in `cluster`: the ones
+    /// an "ECS Deployment State Change" of that service concerns.
+    pub fn environments_running(&self, cluster: &str, service: &str) -> Vec<&Environment> {
+        let ours = self.services.values().any(|s| s.ecs_service.as_deref() == Some(service));
+        self.environments.values().filter(|e| ours && e.ecs_cluster.as_deref() == Some(cluster)).collect()
+    }
+
     /// The service that owns an ECR repository; validation guarantees at most one.
     pub fn service_for_repository(&self, repository: &str) -> Option<&Service> {
         self.services.values().find(|service| service.repository == repository)
@@ -225,6 +294,11 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         })?,
     };
 
+    let placeholder = raw.parameter_placeholder.unwrap_or_else(|| DEFAULT_PLACEHOLDER.to_owned());
+    if !(1..=MAX_PARAMETER_VALUE).contains(&placeholder.len()) {
+        return Err(ConfigError::invalid("parameter_placeholder", Problem::PlaceholderLength(placeholder.len())));
+    }
+
     let mut environments = BTreeMap::new();
     for (name, env) in raw.environments {
         if name.is_empty() {
@@ -237,7 +311,25 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 Problem::ProjectName(codebuild_project),
             ));
         }
-        let environment = Environment { name: name.clone(), codebuild_project };
+        let field = |suffix: &str| format!("environments.{name}.{suffix}");
+        let ecs_cluster = match env.ecs_cluster {
+            Some(cluster) if !is_ecs_name(&cluster) => {
+                return Err(ConfigError::invalid(field("ecs_cluster"), Problem::EcsName(cluster, "cluster")))
+            }
+            other => other,
+        };
+        let verify_timeout = match env.verify_timeout {
+            None => DEFAULT_VERIFY_TIMEOUT,
+            Some(text) => {
+                let timeout =
+                    parse_duration(&text).map_err(|err| ConfigError::invalid(field("verify_timeout"), err.into()))?;
+                if !(VERIFY_TIMEOUT_RANGE.0..=VERIFY_TIMEOUT_RANGE.1).contains(&timeout) {
+                    return Err(ConfigError::invalid(field("verify_timeout"), Problem::DurationRange(timeout)));
+                }
+                timeout
+            }
+        };
+        let environment = Environment { name: name.clone(), codebuild_project, ecs_cluster, verify_timeout };
         environments.insert(name, environment);
     }
 
@@ -254,7 +346,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     }
 
     check_rendered_names(&template, &environments, &services)?;
-    Ok(Config { template, environments, services })
+    Ok(Config { template, placeholder, environments, services })
 }
 
 fn validate_service(
@@ -294,7 +386,25 @@ fn validate_service(
         deploy_on_push.push(environment);
     }
 
-    Ok(Service { name: name.to_owned(), repository, deploy_on_push, tag_pattern, order })
+    // A name defaulted from the service's is checked only where ECS will see it: a service
+    // name that is no ECS name must not break a configuration that verifies nothing.
+    let verified_somewhere = environments.values().any(|e| e.ecs_cluster.is_some());
+    let ecs_name = |value: Option<String>, suffix: &str, kind: &'static str| match value {
+        Some(text) if !is_ecs_name(&text) => Err(ConfigError::invalid(field(suffix), Problem::EcsName(text, kind))),
+        Some(text) => Ok(text),
+        None if verified_somewhere && !is_ecs_name(name) => {
+            Err(ConfigError::invalid(field(suffix), Problem::EcsNameDefault(name.to_owned(), kind)))
+        }
+        None => Ok(name.to_owned()),
+    };
+    let ecs_service = match raw.ecs_service {
+        Some(None) => None,
+        Some(Some(service)) => Some(ecs_name(Some(service), "ecs_service", "service")?),
+        None => Some(ecs_name(None, "ecs_service", "service")?),
+    };
+    let container = ecs_name(raw.container, "container", "container")?;
+
+    Ok(Service { name: name.to_owned(), repository, deploy_on_push, tag_pattern, order, ecs_service, container })
 }
 
 /// Every (service, environment) pair renders a name SSM accepts, and no two pairs share one:
@@ -304,6 +414,13 @@ fn check_rendered_names(
     environments: &BTreeMap<String, Environment>,
     services: &BTreeMap<String, Service>,
 ) -> Result<(), ConfigError> {
+    for environment in environments.values() {
+        let name = environment.release_parameter();
+        if let Err(problem) = check_parameter_name(&name) {
+            let field = format!("environments.{}", environment.name);
+            return Err(ConfigError::invalid(field, Problem::ParameterName { name, problem }));
+        }
+    }
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     for service in services.keys() {
         for environment in environments.keys() {
@@ -316,6 +433,9 @@ fn check_rendered_names(
                     format!("environments.{environment}")
                 };
                 return Err(ConfigError::invalid(field, Problem::ParameterName { name, problem }));
+            }
+            if name.starts_with(RELEASE_PREFIX) {
+                return Err(ConfigError::invalid("parameter_template", Problem::ReservedName { name }));
             }
             let pair = format!("{service}/{environment}");
             if let Some(first) = seen.insert(name.clone(), pair.clone()) {
@@ -347,6 +467,11 @@ pub fn default_codebuild_project(environment: &str) -> String {
     let safe: String =
         environment.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' }).collect();
     format!("tagrelay-{safe}")
+}
+
+/// ECS cluster, service and container names: 1–255 letters, digits, hyphens and underscores.
+fn is_ecs_name(name: &str) -> bool {
+    (1..=255).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// CodeBuild: 2–255 characters, `[A-Za-z0-9][A-Za-z0-9_-]*`.
@@ -593,5 +718,92 @@ mod tests {
         let err = error_of(doc);
         assert_eq!(err.field(), "parameter_template");
         assert!(err.to_string().contains("\"/a-b-c/tag\""), "{err}");
+    }
+
+    #[test]
+    fn ecs_coordinates_default_to_the_service_and_can_be_switched_off() {
+        let config = parse(&json!({
+            "environments": { "dev": { "ecs_cluster": "dev-cluster", "verify_timeout": "20m" }, "ci": {} },
+            "services": {
+                "web": { "deploy_on_push": ["dev"] },
+                "api": { "deploy_on_push": ["dev"], "ecs_service": "api-svc", "container": "app" },
+                "batch": { "deploy_on_push": ["dev"], "ecs_service": null }
+            }
+        }))
+        .expect("valid");
+        let dev = config.environment("dev").expect("dev");
+        assert_eq!((dev.ecs_cluster.as_deref(), dev.verify_timeout), (Some("dev-cluster"), Duration::from_secs(1200)));
+        let ci = config.environment("ci").expect("ci");
+        assert_eq!((ci.ecs_cluster.as_deref(), ci.verify_timeout), (None, DEFAULT_VERIFY_TIMEOUT));
+        assert_eq!(dev.release_parameter(), "/tagrelay/dev/verified");
+        let web = config.service("web").expect("web");
+        assert_eq!((web.ecs_service.as_deref(), web.container.as_str()), (Some("web"), "web"));
+        let api = config.service("api").expect("api");
+        assert_eq!((api.ecs_service.as_deref(), api.container.as_str()), (Some("api-svc"), "app"));
+        assert_eq!(config.service("batch").expect("batch").ecs_service, None);
+
+        let names = |envs: Vec<&Environment>| envs.into_iter().map(|e| e.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(config.environments_running("dev-cluster", "api-svc")), ["dev"]);
+        assert!(config.environments_running("dev-cluster", "api").is_empty(), "api runs as api-svc");
+        assert!(config.environments_running("dev-cluster", "batch").is_empty(), "batch is not an ECS service");
+        assert!(config.environments_running("other", "web").is_empty());
+    }
+
+    #[test]
+    fn ecs_names_and_durations_are_checked_naming_the_field() {
+        let doc = |env: serde_json::Value, service: serde_json::Value| json!({ "environments": { "dev": env }, "services": { "web": service } });
+        let service = json!({ "deploy_on_push": ["dev"] });
+        let cases = [
+            (doc(json!({ "ecs_cluster": "" }), service.clone()), "environments.dev.ecs_cluster"),
+            (doc(json!({ "ecs_cluster": "a/b" }), service.clone()), "environments.dev.ecs_cluster"),
+            (doc(json!({ "ecs_cluster": "x".repeat(256) }), service.clone()), "environments.dev.ecs_cluster"),
+            (doc(json!({ "verify_timeout": "30" }), service.clone()), "environments.dev.verify_timeout"),
+            (doc(json!({ "verify_timeout": "1w" }), service.clone()), "environments.dev.verify_timeout"),
+            (doc(json!({ "verify_timeout": "30s" }), service.clone()), "environments.dev.verify_timeout"),
+            (doc(json!({ "verify_timeout": "2d" }), service.clone()), "environments.dev.verify_timeout"),
+            (doc(json!({}), json!({ "deploy_on_push": ["dev"], "ecs_service": "a b" })), "services.web.ecs_service"),
+            (doc(json!({}), json!({ "deploy_on_push": ["dev"], "container": "" })), "services.web.container"),
+            (doc(json!({ "verify_timeout": 30 }), service.clone()), "environments.dev.verify_timeout"),
+        ];
+        for (document, field) in cases {
+            let err = error_of(document.clone());
+            assert_eq!(err.field(), field, "{document}: {err}");
+        }
+        let err = error_of(doc(json!({ "verify_timeout": "2d" }), service.clone()));
+        assert!(err.to_string().contains("2d is outside 1m..=1d"), "{err}");
+        assert!(parse(&doc(json!({ "verify_timeout": "1m", "ecs_cluster": "A_b-1" }), service)).is_ok());
+
+        // A service name that is no ECS name matters only where ECS is used.
+        let dotted = |env: serde_json::Value, service: serde_json::Value| json!({ "environments": { "dev": env }, "services": { "web.v2": service } });
+        let plain = json!({ "deploy_on_push": ["dev"] });
+        assert!(parse(&dotted(json!({}), plain.clone())).is_ok(), "no cluster: no ECS name needed");
+        let err = error_of(dotted(json!({ "ecs_cluster": "c" }), plain));
+        assert_eq!(err.field(), "services.web.v2.ecs_service", "{err}");
+        assert!(err.to_string().contains("defaults to the service's name"), "{err}");
+        let named = json!({ "deploy_on_push": ["dev"], "ecs_service": "web-v2", "container": "app" });
+        assert!(parse(&dotted(json!({ "ecs_cluster": "c" }), named)).is_ok());
+    }
+
+    #[test]
+    fn the_placeholder_defaults_to_infras_and_fits_a_parameter() {
+        assert_eq!(parse(&example()).expect("valid").parameter_placeholder(), DEFAULT_PLACEHOLDER);
+        let mut doc = example();
+        doc["parameter_placeholder"] = json!("none-yet");
+        assert_eq!(parse(&doc).expect("valid").parameter_placeholder(), "none-yet");
+        for bad in [String::new(), "x".repeat(4097)] {
+            doc["parameter_placeholder"] = json!(bad);
+            assert_eq!(error_of(doc.clone()).field(), "parameter_placeholder");
+        }
+    }
+
+    #[test]
+    fn no_image_tag_parameter_may_live_where_the_release_records_do() {
+        let err = error_of(json!({
+            "parameter_template": "/tagrelay/{environment}/{service}",
+            "environments": { "dev": {} },
+            "services": { "web": { "deploy_on_push": ["dev"] } }
+        }));
+        assert_eq!(err.field(), "parameter_template");
+        assert!(matches!(err, ConfigError::Invalid { problem: Problem::ReservedName { .. }, .. }), "{err}");
     }
 }

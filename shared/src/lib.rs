@@ -5,6 +5,7 @@
 pub mod aws;
 pub mod config;
 pub mod deploy;
+pub mod duration;
 pub mod event;
 pub mod handler;
 pub mod lambda_init;

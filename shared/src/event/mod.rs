@@ -4,6 +4,7 @@
 pub mod codebuild;
 pub mod deploy;
 pub mod ecr;
+pub mod ecs;
 pub mod ssm;
 
 use serde::de::DeserializeOwned;
