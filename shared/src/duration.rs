@@ -7,11 +7,11 @@ use thiserror::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DurationError {
-    #[error("{0:?} is not a duration such as 90s, 30m, 2h or 1d")]
+    #[error("`{0}` is not a duration such as 90s, 30m, 2h or 1d")]
     NotADuration(String),
-    #[error("{0:?}: the unit must be s, m, h or d")]
+    #[error("`{0}`: the unit must be s, m, h or d")]
     Unit(String),
-    #[error("{0:?} is too long")]
+    #[error("`{0}` is too long")]
     TooLong(String),
 }
 
