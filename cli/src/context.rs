@@ -5,6 +5,7 @@ use std::path::Path;
 use aws_config::SdkConfig;
 use tagrelay::aws::codebuild::CodeBuildRunner;
 use tagrelay::aws::ecr::EcrImageRegistry;
+use tagrelay::aws::ecs::EcsServiceReader;
 use tagrelay::aws::sqs::SqsDeadLetterQueue;
 use tagrelay::aws::ssm::SsmParameterStore;
 use tagrelay::config::{Config, Environment, Service, CONFIG_ENV};
@@ -65,8 +66,14 @@ impl Context {
         Recorder::new(self.config.clone(), self.parameters(), EcrImageRegistry::from_sdk_config(&self.sdk))
     }
 
-    pub fn deployer(&self) -> Deployer<SsmParameterStore, CodeBuildRunner> {
-        Deployer::new(self.config.clone(), self.parameters(), self.builds())
+    pub fn deployer(&self) -> Deployer<SsmParameterStore, CodeBuildRunner, EcsServiceReader, EcrImageRegistry> {
+        Deployer::new(
+            self.config.clone(),
+            self.parameters(),
+            self.builds(),
+            EcsServiceReader::from_sdk_config(&self.sdk),
+            EcrImageRegistry::from_sdk_config(&self.sdk),
+        )
     }
 
     pub async fn dead_letter_queue(&self, name_or_url: &str) -> Result<SqsDeadLetterQueue, AwsError> {

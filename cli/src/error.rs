@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 use tagrelay::config::{ConfigError, CONFIG_ENV};
+use tagrelay::deploy::outcome::ReconcileError;
+use tagrelay::deploy::release::ReleaseError;
 use tagrelay::ports::AwsError;
 use tagrelay::record::{RecordError, WriteFailure};
 use thiserror::Error;
@@ -30,10 +32,22 @@ pub enum CliError {
     Aws(#[from] AwsError),
     #[error(transparent)]
     Record(#[from] RecordError),
+    /// A release record tagrelay will not write (too large for a parameter).
+    #[error(transparent)]
+    Release(#[from] ReleaseError),
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
     #[error("cannot start: {0}")]
     Start(std::io::Error),
+}
+
+impl From<ReconcileError> for CliError {
+    fn from(err: ReconcileError) -> Self {
+        match err {
+            ReconcileError::Aws(err) => Self::Aws(err),
+            ReconcileError::Release(err) => Self::Release(err),
+        }
+    }
 }
 
 impl CliError {
@@ -44,7 +58,7 @@ impl CliError {
             | Self::ConfigFileInvalid { .. }
             | Self::Config(_)
             | Self::Usage { .. } => EXIT_USAGE,
-            Self::Aws(_) | Self::Record(_) | Self::Output(_) | Self::Start(_) => EXIT_PROBLEM,
+            Self::Aws(_) | Self::Record(_) | Self::Release(_) | Self::Output(_) | Self::Start(_) => EXIT_PROBLEM,
         }
     }
 
@@ -62,7 +76,7 @@ impl CliError {
             {
                 ErrorKind::Aws
             }
-            Self::Record(_) => ErrorKind::Refused,
+            Self::Record(_) | Self::Release(_) => ErrorKind::Refused,
             Self::Output(_) => ErrorKind::Output,
             Self::Start(_) => ErrorKind::Internal,
         }
@@ -75,7 +89,7 @@ impl CliError {
             Self::ConfigFile { .. } => Some("--config".to_owned()),
             Self::ConfigFileInvalid { source, .. } | Self::Config(source) => Some(source.field().to_owned()),
             Self::Usage { argument, .. } => Some((*argument).to_owned()),
-            Self::Aws(_) | Self::Record(_) | Self::Output(_) | Self::Start(_) => None,
+            Self::Aws(_) | Self::Record(_) | Self::Release(_) | Self::Output(_) | Self::Start(_) => None,
         }
     }
 

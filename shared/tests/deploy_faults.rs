@@ -14,9 +14,11 @@ use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use serde_json::json;
 use support::config;
 use tagrelay::aws::codebuild::CodeBuildRunner;
+use tagrelay::aws::ecr::EcrImageRegistry;
+use tagrelay::aws::ecs::EcsServiceReader;
 use tagrelay::aws::ssm::SsmParameterStore;
 use tagrelay::deploy::Outcome;
-use tagrelay::deploy::{DeployError, Deployer};
+use tagrelay::deploy::{DeployError, Deployer, ReconcileError};
 use tagrelay::handler::Handler;
 
 const ATTEMPTS: u32 = 3;
@@ -33,13 +35,25 @@ fn retry() -> aws_sdk_codebuild::config::retry::RetryConfig {
         .with_max_backoff(Duration::from_millis(5))
 }
 
-fn deployer(ssm_rules: &[&Rule], codebuild_rules: &[&Rule]) -> Deployer<SsmParameterStore, CodeBuildRunner> {
+type SdkDeployer = Deployer<SsmParameterStore, CodeBuildRunner, EcsServiceReader, EcrImageRegistry>;
+
+/// ECS and ECR answer nothing: no test here gets as far as verifying (the environment has no
+/// cluster, and no build of the current state succeeds).
+fn deployer(ssm_rules: &[&Rule], codebuild_rules: &[&Rule]) -> SdkDeployer {
     let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, ssm_rules.iter().copied(), |c| c.retry_config(retry()));
     let codebuild = mock_client!(aws_sdk_codebuild, RuleMode::MatchAny, codebuild_rules.iter().copied(), |c| c
         .retry_config(retry()));
     let config =
         config(json!({ "environments": { "dev": {} }, "services": { "my-api": { "deploy_on_push": ["dev"] } } }));
-    Deployer::new(config, SsmParameterStore::new(ssm), CodeBuildRunner::new(codebuild))
+    let ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, &[], |c| c.retry_config(retry()));
+    let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, &[], |c| c.retry_config(retry()));
+    Deployer::new(
+        config,
+        SsmParameterStore::new(ssm),
+        CodeBuildRunner::new(codebuild),
+        EcsServiceReader::new(ecs),
+        EcrImageRegistry::new(ecr),
+    )
 }
 
 fn parameters() -> Rule {
@@ -127,8 +141,9 @@ async fn a_start_refused_while_nothing_of_the_project_runs_is_the_account_quota_
 
     let err = d.handle(&event()).await.expect_err("not a silent wait: no end event will come");
     let DeployError::Reconcile { failed, .. } = &err else { panic!("{err}") };
-    assert_eq!((failed[0].operation, failed[0].resource.as_str()), ("StartBuild", "tagrelay-dev"));
-    assert_eq!(failed[0].code.as_deref(), Some("AccountLimitExceededException"));
+    let [ReconcileError::Aws(failed)] = failed.as_slice() else { panic!("one AWS failure: {failed:?}") };
+    assert_eq!((failed.operation, failed.resource.as_str()), ("StartBuild", "tagrelay-dev"));
+    assert_eq!(failed.code.as_deref(), Some("AccountLimitExceededException"));
     let message = err.to_string();
     assert!(message.contains("Cannot have more than 0 builds in queue for the account"), "{message}");
     assert!(message.contains("Concurrently running builds"), "the quota to raise: {message}");

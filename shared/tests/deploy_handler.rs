@@ -5,10 +5,10 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{config, record, scheduled, FakeBuilds, FakeParameters, Refusal};
-use tagrelay::deploy::observe::observe;
+use support::{config, record, scheduled, FakeBuilds, FakeEcs, FakeParameters, FakeRegistry, Refusal};
 use tagrelay::deploy::reconcile::{Decision, StartReason, Trigger};
-use tagrelay::deploy::{DeployError, Deployer};
+use tagrelay::deploy::verify::VerifiedBy;
+use tagrelay::deploy::{DeployError, Deployer, ReconcileError};
 use tagrelay::deploy::{IgnoreReason, Outcome};
 use tagrelay::handler::Handler;
 use tagrelay::ports::BuildStatus::{self, *};
@@ -43,8 +43,10 @@ fn build_change(project: &str, build_id: &str, status: BuildStatus) -> Value {
     })
 }
 
-fn deployer(params: FakeParameters, builds: FakeBuilds) -> Deployer<FakeParameters, FakeBuilds> {
-    Deployer::new(deploy_config(), params, builds)
+type TestDeployer = Deployer<FakeParameters, FakeBuilds, FakeEcs, FakeRegistry>;
+
+fn deployer(params: FakeParameters, builds: FakeBuilds) -> TestDeployer {
+    Deployer::new(deploy_config(), params, builds, FakeEcs::default(), FakeRegistry::default())
 }
 
 fn env_var<'a>(start: &'a tagrelay::ports::StartBuild, name: &str) -> Option<&'a str> {
@@ -109,11 +111,19 @@ async fn a_burst_during_a_run_yields_exactly_one_follow_up_with_the_final_state(
         Some(format!("{API}=4@4b227777,{WORKER}=3@2e7d2c03").as_str())
     );
 
-    // When it ends, the environment is up to date and nothing more starts.
+    // When it ends, the environment is verified (no cluster: the build's success is the
+    // release, recorded once), then up to date, and nothing more starts.
     let finished = d.ports().1.finish(DEV, Succeeded);
     let summary = d.handle(&build_change(DEV, &finished, Succeeded)).await.expect("reconciled");
+    let verified = Outcome::Verified { build: format!("{DEV}:2"), basis: VerifiedBy::BuildSucceeded, version: 1 };
+    assert_eq!(summary.environments[0].outcome, verified);
+    let summary = d.handle(&build_change(DEV, &finished, Succeeded)).await.expect("a duplicate");
     assert_eq!(summary.environments[0].outcome, Outcome::UpToDate { build: format!("{DEV}:2") });
     assert_eq!(d.ports().1.starts().len(), 2);
+    let releases = d.ports().0.releases("dev");
+    assert_eq!(releases.len(), 1, "one release per fingerprint");
+    assert_eq!(releases[0].fingerprint, format!("{API}=4@4b227777,{WORKER}=3@2e7d2c03"));
+    assert_eq!(releases[0].build, format!("{DEV}:2"));
 }
 
 #[tokio::test]
@@ -153,9 +163,9 @@ async fn observing_reads_what_the_handler_decides_on_and_starts_nothing() {
     let failed = d.ports().1.finish(DEV, Failed);
     let config = deploy_config();
     let dev = config.environment("dev").expect("dev");
-    let (params, builds) = d.ports();
+    let builds = d.ports().1;
 
-    let observed = observe(&config, params, builds, dev, &Trigger::Schedule).await.expect("observed");
+    let observed = d.observe(dev, &Trigger::Schedule).await.expect("observed");
     assert_eq!(observed.decision, Decision::Hold { failed_build: failed.clone(), status: Failed });
     assert_eq!(observed.parameters.keys().collect::<Vec<_>>(), [API, WORKER]);
     assert_eq!(observed.history.builds.len(), 1);
@@ -164,7 +174,7 @@ async fn observing_reads_what_the_handler_decides_on_and_starts_nothing() {
     assert_eq!(decided.fingerprint, observed.desired.fingerprint);
 
     let retry = Trigger::Retry { by: "ana".into() };
-    let observed = observe(&config, params, builds, dev, &retry).await.expect("observed");
+    let observed = d.observe(dev, &retry).await.expect("observed");
     assert!(matches!(observed.decision, Decision::Start { reason: StartReason::Retry, .. }));
     assert_eq!(builds.starts().len(), 1, "observing starts nothing, whatever it decides");
 }
@@ -226,7 +236,8 @@ async fn a_start_refused_by_the_account_quota_is_an_error_that_names_the_quota()
     let d = deployer(FakeParameters::with(&[(API, "1")]), builds);
     let err = d.handle(&ssm_change(API, "Update")).await.expect_err("no build runs: no end event will come");
     let DeployError::Reconcile { failed, .. } = &err else { panic!("{err}") };
-    assert_eq!(failed[0].code.as_deref(), Some("AccountLimitExceededException"));
+    let [ReconcileError::Aws(failed)] = failed.as_slice() else { panic!("one AWS failure: {failed:?}") };
+    assert_eq!(failed.code.as_deref(), Some("AccountLimitExceededException"));
     let message = err.to_string();
     for said in [
         "StartBuild tagrelay-dev",
@@ -302,6 +313,11 @@ async fn the_end_of_a_manual_build_starts_nothing_when_the_state_is_deployed() {
     let builds = FakeBuilds::with(DEV, vec![record(&format!("{DEV}:1"), Succeeded, Some(&deployed))]);
     builds.manual_builds(DEV, 12);
     let d = deployer(FakeParameters::with(&[(API, "1")]), builds);
+    let summary = d.handle(&build_change(DEV, &format!("{DEV}:manual-13"), Succeeded)).await.expect("reconciled");
+    // The deployed state had no release record yet: it gets one, and nothing starts.
+    assert!(
+        matches!(&summary.environments[0].outcome, Outcome::Verified { build, .. } if *build == format!("{DEV}:1"))
+    );
     let summary = d.handle(&build_change(DEV, &format!("{DEV}:manual-13"), Succeeded)).await.expect("reconciled");
     assert_eq!(summary.environments[0].outcome, Outcome::UpToDate { build: format!("{DEV}:1") });
     assert!(d.ports().1.starts().is_empty(), "no needless first run");

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tagrelay::aws::codebuild::CodeBuildRunner;
+use tagrelay::aws::ecr::EcrImageRegistry;
+use tagrelay::aws::ecs::EcsServiceReader;
 use tagrelay::aws::ssm::SsmParameterStore;
 use tagrelay::config::Config;
 use tagrelay::deploy::fingerprint::fingerprint;
@@ -21,6 +23,21 @@ use tokio::sync::Barrier;
 
 const DEV: &str = "tagrelay-dev";
 const API: &str = "/my-api/dev/docker-image-tag";
+
+/// The deployer the function wires, with `builds` for CodeBuild (the real adapter or a wrapper).
+fn deployer<B: BuildRunner>(
+    sdk: &aws_config::SdkConfig,
+    parameters: SsmParameterStore,
+    builds: B,
+) -> Deployer<SsmParameterStore, B, EcsServiceReader, EcrImageRegistry> {
+    Deployer::new(
+        config(),
+        parameters,
+        builds,
+        EcsServiceReader::from_sdk_config(sdk),
+        EcrImageRegistry::from_sdk_config(sdk),
+    )
+}
 
 fn config() -> Config {
     let doc = json!({ "environments": { "dev": {} }, "services": { "my-api": { "deploy_on_push": ["dev"] } } });
@@ -95,7 +112,7 @@ async fn a_change_and_a_sweep_racing_on_the_same_state_start_one_build_and_neith
 
     // A baseline, so that the sweep is behind too once the parameter changes.
     put(&ssm, "1").await;
-    let first = Deployer::new(config(), SsmParameterStore::from_sdk_config(&sdk), runner.clone());
+    let first = deployer(&sdk, SsmParameterStore::from_sdk_config(&sdk), runner.clone());
     first.handle(&parameter_change()).await.expect("the first run");
     wait_idle(&runner).await;
     put(&ssm, "2").await;
@@ -103,7 +120,7 @@ async fn a_change_and_a_sweep_racing_on_the_same_state_start_one_build_and_neith
     let barrier = Arc::new(Barrier::new(2));
     let racer = || {
         let builds = Rendezvous { inner: runner.clone(), barrier: barrier.clone() };
-        Deployer::new(config(), SsmParameterStore::from_sdk_config(&sdk), builds)
+        deployer(&sdk, SsmParameterStore::from_sdk_config(&sdk), builds)
     };
     let (change, sweep) = (racer(), racer());
     let (change_event, sweep_event) = (parameter_change(), scheduled("sweep-1"));
@@ -132,7 +149,7 @@ async fn the_newest_tagrelay_build_is_found_behind_more_than_a_page_of_manual_bu
     let runner = CodeBuildRunner::from_sdk_config(&sdk);
 
     put(&ssm, "1043").await;
-    let d = Deployer::new(config(), store.clone(), runner.clone());
+    let d = deployer(&sdk, store.clone(), runner.clone());
     d.handle(&parameter_change()).await.expect("the first run");
     wait_idle(&runner).await;
     let mut last_manual = String::new();

@@ -146,6 +146,7 @@ impl World {
                 status: if run.status == BuildStatus::Other { BuildStatus::InProgress } else { run.status },
                 fingerprint: run.fingerprint.clone(),
                 started: None,
+                ended: None,
             })
             .collect()
     }

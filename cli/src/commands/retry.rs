@@ -6,7 +6,7 @@ use serde::Serialize;
 use tagrelay::config::Environment;
 use tagrelay::deploy::reconcile::Trigger;
 use tagrelay::deploy::{Deployer, EnvironmentOutcome};
-use tagrelay::ports::{BuildRunner, ParameterStore};
+use tagrelay::ports::{BuildRunner, EcsServices, ImageRegistry, ParameterStore, ReleaseStore};
 
 use crate::context::Context;
 use crate::error::CliError;
@@ -36,14 +36,16 @@ pub struct RetryReport {
     pub outcome: EnvironmentOutcome,
 }
 
-pub async fn retry<P, B>(
-    deployer: &Deployer<P, B>,
+pub async fn retry<P, B, E, I>(
+    deployer: &Deployer<P, B, E, I>,
     environment: &Environment,
     by: &str,
 ) -> Result<RetryReport, CliError>
 where
-    P: ParameterStore + Sync,
+    P: ParameterStore + ReleaseStore + Sync,
     B: BuildRunner + Sync,
+    E: EcsServices + Sync,
+    I: ImageRegistry + Sync,
 {
     let outcome = deployer.reconcile(environment, &Trigger::Retry { by: by.to_owned() }).await?;
     Ok(RetryReport { outcome })

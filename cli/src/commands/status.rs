@@ -7,12 +7,12 @@ use std::time::Duration;
 use aws_smithy_types::DateTime;
 use clap::Args;
 use serde::Serialize;
-use tagrelay::config::Config;
 use tagrelay::deploy::fingerprint::same_state;
-use tagrelay::deploy::observe::{observe, Observation};
+use tagrelay::deploy::observe::Observation;
 use tagrelay::deploy::reconcile::{Decision, Trigger};
+use tagrelay::deploy::Deployer;
 use tagrelay::ports::{BuildRecord, BuildStatus};
-use tagrelay::ports::{BuildRunner, ParameterStore};
+use tagrelay::ports::{BuildRunner, EcsServices, ImageRegistry, ParameterStore};
 
 use crate::context::Context;
 use crate::error::CliError;
@@ -50,7 +50,7 @@ impl StatusArgs {
             stale_after: self.stale_after,
             now: crate::time::now(),
         };
-        status(&context.config, &context.parameters(), &context.builds(), &request).await
+        status(&context.deployer(), &request).await
     }
 }
 
@@ -62,10 +62,12 @@ pub enum State {
     InSync,
     /// A tagrelay build of the current parameters is running.
     Deploying,
+    /// The build of the current parameters succeeded; ECS is still rolling it out.
+    Verifying,
     /// The parameters changed since the newest tagrelay build (a run is due or queued).
     Behind,
-    /// The newest tagrelay build of the current parameters failed; nothing retries it until
-    /// the next parameter change.
+    /// The newest tagrelay build of the current parameters failed, or it succeeded and its
+    /// rollout failed or timed out; nothing retries it until the next parameter change.
     Held,
     /// No tagrelay build yet, and every parameter is as it was created: the next parameter
     /// change starts the first run. (Once one was written since, the sweep starts it: `behind`.)
@@ -79,6 +81,7 @@ impl State {
         match self {
             Self::InSync => "in_sync",
             Self::Deploying => "deploying",
+            Self::Verifying => "verifying",
             Self::Behind => "behind",
             Self::Held => "held",
             Self::NeverDeployed => "never_deployed",
@@ -106,8 +109,10 @@ pub struct Assessment {
 pub fn assess(observed: &Observation, now: DateTime, stale_after: Duration) -> Assessment {
     let state = match &observed.decision {
         Decision::NothingToDeploy => State::NoParameters,
-        Decision::UpToDate { .. } => State::InSync,
-        Decision::Hold { .. } => State::Held,
+        // Verified: the next sweep records the release; nothing more to happen for it.
+        Decision::UpToDate { .. } | Decision::Verified { .. } => State::InSync,
+        Decision::Verifying { .. } => State::Verifying,
+        Decision::Hold { .. } | Decision::RolloutHeld { .. } => State::Held,
         Decision::NoBaseline => State::NeverDeployed,
         Decision::Start { .. } => State::Behind,
         // A running build of an older state: a follow-up run comes after it.
@@ -173,23 +178,24 @@ pub struct StatusRequest<'a> {
     pub now: DateTime,
 }
 
-pub async fn status<P, B>(
-    config: &Config,
-    parameters: &P,
-    builds: &B,
+pub async fn status<P, B, E, I>(
+    deployer: &Deployer<P, B, E, I>,
     request: &StatusRequest<'_>,
 ) -> Result<StatusReport, CliError>
 where
     P: ParameterStore + Sync,
     B: BuildRunner + Sync,
+    E: EcsServices + Sync,
+    I: ImageRegistry + Sync,
 {
+    let config = deployer.config();
     let mut environments = Vec::new();
     for environment in config.environments() {
         if request.environment.is_some_and(|wanted| wanted != environment.name) {
             continue;
         }
         // What the function's next sweep reads and decides.
-        let observed = observe(config, parameters, builds, environment, &Trigger::Schedule).await?;
+        let observed = deployer.observe(environment, &Trigger::Schedule).await?;
         let assessment = assess(&observed, request.now, request.stale_after);
         let (stored, recent) = (&observed.parameters, &observed.history.builds);
         let current = observed.desired.fingerprint.clone();
@@ -308,7 +314,7 @@ mod tests {
     const HOUR: Duration = Duration::from_secs(3600);
 
     fn build(id: &str, status: BuildStatus, fingerprint: Option<&str>) -> BuildRecord {
-        BuildRecord { id: id.into(), status, fingerprint: fingerprint.map(str::to_owned), started: None }
+        BuildRecord { id: id.into(), status, fingerprint: fingerprint.map(str::to_owned), started: None, ended: None }
     }
 
     /// The current parameters, some written since they were created.
@@ -329,7 +335,7 @@ mod tests {
             .into_iter()
             .collect::<BTreeMap<_, _>>();
         let history = BuildHistory { builds: builds.to_vec(), bound_reached: false };
-        Observation { parameters, desired, history, decision }
+        Observation { parameters, release: None, desired, history, decision }
     }
 
     #[test]

@@ -3,7 +3,8 @@
 
 use std::process::ExitCode;
 
-use tagrelay::aws::{codebuild::CodeBuildRunner, load_sdk_config, ssm::SsmParameterStore};
+use tagrelay::aws::ssm::SsmParameterStore;
+use tagrelay::aws::{codebuild::CodeBuildRunner, ecr::EcrImageRegistry, ecs::EcsServiceReader, load_sdk_config};
 use tagrelay::deploy::Deployer;
 use tagrelay::lambda_init::{cold_start, serve};
 
@@ -14,7 +15,12 @@ async fn main() -> ExitCode {
         Err(exit) => return exit,
     };
     let sdk = load_sdk_config().await;
-    let deployer =
-        Deployer::new(config, SsmParameterStore::from_sdk_config(&sdk), CodeBuildRunner::from_sdk_config(&sdk));
+    let deployer = Deployer::new(
+        config,
+        SsmParameterStore::from_sdk_config(&sdk),
+        CodeBuildRunner::from_sdk_config(&sdk),
+        EcsServiceReader::from_sdk_config(&sdk),
+        EcrImageRegistry::from_sdk_config(&sdk),
+    );
     serve(&deployer).await
 }

@@ -97,6 +97,7 @@ fn record(build: &Build) -> BuildRecord {
         status: build.build_status().map_or(BuildStatus::Other, status),
         fingerprint,
         started: build.start_time().copied(),
+        ended: build.end_time().copied(),
     }
 }
 

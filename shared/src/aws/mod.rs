@@ -3,6 +3,7 @@
 
 pub mod codebuild;
 pub mod ecr;
+pub mod ecs;
 #[cfg(feature = "sqs")]
 pub mod sqs;
 pub mod ssm;

@@ -2,11 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_ssm::types::{ParameterType, Tag};
+use aws_sdk_ssm::types::{ParameterTier, ParameterType, Tag};
 use aws_sdk_ssm::Client;
 
 use crate::ports::{
-    AwsError, ParameterHistory, ParameterKind, ParameterStore, ParameterVersion, ParameterWrite, StoredParameter,
+    AwsError, ParameterHistory, ParameterKind, ParameterStore, ParameterVersion, ParameterWrite, ReleaseStore,
+    StoredParameter,
 };
 
 /// GetParameters takes at most 10 names per call.
@@ -112,5 +113,25 @@ impl ParameterHistory for SsmParameterStore {
             }
         }
         Ok(versions)
+    }
+}
+
+impl ReleaseStore for SsmParameterStore {
+    async fn put_release(&self, parameter: &str, document: &str) -> Result<i64, AwsError> {
+        // Overwrite creates the parameter when it is missing, and takes no tags: the records
+        // are tagrelay's own, found by their path.
+        let output = self
+            .client
+            .put_parameter()
+            .name(parameter)
+            .value(document)
+            .description("tagrelay: the environment's verified releases (one per version)")
+            .r#type(ParameterType::String)
+            .tier(ParameterTier::IntelligentTiering)
+            .overwrite(true)
+            .send()
+            .await
+            .map_err(|err| AwsError::from_sdk("PutParameter", parameter, err))?;
+        Ok(output.version())
     }
 }

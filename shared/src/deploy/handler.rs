@@ -6,23 +6,34 @@ use tracing::{error, info, warn};
 use super::deployer::Deployer;
 use super::fingerprint::idempotency_token;
 use super::history::{newest_builds, MAX_BUILDS_READ};
-use super::observe::{observe, Observation};
-use super::outcome::{DeployError, EnvironmentOutcome, Outcome, Summary};
+use super::observe::Observation;
+use super::outcome::{DeployError, EnvironmentOutcome, Outcome, ReconcileError, Summary};
 use super::reconcile::{Decision, Trigger};
 use super::refusal::{account_quota_error, refusal, Refusal};
-use super::trigger::{build_trigger, parameter_trigger, IgnoreReason, Ignored};
+use super::release::{verified_at, Release};
+use super::trigger::{build_trigger, deployment_trigger, parameter_trigger, IgnoreReason, Ignored};
+use super::verify::VerifiedBy;
 use crate::config::Environment;
 use crate::event::deploy::{parse_deploy_event, DeployEvent};
 use crate::handler::{log_failure, Handler};
-use crate::ports::{AwsError, BuildRunner, ParameterStore, StartBuild, StartOutcome};
+use crate::ports::{
+    AwsError, BuildRunner, EcsServices, ImageRegistry, ParameterStore, ReleaseStore, StartBuild, StartOutcome,
+};
 use crate::ports::{ENVIRONMENT_VARIABLE, FINGERPRINT_VARIABLE};
 
 /// After a refused start, how many of the project's newest builds are looked at for a running
 /// one: with `concurrent_build_limit = 1` a running build is the newest or nearly.
 const RUNNING_LOOKUP: usize = 10;
 
-/// One invocation: a parameter change, a build's end, or the scheduled sweep.
-impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Handler for Deployer<P, B> {
+/// One invocation: a parameter change, a build's end, an ECS deployment's state change, or the
+/// scheduled sweep.
+impl<P, B, E, I> Handler for Deployer<P, B, E, I>
+where
+    P: ParameterStore + ReleaseStore + Sync,
+    B: BuildRunner + Sync,
+    E: EcsServices + Sync,
+    I: ImageRegistry + Sync,
+{
     type Response = Summary;
     type Error = DeployError;
 
@@ -31,7 +42,13 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Handler for Deployer<P, B>
     }
 }
 
-impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
+impl<P, B, E, I> Deployer<P, B, E, I>
+where
+    P: ParameterStore + ReleaseStore + Sync,
+    B: BuildRunner + Sync,
+    E: EcsServices + Sync,
+    I: ImageRegistry + Sync,
+{
     async fn deploy(&self, event: &serde_json::Value) -> Result<Summary, DeployError> {
         let (trigger, environments) = match parse_deploy_event(event)? {
             DeployEvent::ParameterChange(change) => match parameter_trigger(&self.config, &change) {
@@ -45,6 +62,13 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
                 Ok((trigger, environment)) => (trigger, vec![environment]),
                 Err(ignored) => {
                     return Ok(ignore(format!("build {} {}", change.build_id, change.build_status), "", ignored))
+                }
+            },
+            DeployEvent::EcsDeployment(change) => match deployment_trigger(&self.config, &change) {
+                Ok(found) => found,
+                Err(ignored) => {
+                    let trigger = format!("ECS {} of {}/{}", change.event_name, change.cluster, change.service);
+                    return Ok(ignore(trigger, "", ignored));
                 }
             },
             DeployEvent::Scheduled => (Trigger::Schedule, self.config.environments().collect()),
@@ -73,10 +97,9 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
         &self,
         environment: &Environment,
         trigger: &Trigger,
-    ) -> Result<EnvironmentOutcome, AwsError> {
+    ) -> Result<EnvironmentOutcome, ReconcileError> {
         let project = &environment.codebuild_project;
-        let Observation { desired, history, decision, .. } =
-            observe(&self.config, &self.parameters, &self.builds, environment, trigger).await?;
+        let Observation { desired, history, decision, .. } = self.observe(environment, trigger).await?;
         if history.bound_reached {
             warn!(environment = %environment.name, project = %project, fingerprint = %desired.fingerprint, "no tagrelay build among the newest {MAX_BUILDS_READ} builds of the project: treated as never deployed");
         }
@@ -106,6 +129,16 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
             Decision::Hold { failed_build, status } => Outcome::Hold { build: failed_build, status },
             Decision::NoBaseline => Outcome::NoBaseline,
             Decision::NothingToDeploy => Outcome::NothingToDeploy,
+            Decision::Verified { build, release, basis } => {
+                let version = self.record_release(environment, &release).await?;
+                Outcome::Verified { build, basis, version }
+            }
+            Decision::Verifying { build, rolling, deadline } => {
+                let rolling =
+                    rolling.iter().map(|(service, d)| format!("{service}: {d}")).collect::<Vec<_>>().join(", ");
+                Outcome::Verifying { build, rolling, deadline: verified_at(deadline) }
+            }
+            Decision::RolloutHeld { build, reason, detail } => Outcome::RolloutHeld { build, hold: reason, detail },
         };
         log_decision(environment, &desired.fingerprint, trigger, &outcome);
         Ok(EnvironmentOutcome {
@@ -114,6 +147,13 @@ impl<P: ParameterStore + Sync, B: BuildRunner + Sync> Deployer<P, B> {
             fingerprint: desired.fingerprint,
             outcome,
         })
+    }
+
+    /// Writes the release record. Racing reconciles may both write it: the same record, since
+    /// every field is a function of what they read; readers take each fingerprint once.
+    async fn record_release(&self, environment: &Environment, release: &Release) -> Result<i64, ReconcileError> {
+        let document = release.document()?;
+        Ok(self.parameters.put_release(&environment.release_parameter(), &document).await?)
     }
 
     /// CodeBuild refused the start (see `refusal`): a build of the project running is `wait`,
@@ -155,7 +195,32 @@ fn log_decision(environment: &Environment, fingerprint: &str, trigger: &Trigger,
     let trigger = trigger.describe();
     let environment_name = environment.name.as_str();
     let project = environment.codebuild_project.as_str();
-    if let Outcome::Hold { status, .. } = outcome {
+    if let Outcome::RolloutHeld { detail, .. } = outcome {
+        // The same alarm as a failed build watches for these; `reason` says which hold it is.
+        error!(
+            environment = environment_name,
+            project,
+            parameter,
+            fingerprint,
+            trigger,
+            decision = name,
+            reason,
+            build,
+            detail = detail.as_str(),
+            "deploy held: the run succeeded but the rollout did not"
+        );
+    } else if let Outcome::Verified { basis: VerifiedBy::RolloutStateUnsupported, .. } = outcome {
+        warn!(
+            environment = environment_name,
+            project,
+            fingerprint,
+            trigger,
+            decision = name,
+            reason,
+            build,
+            "ECS reports no rollout state for these services (CODE_DEPLOY or EXTERNAL controller, Classic Load Balancer): the build's success is the release"
+        );
+    } else if let Outcome::Hold { status, .. } = outcome {
         // An alarm watches for these: a change failed and is not retried until the next one.
         error!(
             environment = environment_name,

@@ -147,6 +147,7 @@ mod tests {
             status: BuildStatus::Succeeded,
             fingerprint: fingerprint.map(str::to_owned),
             started: None,
+            ended: None,
         }
     }
 

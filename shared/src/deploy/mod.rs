@@ -9,9 +9,11 @@ pub mod observe;
 pub mod outcome;
 pub mod reconcile;
 pub mod refusal;
+pub mod release;
 pub mod trigger;
+pub mod verify;
 
 pub use deployer::Deployer;
-pub use outcome::{DeployError, EnvironmentOutcome, Outcome, Summary};
+pub use outcome::{DeployError, EnvironmentOutcome, Outcome, ReconcileError, Summary};
 pub use reconcile::{Decision, StartReason, Trigger};
 pub use trigger::{IgnoreReason, Ignored};

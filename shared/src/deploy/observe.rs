@@ -1,35 +1,47 @@
-//! What one environment looks like to the reconcile decision: its parameters and its builds read
-//! through the ports, and the decision on them. Reads only. trigger-deploy acts on the decision
-//! (`Deployer::reconcile`); `tagrelay status` shows it, so the operator sees what the function
-//! decides, from the same reads.
+//! What one environment looks like to the reconcile decision: its parameters, its release
+//! record and its builds read through the ports, the decision on them and, when the newest run
+//! of the current state succeeded but is not recorded as a release yet, its verification on ECS.
+//! Reads only. trigger-deploy acts on the decision (`Deployer::reconcile`); `tagrelay status`
+//! shows it, so the operator sees what the function decides, from the same reads.
 
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 use aws_smithy_types::DateTime;
 
+use super::deployer::Deployer;
 use super::history::{deploy_history, BuildHistory};
-use super::reconcile::{reconcile, Decision, Desired, Trigger};
-use crate::config::{Config, Environment};
-use crate::ports::{AwsError, BuildRunner, ParameterStore, StoredParameter};
+use super::reconcile::{after_verification, reconcile, Decision, Desired, Trigger};
+use super::release::Release;
+use super::verify::{check_service, verify, Expected, Seen, ServiceCheck};
+use crate::config::Environment;
+use crate::ports::{AwsError, BuildRunner, EcsServices, ImageRegistry, ParameterStore, ServiceState, StoredParameter};
 
 /// One environment as read, and what reconcile decides on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observation {
-    /// The environment's parameters that exist, by name.
+    /// The environment's image-tag parameters that exist, by name.
     pub parameters: BTreeMap<String, StoredParameter>,
+    /// The newest release record (`None`: none yet, or not a record).
+    pub release: Option<Release>,
     pub desired: Desired,
     /// The project's builds, newest first, down to the newest tagrelay build.
     pub history: BuildHistory,
-    /// Decision's decision on them, for the trigger observed with.
+    /// The decision on them, for the trigger observed with.
     pub decision: Decision,
 }
 
 impl Observation {
-    /// The pure half of `observe`: the decision on what was read.
-    pub fn of(parameters: BTreeMap<String, StoredParameter>, history: BuildHistory, trigger: &Trigger) -> Self {
+    /// The pure half of `observe` before verification: reconcile on what was read.
+    pub fn of(
+        parameters: BTreeMap<String, StoredParameter>,
+        release: Option<Release>,
+        history: BuildHistory,
+        trigger: &Trigger,
+    ) -> Self {
         let desired = Desired::of(&parameters);
         let decision = reconcile(&desired, &history.builds, trigger);
-        Self { parameters, desired, history, decision }
+        Self { parameters, release, desired, history, decision }
     }
 
     /// When a parameter of the environment was last written (`None` without parameters, or when
@@ -37,25 +49,120 @@ impl Observation {
     pub fn last_change(&self) -> Option<DateTime> {
         self.parameters.values().filter_map(|p| p.last_modified).max_by_key(|at| at.as_nanos())
     }
+
+    /// Whether the current state's newest run succeeded and is not recorded as a release yet:
+    /// the one case that reads ECS.
+    fn unverified_success(&self) -> Option<&str> {
+        match &self.decision {
+            Decision::UpToDate { build }
+                if !self.release.as_ref().is_some_and(|r| r.records(&self.desired.fingerprint)) =>
+            {
+                Some(build)
+            }
+            _ => None,
+        }
+    }
 }
 
-/// Reads `environment`'s parameters, then its project's builds, and decides for `trigger`.
-/// Starts nothing.
-pub async fn observe<P, B>(
-    config: &Config,
-    parameters: &P,
-    builds: &B,
-    environment: &Environment,
-    trigger: &Trigger,
-) -> Result<Observation, AwsError>
+impl<P, B, E, I> Deployer<P, B, E, I>
 where
     P: ParameterStore + Sync,
     B: BuildRunner + Sync,
+    E: EcsServices + Sync,
+    I: ImageRegistry + Sync,
 {
-    let names = config.parameter_names(&environment.name);
-    let stored = parameters.get_parameters(&names).await?;
-    let history = deploy_history(builds, &environment.codebuild_project).await?;
-    Ok(Observation::of(stored, history, trigger))
+    /// Reads `environment`'s parameters and release record (one GetParameters), then its
+    /// project's builds, and decides for `trigger`; verifies on ECS when that is the question.
+    /// Starts and writes nothing.
+    pub async fn observe(&self, environment: &Environment, trigger: &Trigger) -> Result<Observation, AwsError> {
+        let release_parameter = environment.release_parameter();
+        let mut names = self.config.parameter_names(&environment.name);
+        names.push(release_parameter.clone());
+        let mut stored = self.parameters.get_parameters(&names).await?;
+        let release = stored.remove(&release_parameter).and_then(|p| Release::parse(&p.value));
+        let history = deploy_history(&self.builds, &environment.codebuild_project).await?;
+        let mut observation = Observation::of(stored, release, history, trigger);
+        if let Some(build) = observation.unverified_success().map(str::to_owned) {
+            observation.decision = self.verify_release(environment, &observation, &build, trigger).await?;
+        }
+        Ok(observation)
+    }
+
+    /// The run `build` of the current state succeeded: what ECS says of it.
+    async fn verify_release(
+        &self,
+        environment: &Environment,
+        observation: &Observation,
+        build: &str,
+        trigger: &Trigger,
+    ) -> Result<Decision, AwsError> {
+        // Services whose parameter names an image: a parameter still holding the placeholder
+        // names none, and nothing of it is verified or recorded.
+        let mut tags = BTreeMap::new();
+        let mut digests = BTreeMap::new();
+        let mut expected = Vec::new();
+        for service in self.config.services() {
+            let name = self.config.parameter_name(&service.name, &environment.name);
+            let Some(stored) = observation.parameters.get(&name) else { continue };
+            if stored.value == self.config.parameter_placeholder() {
+                continue;
+            }
+            let digest = self.images.image_by_tag(&service.repository, &stored.value).await?.map(|image| image.digest);
+            tags.insert(service.name.clone(), stored.value.clone());
+            if let Some(digest) = &digest {
+                digests.insert(service.name.clone(), digest.clone());
+            }
+            if let (Some(_), Some(ecs_service)) = (&environment.ecs_cluster, &service.ecs_service) {
+                expected.push(Expected {
+                    service: service.name.clone(),
+                    ecs_service: ecs_service.clone(),
+                    container: service.container.clone(),
+                    repository: service.repository.clone(),
+                    tag: stored.value.clone(),
+                    digest,
+                });
+            }
+        }
+        let checks = match &environment.ecs_cluster {
+            Some(cluster) if !expected.is_empty() => self.check_services(cluster, &expected).await?,
+            _ => Vec::new(),
+        };
+        let now = DateTime::from(SystemTime::now());
+        let record = observation.history.builds.iter().find(|b| b.id == build);
+        // The time-out counts from the build's end; CodeBuild always reports it for an ended build.
+        let ended = record.and_then(|b| b.ended.or(b.started)).unwrap_or(now);
+        let verification = verify(&checks, ended, environment.verify_timeout, now);
+        Ok(after_verification(verification, build, &observation.desired.fingerprint, trigger, tags, digests))
+    }
+
+    /// DescribeServices for the expected services, then the image of each PRIMARY deployment.
+    async fn check_services(
+        &self,
+        cluster: &str,
+        expected: &[Expected],
+    ) -> Result<Vec<(String, ServiceCheck)>, AwsError> {
+        let mut names: Vec<String> = expected.iter().map(|e| e.ecs_service.clone()).collect();
+        names.sort();
+        names.dedup();
+        let states = self.ecs.describe_services(cluster, &names).await?;
+        let mut checks = Vec::new();
+        for wanted in expected {
+            let seen = match states.get(&wanted.ecs_service) {
+                None => Seen::Missing { reason: "ECS did not describe it".to_owned() },
+                Some(ServiceState::Missing { reason }) => Seen::Missing { reason: reason.clone() },
+                Some(ServiceState::Found { deployments }) => {
+                    let primary = deployments.iter().find(|d| d.is_primary() && d.rollout_state.is_some());
+                    let primary_image = match primary {
+                        Some(primary) => self.ecs.container_image(&primary.task_definition, &wanted.container).await?,
+                        None => None,
+                    };
+                    Seen::Deployments { deployments: deployments.clone(), primary_image }
+                }
+            };
+            checks.push((wanted.service.clone(), check_service(wanted, &seen)));
+        }
+        Ok(checks)
+    }
 }
 
 #[cfg(test)]
@@ -76,10 +183,11 @@ mod tests {
             status: BuildStatus::Failed,
             fingerprint: Some(desired.fingerprint.clone()),
             started: None,
+            ended: None,
         }];
         let history = BuildHistory { builds: builds.clone(), bound_reached: false };
         for trigger in [Trigger::Schedule, Trigger::Retry { by: "ana".into() }] {
-            let observed = Observation::of(parameters.clone(), history.clone(), &trigger);
+            let observed = Observation::of(parameters.clone(), None, history.clone(), &trigger);
             assert_eq!(observed.decision, reconcile(&desired, &builds, &trigger), "{trigger:?}");
             assert_eq!(observed.desired, desired);
         }
@@ -87,7 +195,7 @@ mod tests {
 
     #[test]
     fn the_last_change_is_the_newest_write() {
-        let none = Observation::of(BTreeMap::new(), BuildHistory::default(), &Trigger::Schedule);
+        let none = Observation::of(BTreeMap::new(), None, BuildHistory::default(), &Trigger::Schedule);
         assert_eq!(none.last_change(), None);
         assert_eq!(none.decision, Decision::NothingToDeploy);
         let parameters = BTreeMap::from([
@@ -95,7 +203,38 @@ mod tests {
             ("/b/dev/tag".to_owned(), parameter(1, 100)),
             ("/c/dev/tag".to_owned(), StoredParameter::string("1", 1, None)),
         ]);
-        let observed = Observation::of(parameters, BuildHistory::default(), &Trigger::Schedule);
+        let observed = Observation::of(parameters, None, BuildHistory::default(), &Trigger::Schedule);
         assert_eq!(observed.last_change(), Some(DateTime::from_secs(300)));
+    }
+
+    #[test]
+    fn only_a_success_not_yet_recorded_as_a_release_is_verified() {
+        let parameters = BTreeMap::from([("/a/dev/tag".to_owned(), parameter(2, 100))]);
+        let fingerprint = Desired::of(&parameters).fingerprint;
+        let build = |status| BuildRecord {
+            id: "b1".into(),
+            status,
+            fingerprint: Some(fingerprint.clone()),
+            started: None,
+            ended: None,
+        };
+        let history = |status| BuildHistory { builds: vec![build(status)], bound_reached: false };
+        let release = |fingerprint: &str| Release {
+            fingerprint: fingerprint.into(),
+            tags: BTreeMap::new(),
+            digests: BTreeMap::new(),
+            build: "b0".into(),
+            verified_at: "2026-11-30T00:00:00Z".into(),
+        };
+        let observed = |status, record: Option<Release>| {
+            Observation::of(parameters.clone(), record, history(status), &Trigger::Schedule)
+                .unverified_success()
+                .map(str::to_owned)
+        };
+        assert_eq!(observed(BuildStatus::Succeeded, None), Some("b1".to_owned()));
+        assert_eq!(observed(BuildStatus::Succeeded, Some(release("/a/dev/tag=1@00000000"))), Some("b1".to_owned()));
+        assert_eq!(observed(BuildStatus::Succeeded, Some(release(&fingerprint))), None, "already a release");
+        assert_eq!(observed(BuildStatus::Failed, None), None, "held, not verified");
+        assert_eq!(observed(BuildStatus::InProgress, None), None, "waits");
     }
 }

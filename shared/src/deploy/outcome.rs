@@ -6,7 +6,9 @@ use serde::Serialize;
 use thiserror::Error;
 
 use super::reconcile::StartReason;
+use super::release::ReleaseError;
 use super::trigger::IgnoreReason;
+use super::verify::{HoldReason, VerifiedBy};
 use crate::event::EventError;
 use crate::handler::{join, HandlerError};
 use crate::ports::{AwsError, BuildStatus};
@@ -17,7 +19,16 @@ pub enum DeployError {
     InvalidEvent(#[from] EventError),
     /// Reconciling some environments failed; the others were reconciled. A retry is harmless.
     #[error("reconciling {} of {attempted} environments failed: {}", failed.len(), join(failed))]
-    Reconcile { attempted: usize, failed: Vec<AwsError> },
+    Reconcile { attempted: usize, failed: Vec<ReconcileError> },
+}
+
+/// Why one environment could not be reconciled.
+#[derive(Debug, Clone, Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error(transparent)]
+    Release(#[from] ReleaseError),
 }
 
 impl HandlerError for DeployError {
@@ -76,6 +87,27 @@ crate::names::named_enum! {
         } => "hold",
         NoBaseline => "no_baseline",
         NothingToDeploy => "nothing_to_deploy",
+        /// The state `build` deployed is verified and recorded as a release (`version` of
+        /// `/tagrelay/{environment}/verified`).
+        Verified {
+            build: String,
+            basis: VerifiedBy,
+            version: i64,
+        } => "verified",
+        /// ECS is rolling out what `build` deployed: `rolling` says which services, until
+        /// `deadline` (RFC 3339).
+        Verifying {
+            build: String,
+            rolling: String,
+            deadline: String,
+        } => "verifying",
+        /// `build` succeeded but the rollout did not: held like a failed build.
+        RolloutHeld {
+            build: String,
+            #[serde(rename = "reason")]
+            hold: HoldReason,
+            detail: String,
+        } => "hold",
     }
 }
 
@@ -89,14 +121,21 @@ impl Outcome {
             Self::Hold { .. } => "same_state_failed",
             Self::NoBaseline => "no_tagrelay_build_yet",
             Self::NothingToDeploy => "no_parameter",
+            Self::Verified { basis, .. } => basis.as_str(),
+            Self::Verifying { .. } => "rollout_in_progress",
+            Self::RolloutHeld { hold, .. } => hold.as_str(),
         }
     }
 
     pub fn build(&self) -> Option<&str> {
         match self {
-            Self::Start { build, .. } | Self::Wait { build } | Self::UpToDate { build } | Self::Hold { build, .. } => {
-                Some(build)
-            }
+            Self::Start { build, .. }
+            | Self::Wait { build }
+            | Self::UpToDate { build }
+            | Self::Hold { build, .. }
+            | Self::Verified { build, .. }
+            | Self::Verifying { build, .. }
+            | Self::RolloutHeld { build, .. } => Some(build),
             Self::NoBaseline | Self::NothingToDeploy => None,
         }
     }

@@ -4,7 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use aws_smithy_types::DateTime;
+
 use super::fingerprint::{fingerprint, same_state};
+use super::release::{verified_at, Release};
+use super::verify::{HoldReason, Verification, VerifiedBy};
 use crate::ports::StoredParameter;
 use crate::ports::{BuildRecord, BuildStatus};
 
@@ -39,6 +43,12 @@ pub enum Trigger {
         status: BuildStatus,
     },
     Schedule,
+    /// An "ECS Deployment State Change" of `service` (`cluster/service`).
+    EcsDeployment {
+        service: String,
+        deployment: String,
+        event: String,
+    },
     /// An operator asks to run a held state again (`tagrelay retry`), e.g. after fixing the
     /// Terraform that failed: the one trigger that starts a state whose run failed.
     Retry {
@@ -54,6 +64,7 @@ impl Trigger {
             Self::ParameterChange { parameter } => format!("parameter {parameter} changed"),
             Self::BuildFinished { build_id, status } => format!("build {build_id} ended {status}"),
             Self::Schedule => "scheduled sweep".to_owned(),
+            Self::EcsDeployment { service, deployment, event } => format!("ECS {event} of {service} ({deployment})"),
             Self::Retry { by } => format!("retry requested by {by}"),
         }
     }
@@ -95,6 +106,15 @@ pub enum Decision {
     NoBaseline,
     /// The environment has no parameter yet.
     NothingToDeploy,
+    /// The newest tagrelay build deployed this state and it is verified now (ECS runs it, or
+    /// there is nothing on ECS to verify): `release` is the record to write.
+    Verified { build: String, release: Release, basis: VerifiedBy },
+    /// The newest tagrelay build deployed this state; ECS is still rolling it out:
+    /// (service, deployment) until `deadline`. An ECS event or the schedule looks again.
+    Verifying { build: String, rolling: Vec<(String, String)>, deadline: DateTime },
+    /// The build succeeded but the rollout did not: held like a failed build (no loop, an
+    /// alarm, `tagrelay retry`), until the parameters change or ECS shows it completed.
+    RolloutHeld { build: String, reason: HoldReason, detail: String },
 }
 
 /// `builds` are the environment's project's builds, newest first, at least down to the newest
@@ -133,6 +153,50 @@ pub fn reconcile(desired: &Desired, builds: &[BuildRecord], trigger: &Trigger) -
     }
 }
 
+/// What a successful build of the current state comes to once verified (only asked when
+/// `reconcile` said `UpToDate` and no release of this state is recorded yet). A failed or
+/// timed-out rollout holds; `tagrelay retry` runs it again.
+pub fn after_verification(
+    verification: Verification,
+    build: &str,
+    fingerprint: &str,
+    trigger: &Trigger,
+    tags: BTreeMap<String, String>,
+    digests: BTreeMap<String, String>,
+) -> Decision {
+    let held = |reason, detail| match trigger {
+        Trigger::Retry { .. } => Decision::Start {
+            fingerprint: fingerprint.to_owned(),
+            reason: StartReason::Retry,
+            follows: Some(build.to_owned()),
+        },
+        _ => Decision::RolloutHeld { build: build.to_owned(), reason, detail },
+    };
+    let listed = |pairs: &[(String, String)]| {
+        pairs.iter().map(|(service, what)| format!("{service}: {what}")).collect::<Vec<_>>().join("; ")
+    };
+    match verification {
+        Verification::Verified { at, basis } => Decision::Verified {
+            build: build.to_owned(),
+            release: Release {
+                fingerprint: fingerprint.to_owned(),
+                tags,
+                digests,
+                build: build.to_owned(),
+                verified_at: verified_at(at),
+            },
+            basis,
+        },
+        Verification::Verifying { rolling, deadline } => {
+            Decision::Verifying { build: build.to_owned(), rolling, deadline }
+        }
+        Verification::RolloutFailed { failures } => held(HoldReason::RolloutFailed, listed(&failures)),
+        Verification::TimedOut { rolling } => {
+            held(HoldReason::VerifyTimedOut, format!("still rolling out: {}", listed(&rolling)))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,7 +215,7 @@ mod tests {
     }
 
     fn build(id: &str, status: BuildStatus, fingerprint: Option<&str>) -> BuildRecord {
-        BuildRecord { id: id.into(), status, fingerprint: fingerprint.map(str::to_owned), started: None }
+        BuildRecord { id: id.into(), status, fingerprint: fingerprint.map(str::to_owned), started: None, ended: None }
     }
 
     fn manual(n: usize) -> Vec<BuildRecord> {

@@ -47,7 +47,7 @@ mod tests {
     use BuildStatus::*;
 
     fn build(id: &str, status: BuildStatus, fingerprint: Option<&str>) -> BuildRecord {
-        BuildRecord { id: id.into(), status, fingerprint: fingerprint.map(str::to_owned), started: None }
+        BuildRecord { id: id.into(), status, fingerprint: fingerprint.map(str::to_owned), started: None, ended: None }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use crate::config::{Config, Environment};
 use crate::event::codebuild::BuildStateChange;
+use crate::event::ecs::DeploymentChange;
 use crate::event::ssm::{Operation, ParameterChange};
 
 use super::reconcile::Trigger;
@@ -22,6 +23,8 @@ crate::names::named_enum! {
         ProjectNotOurs => "project_not_ours",
         /// A build that has not ended: its end event reconciles.
         BuildNotFinished => "build_not_finished",
+        /// An ECS deployment of a service no environment with that cluster runs.
+        ServiceNotOurs => "service_not_ours",
     }
 }
 
@@ -78,6 +81,24 @@ pub fn build_trigger<'a>(
     }
     let trigger = Trigger::BuildFinished { build_id: change.build_id.clone(), status: change.build_status };
     Ok((trigger, environment))
+}
+
+/// An ECS deployment's state change reconciles every environment whose cluster runs the
+/// service: reconcile then verifies there, reading ECS again (the event only says where to look).
+pub fn deployment_trigger<'a>(
+    config: &'a Config,
+    change: &DeploymentChange,
+) -> Result<(Trigger, Vec<&'a Environment>), Ignored<'a>> {
+    let environments = config.environments_running(&change.cluster, &change.service);
+    if environments.is_empty() {
+        return Err(Ignored::because(IgnoreReason::ServiceNotOurs));
+    }
+    let trigger = Trigger::EcsDeployment {
+        service: format!("{}/{}", change.cluster, change.service),
+        deployment: change.deployment_id.clone(),
+        event: change.event_name.clone(),
+    };
+    Ok((trigger, environments))
 }
 
 #[cfg(test)]
@@ -157,5 +178,41 @@ mod tests {
             let actual = build_trigger(&config, &change).map(|(trigger, env)| (trigger, env.name.as_str()));
             assert_eq!(actual, expected, "{change:?}");
         }
+    }
+
+    #[test]
+    fn deployment_trigger_table() {
+        let doc = serde_json::json!({
+            "environments": { "dev": { "ecs_cluster": "main" }, "qa": { "ecs_cluster": "main" }, "prod": { "ecs_cluster": "prod" }, "ci": {} },
+            "services": {
+                "my-api": { "deploy_on_push": ["dev"], "ecs_service": "api" },
+                "batch": { "deploy_on_push": ["dev"], "ecs_service": null }
+            }
+        });
+        let config = Config::from_json(&doc.to_string()).expect("valid");
+        let change = |cluster: &str, service: &str| DeploymentChange {
+            cluster: cluster.into(),
+            service: service.into(),
+            event_name: "SERVICE_DEPLOYMENT_COMPLETED".into(),
+            deployment_id: "ecs-svc/1".into(),
+            updated_at: None,
+            reason: None,
+        };
+        let environments = |cluster: &str, service: &str| {
+            deployment_trigger(&config, &change(cluster, service))
+                .map(|(trigger, envs)| (trigger, envs.iter().map(|e| e.name.clone()).collect::<Vec<_>>()))
+                .map_err(|ignored| ignored.reason)
+        };
+        let trigger = |service: &str| Trigger::EcsDeployment {
+            service: service.into(),
+            deployment: "ecs-svc/1".into(),
+            event: "SERVICE_DEPLOYMENT_COMPLETED".into(),
+        };
+        // Two environments may share a cluster: both look.
+        assert_eq!(environments("main", "api"), Ok((trigger("main/api"), vec!["dev".to_owned(), "qa".to_owned()])));
+        assert_eq!(environments("prod", "api"), Ok((trigger("prod/api"), vec!["prod".to_owned()])));
+        assert_eq!(environments("main", "my-api"), Err(IgnoreReason::ServiceNotOurs), "runs as api");
+        assert_eq!(environments("main", "batch"), Err(IgnoreReason::ServiceNotOurs), "not an ECS service");
+        assert_eq!(environments("other", "api"), Err(IgnoreReason::ServiceNotOurs));
     }
 }

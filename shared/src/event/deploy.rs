@@ -1,8 +1,9 @@
-//! The three events trigger-deploy takes, told apart by `detail-type`.
+//! The four events trigger-deploy takes, told apart by `source` and `detail-type`.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 
 use super::codebuild::BuildStateChange;
+use super::ecs::{parse_deployment_change, DeploymentChange, DEPLOYMENT_STATE_CHANGE};
 use super::ssm::ParameterChange;
 use super::{parse, EventError};
 
@@ -14,13 +15,15 @@ pub const SCHEDULED: (&str, &str) = ("aws.events", "Scheduled Event");
 pub enum DeployEvent {
     ParameterChange(ParameterChange),
     BuildStateChange(BuildStateChange),
+    EcsDeployment(DeploymentChange),
     /// The periodic sweep; its detail is empty.
     Scheduled,
 }
 
-const EXPECTED: &str = "Parameter Store Change, CodeBuild Build State Change or Scheduled Event";
+const EXPECTED: &str =
+    "Parameter Store Change, CodeBuild Build State Change, ECS Deployment State Change or Scheduled Event";
 
-/// Parses one of the three. Anything else is an error: a rule routes the wrong events here.
+/// Parses one of the four. Anything else is an error: a rule routes the wrong events here.
 pub fn parse_deploy_event(event: &serde_json::Value) -> Result<DeployEvent, EventError> {
     let envelope: EventBridgeEvent<serde_json::Value> = parse(event)?;
     let kind = (envelope.source.as_str(), envelope.detail_type.as_str());
@@ -30,6 +33,8 @@ pub fn parse_deploy_event(event: &serde_json::Value) -> Result<DeployEvent, Even
     } else if kind == BUILD_STATE_CHANGE {
         let parsed: EventBridgeEvent<BuildStateChange> = parse(event)?;
         Ok(DeployEvent::BuildStateChange(parsed.detail))
+    } else if kind == DEPLOYMENT_STATE_CHANGE {
+        Ok(DeployEvent::EcsDeployment(parse_deployment_change(event)?))
     } else if kind == SCHEDULED {
         Ok(DeployEvent::Scheduled)
     } else {

@@ -45,4 +45,6 @@ pub struct BuildRecord {
     /// `TAGRELAY_FINGERPRINT` as the build was started with; `None` for a build started by hand.
     pub fingerprint: Option<String>,
     pub started: Option<DateTime>,
+    /// When it ended; `None` while it runs. Verification's time-out counts from here.
+    pub ended: Option<DateTime>,
 }

@@ -3,6 +3,7 @@
 //! `aws/` implement them, and tests implement them in memory. Nothing here knows the SDK.
 
 pub mod build;
+pub mod ecs;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -11,6 +12,7 @@ use aws_smithy_types::DateTime;
 use thiserror::Error;
 
 pub use build::{BuildRecord, BuildStatus, ENVIRONMENT_VARIABLE, FINGERPRINT_VARIABLE};
+pub use ecs::{Deployment, EcsServices, RolloutState, ServiceState};
 
 /// An AWS call that failed after the SDK's own retries. Names the operation and the resource.
 #[derive(Debug, Clone, Error)]
@@ -90,6 +92,15 @@ pub trait ParameterStore {
 pub trait ParameterHistory {
     /// Every version SSM still keeps, oldest first; empty when the parameter does not exist.
     fn parameter_history(&self, name: &str) -> impl Future<Output = Result<Vec<ParameterVersion>, AwsError>> + Send;
+}
+
+/// Where trigger-deploy keeps an environment's release records: one parameter whose versions
+/// are the releases (read back with `ParameterHistory`).
+pub trait ReleaseStore {
+    /// Writes a release record (JSON) as the parameter's next version, creating the parameter
+    /// on the first write, in the Intelligent-Tiering tier (a record may outgrow a Standard
+    /// parameter's 4 KB). Returns the version.
+    fn put_release(&self, parameter: &str, document: &str) -> impl Future<Output = Result<i64, AwsError>> + Send;
 }
 
 /// What ECR knows about the image a tag points at.

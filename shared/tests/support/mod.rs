@@ -9,11 +9,13 @@ use std::sync::Mutex;
 
 use aws_smithy_types::DateTime;
 use tagrelay::config::Config;
+use tagrelay::deploy::release::Release;
 use tagrelay::ports::{
     AwsError, BuildIdPage, BuildRunner, ImageFacts, ImagePage, ImageRegistry, ListedImage, ParameterHistory,
     ParameterKind, ParameterStore, ParameterVersion, ParameterWrite, StartBuild, StartOutcome, StoredParameter,
 };
 use tagrelay::ports::{BuildRecord, BuildStatus, FINGERPRINT_VARIABLE};
+use tagrelay::ports::{Deployment, EcsServices, ReleaseStore, RolloutState, ServiceState};
 
 pub fn config(doc: serde_json::Value) -> Config {
     Config::from_json(&doc.to_string()).expect("valid test config")
@@ -165,6 +167,90 @@ impl ParameterHistory for FakeParameters {
     }
 }
 
+impl ReleaseStore for FakeParameters {
+    async fn put_release(&self, parameter: &str, document: &str) -> Result<i64, AwsError> {
+        if self.failing.contains(parameter) {
+            return Err(denied("PutParameter", parameter));
+        }
+        Ok(self.store(parameter, document, Some("release")))
+    }
+}
+
+impl FakeParameters {
+    /// The releases recorded for `environment`, oldest first.
+    pub fn releases(&self, environment: &str) -> Vec<Release> {
+        self.values_of(&format!("/tagrelay/{environment}/verified")).iter().filter_map(|v| Release::parse(v)).collect()
+    }
+}
+
+/// ECS in memory: each cluster's services with their deployments (newest first), and the
+/// image each task definition gives each container. Counts DescribeServices calls.
+#[derive(Default)]
+pub struct FakeEcs {
+    pub services: Mutex<BTreeMap<(String, String), Vec<Deployment>>>,
+    pub images: Mutex<BTreeMap<(String, String), String>>,
+    pub describe_calls: Mutex<usize>,
+}
+
+impl FakeEcs {
+    /// `service` in `cluster` runs `deployments` (newest first).
+    pub fn set(&self, cluster: &str, service: &str, deployments: Vec<Deployment>) {
+        self.services.lock().expect("lock").insert((cluster.to_owned(), service.to_owned()), deployments);
+    }
+
+    /// `task_definition` gives `container` the image `image`.
+    pub fn image(&self, task_definition: &str, container: &str, image: &str) {
+        self.images.lock().expect("lock").insert((task_definition.to_owned(), container.to_owned()), image.to_owned());
+    }
+
+    pub fn describe_calls(&self) -> usize {
+        *self.describe_calls.lock().expect("lock")
+    }
+}
+
+/// One deployment as ECS lists it.
+pub fn deployment(
+    id: &str,
+    primary: bool,
+    task_definition: &str,
+    state: Option<RolloutState>,
+    reason: Option<&str>,
+) -> Deployment {
+    Deployment {
+        id: id.to_owned(),
+        status: if primary { "PRIMARY" } else { "ACTIVE" }.to_owned(),
+        task_definition: task_definition.to_owned(),
+        rollout_state: state,
+        rollout_state_reason: reason.map(str::to_owned),
+        updated_at: Some(DateTime::from_secs(2_000)),
+    }
+}
+
+impl EcsServices for FakeEcs {
+    async fn describe_services(
+        &self,
+        cluster: &str,
+        services: &[String],
+    ) -> Result<BTreeMap<String, ServiceState>, AwsError> {
+        *self.describe_calls.lock().expect("lock") += 1;
+        let known = self.services.lock().expect("lock");
+        Ok(services
+            .iter()
+            .map(|name| {
+                let state = match known.get(&(cluster.to_owned(), name.clone())) {
+                    Some(deployments) => ServiceState::Found { deployments: deployments.clone() },
+                    None => ServiceState::Missing { reason: "MISSING".to_owned() },
+                };
+                (name.clone(), state)
+            })
+            .collect())
+    }
+
+    async fn container_image(&self, task_definition: &str, container: &str) -> Result<Option<String>, AwsError> {
+        Ok(self.images.lock().expect("lock").get(&(task_definition.to_owned(), container.to_owned())).cloned())
+    }
+}
+
 /// Images by (repository, tag) with their push time in seconds.
 #[derive(Default)]
 pub struct FakeRegistry {
@@ -288,13 +374,16 @@ impl FakeBuilds {
         let list = builds.entry(project.to_owned()).or_default();
         for _ in 0..n {
             let id = format!("{project}:manual-{}", list.len() + 1);
-            list.insert(0, BuildRecord { id, status: BuildStatus::Succeeded, fingerprint: None, started: None });
+            list.insert(
+                0,
+                BuildRecord { id, status: BuildStatus::Succeeded, fingerprint: None, started: None, ended: None },
+            );
         }
     }
 }
 
 pub fn record(id: &str, status: BuildStatus, fingerprint: Option<&str>) -> BuildRecord {
-    BuildRecord { id: id.to_owned(), status, fingerprint: fingerprint.map(str::to_owned), started: None }
+    BuildRecord { id: id.to_owned(), status, fingerprint: fingerprint.map(str::to_owned), started: None, ended: None }
 }
 
 impl BuildRunner for FakeBuilds {
@@ -333,7 +422,10 @@ impl BuildRunner for FakeBuilds {
         match self.refusal {
             Some(Refusal::ProjectLimit) => {
                 let id = format!("{}:manual-{}", request.project, list.len() + 1);
-                list.insert(0, BuildRecord { id, status: BuildStatus::InProgress, fingerprint: None, started: None });
+                list.insert(
+                    0,
+                    BuildRecord { id, status: BuildStatus::InProgress, fingerprint: None, started: None, ended: None },
+                );
                 return Ok(StartOutcome::LimitReached {
                     message: "Cannot have more than 1 builds in queue for the account".into(),
                 });
@@ -348,7 +440,10 @@ impl BuildRunner for FakeBuilds {
         self.starts.lock().expect("lock").push(request.clone());
         let fingerprint = request.environment.iter().find(|(k, _)| k == FINGERPRINT_VARIABLE).map(|(_, v)| v.clone());
         let id = format!("{}:{}", request.project, list.len() + 1);
-        list.insert(0, BuildRecord { id: id.clone(), status: BuildStatus::InProgress, fingerprint, started: None });
+        list.insert(
+            0,
+            BuildRecord { id: id.clone(), status: BuildStatus::InProgress, fingerprint, started: None, ended: None },
+        );
         self.tokens.lock().expect("lock").insert(request.idempotency_token.clone(), (request.clone(), id.clone()));
         Ok(StartOutcome::Started { build_id: id })
     }

@@ -1,0 +1,141 @@
+//! The release record: what an environment verifiably ran, written once per fingerprint to
+//! `/tagrelay/{environment}/verified`, whose SSM history is the environment's list of releases.
+//! Promotion and rollback read it; `tagrelay status` and `history` show it.
+
+use std::collections::BTreeMap;
+
+use aws_smithy_types::date_time::Format;
+use aws_smithy_types::DateTime;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::fingerprint::same_state;
+use crate::ports::ParameterVersion;
+
+/// An Intelligent-Tiering parameter value holds at most 8 KB (about 60 services); the scale
+/// work owns a format for more.
+pub const MAX_RECORD_BYTES: usize = 8192;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    pub fingerprint: String,
+    /// service → tag.
+    pub tags: BTreeMap<String, String>,
+    /// service → the image digest (ECR's, for the tag), where known.
+    pub digests: BTreeMap<String, String>,
+    /// The CodeBuild build that deployed it.
+    pub build: String,
+    /// RFC 3339 UTC, whole seconds (`2026-11-30T12:40:31Z`).
+    pub verified_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ReleaseError {
+    #[error("the release record of {fingerprint} is {bytes} bytes; an SSM parameter holds at most {MAX_RECORD_BYTES}")]
+    TooLarge { fingerprint: String, bytes: usize },
+}
+
+impl Release {
+    /// The record as stored.
+    pub fn document(&self) -> Result<String, ReleaseError> {
+        // Plain strings and maps only: serialising cannot fail.
+        let document = serde_json::to_string(self).unwrap_or_default();
+        if document.len() > MAX_RECORD_BYTES {
+            return Err(ReleaseError::TooLarge { fingerprint: self.fingerprint.clone(), bytes: document.len() });
+        }
+        Ok(document)
+    }
+
+    /// Reads a stored record; `None` for a value that is not one (hand-edited, say).
+    pub fn parse(value: &str) -> Option<Self> {
+        serde_json::from_str(value).ok()
+    }
+
+    /// Whether it records the state whose fingerprint is `fingerprint`.
+    pub fn records(&self, fingerprint: &str) -> bool {
+        same_state(&self.fingerprint, fingerprint)
+    }
+}
+
+/// `at` as the record writes it.
+pub fn verified_at(at: DateTime) -> String {
+    DateTime::from_secs(at.secs()).fmt(Format::DateTime).unwrap_or_else(|_| at.secs().to_string())
+}
+
+/// A release as its parameter version holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRelease {
+    pub version: i64,
+    pub release: Release,
+}
+
+/// The releases in a parameter's history, newest first, one per fingerprint (racing writers
+/// may record one twice; the newest copy stands). Versions that are not records are skipped.
+pub fn releases(history: &[ParameterVersion]) -> Vec<StoredRelease> {
+    let mut newest_first: Vec<&ParameterVersion> = history.iter().collect();
+    newest_first.sort_by_key(|version| std::cmp::Reverse(version.version));
+    let mut found: Vec<StoredRelease> = Vec::new();
+    for version in newest_first {
+        let Some(release) = Release::parse(&version.value) else { continue };
+        if !found.iter().any(|kept| kept.release.fingerprint == release.fingerprint) {
+            found.push(StoredRelease { version: version.version, release });
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn release(fingerprint: &str, tag: &str) -> Release {
+        Release {
+            fingerprint: fingerprint.into(),
+            tags: BTreeMap::from([("my-api".into(), tag.into())]),
+            digests: BTreeMap::from([("my-api".into(), format!("sha256:{tag}"))]),
+            build: format!("tagrelay-dev:{tag}"),
+            verified_at: "2026-11-30T12:40:31Z".into(),
+        }
+    }
+
+    fn version(version: i64, value: String) -> ParameterVersion {
+        ParameterVersion { version, value, modified_at: None, modified_by: None, description: None }
+    }
+
+    #[test]
+    fn the_record_reads_back_and_its_time_is_whole_seconds_utc() {
+        let r = release("/my-api/dev/docker-image-tag=3@c0aa4a0b", "42");
+        let document = r.document().expect("small");
+        assert_eq!(Release::parse(&document), Some(r.clone()));
+        assert!(
+            document.starts_with(r#"{"fingerprint":"/my-api/dev/docker-image-tag=3@c0aa4a0b","tags":{"my-api":"42"}"#)
+        );
+        assert_eq!(verified_at(DateTime::from_fractional_secs(1_796_042_431, 0.7)), "2026-11-30T12:40:31Z");
+        assert!(r.records("/my-api/dev/docker-image-tag=3@c0aa4a0b"));
+        assert!(!r.records("/my-api/dev/docker-image-tag=4@c0aa4a0b"));
+    }
+
+    #[test]
+    fn a_record_too_large_for_a_parameter_is_refused_before_writing() {
+        let mut r = release("f", "1");
+        for n in 0..400 {
+            r.tags.insert(format!("service-{n:04}"), "1234567890".into());
+        }
+        assert!(matches!(r.document(), Err(ReleaseError::TooLarge { bytes, .. }) if bytes > MAX_RECORD_BYTES));
+    }
+
+    #[test]
+    fn history_lists_each_release_once_newest_first() {
+        let doc = |f: &str, tag: &str| release(f, tag).document().expect("small");
+        let history = vec![
+            version(1, doc("a", "1")),
+            version(2, doc("b", "2")),
+            version(3, doc("b", "2")),
+            version(4, "hand edited".into()),
+            version(5, doc("c", "3")),
+        ];
+        let listed: Vec<(i64, String)> =
+            releases(&history).into_iter().map(|s| (s.version, s.release.fingerprint)).collect();
+        assert_eq!(listed, [(5, "c".to_owned()), (3, "b".to_owned()), (1, "a".to_owned())]);
+    }
+}
