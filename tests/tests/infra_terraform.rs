@@ -440,7 +440,7 @@ fn the_environment_comparison_fails_both_ways() {
 /// Which rule of events.tf each fixture event must reach (`None`: no pattern rule; the
 /// scheduled event reaches both functions through the sweep's schedule, not a pattern).
 /// Every file in tests/fixtures/events/ must be listed.
-const FIXTURE_RULES: [(&str, Option<&str>); 9] = [
+const FIXTURE_RULES: [(&str, Option<&str>); 13] = [
     ("ecr-push.json", Some("ecr-push")),
     ("ecr-push-media-types.json", Some("ecr-push")),
     // Delivered; record-image-tag then skips it (no tag) with an INFO line.
@@ -451,6 +451,11 @@ const FIXTURE_RULES: [(&str, Option<&str>); 9] = [
     ("codebuild-succeeded.json", Some("build-finished")),
     ("codebuild-in-progress.json", None),
     ("scheduled-event.json", None),
+    // In cluster `default`, which the check narrows the ECS rule to.
+    ("ecs-deployment-in-progress.json", Some("ecs-deployment")),
+    ("ecs-deployment-rollback-in-progress.json", Some("ecs-deployment")),
+    ("ecs-deployment-completed.json", Some("ecs-deployment")),
+    ("ecs-deployment-failed.json", Some("ecs-deployment")),
 ];
 
 fn event_rules() -> (TfFile, EventRules) {
@@ -529,9 +534,38 @@ fn every_pattern_file_feeds_a_rule_and_every_rule_targets_a_function() {
             .unwrap_or_else(|| panic!("infra/events.tf has no {type_name}.pattern"));
         let source =
             |name: &str| declaration.block.body.get_attribute(name).map(|attribute| file.source_of(&attribute.value));
-        assert_eq!(source("for_each"), Some("local.rules"), "{}: {type_name}.pattern", file.at(declaration.block));
+        assert_eq!(
+            source("for_each"),
+            Some("local.created_rules"),
+            "{}: {type_name}.pattern",
+            file.at(declaration.block)
+        );
         assert_eq!(source(argument), Some(expected), "{}: {type_name}.pattern {argument}", file.at(declaration.block));
     }
+}
+
+/// The rule's pattern as Terraform renders it when the environments' ECS clusters are exactly
+/// `clusters`, in the fixtures' region and account: the base pattern with `resources` set to
+/// what the rule's narrowing (`local.ecs_service_arn_prefixes`) evaluates to.
+fn narrowed_by_prefix(base: &Value, narrowed_to: &str, clusters: &[&str]) -> EventPattern {
+    let files = stack_files();
+    let environments: serde_json::Map<String, Value> = clusters
+        .iter()
+        .enumerate()
+        .map(|(index, cluster)| (format!("env{index}"), json!({ "ecs_cluster": cluster })))
+        .collect();
+    let scope = stack_scope(&files)
+        .local("region", text("us-west-2"))
+        .local("account_id", text("111122223333"))
+        .local("environments", hcl_value(Value::Object(environments)));
+    let scope = with_locals(scope, &files);
+    let probe = snippet(&format!("probe = {narrowed_to}\n"));
+    let prefixes = scope
+        .eval(&probe.body.get_attribute("probe").expect("probe").value)
+        .unwrap_or_else(|err| panic!("{narrowed_to} does not evaluate: {err}"));
+    let mut pattern = base.clone();
+    pattern["resources"] = serde_json::to_value(&prefixes).expect("JSON");
+    EventPattern::parse(&pattern).unwrap_or_else(|err| panic!("the narrowed pattern {pattern} is invalid: {err}"))
 }
 
 /// The rule's pattern as Terraform renders it when the configured names (`local.repositories`,
@@ -574,9 +608,18 @@ fn after_narrowing_every_fixture_matches_the_rule_of_its_kind_and_no_other() {
             let field = rule.narrowed_field.as_str();
             // The narrowing lists our names: when the event's name is one of them, the rule takes
             // the event iff it is of the rule's kind; when it is not, the rule never takes it.
-            let own_name = event["detail"][field].as_str();
-            let ours = narrowed(base, field, &[own_name.unwrap_or("ours"), "another"]);
-            let not_ours = narrowed(base, field, &["not-configured"]);
+            let own_name = if rule.top_level { Some("default") } else { event["detail"][field].as_str() };
+            let (ours, not_ours) = if rule.top_level {
+                (
+                    narrowed_by_prefix(base, &rule.narrowed_to, &["default", "another"]),
+                    narrowed_by_prefix(base, &rule.narrowed_to, &["not-configured"]),
+                )
+            } else {
+                (
+                    narrowed(base, field, &[own_name.unwrap_or("ours"), "another"]),
+                    narrowed(base, field, &["not-configured"]),
+                )
+            };
             let wanted = expected == Some(rule.key.as_str());
             assert_eq!(
                 ours.matches(&event),
@@ -600,6 +643,74 @@ fn after_narrowing_every_fixture_matches_the_rule_of_its_kind_and_no_other() {
             );
         }
     }
+}
+
+/// `expression` (Terraform source) evaluated in `scope`.
+fn eval_source(scope: &Scope, expression: &str) -> Result<HclValue, String> {
+    let probe = snippet(&format!("probe = {expression}\n"));
+    scope.eval(&probe.body.get_attribute("probe").expect("probe").value)
+}
+
+/// The stack's locals computed for these environments (`local.environments`: name → fields, the
+/// ECS ones at least) and services (`var.services`, every attribute given).
+fn ecs_scope(environments: Value, services: Value) -> Scope {
+    let files = stack_files();
+    let scope = stack_scope(&files).local("environments", hcl_value(environments)).var("services", hcl_value(services));
+    with_locals(scope, &files)
+}
+
+/// A `var.services` entry with every attribute (Terraform fills in optional() defaults; the
+/// evaluator does not): `fields` over the defaults.
+fn service(fields: Value) -> Value {
+    let mut service = json!({
+        "repository": null, "deploy_on_push": [], "tag_pattern": "^[0-9]+$", "order": "numeric",
+        "ecs_service": null, "verify_on_ecs": true, "container": null,
+    });
+    for (key, value) in fields.as_object().expect("an object") {
+        service[key] = value.clone();
+    }
+    service
+}
+
+#[test]
+fn the_ecs_rule_exists_only_with_a_cluster_and_takes_each_clusters_services_once() {
+    let (file, rules) = event_rules();
+    let conditional: Vec<(&str, &str)> =
+        rules.rules.iter().filter_map(|rule| rule.create.as_deref().map(|c| (rule.key.as_str(), c))).collect();
+    let [("ecs-deployment", create)] = conditional.as_slice() else {
+        panic!("only the ECS rule should be conditional: {conditional:?}")
+    };
+    let created = local(&file, "created_rules").expect("infra/events.tf: local.created_rules");
+    assert_eq!(
+        file.source_of(&created.value),
+        "{ for key, rule in local.rules : key => rule if try(rule.create, true) }",
+        "{}",
+        file.at(created)
+    );
+
+    let services = json!({ "my-api": service(json!({})) });
+    let without =
+        ecs_scope(json!({ "dev": { "ecs_cluster": null }, "prod": { "ecs_cluster": null } }), services.clone());
+    assert_eq!(
+        eval_source(&without, create),
+        Ok(HclValue::Bool(false)),
+        "no cluster: no rule (EventBridge refuses [])"
+    );
+
+    let environments = json!({
+        "dev": { "ecs_cluster": "shared" }, "qa": { "ecs_cluster": "shared" },
+        "prod": { "ecs_cluster": "prod" }, "lab": { "ecs_cluster": null },
+    });
+    let with = ecs_scope(environments, services);
+    assert_eq!(eval_source(&with, create), Ok(HclValue::Bool(true)));
+    assert_eq!(
+        eval_source(&with, "local.ecs_service_arn_prefixes"),
+        Ok(hcl_value(json!([
+            { "prefix": "arn:aws:ecs:eu-west-1:123456789012:service/prod/" },
+            { "prefix": "arn:aws:ecs:eu-west-1:123456789012:service/shared/" },
+        ]))),
+        "one prefix per cluster, ending in / so that cluster `prod` does not take `prod-b`'s services"
+    );
 }
 
 #[test]
