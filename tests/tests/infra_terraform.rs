@@ -1502,3 +1502,135 @@ fn the_order_policies_and_service_defaults_in_infra_are_the_ones_the_code_has() 
     assert_eq!(names, &OrderPolicy::NAMES.map(str::to_owned), "infra/variables.tf and shared/src/order.rs");
     assert!(OrderPolicy::NAMES.iter().all(|name| name.parse::<OrderPolicy>().is_ok()));
 }
+
+/// `local.tagrelay_config` evaluated for these environments (`local.environments`) and services.
+fn rendered_config(environments: Value, services: Value) -> Value {
+    let scope = ecs_scope(environments, services);
+    let rendered = eval_source(&scope, "local.tagrelay_config").unwrap_or_else(|err| panic!("{err}"));
+    serde_json::to_value(&rendered).expect("JSON")
+}
+
+#[test]
+fn the_config_document_renders_the_ecs_fields_only_when_set_and_the_code_reads_it() {
+    // Without ECS: the document of before, plus parameter_placeholder.
+    let plain = rendered_config(
+        json!({ "dev": { "codebuild_project": "tagrelay-dev", "ecs_cluster": null, "verify_timeout": null } }),
+        json!({ "my-api": service(json!({ "deploy_on_push": ["dev"] })) }),
+    );
+    assert_eq!(
+        plain,
+        json!({
+            "parameter_template": "/{service}/{environment}/docker-image-tag",
+            "parameter_placeholder": "initial",
+            "environments": { "dev": { "codebuild_project": "tagrelay-dev" } },
+            "services": { "my-api": {
+                "repository": "my-api", "deploy_on_push": ["dev"], "tag_pattern": "^[0-9]+$", "order": "numeric",
+            } },
+        })
+    );
+    let config = tagrelay::config::Config::from_json(&plain.to_string()).unwrap_or_else(|err| panic!("{err}"));
+    let dev = config.environment("dev").expect("dev");
+    assert_eq!((dev.ecs_cluster.as_deref(), dev.verify_timeout), (None, tagrelay::config::DEFAULT_VERIFY_TIMEOUT));
+    let api = config.service("my-api").expect("my-api");
+    assert_eq!((api.ecs_service.as_deref(), api.container.as_str()), (Some("my-api"), "my-api"), "the defaults");
+
+    // With ECS: a cluster per environment (one without), a service by another ECS name and
+    // container, one by its own, one that is not an ECS service.
+    let ecs = rendered_config(
+        json!({
+            "dev": { "codebuild_project": "tagrelay-dev", "ecs_cluster": "dev", "verify_timeout": null },
+            "prod": { "codebuild_project": "tagrelay-prod", "ecs_cluster": "prod-cluster", "verify_timeout": "20m" },
+            "lab": { "codebuild_project": "tagrelay-lab", "ecs_cluster": null, "verify_timeout": null },
+        }),
+        json!({
+            "my-api": service(json!({ "deploy_on_push": ["dev"], "ecs_service": "api", "container": "app" })),
+            "worker": service(json!({ "deploy_on_push": ["dev"] })),
+            "reports": service(json!({ "verify_on_ecs": false })),
+        }),
+    );
+    assert_eq!(ecs["parameter_placeholder"], "initial");
+    assert_eq!(
+        ecs["environments"],
+        json!({
+            "dev": { "codebuild_project": "tagrelay-dev", "ecs_cluster": "dev" },
+            "prod": { "codebuild_project": "tagrelay-prod", "ecs_cluster": "prod-cluster", "verify_timeout": "20m" },
+            "lab": { "codebuild_project": "tagrelay-lab" },
+        })
+    );
+    let fields = |name: &str| {
+        let service = ecs["services"][name].as_object().unwrap_or_else(|| panic!("{name}")).clone();
+        service.into_iter().filter(|(key, _)| ["ecs_service", "container"].contains(&key.as_str())).collect::<Vec<_>>()
+    };
+    assert_eq!(fields("my-api"), [("container".to_owned(), json!("app")), ("ecs_service".to_owned(), json!("api"))]);
+    assert_eq!(fields("worker"), [], "absent: the code's default (the service's name)");
+    assert_eq!(fields("reports"), [("ecs_service".to_owned(), Value::Null)], "not an ECS service: null");
+
+    let config = tagrelay::config::Config::from_json(&ecs.to_string()).unwrap_or_else(|err| panic!("{err}"));
+    let prod = config.environment("prod").expect("prod");
+    assert_eq!(prod.ecs_cluster.as_deref(), Some("prod-cluster"));
+    assert_eq!(prod.verify_timeout, std::time::Duration::from_secs(20 * 60));
+    assert_eq!(config.environment("lab").and_then(|lab| lab.ecs_cluster.as_deref()), None);
+    let ecs_names = |name: &str| config.service(name).map(|s| (s.ecs_service.clone(), s.container.clone()));
+    assert_eq!(ecs_names("my-api"), Some((Some("api".to_owned()), "app".to_owned())));
+    assert_eq!(ecs_names("worker"), Some((Some("worker".to_owned()), "worker".to_owned())));
+    assert_eq!(ecs_names("reports").and_then(|(ecs_service, _)| ecs_service), None);
+}
+
+#[test]
+fn infra_and_the_code_agree_on_the_placeholder_the_release_records_and_ecs_names() {
+    let files = stack_files();
+    let defaults = stack_scope(&files);
+    assert_eq!(
+        eval_source(&defaults, "var.parameter_placeholder"),
+        Ok(text(tagrelay::config::DEFAULT_PLACEHOLDER)),
+        "infra/variables.tf parameter_placeholder's default"
+    );
+
+    // The release record trigger-deploy writes is the parameter its role may write.
+    let environments = json!({ "dev": { "ecs_cluster": null }, "prod": { "ecs_cluster": "prod" } });
+    let scope = ecs_scope(environments, json!({ "my-api": service(json!({ "deploy_on_push": ["dev"] })) }));
+    let document = rendered_config(
+        json!({
+            "dev": { "codebuild_project": "tagrelay-dev", "ecs_cluster": null, "verify_timeout": null },
+            "prod": { "codebuild_project": "tagrelay-prod", "ecs_cluster": "prod", "verify_timeout": null },
+        }),
+        json!({ "my-api": service(json!({ "deploy_on_push": ["dev"] })) }),
+    );
+    let config = tagrelay::config::Config::from_json(&document.to_string()).unwrap_or_else(|err| panic!("{err}"));
+    let expected: Vec<String> = config
+        .environments()
+        .map(|env| format!("arn:aws:ssm:eu-west-1:123456789012:parameter{}", env.release_parameter()))
+        .collect();
+    assert_eq!(eval_source(&scope, "local.release_record_arns"), Ok(hcl_value(json!(expected))));
+
+    // The ECS name validations accept what ECS does: 1-255 letters, digits, '-' and '_'.
+    let variables = named(&files, "infra/variables.tf");
+    let ecs_name_patterns: Vec<&str> = ["environments", "services"]
+        .into_iter()
+        .flat_map(|name| variable(variables, name).expect("the variable").body.get_blocks("validation"))
+        .flat_map(|validation| regex_patterns(attribute_of(variables, validation, "condition")))
+        .filter(|pattern| pattern.contains("{1,255}"))
+        .collect();
+    assert_eq!(
+        ecs_name_patterns.len(),
+        3,
+        "ecs_cluster, ecs_service/container, the service name: {ecs_name_patterns:?}"
+    );
+    for pattern in ecs_name_patterns {
+        let regex = Regex::new(pattern).expect("a valid regex");
+        for good in ["default", "my-api", "Prod_2", &"a".repeat(255)] {
+            assert!(regex.is_match(good), "{pattern} should accept {good}");
+        }
+        for bad in ["", "my.api", "arn:aws:ecs:eu-west-1:123456789012:cluster/prod", "a/b", &"a".repeat(256)] {
+            assert!(!regex.is_match(bad), "{pattern} should refuse {bad}");
+        }
+    }
+    let timeout: Vec<&str> = variable(variables, "environments")
+        .expect("environments")
+        .body
+        .get_blocks("validation")
+        .flat_map(|validation| regex_patterns(attribute_of(variables, validation, "condition")))
+        .filter(|pattern| *pattern == "^[0-9]+[smhd]$")
+        .collect();
+    assert_eq!(timeout.len(), 1, "one format check of verify_timeout");
+}
