@@ -1634,3 +1634,126 @@ fn infra_and_the_code_agree_on_the_placeholder_the_release_records_and_ecs_names
         .collect();
     assert_eq!(timeout.len(), 1, "one format check of verify_timeout");
 }
+
+/// Every statement of `data.aws_iam_policy_document.<document>` as this configuration renders
+/// it: (actions sorted, resources), a dynamic statement once per instance of its `for_each`.
+fn rendered_statements(document: &str, scope: &Scope) -> Vec<(Vec<String>, Vec<String>)> {
+    let files = stack_files();
+    let iam = named(&files, "infra/iam.tf");
+    let mut rendered = Vec::new();
+    for statement in policy::statements(iam, document) {
+        let mut actions: Vec<String> = statement.actions.iter().map(|a| (*a).to_owned()).collect();
+        actions.sort();
+        let resources = &statement.body.get_attribute("resources").expect("resources").value;
+        let instances = match statement.for_each {
+            None => vec![None],
+            Some(for_each) => match scope.eval(for_each) {
+                Ok(HclValue::Array(items)) => items.into_iter().map(Some).collect(),
+                other => panic!("{}: for_each should evaluate to a list, got {other:?}", statement.at),
+            },
+        };
+        for instance in instances {
+            let scope = match instance {
+                Some(value) => scope.clone().bind("statement", hcl_value(json!({ "value": value }))),
+                None => scope.clone(),
+            };
+            let value = scope.eval(resources).unwrap_or_else(|err| panic!("{}: {err}", statement.at));
+            let resources: Vec<String> = serde_json::from_value(serde_json::to_value(&value).expect("JSON"))
+                .unwrap_or_else(|err| panic!("{}: resources {value}: {err}", statement.at));
+            rendered.push((actions.clone(), resources));
+        }
+    }
+    rendered
+}
+
+#[test]
+fn trigger_deploy_may_verify_on_ecs_and_write_only_the_release_records() {
+    let services = json!({
+        "my-api": service(json!({ "deploy_on_push": ["dev"], "ecs_service": "api" })),
+        "worker": service(json!({ "repository": "team/worker" })),
+        "reports": service(json!({ "verify_on_ecs": false })),
+    });
+    let grants = |environments: Value| {
+        let mut scope = ecs_scope(environments.clone(), services.clone());
+        // The role's other resources, computed from the same configuration.
+        for (name, value) in [
+            ("parameter_arns", json!(["arn:aws:ssm:eu-west-1:123456789012:parameter/p"])),
+            ("project_arns", json!(["arn:aws:codebuild:eu-west-1:123456789012:project/tagrelay-dev"])),
+        ] {
+            scope = scope.local(name, hcl_value(value));
+        }
+        let rendered = rendered_statements("trigger_deploy", &scope);
+        let on = |action: &str| -> Vec<String> {
+            let found: Vec<&(Vec<String>, Vec<String>)> =
+                rendered.iter().filter(|(actions, _)| actions.iter().any(|a| a == action)).collect();
+            assert!(found.len() <= 1, "{action} is granted by {} statements", found.len());
+            found.first().map(|(_, resources)| resources.clone()).unwrap_or_default()
+        };
+        let actions_of = |prefix: &str| -> Vec<String> {
+            rendered.iter().flat_map(|(actions, _)| actions.iter().filter(|a| a.starts_with(prefix)).cloned()).collect()
+        };
+        (
+            on("ecs:DescribeServices"),
+            on("ecs:DescribeTaskDefinition"),
+            on("ssm:PutParameter"),
+            on("ecr:DescribeImages"),
+            {
+                let mut ecs = actions_of("ecs:");
+                ecs.sort();
+                ecs
+            },
+        )
+    };
+
+    let records = [
+        "arn:aws:ssm:eu-west-1:123456789012:parameter/tagrelay/dev/verified",
+        "arn:aws:ssm:eu-west-1:123456789012:parameter/tagrelay/lab/verified",
+        "arn:aws:ssm:eu-west-1:123456789012:parameter/tagrelay/prod/verified",
+    ];
+    let repositories = [
+        "arn:aws:ecr:eu-west-1:123456789012:repository/my-api",
+        "arn:aws:ecr:eu-west-1:123456789012:repository/reports",
+        "arn:aws:ecr:eu-west-1:123456789012:repository/team/worker",
+    ];
+
+    let (services_on, task_definitions, release, images, ecs) = grants(json!({
+        "dev": { "ecs_cluster": "dev" }, "prod": { "ecs_cluster": "prod" }, "lab": { "ecs_cluster": null },
+    }));
+    assert_eq!(
+        services_on,
+        [
+            "arn:aws:ecs:eu-west-1:123456789012:service/dev/api",
+            "arn:aws:ecs:eu-west-1:123456789012:service/dev/worker",
+            "arn:aws:ecs:eu-west-1:123456789012:service/prod/api",
+            "arn:aws:ecs:eu-west-1:123456789012:service/prod/worker",
+        ],
+        "the ECS services of the environments with a cluster, by their ECS name; not `reports`"
+    );
+    assert_eq!(task_definitions, ["*"], "DescribeTaskDefinition has no resource-level permissions");
+    assert_eq!(release, records, "PutParameter on the release records only, one per environment");
+    assert_eq!(images, repositories);
+    assert_eq!(ecs, ["ecs:DescribeServices", "ecs:DescribeTaskDefinition"], "ECS: read only");
+
+    // No environment with a cluster: no ECS statement at all; release records stay (an
+    // environment without ECS gets one when its build succeeds).
+    let (services_on, task_definitions, release, images, ecs) = grants(
+        json!({ "dev": { "ecs_cluster": null }, "prod": { "ecs_cluster": null }, "lab": { "ecs_cluster": null } }),
+    );
+    assert_eq!(
+        (services_on.len(), task_definitions.len(), ecs.len()),
+        (0, 0, 0),
+        "no ECS permission without a cluster"
+    );
+    assert_eq!(release, records);
+    assert_eq!(images, repositories);
+
+    // The release records and the image tags never share a statement: trigger-deploy writes no
+    // image-tag parameter.
+    let files = stack_files();
+    let iam = named(&files, "infra/iam.tf");
+    for statement in policy::statements(iam, "trigger_deploy") {
+        if statement.actions.contains(&"ssm:PutParameter") {
+            assert_eq!(statement.source(iam, "resources"), Some("local.release_record_arns"), "{}", statement.at);
+        }
+    }
+}
