@@ -1757,3 +1757,30 @@ fn trigger_deploy_may_verify_on_ecs_and_write_only_the_release_records() {
         }
     }
 }
+
+#[test]
+fn verification_holds_count_as_holds_and_page_once() {
+    let files = stack_files();
+    let monitoring = named(&files, "infra/monitoring.tf");
+    let pattern_of = |name: &str| {
+        let filter = resource_in(monitoring, "aws_cloudwatch_log_metric_filter", name);
+        attribute_of(monitoring, filter, "pattern").as_str().expect("a string literal").to_owned()
+    };
+    // Every hold, whatever its reason, counts for deploy-held (the alarm that pages).
+    assert_eq!(pattern_of("hold"), r#"{ $.fields.decision = "hold" }"#);
+    // The verification holds, by their reasons (the names trigger-deploy logs).
+    assert_eq!(
+        pattern_of("verification_hold"),
+        r#"{ $.fields.decision = "hold" && ($.fields.reason = "rollout_failed" || $.fields.reason = "verify_timed_out") }"#
+    );
+    // Its alarm tells which kind of hold, without a second page for the same environment.
+    let alarms = local(monitoring, "alarms").expect("local.alarms");
+    let text = monitoring.source_of(&alarms.value);
+    let verify = text.find("\"verify-failed:${name}\"").expect("a verify-failed alarm per environment");
+    let entry =
+        &text[verify..text[verify..].find("} if env.ecs_cluster != null },").map_or(text.len(), |end| verify + end)];
+    assert!(entry.contains("notify      = false"), "the verify-failed alarm should not notify: {entry}");
+    let alarm = resource_in(monitoring, "aws_cloudwatch_metric_alarm", "this");
+    let actions = monitoring.source_of(attribute_of(monitoring, alarm, "alarm_actions"));
+    assert_eq!(actions, "try(each.value.notify, true) ? [aws_sns_topic.alarms.arn] : []");
+}
