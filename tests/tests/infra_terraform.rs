@@ -1441,7 +1441,11 @@ fn the_buildspec_passes_no_reason_and_says_who_started_the_run() {
 
     let commands = buildspec::phase_commands(&text, "pre_build").unwrap_or_else(|err| panic!("{err}"));
     let announce: Vec<&String> = commands.iter().filter(|c| c.contains("echo") && !c.contains("terraform")).collect();
-    let script: String = commands.iter().take_while(|c| !c.contains("terraform")).map(|c| format!("{c}\n")).collect();
+    let script: String = commands
+        .iter()
+        .take_while(|c| !c.contains("terraform") && !c.contains("aws ssm"))
+        .map(|c| format!("{c}\n"))
+        .collect();
     assert!(!announce.is_empty(), "pre_build should say what kind of run this is: {commands:#?}");
 
     let env = [("TAGRELAY_ENVIRONMENT", "dev")];
@@ -1783,4 +1787,107 @@ fn verification_holds_count_as_holds_and_page_once() {
     let alarm = resource_in(monitoring, "aws_cloudwatch_metric_alarm", "this");
     let actions = monitoring.source_of(attribute_of(monitoring, alarm, "alarm_actions"));
     assert_eq!(actions, "try(each.value.notify, true) ? [aws_sns_topic.alarms.arn] : []");
+}
+
+// ---------------------------------------------------------------------------------------------
+// infra/buildspec.yml: a run deploys exactly what it was started for
+// ---------------------------------------------------------------------------------------------
+
+/// The pre_build commands up to `terraform init`, then what the team's Terraform would see.
+fn resolution_script() -> String {
+    let commands = buildspec::phase_commands(&buildspec_text(), "pre_build").unwrap_or_else(|err| panic!("{err}"));
+    let resolve: Vec<&String> = commands.iter().filter(|c| c.contains("TF_VAR_tagrelay_image_tags")).collect();
+    assert_eq!(resolve.len(), 1, "one pre_build command resolves the fingerprint: {commands:#?}");
+    let before_init: String =
+        commands.iter().take_while(|c| !c.contains("terraform init")).map(|c| format!("{c}\n")).collect();
+    assert!(before_init.contains(resolve[0].as_str()), "the fingerprint is resolved before `terraform init`");
+    format!("{before_init}status=$?\nprintenv TF_VAR_tagrelay_image_tags || echo '<not exported>'\nexit $status\n")
+}
+
+/// The fingerprint tagrelay starts a run with, from the one definition.
+fn fingerprint_of(parameters: &[(&str, &str, i64)]) -> String {
+    let stored = parameters
+        .iter()
+        .map(|(name, value, version)| {
+            ((*name).to_owned(), tagrelay::ports::StoredParameter::string(*value, *version, None))
+        })
+        .collect();
+    tagrelay::deploy::fingerprint::fingerprint(&stored)
+}
+
+/// The exported map, as the last line of stdout.
+fn exported(stdout: &str) -> Value {
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|err| panic!("not a JSON object ({err}): {stdout}"))
+}
+
+#[test]
+fn a_tagrelay_run_deploys_the_values_at_its_fingerprints_versions() {
+    let script = resolution_script();
+    let fingerprint =
+        fingerprint_of(&[("/my-api/dev/docker-image-tag", "42", 3), ("/worker/dev/docker-image-tag", "1.2.3", 1)]);
+    assert!(fingerprint.contains("/my-api/dev/docker-image-tag=3@"), "{fingerprint}");
+    let env = [("TAGRELAY_ENVIRONMENT", "dev"), ("TAGRELAY_FINGERPRINT", fingerprint.as_str())];
+    // Version 4 was written since the run was started: the run still deploys version 3.
+    let parameters = [
+        ("/my-api/dev/docker-image-tag:3", "42"),
+        ("/my-api/dev/docker-image-tag:4", "43"),
+        ("/worker/dev/docker-image-tag:1", "1.2.3"),
+    ];
+    let run = buildspec::run_with_stub_aws("resolve", &script, &env, &parameters);
+    assert!(run.success, "{run:#?}");
+    assert_eq!(
+        exported(&run.stdout),
+        json!({ "/my-api/dev/docker-image-tag": "42", "/worker/dev/docker-image-tag": "1.2.3" }),
+        "{run:#?}"
+    );
+    assert_eq!(
+        run.aws_calls,
+        [
+            "ssm get-parameter --name /my-api/dev/docker-image-tag:3 --query Parameter.Value --output text",
+            "ssm get-parameter --name /worker/dev/docker-image-tag:1 --query Parameter.Value --output text",
+        ]
+    );
+
+    // A build started by an older tagrelay: name=version, nothing to check the value against.
+    let env = [("TAGRELAY_ENVIRONMENT", "dev"), ("TAGRELAY_FINGERPRINT", "/my-api/dev/docker-image-tag=4")];
+    let run = buildspec::run_with_stub_aws("resolve-legacy", &script, &env, &parameters);
+    assert!(run.success, "{run:#?}");
+    assert_eq!(exported(&run.stdout), json!({ "/my-api/dev/docker-image-tag": "43" }));
+
+    // A placeholder is passed on as Terraform reads it: JSON escapes, `${` and `%{` doubled.
+    let odd = r#"no "tag" \ ${yet} %{x}"#;
+    let fingerprint = fingerprint_of(&[("/my-api/dev/docker-image-tag", odd, 1)]);
+    let env = [("TAGRELAY_ENVIRONMENT", "dev"), ("TAGRELAY_FINGERPRINT", fingerprint.as_str())];
+    let run =
+        buildspec::run_with_stub_aws("resolve-placeholder", &script, &env, &[("/my-api/dev/docker-image-tag:1", odd)]);
+    assert!(run.success, "{run:#?}");
+    assert_eq!(exported(&run.stdout), json!({ "/my-api/dev/docker-image-tag": r#"no "tag" \ $${yet} %%{x}"# }));
+}
+
+#[test]
+fn a_run_whose_parameter_was_re_created_since_fails_before_terraform() {
+    let script = resolution_script();
+    // Started for version 1 = "42"; the parameter was deleted and created again: version 1 is "7".
+    let fingerprint = fingerprint_of(&[("/my-api/dev/docker-image-tag", "42", 1)]);
+    let env = [("TAGRELAY_ENVIRONMENT", "dev"), ("TAGRELAY_FINGERPRINT", fingerprint.as_str())];
+    let run = buildspec::run_with_stub_aws("re-created", &script, &env, &[("/my-api/dev/docker-image-tag:1", "7")]);
+    assert!(!run.success, "the phase must fail: {run:#?}");
+    assert!(run.stderr.contains("/my-api/dev/docker-image-tag version 1"), "{}", run.stderr);
+    assert!(run.stderr.contains("deleted and created again"), "{}", run.stderr);
+    assert!(run.stdout.contains("<not exported>"), "{run:#?}");
+
+    // A version that no longer exists (SSM keeps the newest 100): the CLI's error, then a failure.
+    let run = buildspec::run_with_stub_aws("version-gone", &script, &env, &[]);
+    assert!(!run.success && run.stderr.contains("ParameterVersionNotFound"), "{run:#?}");
+    assert!(run.stdout.contains("<not exported>"), "{run:#?}");
+}
+
+#[test]
+fn a_manual_run_exports_no_image_tags() {
+    let script = resolution_script();
+    let run = buildspec::run_with_stub_aws("manual", &script, &[("TAGRELAY_ENVIRONMENT", "dev")], &[]);
+    assert!(run.success, "{run:#?}");
+    assert!(run.aws_calls.is_empty(), "{run:#?}");
+    assert!(run.stdout.contains("manual run") && run.stdout.contains("<not exported>"), "{run:#?}");
 }
