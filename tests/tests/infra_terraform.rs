@@ -1891,3 +1891,37 @@ fn a_manual_run_exports_no_image_tags() {
     assert!(run.aws_calls.is_empty(), "{run:#?}");
     assert!(run.stdout.contains("manual run") && run.stdout.contains("<not exported>"), "{run:#?}");
 }
+
+#[test]
+fn the_example_service_deploys_the_tag_its_run_was_started_for() {
+    let files = example_files();
+    let refs: Vec<&TfFile> = files.iter().collect();
+    let data = json!({ "aws_ssm_parameter": { "image_tag": { "insecure_value": "43" } } });
+    let image_tag = |tagrelay_image_tags: Value| {
+        let scope = Scope::with_defaults(&refs)
+            .var("environment", text("dev"))
+            .var("tagrelay_image_tags", hcl_value(tagrelay_image_tags))
+            .bind("data", hcl_value(data.clone()));
+        let scope = scope.with_locals_of(&refs);
+        eval_source(&scope, "local.image_tag")
+    };
+    // A tagrelay run: the value at the fingerprint's version, though the parameter moved on.
+    assert_eq!(
+        image_tag(json!({ "/my-api/dev/docker-image-tag": "42", "/worker/dev/docker-image-tag": "7" })),
+        Ok(text("42"))
+    );
+    // A manual run (nothing passed), or a run that does not name this service's parameter.
+    assert_eq!(image_tag(json!({})), Ok(text("43")));
+    assert_eq!(image_tag(json!({ "/my-api/prod/docker-image-tag": "40" })), Ok(text("43")));
+
+    let defaults = Scope::with_defaults(&refs);
+    assert_eq!(eval_source(&defaults, "var.tagrelay_image_tags"), Ok(hcl_value(json!({}))));
+    // The circuit breaker with rollback stays: it is what turns a bad image into a FAILED
+    // deployment that verification reports.
+    let main = named(&files, "infra/examples/ecs-service/main.tf");
+    let service = resource_in(main, "aws_ecs_service", "this");
+    let breaker = service.body.get_blocks("deployment_circuit_breaker").next().expect("a circuit breaker");
+    for argument in ["enable", "rollback"] {
+        assert_eq!(defaults.eval(attribute_of(main, breaker, argument)), Ok(HclValue::Bool(true)), "{argument}");
+    }
+}

@@ -112,6 +112,18 @@ impl Scope {
         ctx.declare_func("distinct", FuncDef::builder().param(ParamType::Any).build(distinct));
         ctx.declare_func("merge", FuncDef::builder().variadic_param(ParamType::Any).build(merge));
         ctx.declare_func("coalesce", FuncDef::builder().variadic_param(ParamType::Any).build(coalesce));
+        ctx.declare_func(
+            "lookup",
+            FuncDef::builder().param(ParamType::Any).param(ParamType::String).param(ParamType::Any).build(lookup),
+        );
+        ctx.declare_func(
+            "replace",
+            FuncDef::builder()
+                .param(ParamType::String)
+                .param(ParamType::String)
+                .param(ParamType::String)
+                .build(replace),
+        );
         hcl::Expression::from(expr.clone()).evaluate(&ctx).map_err(|err| err.to_string())
     }
 }
@@ -224,4 +236,24 @@ fn coalesce(args: FuncArgs) -> Result<Value, String> {
         .find(|arg| !matches!(arg, Value::Null) && arg.as_str() != Some(""))
         .cloned()
         .ok_or_else(|| "coalesce: no non-null, non-empty-string argument".to_owned())
+}
+
+/// `lookup(map, key, default)`
+fn lookup(args: FuncArgs) -> Result<Value, String> {
+    let Value::Object(entries) = &args[0] else { return Err(format!("lookup in {}", args[0])) };
+    let key = args[1].as_str().ok_or("lookup of a non-string key")?;
+    Ok(entries.get(key).cloned().unwrap_or_else(|| args[2].clone()))
+}
+
+/// `replace(string, substring, replacement)` with a plain substring; the `/regex/` form is not
+/// implemented.
+fn replace(args: FuncArgs) -> Result<Value, String> {
+    let (Some(string), Some(substring), Some(replacement)) = (args[0].as_str(), args[1].as_str(), args[2].as_str())
+    else {
+        return Err("replace of non-strings".to_owned());
+    };
+    if substring.len() > 1 && substring.starts_with('/') && substring.ends_with('/') {
+        return Err(format!("replace with the regular expression {substring} is not implemented"));
+    }
+    Ok(Value::String(string.replace(substring, replacement)))
 }
