@@ -8,6 +8,7 @@ locals {
     ecr       = jsondecode(file("${path.module}/event-patterns/ecr-image-action.json"))
     parameter = jsondecode(file("${path.module}/event-patterns/parameter-store-change.json"))
     build     = jsondecode(file("${path.module}/event-patterns/codebuild-build-state-change.json"))
+    ecs       = jsondecode(file("${path.module}/event-patterns/ecs-deployment-state-change.json"))
   }
 
   rules = {
@@ -32,11 +33,26 @@ locals {
         detail = merge(local.base_patterns.build.detail, { "project-name" = local.projects })
       })
     }
+    # Verified deploys: a deployment of a service in one of the environments' clusters started,
+    # completed or failed. The event names the service only in `resources`, by its ARN; the long
+    # format (the default since 2021) names the cluster, so the rule takes the clusters' prefixes.
+    ecs-deployment = {
+      description = "tagrelay: ECS deployments of services in the environments' clusters"
+      function    = "trigger-deploy"
+      create      = length(local.ecs_clusters) > 0
+      pattern = merge(local.base_patterns.ecs, {
+        resources = local.ecs_service_arn_prefixes
+      })
+    }
   }
+
+  # A rule whose narrowing lists nothing of ours is not created (no environment has an
+  # ecs_cluster): EventBridge refuses an empty list, and no event could be ours.
+  created_rules = { for key, rule in local.rules : key => rule if try(rule.create, true) }
 }
 
 resource "aws_cloudwatch_event_rule" "pattern" {
-  for_each = local.rules
+  for_each = local.created_rules
 
   name          = "${var.name_prefix}-${each.key}"
   description   = each.value.description
@@ -54,7 +70,7 @@ resource "aws_cloudwatch_event_rule" "pattern" {
 }
 
 resource "aws_cloudwatch_event_target" "pattern" {
-  for_each = local.rules
+  for_each = local.created_rules
 
   rule      = aws_cloudwatch_event_rule.pattern[each.key].name
   target_id = each.value.function
@@ -66,7 +82,7 @@ resource "aws_cloudwatch_event_target" "pattern" {
 }
 
 resource "aws_lambda_permission" "pattern" {
-  for_each = local.rules
+  for_each = local.created_rules
 
   statement_id  = "AllowEventBridge-${each.key}"
   action        = "lambda:InvokeFunction"

@@ -69,7 +69,8 @@ data "aws_iam_policy_document" "record_image_tag" {
   }
 }
 
-# trigger-deploy: read the parameters' versions; list, inspect and start the tagrelay projects' builds.
+# trigger-deploy: read the parameters' versions; list, inspect and start the tagrelay projects'
+# builds; verify a successful run on ECS and write the environment's release record.
 data "aws_iam_policy_document" "trigger_deploy" {
   source_policy_documents = [data.aws_iam_policy_document.function_common["trigger-deploy"].json]
 
@@ -83,6 +84,46 @@ data "aws_iam_policy_document" "trigger_deploy" {
     sid       = "RunTagrelayProjects"
     actions   = ["codebuild:ListBuildsForProject", "codebuild:BatchGetBuilds", "codebuild:StartBuild"]
     resources = local.project_arns
+  }
+
+  # The release record /tagrelay/<env>/verified of each environment, and nothing else under
+  # /tagrelay/: PutParameter creates it on the first write (Terraform does not manage it; a
+  # String parameter without tags needs no ssm:AddTagsToResource); its history is the list of
+  # releases.
+  statement {
+    sid       = "ReadWriteReleaseRecords"
+    actions   = ["ssm:PutParameter", "ssm:GetParameter", "ssm:GetParameterHistory"]
+    resources = local.release_record_arns
+  }
+
+  # A release record's digests: the images of the tags deployed, from the configured repositories.
+  statement {
+    sid       = "DescribeConfiguredRepositories"
+    actions   = ["ecr:DescribeImages"]
+    resources = local.repository_arns
+  }
+
+  # Verification: the PRIMARY deployment of each ECS service of the environments with an
+  # ecs_cluster. Only when some environment has one.
+  dynamic "statement" {
+    for_each = length(local.ecs_service_arns) > 0 ? [local.ecs_service_arns] : []
+    content {
+      sid       = "DescribeVerifiedEcsServices"
+      actions   = ["ecs:DescribeServices"]
+      resources = statement.value
+    }
+  }
+
+  # The image of the PRIMARY deployment's task definition. ecs:DescribeTaskDefinition has no
+  # resource-level permissions (Service Authorization Reference, Amazon ECS: no resource type,
+  # no condition key), so "*" is the only resource it takes; it reads definitions only.
+  dynamic "statement" {
+    for_each = length(local.ecs_service_arns) > 0 ? ["*"] : []
+    content {
+      sid       = "DescribeTaskDefinitions"
+      actions   = ["ecs:DescribeTaskDefinition"]
+      resources = [statement.value]
+    }
   }
 }
 

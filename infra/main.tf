@@ -64,20 +64,50 @@ locals {
   build_log_groups    = { for name, env in local.environments : name => "/aws/codebuild/${env.codebuild_project}" }
   log_group_names     = concat(values(local.function_log_groups), values(local.build_log_groups))
 
+  # Verified deploys. The ECS clusters of the environments that have one; the services verified
+  # there (verify_on_ecs), by their ECS name (default: the service's); each environment's release
+  # record, which trigger-deploy writes (PutParameter creates it; Terraform does not manage it).
+  ecs_clusters = sort(distinct([for env in values(local.environments) : env.ecs_cluster if env.ecs_cluster != null]))
+  # What the ECS deployment rule matches: the long service ARN format names the cluster.
+  ecs_service_arn_prefixes = [
+    for cluster in local.ecs_clusters : { prefix = "arn:${local.partition}:ecs:${local.region}:${local.account_id}:service/${cluster}/" }
+  ]
+  ecs_service_arns = sort(distinct(flatten([
+    for env in values(local.environments) : [
+      for name, svc in local.services :
+      "arn:${local.partition}:ecs:${local.region}:${local.account_id}:service/${env.ecs_cluster}/${coalesce(svc.ecs_service, name)}"
+      if svc.verify_on_ecs
+    ] if env.ecs_cluster != null
+  ])))
+  release_record_arns = [
+    for name in sort(keys(local.environments)) : "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/tagrelay/${name}/verified"
+  ]
+
   # The document both functions read from TAGRELAY_CONFIG. The code refuses unknown fields, so
-  # only the fields it knows are rendered (not the CodeBuild settings of var.environments).
+  # only the fields it knows are rendered (not the CodeBuild settings of var.environments), and an
+  # optional field only when it is set: absent, the code's default applies (no ECS verification,
+  # verify_timeout 30m, ecs_service and container = the service's name).
   tagrelay_config = {
-    parameter_template = var.parameter_template
+    parameter_template    = var.parameter_template
+    parameter_placeholder = var.parameter_placeholder
     environments = {
-      for name, env in local.environments : name => { codebuild_project = env.codebuild_project }
+      for name, env in local.environments : name => merge(
+        { codebuild_project = env.codebuild_project },
+        { for field, value in { ecs_cluster = env.ecs_cluster, verify_timeout = env.verify_timeout } : field => value if value != null },
+      )
     }
     services = {
-      for name, svc in local.services : name => {
-        repository     = svc.repository
-        deploy_on_push = svc.deploy_on_push
-        tag_pattern    = svc.tag_pattern
-        order          = svc.order
-      }
+      for name, svc in local.services : name => merge(
+        {
+          repository     = svc.repository
+          deploy_on_push = svc.deploy_on_push
+          tag_pattern    = svc.tag_pattern
+          order          = svc.order
+        },
+        { for field, value in { ecs_service = svc.ecs_service, container = svc.container } : field => value if value != null },
+        # Not an ECS service: `"ecs_service": null` (optional() cannot express null, hence verify_on_ecs).
+        { for field in(svc.verify_on_ecs ? [] : ["ecs_service"]) : field => null },
+      )
     }
   }
 }

@@ -62,6 +62,19 @@ locals {
       dimensions  = { Environment = name }
       statistic   = "Sum"
     } },
+    # Which kind of hold: the run succeeded but ECS does not run what it deployed (rolled back,
+    # failed, or not completed within verify_timeout). These holds also count for deploy-held,
+    # which pages; this one does not notify (notify = false), so one held environment is one
+    # page, and its state tells the responder to look at ECS rather than at the build.
+    { for name, env in local.environments : "verify-failed:${name}" => {
+      name        = "${var.name_prefix}-${name}-verify-failed"
+      description = "tagrelay holds ${name} after a successful run: ECS does not run what it deployed (rollout_failed: rolled back, failed, or another image runs; verify_timed_out: not completed within verify_timeout). See the ECS service's deployments and events and the saved query ${var.name_prefix}/errors; then `tagrelay retry --env ${name}` or fix forward. Paged through ${var.name_prefix}-${name}-deploy-held."
+      namespace   = aws_cloudwatch_log_metric_filter.verification_hold.metric_transformation[0].namespace
+      metric      = aws_cloudwatch_log_metric_filter.verification_hold.metric_transformation[0].name
+      dimensions  = { Environment = name }
+      statistic   = "Sum"
+      notify      = false
+    } if env.ecs_cluster != null },
   )
 }
 
@@ -80,8 +93,8 @@ resource "aws_cloudwatch_metric_alarm" "this" {
   comparison_operator = "GreaterThanOrEqualToThreshold"
   treat_missing_data  = "notBreaching"
   actions_enabled     = true
-  alarm_actions       = [aws_sns_topic.alarms.arn]
-  ok_actions          = [aws_sns_topic.alarms.arn]
+  alarm_actions       = try(each.value.notify, true) ? [aws_sns_topic.alarms.arn] : []
+  ok_actions          = try(each.value.notify, true) ? [aws_sns_topic.alarms.arn] : []
   tags                = local.tags
 }
 
@@ -101,6 +114,22 @@ resource "aws_cloudwatch_log_metric_filter" "hold" {
   }
 }
 
+# The holds of verified deploys: trigger-deploy logs them at ERROR with fields.decision = "hold"
+# too (so the filter above counts them as well) and the reason rollout_failed or verify_timed_out.
+resource "aws_cloudwatch_log_metric_filter" "verification_hold" {
+  name           = "${var.name_prefix}-verification-holds"
+  log_group_name = aws_cloudwatch_log_group.function["trigger-deploy"].name
+  pattern        = "{ $.fields.decision = \"hold\" && ($.fields.reason = \"rollout_failed\" || $.fields.reason = \"verify_timed_out\") }"
+
+  metric_transformation {
+    namespace  = "tagrelay"
+    name       = "VerificationHolds"
+    value      = "1"
+    unit       = "Count"
+    dimensions = { Environment = "$.fields.environment" }
+  }
+}
+
 ################################################################################
 # CloudWatch Logs Insights saved queries (the JSON subscriber puts a line's fields under `fields`).
 ################################################################################
@@ -113,6 +142,19 @@ resource "aws_cloudwatch_query_definition" "deploys_by_environment" {
     | filter fields.decision = "start"
     | stats count(*) as deploys, latest(@timestamp) as last_start, latest(fields.build) as last_build by fields.environment
     | sort deploys desc
+  EOT
+}
+
+# Releases: trigger-deploy logs decision = "verified" once per release (ECS showed it, or the
+# build succeeded in an environment without ECS); the release records hold the same history.
+resource "aws_cloudwatch_query_definition" "releases_by_environment" {
+  name            = "${var.name_prefix}/releases-by-environment"
+  log_group_names = [aws_cloudwatch_log_group.function["trigger-deploy"].name]
+  query_string    = <<-EOT
+    fields @timestamp, fields.environment, fields.reason, fields.build, fields.fingerprint
+    | filter fields.decision = "verified"
+    | stats count(*) as releases, latest(@timestamp) as last_release, latest(fields.build) as last_build, latest(fields.fingerprint) as last_fingerprint by fields.environment
+    | sort last_release desc
   EOT
 }
 

@@ -34,7 +34,7 @@ output "codebuild_role_arns" {
 }
 
 output "event_rule_arns" {
-  description = "EventBridge rules: ecr-push, parameter-change, build-finished, sweep."
+  description = "EventBridge rules: ecr-push, parameter-change, build-finished, sweep, and ecs-deployment when an environment has an ecs_cluster."
   value = merge(
     { for key, rule in aws_cloudwatch_event_rule.pattern : key => rule.arn },
     { sweep = aws_cloudwatch_event_rule.sweep.arn },

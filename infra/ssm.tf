@@ -26,5 +26,11 @@ resource "aws_ssm_parameter" "image_tag" {
 
   lifecycle {
     ignore_changes = [value, description]
+
+    # /tagrelay/ holds the release records trigger-deploy writes (and may write).
+    precondition {
+      condition     = !startswith(each.value.name, "/tagrelay/")
+      error_message = "The image-tag parameter ${each.value.name} would be under /tagrelay/, where tagrelay keeps its release records: change parameter_template, or rename the service or environment named tagrelay."
+    }
   }
 }

@@ -53,6 +53,12 @@ variable "environments" {
     - policy_arns: managed policies attached to the project's service role: what the team's
       Terraform needs to manage the environment (e.g. ECS, IAM PassRole, the state bucket's KMS key).
     - policy_json: an optional inline policy for the same purpose.
+    - ecs_cluster: the ECS cluster (name, this account and region) the environment's services run
+      in. Set: after a successful run tagrelay verifies on ECS that each ECS service's PRIMARY
+      deployment runs the deployed image and completed. null (default): no ECS verification; a
+      successful run is the release.
+    - verify_timeout: how long after the run's end a rollout may stay in progress before the
+      environment is held (`<n>s|m|h|d`, 1m to 1d; null: tagrelay's default, 30m).
   EOT
   type = map(object({
     codebuild_project = optional(string)
@@ -62,6 +68,8 @@ variable "environments" {
     source_version    = optional(string)
     policy_arns       = optional(list(string), [])
     policy_json       = optional(string)
+    ecs_cluster       = optional(string)
+    verify_timeout    = optional(string)
   }))
 
   validation {
@@ -95,6 +103,34 @@ variable "environments" {
     condition     = alltrue([for env in values(var.environments) : env.policy_json == null || can(jsondecode(env.policy_json))])
     error_message = "policy_json must be a JSON policy document."
   }
+
+  # ECS cluster names: 1-255 letters, digits, hyphens and underscores (ECS API Reference,
+  # CreateCluster clusterName); the rule and the role name the cluster in service ARNs.
+  validation {
+    condition = alltrue([
+      for env in values(var.environments) : env.ecs_cluster == null || can(regex("^[A-Za-z0-9_-]{1,255}$", env.ecs_cluster))
+    ])
+    error_message = "environments.<env>.ecs_cluster must be an ECS cluster name (1-255 letters, digits, '-' and '_'), not an ARN."
+  }
+
+  validation {
+    condition = alltrue([
+      for env in values(var.environments) : env.verify_timeout == null || can(regex("^[0-9]+[smhd]$", env.verify_timeout))
+    ])
+    error_message = "environments.<env>.verify_timeout must be a duration <n>s, <n>m, <n>h or <n>d, e.g. 30m."
+  }
+
+  # 1m to 1d, as the code accepts it. try(): a value the format check above refuses counts as in range here.
+  validation {
+    condition = alltrue([
+      for env in values(var.environments) : env.verify_timeout == null || try(
+        tonumber(regex("^([0-9]+)[smhd]$", env.verify_timeout)[0]) * { s = 1, m = 60, h = 3600, d = 86400 }[regex("[smhd]$", env.verify_timeout)] >= 60 &&
+        tonumber(regex("^([0-9]+)[smhd]$", env.verify_timeout)[0]) * { s = 1, m = 60, h = 3600, d = 86400 }[regex("[smhd]$", env.verify_timeout)] <= 86400,
+        true
+      )
+    ])
+    error_message = "environments.<env>.verify_timeout must be between 1m and 1d."
+  }
 }
 
 variable "services" {
@@ -105,12 +141,23 @@ variable "services" {
       `environments`. `[]` for a service promoted only by hand.
     - tag_pattern: regular expression a tag must match (Rust regex syntax; anchor it with ^...$).
     - order: which tag is newer: numeric, semver, pushed-at or none.
+    - ecs_service: the ECS service's name in the clusters of the environments that have an
+      ecs_cluster (default: the service name).
+    - verify_on_ecs: false for a service that is not an ECS service (a Lambda, a batch job, …):
+      tagrelay never looks for it on ECS (rendered as `"ecs_service": null`; Terraform's
+      optional() cannot tell a null from an absent attribute, hence a field of its own).
+      Default true.
+    - container: the container of the task definition whose image is checked (default: the
+      service name).
   EOT
   type = map(object({
     repository     = optional(string)
     deploy_on_push = list(string)
     tag_pattern    = optional(string, "^[0-9]+$")
     order          = optional(string, "numeric")
+    ecs_service    = optional(string)
+    verify_on_ecs  = optional(bool, true)
+    container      = optional(string)
   }))
 
   validation {
@@ -151,6 +198,32 @@ variable "services" {
   validation {
     condition     = alltrue([for svc in values(var.services) : can(regexall(svc.tag_pattern, ""))])
     error_message = "services.<svc>.tag_pattern must be a valid regular expression."
+  }
+
+  # ECS service and container names: 1-255 letters, digits, hyphens and underscores.
+  validation {
+    condition = alltrue(flatten([
+      for svc in values(var.services) : [
+        for name in [svc.ecs_service, svc.container] : name == null || can(regex("^[A-Za-z0-9_-]{1,255}$", name))
+      ]
+    ]))
+    error_message = "services.<svc>.ecs_service and container must be ECS names (1-255 letters, digits, '-' and '_')."
+  }
+
+  # Both default to the service's name, which must then be an ECS name too (service names may
+  # contain '.', ECS names may not), once some environment verifies on ECS.
+  validation {
+    condition = alltrue([
+      for name, svc in var.services :
+      !svc.verify_on_ecs || alltrue([for env in values(var.environments) : env.ecs_cluster == null]) ||
+      can(regex("^[A-Za-z0-9_-]{1,255}$", name)) || (svc.ecs_service != null && svc.container != null)
+    ])
+    error_message = "A service verified on ECS whose name is not an ECS name (letters, digits, '-' and '_') needs an explicit ecs_service and container, or verify_on_ecs = false."
+  }
+
+  validation {
+    condition     = alltrue([for svc in values(var.services) : svc.verify_on_ecs || (svc.ecs_service == null && svc.container == null)])
+    error_message = "A service with verify_on_ecs = false is not an ECS service: it takes no ecs_service or container."
   }
 }
 

@@ -139,3 +139,49 @@ mod deploy_events {
         assert!(err.to_string().contains("project-name"), "{err}");
     }
 }
+
+/// The four "ECS Deployment State Change" samples of the ECS Developer Guide (service deployment
+/// events): the service is only in `resources` (long ARN format, so the cluster is in it).
+mod ecs_deployment_events {
+    use super::fixture;
+    use tagrelay::event::ecs::parse_deployment_change;
+
+    #[test]
+    fn the_four_samples_parse_with_cluster_service_name_and_deployment() {
+        let cases = [
+            (
+                "ecs-deployment-in-progress.json",
+                "SERVICE_DEPLOYMENT_IN_PROGRESS",
+                "ECS deployment deploymentId in progress.",
+            ),
+            (
+                "ecs-deployment-rollback-in-progress.json",
+                "SERVICE_DEPLOYMENT_IN_PROGRESS",
+                "ECS deployment circuit breaker: rolling back to deploymentId deploymentID.",
+            ),
+            ("ecs-deployment-completed.json", "SERVICE_DEPLOYMENT_COMPLETED", "ECS deployment deploymentID completed."),
+            (
+                "ecs-deployment-failed.json",
+                "SERVICE_DEPLOYMENT_FAILED",
+                "ECS deployment circuit breaker: task failed to start.",
+            ),
+        ];
+        for (name, event_name, reason) in cases {
+            let change = parse_deployment_change(&fixture(name)).unwrap_or_else(|err| panic!("{name}: {err}"));
+            assert_eq!(change.cluster, "default", "{name}");
+            assert_eq!(change.service, "servicetest", "{name}");
+            assert_eq!(change.event_name, event_name, "{name}");
+            assert_eq!(change.deployment_id, "ecs-svc/123", "{name}");
+            assert_eq!(change.updated_at.as_deref(), Some("2020-05-23T11:11:11Z"), "{name}");
+            assert_eq!(change.reason.as_deref(), Some(reason), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_sample_with_the_short_service_arn_is_refused_naming_the_field() {
+        let mut event = fixture("ecs-deployment-completed.json");
+        event["resources"] = serde_json::json!(["arn:aws:ecs:us-west-2:111122223333:service/servicetest"]);
+        let err = parse_deployment_change(&event).expect_err("the short ARN names no cluster");
+        assert_eq!(err.field(), "resources[0]", "{err}");
+    }
+}

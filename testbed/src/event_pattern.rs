@@ -3,18 +3,22 @@
 //! (<https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-event-patterns.html>).
 //!
 //! `infra/event-patterns/*.json` and `infra/events.tf` (which narrows them with lists of our
-//! repository, parameter and project names) use two things, and those are emulated:
+//! repository, parameter and project names, and the ECS rule with the service ARN prefixes of our
+//! clusters) use three things, and those are emulated:
 //!
 //! * nested objects: a pattern field whose value is an object matches the event field's object;
-//! * leaf arrays of strings, any of which may match exactly (`""` matches only `""`).
+//! * leaf arrays of strings, any of which may match exactly (`""` matches only `""`);
+//! * in such an array, `{"prefix": "<string>"}`: a string value that starts with it (case
+//!   sensitive; never a number, boolean or `null`).
 //!
 //! On the event side, as EventBridge does: a field that is an array matches when any element does
 //! (nested arrays are flattened), and objects inside an array are matched one element at a time,
 //! so two fields of a pattern never match in two different elements.
 //!
 //! Everything else of EventBridge's grammar is refused when the pattern is parsed, with
-//! [`PatternError::Unsupported`] naming the operator and where it is: the operators (`prefix`,
-//! `suffix`, `equals-ignore-case`, `wildcard`, `anything-but`, `exists`, `numeric`, `cidr`),
+//! [`PatternError::Unsupported`] naming the operator and where it is: the other operators
+//! (`suffix`, `equals-ignore-case`, `wildcard`, `anything-but`, `exists`, `numeric`, `cidr`),
+//! `prefix` with anything but a non-empty string (`{"prefix": {"equals-ignore-case": …}}`),
 //! `$or`, and number, boolean and `null` values. A rule that needs one gets it here first, with
 //! its tests; until then a local rule can never match differently from the one in AWS.
 
@@ -22,7 +26,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-/// The operators of EventBridge's grammar, all refused: `infra/` uses none of them.
+/// The operators of EventBridge's grammar; all but `prefix` (with a string) are refused:
+/// `infra/` uses none of them.
 const OPERATORS: [&str; 8] =
     ["prefix", "suffix", "equals-ignore-case", "wildcard", "anything-but", "exists", "numeric", "cidr"];
 
@@ -94,7 +99,7 @@ fn describe(file: Option<&Path>, verdict: &str, path: &str, message: &str) -> St
 fn not_emulated(feature: &str) -> String {
     format!(
         "{feature} is not emulated by the local EventBridge, which matches what infra/ uses: nested \
-         fields and lists of strings (see testbed/README.md)"
+         fields, lists of strings and string prefixes (see testbed/README.md)"
     )
 }
 
@@ -151,10 +156,28 @@ struct ObjectPattern {
 
 #[derive(Debug, Clone, PartialEq)]
 enum FieldPattern {
-    /// A leaf: the field's value must be one of these strings.
-    Leaf(Vec<String>),
+    /// A leaf: the field's value must match one of these.
+    Leaf(Vec<Leaf>),
     /// The field is an object (or an array of objects) matching this.
     Object(ObjectPattern),
+}
+
+/// One value of a leaf array.
+#[derive(Debug, Clone, PartialEq)]
+enum Leaf {
+    /// `"text"`: exactly this string.
+    Exact(String),
+    /// `{"prefix": "text"}`: a string starting with this (case sensitive).
+    Prefix(String),
+}
+
+impl Leaf {
+    fn matches(&self, text: &str) -> bool {
+        match self {
+            Leaf::Exact(exact) => text == exact,
+            Leaf::Prefix(prefix) => text.starts_with(prefix.as_str()),
+        }
+    }
 }
 
 /// "a string", "an object", …: what a JSON value is, for error messages.
@@ -225,10 +248,10 @@ impl FieldPattern {
     fn matches(&self, value: Option<&Value>) -> bool {
         match self {
             FieldPattern::Object(object) => object.matches(value),
-            FieldPattern::Leaf(strings) => {
+            FieldPattern::Leaf(leaves) => {
                 let mut values = Vec::new();
                 collect_leaves(value, &mut values);
-                values.iter().any(|value| value.as_str().is_some_and(|text| strings.iter().any(|s| s == text)))
+                values.iter().any(|value| value.as_str().is_some_and(|text| leaves.iter().any(|l| l.matches(text))))
             }
         }
     }
@@ -252,7 +275,7 @@ fn collect_leaves<'a>(value: Option<&'a Value>, into: &mut Vec<&'a Value>) {
     }
 }
 
-fn parse_leaf(values: &[Value], path: &str) -> Result<Vec<String>, PatternError> {
+fn parse_leaf(values: &[Value], path: &str) -> Result<Vec<Leaf>, PatternError> {
     if values.is_empty() {
         return Err(invalid(path, "empty arrays are not allowed"));
     }
@@ -262,9 +285,9 @@ fn parse_leaf(values: &[Value], path: &str) -> Result<Vec<String>, PatternError>
         .map(|(index, value)| {
             let here = format!("{path}[{index}]");
             match value {
-                Value::String(text) => Ok(text.clone()),
+                Value::String(text) => Ok(Leaf::Exact(text.clone())),
                 Value::Array(_) => Err(invalid(&here, "arrays cannot be nested in a pattern's array of values")),
-                Value::Object(operator) => Err(refuse_operator(operator, &here)),
+                Value::Object(operator) => parse_operator(operator, &here),
                 Value::Number(_) | Value::Bool(_) | Value::Null => {
                     Err(unsupported(&here, format!("matching {}", json_kind(value))))
                 }
@@ -273,8 +296,31 @@ fn parse_leaf(values: &[Value], path: &str) -> Result<Vec<String>, PatternError>
         .collect()
 }
 
-/// The error for `{"operator": …}` in a list of values: what EventBridge would refuse is invalid,
-/// what it would take is not emulated.
+/// `{"operator": …}` in a list of values: `prefix` with a non-empty string is emulated; what
+/// EventBridge would refuse is invalid, what it would take otherwise is not emulated.
+fn parse_operator(operator: &Map<String, Value>, path: &str) -> Result<Leaf, PatternError> {
+    let mut names = operator.keys();
+    let name = match (names.next(), names.next()) {
+        (Some(name), None) => name.as_str(),
+        _ => return Err(refuse_operator(operator, path)),
+    };
+    let here = field_path(path, name);
+    match (name, &operator[name]) {
+        ("prefix", Value::String(prefix)) if !prefix.is_empty() => Ok(Leaf::Prefix(prefix.clone())),
+        ("prefix", Value::String(_)) => Err(unsupported(&here, "an empty \"prefix\"")),
+        ("prefix", Value::Object(nested)) => match nested.keys().next() {
+            Some(inner) if nested.len() == 1 => {
+                Err(unsupported(&field_path(&here, inner), format!("the \"{inner}\" operator inside \"prefix\"")))
+            }
+            _ => Err(invalid(&here, "\"prefix\" takes a string or one operator")),
+        },
+        ("prefix", other) => Err(invalid(&here, format!("\"prefix\" takes a string, not {}", json_kind(other)))),
+        _ => Err(refuse_operator(operator, path)),
+    }
+}
+
+/// The error for an operator that is not emulated: what EventBridge would refuse is invalid, what
+/// it would take is not emulated.
 fn refuse_operator(operator: &Map<String, Value>, path: &str) -> PatternError {
     let mut names = operator.keys();
     match (names.next(), names.next()) {

@@ -159,6 +159,8 @@ fn invalid_patterns_are_refused_naming_the_place() {
         (json!({"detail": {"state": [{}]}}), "detail.state[0]", "empty objects"),
         (json!({"detail": {"state": [{"prefix": "a", "suffix": "b"}]}}), "detail.state[0]", "exactly one operator"),
         (json!({"detail": {"state": [{"begins-with": "a"}]}}), "detail.state[0]", "unknown operator"),
+        (json!({"detail": {"state": [{"prefix": 5}]}}), "detail.state[0].prefix", "takes a string, not a number"),
+        (json!({"detail": {"state": [{"prefix": ["a"]}]}}), "detail.state[0].prefix", "takes a string, not an array"),
     ];
     for (json, path, message) in cases {
         match EventPattern::parse(&json) {
@@ -174,14 +176,69 @@ fn invalid_patterns_are_refused_naming_the_place() {
     }
 }
 
+/// Prefix matching (EventBridge User Guide, "Content filtering in Amazon EventBridge event
+/// patterns", prefix matching): a string value that starts with the prefix, case sensitive; on an
+/// array field any element. `infra/events.tf` narrows the ECS rule by the service ARN prefixes of
+/// the configured clusters in `resources`.
+#[test]
+fn prefix_matches_the_start_of_a_string_in_any_element() {
+    let event = ec2_event();
+    let cases: Vec<(Value, bool)> = vec![
+        // The documentation's example.
+        (json!({"time": [{"prefix": "2017-10-02"}]}), true),
+        (json!({"time": [{"prefix": "2017-10-03"}]}), false),
+        (json!({"time": [{"prefix": "2017-10-02T16:24:49Z"}]}), true),
+        (json!({"time": [{"prefix": "2017-10-02T16:24:49Z!"}]}), false),
+        // Case sensitive.
+        (json!({"detail": {"state": [{"prefix": "Run"}]}}), false),
+        (json!({"detail": {"state": [{"prefix": "run"}]}}), true),
+        // With exact values in the same list: any may match.
+        (json!({"detail": {"state": ["pending", {"prefix": "run"}]}}), true),
+        (json!({"detail": {"state": ["running", {"prefix": "stop"}]}}), true),
+        (json!({"detail": {"state": ["pending", {"prefix": "stop"}]}}), false),
+        // Only strings: a number's digits are no prefix.
+        (json!({"detail": {"c-count": [{"prefix": "5"}]}}), false),
+        // A missing field matches nothing.
+        (json!({"detail": {"missing": [{"prefix": "a"}]}}), false),
+        // An array field (resources): any element.
+        (json!({"resources": [{"prefix": "arn:aws:ec2:us-east-1:123456789012:instance/"}]}), true),
+        (json!({"resources": [{"prefix": "arn:aws:ec2:us-east-1:999999999999:"}, {"prefix": "arn:aws:ec2:"}]}), true),
+        (json!({"resources": [{"prefix": "arn:aws:ecs:"}]}), false),
+    ];
+    for (json, expected) in cases {
+        assert_eq!(pattern(json.clone()).matches(&event), expected, "{json}");
+    }
+
+    // The ECS rule's narrowing: the service ARNs of the configured clusters, by prefix.
+    let ecs = json!({
+        "source": ["aws.ecs"],
+        "resources": [
+            {"prefix": "arn:aws:ecs:us-west-2:111122223333:service/default/"},
+            {"prefix": "arn:aws:ecs:us-west-2:111122223333:service/prod/"},
+        ],
+    });
+    let deployment = |arns: Value| json!({"source": "aws.ecs", "resources": arns, "detail": {}});
+    let rule = pattern(ecs);
+    let service = |path: &str| format!("arn:aws:ecs:us-west-2:111122223333:service/{path}");
+    assert!(rule.matches(&deployment(json!([service("default/servicetest")]))));
+    assert!(rule.matches(&deployment(json!([service("other/x"), service("prod/api")]))), "any element");
+    assert!(!rule.matches(&deployment(json!([service("defaults/servicetest")]))), "the trailing / ends the name");
+    assert!(!rule.matches(&deployment(json!([service("servicetest")]))), "the short ARN names no cluster");
+    assert!(!rule.matches(&deployment(json!([]))));
+}
+
 /// What EventBridge takes but `infra/` does not use is refused when the rule is made, naming
 /// what and where, so a local rule never matches differently from the one in AWS.
 #[test]
 fn grammar_infra_does_not_use_is_refused_naming_what_and_where() {
     let or = json!([{"metricName": ["CPUUtilization"]}, {"namespace": ["AWS/EC2"]}]);
     let cases: Vec<(Value, &str, &str)> = vec![
-        (json!({"time": [{"prefix": "2017-10-02"}]}), "time[0].prefix", "the \"prefix\" operator"),
-        (json!({"source": [{"prefix": {"equals-ignore-case": "AWS."}}]}), "source[0].prefix", "\"prefix\""),
+        (
+            json!({"source": [{"prefix": {"equals-ignore-case": "AWS."}}]}),
+            "source[0].prefix.equals-ignore-case",
+            "the \"equals-ignore-case\" operator inside \"prefix\"",
+        ),
+        (json!({"source": [{"prefix": ""}]}), "source[0].prefix", "an empty \"prefix\""),
         (json!({"detail": {"FileName": [{"suffix": ".png"}]}}), "detail.FileName[0].suffix", "\"suffix\""),
         (
             json!({"source": [{"equals-ignore-case": "AWS.EC2"}]}),
@@ -197,7 +254,7 @@ fn grammar_infra_does_not_use_is_refused_naming_what_and_where() {
         (json!({"detail": {"c-count": [{"exists": true}]}}), "detail.c-count[0].exists", "\"exists\""),
         (json!({"detail": {"c-count": [{"numeric": [">", 0]}]}}), "detail.c-count[0].numeric", "\"numeric\""),
         (json!({"detail": {"source-ip": [{"cidr": "10.0.0.0/24"}]}}), "detail.source-ip[0].cidr", "\"cidr\""),
-        (json!({"detail": {"state": ["pending", {"prefix": "run"}]}}), "detail.state[1].prefix", "\"prefix\""),
+        (json!({"detail": {"state": ["pending", {"suffix": "ing"}]}}), "detail.state[1].suffix", "\"suffix\""),
         (json!({"source": ["aws.cloudwatch"], "$or": or}), "$or", "the \"$or\" operator"),
         (json!({"detail": {"$or": or}}), "detail.$or", "\"$or\""),
         (json!({"detail": {"c-count": [5]}}), "detail.c-count[0]", "matching a number"),
@@ -224,7 +281,7 @@ fn pattern_files_report_the_file() {
     let invalid = dir.join("invalid.json");
     std::fs::write(&invalid, r#"{"detail": {"state": "running"}}"#).expect("write");
     let unsupported = dir.join("unsupported.json");
-    std::fs::write(&unsupported, r#"{"detail": {"state": [{"prefix": "run"}]}}"#).expect("write");
+    std::fs::write(&unsupported, r#"{"detail": {"state": [{"suffix": "ing"}]}}"#).expect("write");
 
     let err = EventPattern::from_file(dir.join("missing.json")).expect_err("a missing file");
     assert!(matches!(err, PatternError::Read { .. }), "{err:?}");
@@ -237,7 +294,7 @@ fn pattern_files_report_the_file() {
     let err = EventPattern::from_file(&unsupported).expect_err("unsupported");
     assert!(matches!(&err, PatternError::Unsupported { file: Some(file), .. } if file == &unsupported), "{err:?}");
     let text = err.to_string();
-    assert!(text.contains("unsupported.json") && text.contains("at detail.state[0].prefix:"), "{text}");
+    assert!(text.contains("unsupported.json") && text.contains("at detail.state[0].suffix:"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -70,6 +70,25 @@ fn infra_event_patterns_parse_and_match_their_events() {
                     fixture("scheduled-event.json"),
                 ],
             )),
+            "ecs-deployment-state-change.json" => {
+                let completed = fixture("ecs-deployment-completed.json");
+                Some((
+                    vec![
+                        fixture("ecs-deployment-in-progress.json"),
+                        fixture("ecs-deployment-rollback-in-progress.json"),
+                        completed.clone(),
+                        fixture("ecs-deployment-failed.json"),
+                    ],
+                    vec![
+                        // "ECS Service Action" events use the same names (ECS Developer Guide):
+                        // the rule filters on the detail-type too.
+                        with(completed.clone(), "/detail-type", json!("ECS Service Action")),
+                        with(completed.clone(), "/detail/eventName", json!("SERVICE_STEADY_STATE")),
+                        with(completed.clone(), "/source", json!("custom.ecs")),
+                        build_succeeded.clone(),
+                    ],
+                ))
+            }
             _ => None,
         }
     };

@@ -440,7 +440,7 @@ fn the_environment_comparison_fails_both_ways() {
 /// Which rule of events.tf each fixture event must reach (`None`: no pattern rule; the
 /// scheduled event reaches both functions through the sweep's schedule, not a pattern).
 /// Every file in tests/fixtures/events/ must be listed.
-const FIXTURE_RULES: [(&str, Option<&str>); 9] = [
+const FIXTURE_RULES: [(&str, Option<&str>); 13] = [
     ("ecr-push.json", Some("ecr-push")),
     ("ecr-push-media-types.json", Some("ecr-push")),
     // Delivered; record-image-tag then skips it (no tag) with an INFO line.
@@ -451,6 +451,11 @@ const FIXTURE_RULES: [(&str, Option<&str>); 9] = [
     ("codebuild-succeeded.json", Some("build-finished")),
     ("codebuild-in-progress.json", None),
     ("scheduled-event.json", None),
+    // In cluster `default`, which the check narrows the ECS rule to.
+    ("ecs-deployment-in-progress.json", Some("ecs-deployment")),
+    ("ecs-deployment-rollback-in-progress.json", Some("ecs-deployment")),
+    ("ecs-deployment-completed.json", Some("ecs-deployment")),
+    ("ecs-deployment-failed.json", Some("ecs-deployment")),
 ];
 
 fn event_rules() -> (TfFile, EventRules) {
@@ -529,9 +534,38 @@ fn every_pattern_file_feeds_a_rule_and_every_rule_targets_a_function() {
             .unwrap_or_else(|| panic!("infra/events.tf has no {type_name}.pattern"));
         let source =
             |name: &str| declaration.block.body.get_attribute(name).map(|attribute| file.source_of(&attribute.value));
-        assert_eq!(source("for_each"), Some("local.rules"), "{}: {type_name}.pattern", file.at(declaration.block));
+        assert_eq!(
+            source("for_each"),
+            Some("local.created_rules"),
+            "{}: {type_name}.pattern",
+            file.at(declaration.block)
+        );
         assert_eq!(source(argument), Some(expected), "{}: {type_name}.pattern {argument}", file.at(declaration.block));
     }
+}
+
+/// The rule's pattern as Terraform renders it when the environments' ECS clusters are exactly
+/// `clusters`, in the fixtures' region and account: the base pattern with `resources` set to
+/// what the rule's narrowing (`local.ecs_service_arn_prefixes`) evaluates to.
+fn narrowed_by_prefix(base: &Value, narrowed_to: &str, clusters: &[&str]) -> EventPattern {
+    let files = stack_files();
+    let environments: serde_json::Map<String, Value> = clusters
+        .iter()
+        .enumerate()
+        .map(|(index, cluster)| (format!("env{index}"), json!({ "ecs_cluster": cluster })))
+        .collect();
+    let scope = stack_scope(&files)
+        .local("region", text("us-west-2"))
+        .local("account_id", text("111122223333"))
+        .local("environments", hcl_value(Value::Object(environments)));
+    let scope = with_locals(scope, &files);
+    let probe = snippet(&format!("probe = {narrowed_to}\n"));
+    let prefixes = scope
+        .eval(&probe.body.get_attribute("probe").expect("probe").value)
+        .unwrap_or_else(|err| panic!("{narrowed_to} does not evaluate: {err}"));
+    let mut pattern = base.clone();
+    pattern["resources"] = serde_json::to_value(&prefixes).expect("JSON");
+    EventPattern::parse(&pattern).unwrap_or_else(|err| panic!("the narrowed pattern {pattern} is invalid: {err}"))
 }
 
 /// The rule's pattern as Terraform renders it when the configured names (`local.repositories`,
@@ -574,9 +608,18 @@ fn after_narrowing_every_fixture_matches_the_rule_of_its_kind_and_no_other() {
             let field = rule.narrowed_field.as_str();
             // The narrowing lists our names: when the event's name is one of them, the rule takes
             // the event iff it is of the rule's kind; when it is not, the rule never takes it.
-            let own_name = event["detail"][field].as_str();
-            let ours = narrowed(base, field, &[own_name.unwrap_or("ours"), "another"]);
-            let not_ours = narrowed(base, field, &["not-configured"]);
+            let own_name = if rule.top_level { Some("default") } else { event["detail"][field].as_str() };
+            let (ours, not_ours) = if rule.top_level {
+                (
+                    narrowed_by_prefix(base, &rule.narrowed_to, &["default", "another"]),
+                    narrowed_by_prefix(base, &rule.narrowed_to, &["not-configured"]),
+                )
+            } else {
+                (
+                    narrowed(base, field, &[own_name.unwrap_or("ours"), "another"]),
+                    narrowed(base, field, &["not-configured"]),
+                )
+            };
             let wanted = expected == Some(rule.key.as_str());
             assert_eq!(
                 ours.matches(&event),
@@ -600,6 +643,74 @@ fn after_narrowing_every_fixture_matches_the_rule_of_its_kind_and_no_other() {
             );
         }
     }
+}
+
+/// `expression` (Terraform source) evaluated in `scope`.
+fn eval_source(scope: &Scope, expression: &str) -> Result<HclValue, String> {
+    let probe = snippet(&format!("probe = {expression}\n"));
+    scope.eval(&probe.body.get_attribute("probe").expect("probe").value)
+}
+
+/// The stack's locals computed for these environments (`local.environments`: name → fields, the
+/// ECS ones at least) and services (`var.services`, every attribute given).
+fn ecs_scope(environments: Value, services: Value) -> Scope {
+    let files = stack_files();
+    let scope = stack_scope(&files).local("environments", hcl_value(environments)).var("services", hcl_value(services));
+    with_locals(scope, &files)
+}
+
+/// A `var.services` entry with every attribute (Terraform fills in optional() defaults; the
+/// evaluator does not): `fields` over the defaults.
+fn service(fields: Value) -> Value {
+    let mut service = json!({
+        "repository": null, "deploy_on_push": [], "tag_pattern": "^[0-9]+$", "order": "numeric",
+        "ecs_service": null, "verify_on_ecs": true, "container": null,
+    });
+    for (key, value) in fields.as_object().expect("an object") {
+        service[key] = value.clone();
+    }
+    service
+}
+
+#[test]
+fn the_ecs_rule_exists_only_with_a_cluster_and_takes_each_clusters_services_once() {
+    let (file, rules) = event_rules();
+    let conditional: Vec<(&str, &str)> =
+        rules.rules.iter().filter_map(|rule| rule.create.as_deref().map(|c| (rule.key.as_str(), c))).collect();
+    let [("ecs-deployment", create)] = conditional.as_slice() else {
+        panic!("only the ECS rule should be conditional: {conditional:?}")
+    };
+    let created = local(&file, "created_rules").expect("infra/events.tf: local.created_rules");
+    assert_eq!(
+        file.source_of(&created.value),
+        "{ for key, rule in local.rules : key => rule if try(rule.create, true) }",
+        "{}",
+        file.at(created)
+    );
+
+    let services = json!({ "my-api": service(json!({})) });
+    let without =
+        ecs_scope(json!({ "dev": { "ecs_cluster": null }, "prod": { "ecs_cluster": null } }), services.clone());
+    assert_eq!(
+        eval_source(&without, create),
+        Ok(HclValue::Bool(false)),
+        "no cluster: no rule (EventBridge refuses [])"
+    );
+
+    let environments = json!({
+        "dev": { "ecs_cluster": "shared" }, "qa": { "ecs_cluster": "shared" },
+        "prod": { "ecs_cluster": "prod" }, "lab": { "ecs_cluster": null },
+    });
+    let with = ecs_scope(environments, services);
+    assert_eq!(eval_source(&with, create), Ok(HclValue::Bool(true)));
+    assert_eq!(
+        eval_source(&with, "local.ecs_service_arn_prefixes"),
+        Ok(hcl_value(json!([
+            { "prefix": "arn:aws:ecs:eu-west-1:123456789012:service/prod/" },
+            { "prefix": "arn:aws:ecs:eu-west-1:123456789012:service/shared/" },
+        ]))),
+        "one prefix per cluster, ending in / so that cluster `prod` does not take `prod-b`'s services"
+    );
 }
 
 #[test]
@@ -1330,7 +1441,11 @@ fn the_buildspec_passes_no_reason_and_says_who_started_the_run() {
 
     let commands = buildspec::phase_commands(&text, "pre_build").unwrap_or_else(|err| panic!("{err}"));
     let announce: Vec<&String> = commands.iter().filter(|c| c.contains("echo") && !c.contains("terraform")).collect();
-    let script: String = commands.iter().take_while(|c| !c.contains("terraform")).map(|c| format!("{c}\n")).collect();
+    let script: String = commands
+        .iter()
+        .take_while(|c| !c.contains("terraform") && !c.contains("aws ssm"))
+        .map(|c| format!("{c}\n"))
+        .collect();
     assert!(!announce.is_empty(), "pre_build should say what kind of run this is: {commands:#?}");
 
     let env = [("TAGRELAY_ENVIRONMENT", "dev")];
@@ -1390,4 +1505,423 @@ fn the_order_policies_and_service_defaults_in_infra_are_the_ones_the_code_has() 
     let [names] = lists.as_slice() else { panic!("one validation of services.<svc>.order: {lists:?}") };
     assert_eq!(names, &OrderPolicy::NAMES.map(str::to_owned), "infra/variables.tf and shared/src/order.rs");
     assert!(OrderPolicy::NAMES.iter().all(|name| name.parse::<OrderPolicy>().is_ok()));
+}
+
+/// `local.tagrelay_config` evaluated for these environments (`local.environments`) and services.
+fn rendered_config(environments: Value, services: Value) -> Value {
+    let scope = ecs_scope(environments, services);
+    let rendered = eval_source(&scope, "local.tagrelay_config").unwrap_or_else(|err| panic!("{err}"));
+    serde_json::to_value(&rendered).expect("JSON")
+}
+
+#[test]
+fn the_config_document_renders_the_ecs_fields_only_when_set_and_the_code_reads_it() {
+    // Without ECS: the document of before, plus parameter_placeholder.
+    let plain = rendered_config(
+        json!({ "dev": { "codebuild_project": "tagrelay-dev", "ecs_cluster": null, "verify_timeout": null } }),
+        json!({ "my-api": service(json!({ "deploy_on_push": ["dev"] })) }),
+    );
+    assert_eq!(
+        plain,
+        json!({
+            "parameter_template": "/{service}/{environment}/docker-image-tag",
+            "parameter_placeholder": "initial",
+            "environments": { "dev": { "codebuild_project": "tagrelay-dev" } },
+            "services": { "my-api": {
+                "repository": "my-api", "deploy_on_push": ["dev"], "tag_pattern": "^[0-9]+$", "order": "numeric",
+            } },
+        })
+    );
+    let config = tagrelay::config::Config::from_json(&plain.to_string()).unwrap_or_else(|err| panic!("{err}"));
+    let dev = config.environment("dev").expect("dev");
+    assert_eq!((dev.ecs_cluster.as_deref(), dev.verify_timeout), (None, tagrelay::config::DEFAULT_VERIFY_TIMEOUT));
+    let api = config.service("my-api").expect("my-api");
+    assert_eq!((api.ecs_service.as_deref(), api.container.as_str()), (Some("my-api"), "my-api"), "the defaults");
+
+    // With ECS: a cluster per environment (one without), a service by another ECS name and
+    // container, one by its own, one that is not an ECS service.
+    let ecs = rendered_config(
+        json!({
+            "dev": { "codebuild_project": "tagrelay-dev", "ecs_cluster": "dev", "verify_timeout": null },
+            "prod": { "codebuild_project": "tagrelay-prod", "ecs_cluster": "prod-cluster", "verify_timeout": "20m" },
+            "lab": { "codebuild_project": "tagrelay-lab", "ecs_cluster": null, "verify_timeout": null },
+        }),
+        json!({
+            "my-api": service(json!({ "deploy_on_push": ["dev"], "ecs_service": "api", "container": "app" })),
+            "worker": service(json!({ "deploy_on_push": ["dev"] })),
+            "reports": service(json!({ "verify_on_ecs": false })),
+        }),
+    );
+    assert_eq!(ecs["parameter_placeholder"], "initial");
+    assert_eq!(
+        ecs["environments"],
+        json!({
+            "dev": { "codebuild_project": "tagrelay-dev", "ecs_cluster": "dev" },
+            "prod": { "codebuild_project": "tagrelay-prod", "ecs_cluster": "prod-cluster", "verify_timeout": "20m" },
+            "lab": { "codebuild_project": "tagrelay-lab" },
+        })
+    );
+    let fields = |name: &str| {
+        let service = ecs["services"][name].as_object().unwrap_or_else(|| panic!("{name}")).clone();
+        service.into_iter().filter(|(key, _)| ["ecs_service", "container"].contains(&key.as_str())).collect::<Vec<_>>()
+    };
+    assert_eq!(fields("my-api"), [("container".to_owned(), json!("app")), ("ecs_service".to_owned(), json!("api"))]);
+    assert_eq!(fields("worker"), [], "absent: the code's default (the service's name)");
+    assert_eq!(fields("reports"), [("ecs_service".to_owned(), Value::Null)], "not an ECS service: null");
+
+    let config = tagrelay::config::Config::from_json(&ecs.to_string()).unwrap_or_else(|err| panic!("{err}"));
+    let prod = config.environment("prod").expect("prod");
+    assert_eq!(prod.ecs_cluster.as_deref(), Some("prod-cluster"));
+    assert_eq!(prod.verify_timeout, std::time::Duration::from_secs(20 * 60));
+    assert_eq!(config.environment("lab").and_then(|lab| lab.ecs_cluster.as_deref()), None);
+    let ecs_names = |name: &str| config.service(name).map(|s| (s.ecs_service.clone(), s.container.clone()));
+    assert_eq!(ecs_names("my-api"), Some((Some("api".to_owned()), "app".to_owned())));
+    assert_eq!(ecs_names("worker"), Some((Some("worker".to_owned()), "worker".to_owned())));
+    assert_eq!(ecs_names("reports").and_then(|(ecs_service, _)| ecs_service), None);
+}
+
+#[test]
+fn infra_and_the_code_agree_on_the_placeholder_the_release_records_and_ecs_names() {
+    let files = stack_files();
+    let defaults = stack_scope(&files);
+    assert_eq!(
+        eval_source(&defaults, "var.parameter_placeholder"),
+        Ok(text(tagrelay::config::DEFAULT_PLACEHOLDER)),
+        "infra/variables.tf parameter_placeholder's default"
+    );
+
+    // The release record trigger-deploy writes is the parameter its role may write.
+    let environments = json!({ "dev": { "ecs_cluster": null }, "prod": { "ecs_cluster": "prod" } });
+    let scope = ecs_scope(environments, json!({ "my-api": service(json!({ "deploy_on_push": ["dev"] })) }));
+    let document = rendered_config(
+        json!({
+            "dev": { "codebuild_project": "tagrelay-dev", "ecs_cluster": null, "verify_timeout": null },
+            "prod": { "codebuild_project": "tagrelay-prod", "ecs_cluster": "prod", "verify_timeout": null },
+        }),
+        json!({ "my-api": service(json!({ "deploy_on_push": ["dev"] })) }),
+    );
+    let config = tagrelay::config::Config::from_json(&document.to_string()).unwrap_or_else(|err| panic!("{err}"));
+    let expected: Vec<String> = config
+        .environments()
+        .map(|env| format!("arn:aws:ssm:eu-west-1:123456789012:parameter{}", env.release_parameter()))
+        .collect();
+    assert_eq!(eval_source(&scope, "local.release_record_arns"), Ok(hcl_value(json!(expected))));
+
+    // The ECS name validations accept what ECS does: 1-255 letters, digits, '-' and '_'.
+    let variables = named(&files, "infra/variables.tf");
+    let ecs_name_patterns: Vec<&str> = ["environments", "services"]
+        .into_iter()
+        .flat_map(|name| variable(variables, name).expect("the variable").body.get_blocks("validation"))
+        .flat_map(|validation| regex_patterns(attribute_of(variables, validation, "condition")))
+        .filter(|pattern| pattern.contains("{1,255}"))
+        .collect();
+    assert_eq!(
+        ecs_name_patterns.len(),
+        3,
+        "ecs_cluster, ecs_service/container, the service name: {ecs_name_patterns:?}"
+    );
+    for pattern in ecs_name_patterns {
+        let regex = Regex::new(pattern).expect("a valid regex");
+        for good in ["default", "my-api", "Prod_2", &"a".repeat(255)] {
+            assert!(regex.is_match(good), "{pattern} should accept {good}");
+        }
+        for bad in ["", "my.api", "arn:aws:ecs:eu-west-1:123456789012:cluster/prod", "a/b", &"a".repeat(256)] {
+            assert!(!regex.is_match(bad), "{pattern} should refuse {bad}");
+        }
+    }
+    let timeout: Vec<&str> = variable(variables, "environments")
+        .expect("environments")
+        .body
+        .get_blocks("validation")
+        .flat_map(|validation| regex_patterns(attribute_of(variables, validation, "condition")))
+        .filter(|pattern| *pattern == "^[0-9]+[smhd]$")
+        .collect();
+    assert_eq!(timeout.len(), 1, "one format check of verify_timeout");
+}
+
+/// Every statement of `data.aws_iam_policy_document.<document>` as this configuration renders
+/// it: (actions sorted, resources), a dynamic statement once per instance of its `for_each`.
+fn rendered_statements(document: &str, scope: &Scope) -> Vec<(Vec<String>, Vec<String>)> {
+    let files = stack_files();
+    let iam = named(&files, "infra/iam.tf");
+    let mut rendered = Vec::new();
+    for statement in policy::statements(iam, document) {
+        let mut actions: Vec<String> = statement.actions.iter().map(|a| (*a).to_owned()).collect();
+        actions.sort();
+        let resources = &statement.body.get_attribute("resources").expect("resources").value;
+        let instances = match statement.for_each {
+            None => vec![None],
+            Some(for_each) => match scope.eval(for_each) {
+                Ok(HclValue::Array(items)) => items.into_iter().map(Some).collect(),
+                other => panic!("{}: for_each should evaluate to a list, got {other:?}", statement.at),
+            },
+        };
+        for instance in instances {
+            let scope = match instance {
+                Some(value) => scope.clone().bind("statement", hcl_value(json!({ "value": value }))),
+                None => scope.clone(),
+            };
+            let value = scope.eval(resources).unwrap_or_else(|err| panic!("{}: {err}", statement.at));
+            let resources: Vec<String> = serde_json::from_value(serde_json::to_value(&value).expect("JSON"))
+                .unwrap_or_else(|err| panic!("{}: resources {value}: {err}", statement.at));
+            rendered.push((actions.clone(), resources));
+        }
+    }
+    rendered
+}
+
+#[test]
+fn trigger_deploy_may_verify_on_ecs_and_write_only_the_release_records() {
+    let services = json!({
+        "my-api": service(json!({ "deploy_on_push": ["dev"], "ecs_service": "api" })),
+        "worker": service(json!({ "repository": "team/worker" })),
+        "reports": service(json!({ "verify_on_ecs": false })),
+    });
+    let grants = |environments: Value| {
+        let mut scope = ecs_scope(environments.clone(), services.clone());
+        // The role's other resources, computed from the same configuration.
+        for (name, value) in [
+            ("parameter_arns", json!(["arn:aws:ssm:eu-west-1:123456789012:parameter/p"])),
+            ("project_arns", json!(["arn:aws:codebuild:eu-west-1:123456789012:project/tagrelay-dev"])),
+        ] {
+            scope = scope.local(name, hcl_value(value));
+        }
+        let rendered = rendered_statements("trigger_deploy", &scope);
+        let on = |action: &str| -> Vec<String> {
+            let found: Vec<&(Vec<String>, Vec<String>)> =
+                rendered.iter().filter(|(actions, _)| actions.iter().any(|a| a == action)).collect();
+            assert!(found.len() <= 1, "{action} is granted by {} statements", found.len());
+            found.first().map(|(_, resources)| resources.clone()).unwrap_or_default()
+        };
+        let actions_of = |prefix: &str| -> Vec<String> {
+            rendered.iter().flat_map(|(actions, _)| actions.iter().filter(|a| a.starts_with(prefix)).cloned()).collect()
+        };
+        (
+            on("ecs:DescribeServices"),
+            on("ecs:DescribeTaskDefinition"),
+            on("ssm:PutParameter"),
+            on("ecr:DescribeImages"),
+            {
+                let mut ecs = actions_of("ecs:");
+                ecs.sort();
+                ecs
+            },
+        )
+    };
+
+    let records = [
+        "arn:aws:ssm:eu-west-1:123456789012:parameter/tagrelay/dev/verified",
+        "arn:aws:ssm:eu-west-1:123456789012:parameter/tagrelay/lab/verified",
+        "arn:aws:ssm:eu-west-1:123456789012:parameter/tagrelay/prod/verified",
+    ];
+    let repositories = [
+        "arn:aws:ecr:eu-west-1:123456789012:repository/my-api",
+        "arn:aws:ecr:eu-west-1:123456789012:repository/reports",
+        "arn:aws:ecr:eu-west-1:123456789012:repository/team/worker",
+    ];
+
+    let (services_on, task_definitions, release, images, ecs) = grants(json!({
+        "dev": { "ecs_cluster": "dev" }, "prod": { "ecs_cluster": "prod" }, "lab": { "ecs_cluster": null },
+    }));
+    assert_eq!(
+        services_on,
+        [
+            "arn:aws:ecs:eu-west-1:123456789012:service/dev/api",
+            "arn:aws:ecs:eu-west-1:123456789012:service/dev/worker",
+            "arn:aws:ecs:eu-west-1:123456789012:service/prod/api",
+            "arn:aws:ecs:eu-west-1:123456789012:service/prod/worker",
+        ],
+        "the ECS services of the environments with a cluster, by their ECS name; not `reports`"
+    );
+    assert_eq!(task_definitions, ["*"], "DescribeTaskDefinition has no resource-level permissions");
+    assert_eq!(release, records, "PutParameter on the release records only, one per environment");
+    assert_eq!(images, repositories);
+    assert_eq!(ecs, ["ecs:DescribeServices", "ecs:DescribeTaskDefinition"], "ECS: read only");
+
+    // No environment with a cluster: no ECS statement at all; release records stay (an
+    // environment without ECS gets one when its build succeeds).
+    let (services_on, task_definitions, release, images, ecs) = grants(
+        json!({ "dev": { "ecs_cluster": null }, "prod": { "ecs_cluster": null }, "lab": { "ecs_cluster": null } }),
+    );
+    assert_eq!(
+        (services_on.len(), task_definitions.len(), ecs.len()),
+        (0, 0, 0),
+        "no ECS permission without a cluster"
+    );
+    assert_eq!(release, records);
+    assert_eq!(images, repositories);
+
+    // The release records and the image tags never share a statement: trigger-deploy writes no
+    // image-tag parameter.
+    let files = stack_files();
+    let iam = named(&files, "infra/iam.tf");
+    for statement in policy::statements(iam, "trigger_deploy") {
+        if statement.actions.contains(&"ssm:PutParameter") {
+            assert_eq!(statement.source(iam, "resources"), Some("local.release_record_arns"), "{}", statement.at);
+        }
+    }
+}
+
+#[test]
+fn verification_holds_count_as_holds_and_page_once() {
+    let files = stack_files();
+    let monitoring = named(&files, "infra/monitoring.tf");
+    let pattern_of = |name: &str| {
+        let filter = resource_in(monitoring, "aws_cloudwatch_log_metric_filter", name);
+        attribute_of(monitoring, filter, "pattern").as_str().expect("a string literal").to_owned()
+    };
+    // Every hold, whatever its reason, counts for deploy-held (the alarm that pages).
+    assert_eq!(pattern_of("hold"), r#"{ $.fields.decision = "hold" }"#);
+    // The verification holds, by their reasons (the names trigger-deploy logs).
+    assert_eq!(
+        pattern_of("verification_hold"),
+        r#"{ $.fields.decision = "hold" && ($.fields.reason = "rollout_failed" || $.fields.reason = "verify_timed_out") }"#
+    );
+    // Its alarm tells which kind of hold, without a second page for the same environment.
+    let alarms = local(monitoring, "alarms").expect("local.alarms");
+    let text = monitoring.source_of(&alarms.value);
+    let verify = text.find("\"verify-failed:${name}\"").expect("a verify-failed alarm per environment");
+    let entry =
+        &text[verify..text[verify..].find("} if env.ecs_cluster != null },").map_or(text.len(), |end| verify + end)];
+    assert!(entry.contains("notify      = false"), "the verify-failed alarm should not notify: {entry}");
+    let alarm = resource_in(monitoring, "aws_cloudwatch_metric_alarm", "this");
+    let actions = monitoring.source_of(attribute_of(monitoring, alarm, "alarm_actions"));
+    assert_eq!(actions, "try(each.value.notify, true) ? [aws_sns_topic.alarms.arn] : []");
+}
+
+// ---------------------------------------------------------------------------------------------
+// infra/buildspec.yml: a run deploys exactly what it was started for
+// ---------------------------------------------------------------------------------------------
+
+/// The pre_build commands up to `terraform init`, then what the team's Terraform would see.
+fn resolution_script() -> String {
+    let commands = buildspec::phase_commands(&buildspec_text(), "pre_build").unwrap_or_else(|err| panic!("{err}"));
+    let resolve: Vec<&String> = commands.iter().filter(|c| c.contains("TF_VAR_tagrelay_image_tags")).collect();
+    assert_eq!(resolve.len(), 1, "one pre_build command resolves the fingerprint: {commands:#?}");
+    let before_init: String =
+        commands.iter().take_while(|c| !c.contains("terraform init")).map(|c| format!("{c}\n")).collect();
+    assert!(before_init.contains(resolve[0].as_str()), "the fingerprint is resolved before `terraform init`");
+    format!("{before_init}status=$?\nprintenv TF_VAR_tagrelay_image_tags || echo '<not exported>'\nexit $status\n")
+}
+
+/// The fingerprint tagrelay starts a run with, from the one definition.
+fn fingerprint_of(parameters: &[(&str, &str, i64)]) -> String {
+    let stored = parameters
+        .iter()
+        .map(|(name, value, version)| {
+            ((*name).to_owned(), tagrelay::ports::StoredParameter::string(*value, *version, None))
+        })
+        .collect();
+    tagrelay::deploy::fingerprint::fingerprint(&stored)
+}
+
+/// The exported map, as the last line of stdout.
+fn exported(stdout: &str) -> Value {
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|err| panic!("not a JSON object ({err}): {stdout}"))
+}
+
+#[test]
+fn a_tagrelay_run_deploys_the_values_at_its_fingerprints_versions() {
+    let script = resolution_script();
+    let fingerprint =
+        fingerprint_of(&[("/my-api/dev/docker-image-tag", "42", 3), ("/worker/dev/docker-image-tag", "1.2.3", 1)]);
+    assert!(fingerprint.contains("/my-api/dev/docker-image-tag=3@"), "{fingerprint}");
+    let env = [("TAGRELAY_ENVIRONMENT", "dev"), ("TAGRELAY_FINGERPRINT", fingerprint.as_str())];
+    // Version 4 was written since the run was started: the run still deploys version 3.
+    let parameters = [
+        ("/my-api/dev/docker-image-tag:3", "42"),
+        ("/my-api/dev/docker-image-tag:4", "43"),
+        ("/worker/dev/docker-image-tag:1", "1.2.3"),
+    ];
+    let run = buildspec::run_with_stub_aws("resolve", &script, &env, &parameters);
+    assert!(run.success, "{run:#?}");
+    assert_eq!(
+        exported(&run.stdout),
+        json!({ "/my-api/dev/docker-image-tag": "42", "/worker/dev/docker-image-tag": "1.2.3" }),
+        "{run:#?}"
+    );
+    assert_eq!(
+        run.aws_calls,
+        [
+            "ssm get-parameter --name /my-api/dev/docker-image-tag:3 --query Parameter.Value --output text",
+            "ssm get-parameter --name /worker/dev/docker-image-tag:1 --query Parameter.Value --output text",
+        ]
+    );
+
+    // A build started by an older tagrelay: name=version, nothing to check the value against.
+    let env = [("TAGRELAY_ENVIRONMENT", "dev"), ("TAGRELAY_FINGERPRINT", "/my-api/dev/docker-image-tag=4")];
+    let run = buildspec::run_with_stub_aws("resolve-legacy", &script, &env, &parameters);
+    assert!(run.success, "{run:#?}");
+    assert_eq!(exported(&run.stdout), json!({ "/my-api/dev/docker-image-tag": "43" }));
+
+    // A placeholder is passed on as Terraform reads it: JSON escapes, `${` and `%{` doubled.
+    let odd = r#"no "tag" \ ${yet} %{x}"#;
+    let fingerprint = fingerprint_of(&[("/my-api/dev/docker-image-tag", odd, 1)]);
+    let env = [("TAGRELAY_ENVIRONMENT", "dev"), ("TAGRELAY_FINGERPRINT", fingerprint.as_str())];
+    let run =
+        buildspec::run_with_stub_aws("resolve-placeholder", &script, &env, &[("/my-api/dev/docker-image-tag:1", odd)]);
+    assert!(run.success, "{run:#?}");
+    assert_eq!(exported(&run.stdout), json!({ "/my-api/dev/docker-image-tag": r#"no "tag" \ $${yet} %%{x}"# }));
+}
+
+#[test]
+fn a_run_whose_parameter_was_re_created_since_fails_before_terraform() {
+    let script = resolution_script();
+    // Started for version 1 = "42"; the parameter was deleted and created again: version 1 is "7".
+    let fingerprint = fingerprint_of(&[("/my-api/dev/docker-image-tag", "42", 1)]);
+    let env = [("TAGRELAY_ENVIRONMENT", "dev"), ("TAGRELAY_FINGERPRINT", fingerprint.as_str())];
+    let run = buildspec::run_with_stub_aws("re-created", &script, &env, &[("/my-api/dev/docker-image-tag:1", "7")]);
+    assert!(!run.success, "the phase must fail: {run:#?}");
+    assert!(run.stderr.contains("/my-api/dev/docker-image-tag version 1"), "{}", run.stderr);
+    assert!(run.stderr.contains("deleted and created again"), "{}", run.stderr);
+    assert!(run.stdout.contains("<not exported>"), "{run:#?}");
+
+    // A version that no longer exists (SSM keeps the newest 100): the CLI's error, then a failure.
+    let run = buildspec::run_with_stub_aws("version-gone", &script, &env, &[]);
+    assert!(!run.success && run.stderr.contains("ParameterVersionNotFound"), "{run:#?}");
+    assert!(run.stdout.contains("<not exported>"), "{run:#?}");
+}
+
+#[test]
+fn a_manual_run_exports_no_image_tags() {
+    let script = resolution_script();
+    let run = buildspec::run_with_stub_aws("manual", &script, &[("TAGRELAY_ENVIRONMENT", "dev")], &[]);
+    assert!(run.success, "{run:#?}");
+    assert!(run.aws_calls.is_empty(), "{run:#?}");
+    assert!(run.stdout.contains("manual run") && run.stdout.contains("<not exported>"), "{run:#?}");
+}
+
+#[test]
+fn the_example_service_deploys_the_tag_its_run_was_started_for() {
+    let files = example_files();
+    let refs: Vec<&TfFile> = files.iter().collect();
+    let data = json!({ "aws_ssm_parameter": { "image_tag": { "insecure_value": "43" } } });
+    let image_tag = |tagrelay_image_tags: Value| {
+        let scope = Scope::with_defaults(&refs)
+            .var("environment", text("dev"))
+            .var("tagrelay_image_tags", hcl_value(tagrelay_image_tags))
+            .bind("data", hcl_value(data.clone()));
+        let scope = scope.with_locals_of(&refs);
+        eval_source(&scope, "local.image_tag")
+    };
+    // A tagrelay run: the value at the fingerprint's version, though the parameter moved on.
+    assert_eq!(
+        image_tag(json!({ "/my-api/dev/docker-image-tag": "42", "/worker/dev/docker-image-tag": "7" })),
+        Ok(text("42"))
+    );
+    // A manual run (nothing passed), or a run that does not name this service's parameter.
+    assert_eq!(image_tag(json!({})), Ok(text("43")));
+    assert_eq!(image_tag(json!({ "/my-api/prod/docker-image-tag": "40" })), Ok(text("43")));
+
+    let defaults = Scope::with_defaults(&refs);
+    assert_eq!(eval_source(&defaults, "var.tagrelay_image_tags"), Ok(hcl_value(json!({}))));
+    // The circuit breaker with rollback stays: it is what turns a bad image into a FAILED
+    // deployment that verification reports.
+    let main = named(&files, "infra/examples/ecs-service/main.tf");
+    let service = resource_in(main, "aws_ecs_service", "this");
+    let breaker = service.body.get_blocks("deployment_circuit_breaker").next().expect("a circuit breaker");
+    for argument in ["enable", "rollback"] {
+        assert_eq!(defaults.eval(attribute_of(main, breaker, argument)), Ok(HclValue::Bool(true)), "{argument}");
+    }
 }

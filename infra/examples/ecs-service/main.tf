@@ -1,18 +1,25 @@
 # How a team's service consumes the image tag tagrelay records: no tag is ever written in this
 # code. A push writes the parameter, tagrelay runs `terraform apply` for the environment, the plan
-# sees a new image URI, registers a task definition revision and rolls the service.
+# sees a new image URI, registers a task definition revision and rolls the service; tagrelay then
+# verifies on ECS that the service's PRIMARY deployment runs that image and completed (when the
+# environment has an ecs_cluster).
 
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
 
 data "aws_ssm_parameter" "image_tag" {
-  name = replace(replace(var.parameter_template, "{service}", var.service), "{environment}", var.environment)
+  name = local.parameter_name
 }
 
 locals {
+  parameter_name = replace(replace(var.parameter_template, "{service}", var.service), "{environment}", var.environment)
+
+  # A tagrelay run passes the values it was started for (TF_VAR_tagrelay_image_tags, from
+  # TAGRELAY_FINGERPRINT): deploy exactly those, so what ECS runs is what tagrelay verifies even
+  # when the parameter moved on during the run. A manual run passes nothing: the newest value.
   # insecure_value, not value: an image tag is no secret, and `value` is marked sensitive, which
   # would hide the new tag in the plan (the one line a reviewer of a deploy wants to see).
-  image_tag = data.aws_ssm_parameter.image_tag.insecure_value
+  image_tag = lookup(var.tagrelay_image_tags, local.parameter_name, data.aws_ssm_parameter.image_tag.insecure_value)
   # aws_region's `id` (the region's name in provider 5 and 6), not `name`: deprecated in 6.
   region = data.aws_region.current.id
   image  = "${data.aws_caller_identity.current.account_id}.dkr.ecr.${local.region}.amazonaws.com/${var.repository}:${local.image_tag}"
@@ -77,11 +84,12 @@ resource "aws_ecs_service" "this" {
     rollback = true
   }
 
-  # Not waiting by default keeps the Terraform run short: checking the rollout on ECS is the job
-  # of tagrelay's verified deploys (until your tagrelay version has them, set
-  # wait_for_steady_state). Waiting alone is no check: after the circuit breaker rolled back,
-  # the service is steady on the old task definition and `apply` succeeds
-  # (terraform-provider-aws #19519, #20858); the postcondition below catches that.
+  # Not waiting keeps the Terraform run short: checking the rollout on ECS is the job of
+  # tagrelay's verified deploys (environments.<env>.ecs_cluster), which wait for the PRIMARY
+  # deployment's rolloutState and hold the environment when it fails or is rolled back. Waiting
+  # alone is no check: after the circuit breaker rolled back, the service is steady on the old
+  # task definition and `apply` succeeds (terraform-provider-aws #19519, #20858); the
+  # postcondition below catches that for a team that waits anyway.
   wait_for_steady_state = var.wait_for_steady_state
 
   network_configuration {

@@ -27,6 +27,12 @@ variable "parameter_placeholder" {
   default     = "initial"
 }
 
+variable "tagrelay_image_tags" {
+  description = "Set by a tagrelay run (TF_VAR_tagrelay_image_tags): parameter name -> the value the run was started for. When it has this service's parameter, that value is deployed; otherwise (a manual run, or an older tagrelay) the parameter's newest value."
+  type        = map(string)
+  default     = {}
+}
+
 variable "cluster_arn" {
   description = "ECS cluster the service runs in."
   type        = string
@@ -82,7 +88,7 @@ variable "desired_count" {
 }
 
 variable "wait_for_steady_state" {
-  description = "Whether `apply` waits for the deployment to reach a steady state. Off (default): the run ends once ECS accepted the new task definition; checking the rollout is left to tagrelay's verified deploys. On: the build fails when the deployment does not come up, including when the circuit breaker rolled it back (the service's postcondition), at the cost of a run as long as the rollout."
+  description = "Whether `apply` waits for the deployment to reach a steady state. Off (default): the run ends once ECS accepted the new task definition; tagrelay's verified deploys (an ecs_cluster for the environment) wait for the rollout and hold the environment when it fails. On (only for an environment without verification): the build fails when the deployment does not come up, including when the circuit breaker rolled it back (the service's postcondition), at the cost of a run as long as the rollout."
   type        = bool
   default     = false
 }

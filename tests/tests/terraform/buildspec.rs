@@ -61,3 +61,75 @@ pub fn phase_commands(text: &str, phase: &str) -> Result<Vec<String>, String> {
     }
     Ok(found)
 }
+
+/// What a buildspec command did when run with [`run_with_stub_aws`].
+#[derive(Debug)]
+pub struct Run {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+    /// The arguments of each `aws` call, one line per call.
+    pub aws_calls: Vec<String>,
+}
+
+/// Runs `script` with bash (CodeBuild's `shell: bash`) in an environment of exactly `env` plus a
+/// PATH whose first entry holds an `aws` that answers `aws ssm get-parameter --name
+/// <name>:<version> … --output text` from `parameters` (`("<name>:<version>", value)`) as the
+/// CLI does (the value and a newline), and fails as the CLI does for any other selector.
+pub fn run_with_stub_aws(label: &str, script: &str, env: &[(&str, &str)], parameters: &[(&str, &str)]) -> Run {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = std::env::temp_dir().join(format!("tagrelay-buildspec-{label}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (bin, store) = (dir.join("bin"), dir.join("parameters"));
+    for path in [&bin, &store] {
+        std::fs::create_dir_all(path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    }
+    // A selector is stored as a file name: '/' and ':' cannot be in one.
+    let file_name = |selector: &str| selector.replace('/', "%").replace(':', "+");
+    for (selector, value) in parameters {
+        std::fs::write(store.join(file_name(selector)), value).expect("a stub parameter");
+    }
+    let stub = bin.join("aws");
+    std::fs::write(
+        &stub,
+        r#"#!/bin/sh
+printf '%s\n' "$*" >> "$AWS_CALLS"
+name=""
+while [ $# -gt 0 ]; do
+  if [ "$1" = "--name" ]; then name="$2"; shift; fi
+  shift
+done
+file="$AWS_PARAMETERS/$(printf '%s' "$name" | tr '/:' '%+')"
+if [ ! -f "$file" ]; then
+  echo "An error occurred (ParameterVersionNotFound) when calling the GetParameter operation: Systems Manager could not find version of $name." >&2
+  exit 254
+fi
+cat "$file"
+echo
+"#,
+    )
+    .expect("the stub");
+    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+
+    let calls = dir.join("aws-calls");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let output = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .env_clear()
+        .env("PATH", path)
+        .env("AWS_CALLS", &calls)
+        .env("AWS_PARAMETERS", &store)
+        .envs(env.iter().copied())
+        .output()
+        .expect("bash runs");
+    let aws_calls = std::fs::read_to_string(&calls).unwrap_or_default().lines().map(str::to_owned).collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    Run {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        aws_calls,
+    }
+}

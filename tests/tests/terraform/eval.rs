@@ -107,6 +107,23 @@ impl Scope {
             "strcontains",
             FuncDef::builder().param(ParamType::String).param(ParamType::String).build(strcontains),
         );
+        ctx.declare_func("keys", FuncDef::builder().param(ParamType::Any).build(keys));
+        ctx.declare_func("sort", FuncDef::builder().param(ParamType::Any).build(sort));
+        ctx.declare_func("distinct", FuncDef::builder().param(ParamType::Any).build(distinct));
+        ctx.declare_func("merge", FuncDef::builder().variadic_param(ParamType::Any).build(merge));
+        ctx.declare_func("coalesce", FuncDef::builder().variadic_param(ParamType::Any).build(coalesce));
+        ctx.declare_func(
+            "lookup",
+            FuncDef::builder().param(ParamType::Any).param(ParamType::String).param(ParamType::Any).build(lookup),
+        );
+        ctx.declare_func(
+            "replace",
+            FuncDef::builder()
+                .param(ParamType::String)
+                .param(ParamType::String)
+                .param(ParamType::String)
+                .build(replace),
+        );
         hcl::Expression::from(expr.clone()).evaluate(&ctx).map_err(|err| err.to_string())
     }
 }
@@ -168,4 +185,75 @@ fn strcontains(args: FuncArgs) -> Result<Value, String> {
         return Err("strcontains of non-strings".to_owned());
     };
     Ok(Value::Bool(string.contains(substring)))
+}
+
+/// The keys of a map, sorted.
+fn keys(args: FuncArgs) -> Result<Value, String> {
+    let Value::Object(entries) = &args[0] else { return Err(format!("keys of {}", args[0])) };
+    let mut names: Vec<&String> = entries.keys().collect();
+    names.sort();
+    Ok(Value::Array(names.into_iter().map(|name| Value::String(name.clone())).collect()))
+}
+
+/// A list of strings in lexical order (Terraform's `sort` takes strings only).
+fn sort(args: FuncArgs) -> Result<Value, String> {
+    let Value::Array(items) = &args[0] else { return Err(format!("sort of {}", args[0])) };
+    let mut strings: Vec<&str> =
+        items.iter().map(|item| item.as_str().ok_or_else(|| format!("sort of {item}"))).collect::<Result<_, _>>()?;
+    strings.sort_unstable();
+    Ok(Value::Array(strings.into_iter().map(|s| Value::String(s.to_owned())).collect()))
+}
+
+/// The list without repeats, first occurrences kept in order.
+fn distinct(args: FuncArgs) -> Result<Value, String> {
+    let Value::Array(items) = &args[0] else { return Err(format!("distinct of {}", args[0])) };
+    let mut out: Vec<Value> = Vec::new();
+    for item in items {
+        if !out.contains(item) {
+            out.push(item.clone());
+        }
+    }
+    Ok(Value::Array(out))
+}
+
+/// Maps or objects merged, a later argument's attribute winning; null arguments are skipped.
+fn merge(args: FuncArgs) -> Result<Value, String> {
+    let mut merged = Map::new();
+    for arg in args.iter() {
+        match arg {
+            Value::Object(entries) => merged.extend(entries.iter().map(|(k, v)| (k.clone(), v.clone()))),
+            Value::Null => {}
+            other => return Err(format!("merge of {other}")),
+        }
+    }
+    Ok(Value::Object(merged))
+}
+
+/// The first argument that is neither null nor an empty string; an error when there is none,
+/// as in Terraform.
+fn coalesce(args: FuncArgs) -> Result<Value, String> {
+    args.iter()
+        .find(|arg| !matches!(arg, Value::Null) && arg.as_str() != Some(""))
+        .cloned()
+        .ok_or_else(|| "coalesce: no non-null, non-empty-string argument".to_owned())
+}
+
+/// `lookup(map, key, default)`
+fn lookup(args: FuncArgs) -> Result<Value, String> {
+    let Value::Object(entries) = &args[0] else { return Err(format!("lookup in {}", args[0])) };
+    let key = args[1].as_str().ok_or("lookup of a non-string key")?;
+    Ok(entries.get(key).cloned().unwrap_or_else(|| args[2].clone()))
+}
+
+/// `replace(string, substring, replacement)` with a plain substring; the `/regex/` form is not
+/// implemented.
+fn replace(args: FuncArgs) -> Result<Value, String> {
+    let (Some(string), Some(substring), Some(replacement)) = (args[0].as_str(), args[1].as_str(), args[2].as_str())
+    else {
+        return Err("replace of non-strings".to_owned());
+    };
+    if substring.len() > 1 && substring.starts_with('/') && substring.ends_with('/') {
+        return Err(format!("replace with the regular expression {substring} is not implemented"));
+    }
+    Ok(Value::String(string.replace(substring, replacement)))
 }

@@ -20,6 +20,17 @@
 //! }
 //! ```
 //!
+//! or, for a rule narrowed by service ARN prefix (the ECS deployment rule; the event names its
+//! service only in `resources`), at the top level:
+//!
+//! ```hcl
+//!     ecs-deployment = {
+//!       function = "trigger-deploy"
+//!       create   = length(local.ecs_clusters) > 0
+//!       pattern  = merge(local.base_patterns.ecs, { resources = local.ecs_service_arn_prefixes })
+//!     }
+//! ```
+//!
 //! and says so, naming the line, when it meets anything else.
 
 use std::collections::BTreeMap;
@@ -40,10 +51,15 @@ pub struct Rule {
     pub function: String,
     /// The `local.base_patterns` entry it starts from.
     pub base: String,
-    /// The `detail` field it narrows, e.g. `repository-name`.
+    /// The `detail` field it narrows, e.g. `repository-name`; `resources` for a rule narrowed at
+    /// the top level (see [`Rule::top_level`]).
     pub narrowed_field: String,
     /// What it narrows to, as written: `local.repositories`.
     pub narrowed_to: String,
+    /// Narrowed at the top level (`resources`, a list of `{ prefix = … }`), not in `detail`.
+    pub top_level: bool,
+    /// Its `create` condition as written, if it has one (`None`: always created).
+    pub create: Option<String>,
 }
 
 /// `local.base_patterns`: key → pattern file name (`ecr-image-action.json`), and `local.rules`.
@@ -117,10 +133,24 @@ fn rule(file: &TfFile, key: &str, expr: &Expression) -> Result<Rule, String> {
         )
     };
 
+    let create = fields.iter().find(|(k, _)| *k == "create").map(|(_, v)| file.source_of(*v).to_owned());
+
     let Some(("merge", args)) = func_call(pattern) else { return Err(shape()) };
     let [base, overlay] = args.as_slice() else { return Err(shape()) };
     let base = file.source_of(*base).strip_prefix("local.base_patterns.").ok_or_else(shape)?.to_owned();
     let overlay = object_entries(overlay).ok_or_else(shape)?;
+    if let [("resources", resources)] = overlay.as_slice() {
+        return Ok(Rule {
+            key: key.to_owned(),
+            at,
+            function,
+            base,
+            narrowed_field: "resources".to_owned(),
+            narrowed_to: file.source_of(*resources).to_owned(),
+            top_level: true,
+            create,
+        });
+    }
     let [("detail", detail)] = overlay.as_slice() else { return Err(shape()) };
 
     let Some(("merge", args)) = func_call(detail) else { return Err(shape()) };
@@ -138,5 +168,7 @@ fn rule(file: &TfFile, key: &str, expr: &Expression) -> Result<Rule, String> {
         base,
         narrowed_field: (*narrowed_field).to_owned(),
         narrowed_to: file.source_of(*narrowed_to).to_owned(),
+        top_level: false,
+        create,
     })
 }

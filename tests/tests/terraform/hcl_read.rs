@@ -141,6 +141,13 @@ fn collect_regex_patterns<'a>(expr: &'a Expression, found: &mut Vec<&'a str>) {
             collect_regex_patterns(&op.rhs_expr, found);
         }
         Expression::UnaryOp(op) => collect_regex_patterns(&op.expr, found),
+        Expression::ForExpr(for_expr) => {
+            collect_regex_patterns(&for_expr.intro.collection_expr, found);
+            for_expr.key_expr.iter().for_each(|key| collect_regex_patterns(key, found));
+            collect_regex_patterns(&for_expr.value_expr, found);
+            for_expr.cond.iter().for_each(|cond| collect_regex_patterns(&cond.expr, found));
+        }
+        Expression::Array(items) => items.iter().for_each(|item| collect_regex_patterns(item, found)),
         _ => {}
     }
 }
