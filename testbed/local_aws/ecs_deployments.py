@@ -38,6 +38,7 @@ DEFAULT_CONFIGURATION = {
 # Set by the tests (POST /_tagrelay/ecs/behaviour, /_tagrelay/ecs/crashing).
 TIMING = {"rollout_seconds": 1.0, "failure_seconds": 1.0}
 CRASHING = set()  # image references (repo:tag) or bare tags whose tasks never start
+PENDING = {"timers": 0}  # deployment timers not yet run: something will still move
 
 _hooks = {}  # "lock", "emit", "log": the launcher's, given by connect() before it serves
 
@@ -151,8 +152,13 @@ def start_deployment(service, task_definition, rolling_back_to=None):
 
 
 def after(seconds, action, service, ident):
+    """Runs `action` on the deployment after `seconds` if it is still the IN_PROGRESS PRIMARY.
+    Caller holds the lock."""
+    PENDING["timers"] += 1
+
     def run():
         with _hooks["lock"]:
+            PENDING["timers"] -= 1
             primary = service.deployments[0] if service.deployments else None
             # Superseded by a newer deployment, or the service was deleted: nothing to do.
             if primary and primary["id"] == ident and primary["rolloutState"] == "IN_PROGRESS" \
@@ -249,3 +255,11 @@ def set_crashing(body):
         CRASHING.clear()
         CRASHING.update(images)
     return {"images": sorted(CRASHING)}
+
+
+def pending(_body):
+    """POST /_tagrelay/ecs/pending: how many deployments will still change by themselves (their
+    timer has not run). A deployment that crashes without the circuit breaker is not counted: it
+    stays IN_PROGRESS for ever, as in ECS."""
+    with _hooks["lock"]:
+        return {"timers": PENDING["timers"]}

@@ -638,6 +638,7 @@ CONTROL = {
     "/_tagrelay/ecs/terraform": terraform_apply.set_mapping,
     "/_tagrelay/ecs/behaviour": ecs_deployments.set_behaviour,
     "/_tagrelay/ecs/crashing": ecs_deployments.set_crashing,
+    "/_tagrelay/ecs/pending": ecs_deployments.pending,
 }
 
 
