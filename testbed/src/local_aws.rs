@@ -226,12 +226,22 @@ impl LocalAws {
         self.post_control(DROP_PATH, "local-aws:DropEvents", body).await
     }
 
-    async fn post_control(
+    pub(crate) async fn post_control(
         &self,
         path: &str,
         operation: &'static str,
         body: serde_json::Value,
     ) -> Result<(), HarnessError> {
+        self.control(path, operation, body).await.map(drop)
+    }
+
+    /// POSTs `body` to a control endpoint; its JSON answer.
+    pub(crate) async fn control(
+        &self,
+        path: &str,
+        operation: &'static str,
+        body: serde_json::Value,
+    ) -> Result<serde_json::Value, HarnessError> {
         let (address, body) = (format!("127.0.0.1:{}", self.port), body.to_string());
         let post = http_client::request(&address, "POST", path, &body);
         let (status, answer) = match tokio::time::timeout(CONTROL_TIMEOUT, post).await {
@@ -241,7 +251,8 @@ impl LocalAws {
         if status != 200 {
             return Err(HarnessError::Aws { operation, message: format!("HTTP {status}: {answer}") });
         }
-        Ok(())
+        serde_json::from_str(&answer)
+            .map_err(|err| HarnessError::Aws { operation, message: format!("not JSON ({err}): {answer}") })
     }
 
     /// Environment for a child process (a function binary) to reach this moto.
