@@ -464,6 +464,8 @@ async fn start_on(python: &Path, args: &[String], port: u16, started: Instant) -
         .args(args)
         .args(["--host", "127.0.0.1", "--port", &port.to_string()])
         .env("PYTHONUNBUFFERED", "1")
+        // The launcher imports its sibling modules: leave no __pycache__ in the tree.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
