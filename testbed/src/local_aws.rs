@@ -1,4 +1,4 @@
-//! The local AWS: moto's server on loopback, standing in for SSM, ECR and CodeBuild, and sending
+//! The local AWS: moto's server on loopback, standing in for SSM, ECR, CodeBuild and ECS, and sending
 //! the EventBridge events AWS would send to a sink of the test's choosing.
 //!
 //! It runs `testbed/local_aws/launcher.py` with the Python of `make tools`' venv (the interpreter of
@@ -11,9 +11,13 @@
 //!   duration and ends it with an outcome, both set per project with
 //!   [`LocalAws::set_build_behaviour`] (default: 1 s, SUCCEEDED), by time and not on read;
 //!   keeps a stopped build STOPPED; lists a project's builds newest first (or by `sortOrder`).
+//! * ECS deployments move as ECS's do (IN_PROGRESS → COMPLETED, circuit-breaker FAILED and
+//!   rollback), and a build of a project with an ECS mapping deploys its fingerprint's values
+//!   before it SUCCEEDS: steered and read through `crate::local_ecs` (`LocalAws::ecs`, …).
 //! * With [`LocalAwsOptions::event_sink`], "ECR Image Action", "Parameter Store Change",
-//!   "CodeBuild Build State Change" and (with [`LocalAwsOptions::schedule_every`]) "Scheduled
-//!   Event" are POSTed as JSON to `{sink}/events`, in order, when AWS would send them.
+//!   "CodeBuild Build State Change", "ECS Deployment State Change" and (with
+//!   [`LocalAwsOptions::schedule_every`]) "Scheduled Event" are POSTed as JSON to
+//!   `{sink}/events`, in order, when AWS would send them.
 //!
 //! What moto does differently from AWS, as far as these tests go (read from `moto/ecr/models.py`):
 //!
