@@ -1,11 +1,12 @@
-"""tagrelay's local AWS: moto's server, in this process, with CodeBuild made faithful enough for
-tagrelay and EventBridge events sent where the tests listen.
+"""tagrelay's local AWS: moto's server, in this process, with CodeBuild and ECS made faithful enough
+for tagrelay and EventBridge events sent where the tests listen.
 
     .venv/bin/python testbed/local_aws/launcher.py --host 127.0.0.1 --port 5000 \
         [--event-sink http://127.0.0.1:9000] [--schedule-seconds 30]
 
-PINNED TO moto 5.2.5's INTERNALS (moto.codebuild/ecr/ssm responses and models, moto.server's
-WSGI app). The patches wrap or replace methods of moto's response classes at start-up; nothing in
+PINNED TO moto 5.2.5's INTERNALS (moto.codebuild/ecr/ecs/ssm responses and models, moto.server's
+WSGI app). ECS deployments live in ecs_deployments.py, what a build's Terraform does to ECS in
+terraform_apply.py. The patches wrap or replace methods of moto's response classes at start-up; nothing in
 site-packages is edited. Another moto version is refused at start rather than half-patched.
 See README.md next to this file for the control endpoint and the events.
 """
@@ -29,13 +30,16 @@ from werkzeug.serving import make_server
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
+import ecs_deployments
+import terraform_apply
+
 MOTO_VERSION = "5.2.5"
 SCHEDULE_RULE = "arn:aws:events:us-east-1:123456789012:rule/tagrelay-sweep"
 OUTCOMES = ("SUCCEEDED", "FAILED", "FAULT", "TIMED_OUT")
 IDEMPOTENCY_WINDOW_SECONDS = 300  # StartBuild's idempotencyToken "is valid for 5 minutes" (API reference)
 PAGE_SIZE = 100  # ListBuildsForProject returns at most 100 ids per call
 
-# Every CodeBuild change goes through this lock: request threads and build timers both mutate builds.
+# Every CodeBuild and ECS change goes through this lock: request threads and timers both mutate them.
 LOCK = threading.RLock()
 # project name -> {"duration": seconds, "outcome": str, "queue": [outcome, ...]}, set by the tests.
 BEHAVIOURS = {}
@@ -506,7 +510,9 @@ def patch_codebuild():
         def complete():
             with LOCK:
                 if build["buildStatus"] == "IN_PROGRESS":  # not stopped meanwhile
-                    finish(build, outcome, account, region)
+                    # A build set to fail never gets to apply; one that does may still fail there.
+                    status = terraform_apply.apply(build, account, region) if outcome == "SUCCEEDED" else outcome
+                    finish(build, status, account, region)
 
         timer = threading.Timer(duration, complete)
         timer.daemon = True
@@ -629,6 +635,10 @@ CONTROL = {
     "/_tagrelay/codebuild/account": set_account,
     "/_tagrelay/events/sink": set_sink,
     "/_tagrelay/events/drop": drop_events,
+    "/_tagrelay/ecs/terraform": terraform_apply.set_mapping,
+    "/_tagrelay/ecs/behaviour": ecs_deployments.set_behaviour,
+    "/_tagrelay/ecs/crashing": ecs_deployments.set_crashing,
+    "/_tagrelay/ecs/pending": ecs_deployments.pending,
 }
 
 
@@ -665,6 +675,7 @@ def apply_patches():
         patch_ecr()
         patch_ssm()
         patch_codebuild()
+        ecs_deployments.patch()
     except Exception as err:  # noqa: BLE001 - a half-patched moto must not serve
         log(f"patching moto failed, exiting: {err!r}")
         sys.stderr.flush()
@@ -687,12 +698,14 @@ def main():
     if moto.__version__ != MOTO_VERSION:
         log(f"moto {moto.__version__} found; these patches are for moto {MOTO_VERSION}: run `make tools`")
         sys.exit(2)
+    ecs_deployments.connect(LOCK, emit, log)
+    terraform_apply.connect(LOCK, log)
     if args.event_sink:
         EVENTS = EventSender(args.event_sink)
     if args.schedule_seconds > 0:
         threading.Thread(target=schedule, args=(args.schedule_seconds,), name="schedule", daemon=True).start()
 
-    # Bind and answer first (moto's own API answers at once); importing and patching the three
+    # Bind and answer first (moto's own API answers at once); importing and patching the four
     # services takes ~2 s more, done meanwhile. AWS requests wait for it (application()).
     # make_server exits with "Address already in use" when the port is taken.
     server = make_server(args.host, args.port, application(DomainDispatcherApplication(create_backend_app)),

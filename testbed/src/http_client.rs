@@ -7,10 +7,23 @@ use tokio::net::TcpStream;
 /// Sends `method path` with `body` (as `application/json`) to `address` (`127.0.0.1:PORT`, or
 /// `http://127.0.0.1:PORT`) on a fresh connection; returns the status code and the body.
 pub async fn request(address: &str, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    request_with_headers(address, method, path, &[("Content-Type", "application/json")], body).await
+}
+
+/// [`request`] with these headers instead of the JSON content type (an AWS JSON protocol call
+/// names its own content type and target).
+pub async fn request_with_headers(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, String)> {
     let address = address.strip_prefix("http://").unwrap_or(address);
     let stream = TcpStream::connect(address).await?;
+    let headers: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{headers}\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );

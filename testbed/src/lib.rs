@@ -1,14 +1,16 @@
 //! The local test bed of tagrelay: what `infra/` and the code use of AWS, emulated on loopback,
 //! and refused loudly where it is not.
 //!
-//! * [`local_aws`]: a moto server on loopback (SSM, ECR, CodeBuild, SQS) with tagrelay's fidelity
+//! * [`local_aws`]: a moto server on loopback (SSM, ECR, CodeBuild, SQS, ECS) with tagrelay's fidelity
 //!   patches and event emission, and helpers to create repositories, push images, write
 //!   parameters and steer builds, quotas and lost events.
 //! * [`runtime_api`]: an emulator of the Lambda Runtime API, and a spawned function process that
 //!   polls it, so the released `bootstrap` binaries run as they do in Lambda.
+//! * [`local_ecs`]: ECS on the local AWS (deployments that roll out, complete, fail and roll
+//!   back as ECS's do; builds that deploy to ECS as the team's Terraform would).
 //! * [`event_pattern`], [`event_router`]: a local EventBridge that routes events through
 //!   `infra/event-patterns/` with Lambda's async retries and dead-letter queues.
-//! * [`system`]: the whole pipeline wired together.
+//! * [`system`]: the whole pipeline wired together ([`ecs_config`]: the ECS part of its config).
 //! * [`http_server`], [`http_client`]: the loopback HTTP server loop and the one-shot client the
 //!   emulators and their tests share.
 //!
@@ -17,12 +19,14 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod ecs_config;
 mod error;
 pub mod event_pattern;
 pub mod event_router;
 pub mod http_client;
 pub mod http_server;
 pub mod local_aws;
+pub mod local_ecs;
 mod lock;
 pub mod runtime_api;
 pub mod system;

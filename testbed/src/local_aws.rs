@@ -1,4 +1,4 @@
-//! The local AWS: moto's server on loopback, standing in for SSM, ECR and CodeBuild, and sending
+//! The local AWS: moto's server on loopback, standing in for SSM, ECR, CodeBuild and ECS, and sending
 //! the EventBridge events AWS would send to a sink of the test's choosing.
 //!
 //! It runs `testbed/local_aws/launcher.py` with the Python of `make tools`' venv (the interpreter of
@@ -11,9 +11,13 @@
 //!   duration and ends it with an outcome, both set per project with
 //!   [`LocalAws::set_build_behaviour`] (default: 1 s, SUCCEEDED), by time and not on read;
 //!   keeps a stopped build STOPPED; lists a project's builds newest first (or by `sortOrder`).
+//! * ECS deployments move as ECS's do (IN_PROGRESS → COMPLETED, circuit-breaker FAILED and
+//!   rollback), and a build of a project with an ECS mapping deploys its fingerprint's values
+//!   before it SUCCEEDS: steered and read through `crate::local_ecs` (`LocalAws::ecs`, …).
 //! * With [`LocalAwsOptions::event_sink`], "ECR Image Action", "Parameter Store Change",
-//!   "CodeBuild Build State Change" and (with [`LocalAwsOptions::schedule_every`]) "Scheduled
-//!   Event" are POSTed as JSON to `{sink}/events`, in order, when AWS would send them.
+//!   "CodeBuild Build State Change", "ECS Deployment State Change" and (with
+//!   [`LocalAwsOptions::schedule_every`]) "Scheduled Event" are POSTed as JSON to
+//!   `{sink}/events`, in order, when AWS would send them.
 //!
 //! What moto does differently from AWS, as far as these tests go (read from `moto/ecr/models.py`):
 //!
@@ -226,12 +230,22 @@ impl LocalAws {
         self.post_control(DROP_PATH, "local-aws:DropEvents", body).await
     }
 
-    async fn post_control(
+    pub(crate) async fn post_control(
         &self,
         path: &str,
         operation: &'static str,
         body: serde_json::Value,
     ) -> Result<(), HarnessError> {
+        self.control(path, operation, body).await.map(drop)
+    }
+
+    /// POSTs `body` to a control endpoint; its JSON answer.
+    pub(crate) async fn control(
+        &self,
+        path: &str,
+        operation: &'static str,
+        body: serde_json::Value,
+    ) -> Result<serde_json::Value, HarnessError> {
         let (address, body) = (format!("127.0.0.1:{}", self.port), body.to_string());
         let post = http_client::request(&address, "POST", path, &body);
         let (status, answer) = match tokio::time::timeout(CONTROL_TIMEOUT, post).await {
@@ -241,7 +255,8 @@ impl LocalAws {
         if status != 200 {
             return Err(HarnessError::Aws { operation, message: format!("HTTP {status}: {answer}") });
         }
-        Ok(())
+        serde_json::from_str(&answer)
+            .map_err(|err| HarnessError::Aws { operation, message: format!("not JSON ({err}): {answer}") })
     }
 
     /// Environment for a child process (a function binary) to reach this moto.
@@ -453,6 +468,8 @@ async fn start_on(python: &Path, args: &[String], port: u16, started: Instant) -
         .args(args)
         .args(["--host", "127.0.0.1", "--port", &port.to_string()])
         .env("PYTHONUNBUFFERED", "1")
+        // The launcher imports its sibling modules: leave no __pycache__ in the tree.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

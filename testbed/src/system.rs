@@ -1,8 +1,11 @@
 //! The whole system on the local AWS: both release functions behind their Runtime APIs, the
 //! local EventBridge routing the events the local AWS emits through `infra/event-patterns/`,
 //! Lambda's async retries and dead-letter queues, and a CodeBuild project per environment with
-//! `concurrent_build_limit = 1`. After `start`, only AWS calls are made; the rest happens by
-//! itself, as in an account.
+//! `concurrent_build_limit = 1`. Environments with an `ecs_cluster` also get the cluster, their
+//! ECS services (first deployment completed) and the project's ECS mapping, so a build deploys to
+//! ECS as the team's Terraform would, and "ECS Deployment State Change" events reach
+//! trigger-deploy. After `start`, only AWS calls are made; the rest happens by itself, as in an
+//! account.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,9 +14,10 @@ use serde_json::{json, Value};
 use tagrelay::config::Config;
 use tagrelay::ports::{BuildRecord, BuildStatus};
 
+use crate::ecs_config::{ecs_environments, parameter_placeholder, EcsEnvironment};
 use crate::event_pattern::EventPattern;
 use crate::event_router::{AsyncInvokeConfig, LocalEventBridge, Route};
-use crate::local_aws::{create_codebuild_project, create_repository, LocalAws, LocalAwsOptions};
+use crate::local_aws::{create_codebuild_project, create_repository, put_parameter, LocalAws, LocalAwsOptions};
 use crate::runtime_api::{lambda_binary, FunctionProcess, RuntimeApi};
 use crate::{workspace_root, HarnessError};
 
@@ -33,6 +37,8 @@ pub struct LocalSystem {
     pub record: FunctionProcess,
     pub deploy: FunctionProcess,
     pub dead_letter_queues: [(String, String); 2],
+    /// The environments with an ECS cluster, as set up.
+    pub ecs: Vec<EcsEnvironment>,
     // Dropped last: the functions and the bridge talk to it.
     pub aws: LocalAws,
 }
@@ -40,7 +46,7 @@ pub struct LocalSystem {
 impl LocalSystem {
     /// `config` is the tagrelay document; every environment gets its CodeBuild project (runs
     /// take `build_duration`, then SUCCEED unless a test says otherwise) and every service its
-    /// ECR repository.
+    /// ECR repository. An environment with an `ecs_cluster` gets it set up by [`set_up_ecs`].
     pub async fn start(config: &Value, build_duration: Duration) -> Result<LocalSystem, HarnessError> {
         let parsed =
             Config::from_json(&config.to_string()).map_err(|err| HarnessError::setup("the tagrelay config", err))?;
@@ -57,6 +63,8 @@ impl LocalSystem {
         for service in parsed.services() {
             create_repository(&ecr, &service.repository).await?;
         }
+        let ecs = ecs_environments(config, &parsed)?;
+        set_up_ecs(&aws, &ssm, &ecs, &parameter_placeholder(config)?).await?;
         let mut queues = Vec::new();
         for name in [RECORD_DLQ, DEPLOY_DLQ] {
             let created = sqs.create_queue().queue_name(name).send().await.map_err(|err| HarnessError::Aws {
@@ -97,6 +105,12 @@ impl LocalSystem {
                 &deploy_api,
                 &queues[1].1,
             ),
+            route(
+                "ecs-deployment-state-change",
+                pattern("ecs-deployment-state-change.json")?,
+                &deploy_api,
+                &queues[1].1,
+            ),
             // One schedule rule, two targets, as infra/events.tf has it: both sweeps.
             route("schedule", schedule.clone(), &deploy_api, &queues[1].1),
             route("schedule-record", schedule, &record_api, &queues[0].1),
@@ -104,11 +118,25 @@ impl LocalSystem {
         let bridge = LocalEventBridge::start(routes, sqs.clone(), AsyncInvokeConfig::default()).await?;
         aws.set_event_sink(&bridge.sink_url()).await?;
         let dead_letter_queues = [queues[0].clone(), queues[1].clone()];
-        Ok(LocalSystem { config: parsed, ssm, ecr, codebuild, sqs, bridge, record, deploy, dead_letter_queues, aws })
+        Ok(LocalSystem {
+            config: parsed,
+            ssm,
+            ecr,
+            codebuild,
+            sqs,
+            bridge,
+            record,
+            deploy,
+            dead_letter_queues,
+            ecs,
+            aws,
+        })
     }
 
-    /// Waits until nothing moves: no event in flight and no build running, twice in a row a
-    /// little apart (a build's end event needs a moment to arrive).
+    /// Waits until nothing moves: no event in flight, no build running and no ECS deployment
+    /// about to change, twice in a row a little apart (a build's end event needs a moment to
+    /// arrive). A crashing deployment without the circuit breaker stays IN_PROGRESS and does not
+    /// count: it never changes by itself, as in ECS.
     pub async fn wait_settled(&self, timeout: Duration) -> Result<(), HarnessError> {
         let deadline = Instant::now() + timeout;
         let mut quiet = 0;
@@ -125,6 +153,7 @@ impl LocalSystem {
                     .iter()
                     .any(|b| b.status == BuildStatus::InProgress);
             }
+            running |= !self.ecs.is_empty() && self.aws.ecs_pending().await? > 0;
             quiet = if running { 0 } else { quiet + 1 };
             tokio::time::sleep(Duration::from_millis(400)).await;
         }
@@ -149,4 +178,34 @@ impl LocalSystem {
             .map_err(|err| HarnessError::Aws { operation: "ssm:GetParameters", message: err.to_string() })?;
         Ok(tagrelay::deploy::fingerprint::fingerprint(&stored))
     }
+}
+
+/// What infra/ and the team's Terraform have made of each ECS environment before tagrelay's first
+/// run: the cluster, each service running the placeholder tag (first deployment completed, so a
+/// rollback has somewhere to go), the image-tag parameters holding the placeholder (created
+/// before any event sink is connected, as infra/ssm.tf created them long before), and the
+/// project's mapping, so its builds deploy to ECS.
+pub async fn set_up_ecs(
+    aws: &LocalAws,
+    ssm: &aws_sdk_ssm::Client,
+    environments: &[EcsEnvironment],
+    placeholder: &str,
+) -> Result<(), HarnessError> {
+    let mut started = Vec::new();
+    for environment in environments {
+        aws.create_ecs_cluster(&environment.cluster).await?;
+        for service in environment.services(placeholder) {
+            aws.start_ecs_service(&service).await?;
+            started.push(service);
+        }
+        for parameter in &environment.parameters {
+            put_parameter(ssm, parameter, placeholder).await?;
+        }
+        aws.set_ecs_terraform(&environment.project, &environment.cluster, &environment.targets).await?;
+    }
+    // Their first deployments run side by side: wait once for all.
+    for service in &started {
+        aws.wait_first_rollout(service, WAIT).await?;
+    }
+    Ok(())
 }

@@ -1,7 +1,8 @@
 //! The local AWS's CodeBuild and events (testbed/local_aws/launcher.py): what tagrelay relies on and
 //! moto alone does not do. Real HTTP, the real SDK.
 
-use std::sync::{Arc, Mutex};
+mod support;
+
 use std::time::{Duration, Instant};
 
 use aws_sdk_codebuild::error::ProvideErrorMetadata;
@@ -10,15 +11,9 @@ use aws_sdk_codebuild::types::{
     ProjectArtifacts, ProjectEnvironment, ProjectSource, SortOrderType, SourceType, StatusType,
 };
 use aws_sdk_codebuild::Client;
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::{Request, Response};
 use serde_json::Value;
-use tagrelay_testbed::http_server::{bind_loopback, serve};
+use support::{assert_envelope, is, Sink, WAIT};
 use tagrelay_testbed::local_aws::{create_codebuild_project, create_repository, push_image, LocalAws, LocalAwsOptions};
-use tokio::sync::Notify;
-
-const WAIT: Duration = Duration::from_secs(30);
 
 async fn codebuild(aws: &LocalAws) -> Client {
     Client::new(&aws.sdk_config().await)
@@ -337,82 +332,6 @@ async fn a_stopped_build_stays_stopped_and_builds_list_newest_first() {
         .map(|b| b.build_number())
         .collect();
     assert_eq!(numbers, [Some(1), Some(2), Some(3)]);
-}
-
-/// A loopback HTTP server that keeps every JSON body POSTed to `/events`, in arrival order.
-struct Sink {
-    url: String,
-    state: Arc<SinkState>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-#[derive(Default)]
-struct SinkState {
-    events: Mutex<Vec<Value>>,
-    arrived: Notify,
-}
-
-impl Sink {
-    async fn start() -> Sink {
-        let (listener, address) = bind_loopback("the test's event sink").await.expect("bind");
-        let state = Arc::new(SinkState::default());
-        let server = tokio::spawn(serve(listener, state.clone(), |state, request: Request<Incoming>| async move {
-            let ok = request.uri().path() == "/events"
-                && request.headers().get("content-type").is_some_and(|v| v == "application/json");
-            let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-            let status = match serde_json::from_slice::<Value>(&body) {
-                Ok(event) if ok => {
-                    state.events.lock().expect("events").push(event);
-                    state.arrived.notify_waiters();
-                    200
-                }
-                _ => 400,
-            };
-            let mut answer = Response::new(Full::new(Bytes::new()));
-            *answer.status_mut() = hyper::StatusCode::from_u16(status).expect("status");
-            answer
-        }));
-        Sink { url: format!("http://{address}"), state, server }
-    }
-
-    fn events(&self) -> Vec<Value> {
-        self.state.events.lock().expect("events").clone()
-    }
-
-    /// Waits for the first event (at or after `from`) that `matches`; returns its index and itself.
-    async fn wait_for(&self, from: usize, what: &str, matches: impl Fn(&Value) -> bool) -> (usize, Value) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let notified = self.state.arrived.notified();
-            if let Some(found) = self.events().into_iter().enumerate().skip(from).find(|(_, e)| matches(e)) {
-                return found;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "no {what} within {WAIT:?}; received: {:#?}", self.events());
-            let _ = tokio::time::timeout(left, notified).await;
-        }
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-fn is(event: &Value, detail_type: &str) -> bool {
-    event["detail-type"] == detail_type
-}
-
-fn assert_envelope(event: &Value, source: &str) {
-    assert_eq!(event["version"], "0");
-    assert_eq!(event["source"], source);
-    assert_eq!(event["account"], "123456789012");
-    assert_eq!(event["region"], "us-east-1");
-    assert!(event["id"].as_str().is_some_and(|id| id.len() == 36), "{event}");
-    let time = event["time"].as_str().expect("time");
-    assert!(time.len() == 20 && time.ends_with('Z') && time.as_bytes()[10] == b'T', "{time}");
-    assert!(event["resources"].is_array());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
