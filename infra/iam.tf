@@ -87,12 +87,12 @@ data "aws_iam_policy_document" "trigger_deploy" {
   }
 
   # The release record /tagrelay/<env>/verified of each environment, and nothing else under
-  # /tagrelay/: PutParameter creates it on the first write (Terraform does not manage it; a
-  # String parameter without tags needs no ssm:AddTagsToResource); its history is the list of
-  # releases.
+  # /tagrelay/: read in the same GetParameters call as the environment's image tags, and
+  # created by PutParameter on the first write (Terraform does not manage it; a String
+  # parameter without tags needs no ssm:AddTagsToResource).
   statement {
     sid       = "ReadWriteReleaseRecords"
-    actions   = ["ssm:PutParameter", "ssm:GetParameter", "ssm:GetParameterHistory"]
+    actions   = ["ssm:GetParameters", "ssm:PutParameter"]
     resources = local.release_record_arns
   }
 

@@ -12,6 +12,7 @@ use tagrelay::aws::ssm::SsmParameterStore;
 use tagrelay::config::Config;
 use tagrelay::deploy::fingerprint::fingerprint;
 use tagrelay::deploy::history::{deploy_history, newest_builds};
+use tagrelay::deploy::verify::VerifiedBy;
 use tagrelay::deploy::Deployer;
 use tagrelay::deploy::Outcome;
 use tagrelay::handler::Handler;
@@ -166,11 +167,15 @@ async fn the_newest_tagrelay_build_is_found_behind_more_than_a_page_of_manual_bu
     let current = fingerprint(&store.get_parameters(&[API.to_owned()]).await.expect("read"));
     assert_eq!(deployed.fingerprint.as_deref(), Some(current.as_str()));
 
-    // The manual build's end event starts no needless first run; the sweep finds it in sync.
-    for event in [build_ended(&last_manual), scheduled("sweep-1")] {
-        let summary = d.handle(&event).await.expect("reconciled");
-        assert_eq!(summary.environments[0].outcome, Outcome::UpToDate { build: deployed.id.clone() });
-    }
+    // The manual build's end event starts no needless first run: it finds the deployed state
+    // (and records it as the release, the environment has no cluster); the sweep finds it in sync.
+    let summary = d.handle(&build_ended(&last_manual)).await.expect("reconciled");
+    assert_eq!(
+        summary.environments[0].outcome,
+        Outcome::Verified { build: deployed.id.clone(), basis: VerifiedBy::BuildSucceeded, version: 1 }
+    );
+    let summary = d.handle(&scheduled("sweep-1")).await.expect("reconciled");
+    assert_eq!(summary.environments[0].outcome, Outcome::UpToDate { build: deployed.id.clone() });
     // A lost change is caught by the sweep behind them.
     put(&ssm, "1044").await;
     let summary = d.handle(&scheduled("sweep-1")).await.expect("reconciled");

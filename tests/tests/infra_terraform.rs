@@ -1563,7 +1563,12 @@ fn the_config_document_renders_the_ecs_fields_only_when_set_and_the_code_reads_i
     );
     let fields = |name: &str| {
         let service = ecs["services"][name].as_object().unwrap_or_else(|| panic!("{name}")).clone();
-        service.into_iter().filter(|(key, _)| ["ecs_service", "container"].contains(&key.as_str())).collect::<Vec<_>>()
+        // Sorted: serde_json keeps insertion order when another crate of the workspace turns on
+        // its `preserve_order`.
+        let mut fields: Vec<(String, Value)> =
+            service.into_iter().filter(|(key, _)| ["ecs_service", "container"].contains(&key.as_str())).collect();
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
+        fields
     };
     assert_eq!(fields("my-api"), [("container".to_owned(), json!("app")), ("ecs_service".to_owned(), json!("api"))]);
     assert_eq!(fields("worker"), [], "absent: the code's default (the service's name)");
