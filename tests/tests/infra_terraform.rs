@@ -25,6 +25,8 @@ use hcl::Value as HclValue;
 use regex::Regex;
 use serde_json::{json, Value};
 use tagrelay::config::DEFAULT_TAG_PATTERN;
+use tagrelay::deploy::verify::{HoldReason, VerifiedBy};
+use tagrelay::deploy::Outcome;
 use tagrelay::order::OrderPolicy;
 use tagrelay_testbed::event_pattern::EventPattern;
 use tagrelay_testbed::workspace_root;
@@ -1782,6 +1784,17 @@ fn verification_holds_count_as_holds_and_page_once() {
         pattern_of("verification_hold"),
         r#"{ $.fields.decision = "hold" && ($.fields.reason = "rollout_failed" || $.fields.reason = "verify_timed_out") }"#
     );
+    // The reasons are the code's: HoldReason's names, all of them, and nothing else.
+    let pattern = pattern_of("verification_hold");
+    let reasons: Vec<&str> = pattern.split("$.fields.reason = \"").skip(1).filter_map(|r| r.split('"').next()).collect();
+    assert_eq!(reasons, HoldReason::NAMES, "infra/monitoring.tf vs shared/src/deploy/verify.rs");
+    let hold = Outcome::RolloutHeld { build: String::new(), hold: HoldReason::RolloutFailed, detail: String::new() };
+    assert_eq!(hold.as_str(), "hold");
+    // The saved query of releases filters on the decision the code logs for one.
+    let verified = Outcome::Verified { build: String::new(), basis: VerifiedBy::RolloutCompleted, version: 1 };
+    let query = resource_in(monitoring, "aws_cloudwatch_query_definition", "releases_by_environment");
+    let text = monitoring.source_of(attribute_of(monitoring, query, "query_string"));
+    assert!(text.contains(&format!("filter fields.decision = \"{}\"", verified.as_str())), "{text}");
     // Its alarm tells which kind of hold, without a second page for the same environment.
     let alarms = local(monitoring, "alarms").expect("local.alarms");
     let text = monitoring.source_of(&alarms.value);
