@@ -1786,7 +1786,8 @@ fn verification_holds_count_as_holds_and_page_once() {
     );
     // The reasons are the code's: HoldReason's names, all of them, and nothing else.
     let pattern = pattern_of("verification_hold");
-    let reasons: Vec<&str> = pattern.split("$.fields.reason = \"").skip(1).filter_map(|r| r.split('"').next()).collect();
+    let reasons: Vec<&str> =
+        pattern.split("$.fields.reason = \"").skip(1).filter_map(|r| r.split('"').next()).collect();
     assert_eq!(reasons, HoldReason::NAMES, "infra/monitoring.tf vs shared/src/deploy/verify.rs");
     let hold = Outcome::RolloutHeld { build: String::new(), hold: HoldReason::RolloutFailed, detail: String::new() };
     assert_eq!(hold.as_str(), "hold");
