@@ -30,13 +30,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations() {
+    fn durations_are_the_cores_and_a_bare_number_is_seconds() {
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration(" 2h "), Ok(Duration::from_secs(7200)));
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        for bad in ["", "m", "1w", "-1s", "1.5h", "99999999999999999999d"] {
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        for bad in ["", "m", "1w", "-1s", "1.5h", "99999999999999999999"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

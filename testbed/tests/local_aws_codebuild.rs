@@ -7,25 +7,16 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_codebuild::error::ProvideErrorMetadata;
 use aws_sdk_codebuild::types::{
-    ArtifactsType, Build, BuildPhaseType, ComputeType, EnvironmentType, EnvironmentVariable, EnvironmentVariableType,
-    ProjectArtifacts, ProjectEnvironment, ProjectSource, SortOrderType, SourceType, StatusType,
+    ArtifactsType, Build, BuildPhaseType, ComputeType, EnvironmentType, EnvironmentVariableType, ProjectArtifacts,
+    ProjectEnvironment, ProjectSource, SortOrderType, SourceType, StatusType,
 };
 use aws_sdk_codebuild::Client;
 use serde_json::Value;
-use support::{assert_envelope, is, Sink, WAIT};
+use support::{assert_envelope, is, variable, Sink, WAIT};
 use tagrelay_testbed::local_aws::{create_codebuild_project, create_repository, push_image, LocalAws, LocalAwsOptions};
 
 async fn codebuild(aws: &LocalAws) -> Client {
     Client::new(&aws.sdk_config().await)
-}
-
-fn variable(name: &str, value: &str) -> EnvironmentVariable {
-    EnvironmentVariable::builder()
-        .name(name)
-        .value(value)
-        .r#type(EnvironmentVariableType::Plaintext)
-        .build()
-        .expect("name and value are set")
 }
 
 async fn start(client: &Client, project: &str) -> Build {

@@ -8,9 +8,9 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use aws_sdk_codebuild::types::{EnvironmentVariable, EnvironmentVariableType, StatusType};
+use aws_sdk_codebuild::types::StatusType;
 use serde_json::{json, Value};
-use support::{assert_envelope, is, Sink, WAIT};
+use support::{assert_envelope, is, variable, Sink, WAIT};
 use tagrelay::deploy::fingerprint::fingerprint;
 use tagrelay::ports::StoredParameter;
 use tagrelay_testbed::ecs_config::EcsEnvironment;
@@ -253,15 +253,6 @@ async fn deployment_events_can_be_dropped_and_describe_services_takes_at_most_10
 
 // ------------------------------------------------------------------------------------------
 // Builds that apply to ECS.
-
-fn variable(name: &str, value: &str) -> EnvironmentVariable {
-    EnvironmentVariable::builder()
-        .name(name)
-        .value(value)
-        .r#type(EnvironmentVariableType::Plaintext)
-        .build()
-        .expect("name and value are set")
-}
 
 /// The fingerprint tagrelay would start a build with, of `PARAMETER` at `version` holding `value`.
 fn fingerprint_of(version: i64, value: &str) -> String {

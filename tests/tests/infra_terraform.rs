@@ -1368,28 +1368,13 @@ impl Drop for TempDir {
 /// `env` plus a PATH whose first entry holds a `terraform` that records its arguments, one per
 /// line. Returns stdout and the recorded arguments.
 fn run_buildspec_command(label: &str, script: &str, env: &[(&str, &str)]) -> (String, Vec<String>) {
-    use std::os::unix::fs::PermissionsExt;
-
     let dir = TempDir::new(label);
-    let bin = dir.0.join("bin");
-    std::fs::create_dir_all(&bin).expect("bin dir");
     let args_file = dir.0.join("terraform-args");
-    let stub = bin.join("terraform");
-    std::fs::write(&stub, "#!/bin/sh\nfor arg in \"$@\"; do printf '%s\\n' \"$arg\"; done > \"$TERRAFORM_ARGS\"\n")
-        .expect("stub");
-    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
-    let output = std::process::Command::new("bash")
-        .arg("-c")
-        .arg(script)
-        .env_clear()
-        .env("PATH", path)
-        .env("TERRAFORM_ARGS", &args_file)
-        .env("CODEBUILD_SRC_DIR", &dir.0)
-        .envs(env.iter().copied())
-        .output()
-        .expect("bash runs");
+    let terraform = "#!/bin/sh\nfor arg in \"$@\"; do printf '%s\\n' \"$arg\"; done > \"$TERRAFORM_ARGS\"\n";
+    let (args_path, src_dir) = (args_file.display().to_string(), dir.0.display().to_string());
+    let mut full_env: Vec<(&str, &str)> = vec![("TERRAFORM_ARGS", &args_path), ("CODEBUILD_SRC_DIR", &src_dir)];
+    full_env.extend_from_slice(env);
+    let output = buildspec::bash_with_stubs(&dir.0, script, &full_env, &[("terraform", terraform)]);
     assert!(
         output.status.success(),
         "{label}: the command failed ({}):\n{script}\nstderr: {}",

@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use aws_sdk_codebuild::types::{EnvironmentVariable, EnvironmentVariableType};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
@@ -87,4 +88,14 @@ pub fn assert_envelope(event: &Value, source: &str) {
     let time = event["time"].as_str().expect("time");
     assert!(time.len() == 20 && time.ends_with('Z') && time.as_bytes()[10] == b'T', "{time}");
     assert!(event["resources"].is_array());
+}
+
+/// A plaintext build variable, as StartBuild overrides carry them.
+pub fn variable(name: &str, value: &str) -> EnvironmentVariable {
+    EnvironmentVariable::builder()
+        .name(name)
+        .value(value)
+        .r#type(EnvironmentVariableType::Plaintext)
+        .build()
+        .expect("name and value are set")
 }

@@ -77,23 +77,16 @@ pub struct Run {
 /// <name>:<version> … --output text` from `parameters` (`("<name>:<version>", value)`) as the
 /// CLI does (the value and a newline), and fails as the CLI does for any other selector.
 pub fn run_with_stub_aws(label: &str, script: &str, env: &[(&str, &str)], parameters: &[(&str, &str)]) -> Run {
-    use std::os::unix::fs::PermissionsExt;
-
     let dir = std::env::temp_dir().join(format!("tagrelay-buildspec-{label}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let (bin, store) = (dir.join("bin"), dir.join("parameters"));
-    for path in [&bin, &store] {
-        std::fs::create_dir_all(path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
-    }
+    let store = dir.join("parameters");
+    std::fs::create_dir_all(&store).unwrap_or_else(|err| panic!("{}: {err}", store.display()));
     // A selector is stored as a file name: '/' and ':' cannot be in one.
     let file_name = |selector: &str| selector.replace('/', "%").replace(':', "+");
     for (selector, value) in parameters {
         std::fs::write(store.join(file_name(selector)), value).expect("a stub parameter");
     }
-    let stub = bin.join("aws");
-    std::fs::write(
-        &stub,
-        r#"#!/bin/sh
+    let aws = r#"#!/bin/sh
 printf '%s\n' "$*" >> "$AWS_CALLS"
 name=""
 while [ $# -gt 0 ]; do
@@ -107,23 +100,12 @@ if [ ! -f "$file" ]; then
 fi
 cat "$file"
 echo
-"#,
-    )
-    .expect("the stub");
-    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-
+"#;
     let calls = dir.join("aws-calls");
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
-    let output = std::process::Command::new("bash")
-        .arg("-c")
-        .arg(script)
-        .env_clear()
-        .env("PATH", path)
-        .env("AWS_CALLS", &calls)
-        .env("AWS_PARAMETERS", &store)
-        .envs(env.iter().copied())
-        .output()
-        .expect("bash runs");
+    let (calls_path, store_path) = (calls.display().to_string(), store.display().to_string());
+    let mut full_env: Vec<(&str, &str)> = vec![("AWS_CALLS", &calls_path), ("AWS_PARAMETERS", &store_path)];
+    full_env.extend_from_slice(env);
+    let output = bash_with_stubs(&dir, script, &full_env, &[("aws", aws)]);
     let aws_calls = std::fs::read_to_string(&calls).unwrap_or_default().lines().map(str::to_owned).collect();
     let _ = std::fs::remove_dir_all(&dir);
     Run {
@@ -132,4 +114,32 @@ echo
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         aws_calls,
     }
+}
+
+/// Runs `script` with bash, as CodeBuild's `shell: bash` does, in an environment of exactly `env`
+/// plus a PATH whose first entry is `dir/bin`, holding the executable `stubs` (name, script).
+pub fn bash_with_stubs(
+    dir: &std::path::Path,
+    script: &str,
+    env: &[(&str, &str)],
+    stubs: &[(&str, &str)],
+) -> std::process::Output {
+    use std::os::unix::fs::PermissionsExt;
+
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap_or_else(|err| panic!("{}: {err}", bin.display()));
+    for (name, body) in stubs {
+        let stub = bin.join(name);
+        std::fs::write(&stub, body).expect("the stub");
+        std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    std::process::Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .env_clear()
+        .env("PATH", path)
+        .envs(env.iter().copied())
+        .output()
+        .expect("bash runs")
 }
