@@ -19,7 +19,7 @@ use crate::handler::{log_failure, Handler};
 use crate::ports::{
     AwsError, BuildRunner, EcsServices, ImageRegistry, ParameterStore, ReleaseStore, StartBuild, StartOutcome,
 };
-use crate::ports::{ENVIRONMENT_VARIABLE, FINGERPRINT_VARIABLE};
+use crate::ports::{BuildStatus, ENVIRONMENT_VARIABLE, FINGERPRINT_VARIABLE};
 
 /// After a refused start, how many of the project's newest builds are looked at for a running
 /// one: with `concurrent_build_limit = 1` a running build is the newest or nearly.
@@ -195,8 +195,18 @@ fn log_decision(environment: &Environment, fingerprint: &str, trigger: &Trigger,
     let trigger = trigger.describe();
     let environment_name = environment.name.as_str();
     let project = environment.codebuild_project.as_str();
-    if let Outcome::RolloutHeld { detail, .. } = outcome {
-        // The same alarm as a failed build watches for these; `reason` says which hold it is.
+    // An alarm watches for holds: a change that failed to deploy (the build, or its rollout)
+    // and is not retried until the next one.
+    let held = match outcome {
+        Outcome::Hold { status, .. } => Some((status.as_str(), "", "deploy held: this state already failed")),
+        Outcome::RolloutHeld { detail, .. } => Some((
+            BuildStatus::Succeeded.as_str(),
+            detail.as_str(),
+            "deploy held: the run succeeded but the rollout did not",
+        )),
+        _ => None,
+    };
+    if let Some((status, detail, message)) = held {
         error!(
             environment = environment_name,
             project,
@@ -206,8 +216,9 @@ fn log_decision(environment: &Environment, fingerprint: &str, trigger: &Trigger,
             decision = name,
             reason,
             build,
-            detail = detail.as_str(),
-            "deploy held: the run succeeded but the rollout did not"
+            status,
+            detail,
+            "{message}"
         );
     } else if let Outcome::Verified { basis: VerifiedBy::RolloutStateUnsupported, .. } = outcome {
         warn!(
@@ -219,20 +230,6 @@ fn log_decision(environment: &Environment, fingerprint: &str, trigger: &Trigger,
             reason,
             build,
             "ECS reports no rollout state for these services (CODE_DEPLOY or EXTERNAL controller, Classic Load Balancer): the build's success is the release"
-        );
-    } else if let Outcome::Hold { status, .. } = outcome {
-        // An alarm watches for these: a change failed and is not retried until the next one.
-        error!(
-            environment = environment_name,
-            project,
-            parameter,
-            fingerprint,
-            trigger,
-            decision = name,
-            reason,
-            build,
-            status = status.as_str(),
-            "deploy held: this state already failed"
         );
     } else {
         info!(
