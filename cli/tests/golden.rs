@@ -9,6 +9,7 @@ use tagrelay::record::{EnvironmentOutcome, Outcome, SkipReason, WriteReason};
 use tagrelay_cli::commands::change::ChangeReport;
 use tagrelay_cli::commands::history::{HistoryEntry, HistoryReport};
 use tagrelay_cli::commands::redrive::{RedriveEntry, RedriveReport, Replayed};
+use tagrelay_cli::commands::releases::{ReleaseEntry, ReleasesReport};
 use tagrelay_cli::commands::status::{
     BuildSummary, EnvironmentStatus, HeldReason, ReleaseSummary, Rollout, ServiceTag, State, StatusReport, Verification,
 };
@@ -233,6 +234,48 @@ fn history_table() {
         ],
     };
     check("history.txt", &report.render());
+}
+
+#[test]
+fn releases_table() {
+    let entry = |version, verified_at: &str, build: &str, tags: &[(&str, &str)], fingerprint: &str| ReleaseEntry {
+        version,
+        verified_at: s(verified_at),
+        build: s(build),
+        tags: tags.iter().map(|(service, tag)| (s(service), s(tag))).collect(),
+        digests: tags.iter().map(|(service, _)| (s(service), s("sha256:…"))).collect(),
+        fingerprint: s(fingerprint),
+    };
+    let report = ReleasesReport {
+        environment: s("prod"),
+        parameter: s("/tagrelay/prod/verified"),
+        releases: vec![
+            entry(
+                4,
+                "2026-11-28T09:40:02Z",
+                "tagrelay-prod:c3d9e7f1",
+                &[("my-api", "1042"), ("worker", "207")],
+                "/my-api/prod/docker-image-tag=5@9a0e51c2,/worker/prod/docker-image-tag=3@77d1c0aa",
+            ),
+            entry(
+                2,
+                "2026-11-26T14:20:09Z",
+                "tagrelay-prod:31f0b2d8",
+                &[("my-api", "1039"), ("worker", "207")],
+                "/my-api/prod/docker-image-tag=4@e01f6c5b,/worker/prod/docker-image-tag=3@77d1c0aa",
+            ),
+            entry(
+                1,
+                "2026-11-24T11:02:51Z",
+                "tagrelay-prod:0a7c44e2",
+                &[("my-api", "1031")],
+                "/my-api/prod/docker-image-tag=2@5d2b90e4",
+            ),
+        ],
+    };
+    check("releases.txt", &report.render());
+    check("releases.json", &format!("{}\n", serde_json::to_string_pretty(&report).expect("JSON")));
+    assert!(report.problems().is_empty());
 }
 
 fn change(command: &'static str, outcome: Outcome, dry_run: bool) -> ChangeReport {
