@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::commands::change::{PinArgs, PromoteArgs};
 use crate::commands::history::HistoryArgs;
 use crate::commands::redrive::RedriveArgs;
+use crate::commands::releases::ReleasesArgs;
 use crate::commands::retry::RetryArgs;
 use crate::commands::status::StatusArgs;
 
@@ -53,6 +54,7 @@ pub enum Output {
 pub enum Command {
     Status(StatusArgs),
     History(HistoryArgs),
+    Releases(ReleasesArgs),
     Promote(PromoteArgs),
     Pin(PinArgs),
     Retry(RetryArgs),

@@ -1,5 +1,6 @@
-//! The `tagrelay` operator command: status, history, promote, pin, retry and redrive, against
-//! the same configuration, parameters, builds and queues the functions use.
+//! The `tagrelay` operator command: status, history, releases, promote, pin, retry and redrive,
+//! against the same configuration, parameters, builds, release records and queues the functions
+//! use.
 
 pub mod args;
 pub mod commands;
@@ -53,6 +54,7 @@ pub async fn run(cli: &Cli, progress: &mut impl Write) -> Result<Report, CliErro
     match &cli.command {
         Command::Status(args) => Report::of(&args.run(&context).await?),
         Command::History(args) => Report::of(&args.run(&context).await?),
+        Command::Releases(args) => Report::of(&args.run(&context).await?),
         Command::Promote(args) => Report::of(&args.run(&context).await?),
         Command::Pin(args) => Report::of(&args.run(&context).await?),
         Command::Retry(args) => Report::of(&args.run(&context).await?),

@@ -9,7 +9,10 @@ use tagrelay::record::{EnvironmentOutcome, Outcome, SkipReason, WriteReason};
 use tagrelay_cli::commands::change::ChangeReport;
 use tagrelay_cli::commands::history::{HistoryEntry, HistoryReport};
 use tagrelay_cli::commands::redrive::{RedriveEntry, RedriveReport, Replayed};
-use tagrelay_cli::commands::status::{BuildSummary, EnvironmentStatus, ServiceTag, State, StatusReport};
+use tagrelay_cli::commands::releases::{ReleaseEntry, ReleasesReport};
+use tagrelay_cli::commands::status::{
+    BuildSummary, EnvironmentStatus, HeldReason, ReleaseSummary, Rollout, ServiceTag, State, StatusReport, Verification,
+};
 use tagrelay_cli::report::Render;
 
 fn check(name: &str, actual: &str) {
@@ -41,6 +44,16 @@ fn build(id: &str, status: BuildStatus, started: &str, deploys_current: bool) ->
     BuildSummary { id: s(id), status, fingerprint: Some(s("…")), started: Some(s(started)), deploys_current }
 }
 
+fn release(fingerprint: &str, tags: &[(&str, &str)], build: &str, verified_at: &str, current: bool) -> ReleaseSummary {
+    ReleaseSummary {
+        fingerprint: s(fingerprint),
+        build: s(build),
+        verified_at: s(verified_at),
+        tags: tags.iter().map(|(service, tag)| (s(service), s(tag))).collect(),
+        current,
+    }
+}
+
 #[test]
 fn status_table() {
     let report = StatusReport {
@@ -50,25 +63,35 @@ fn status_table() {
             EnvironmentStatus {
                 environment: s("dev"),
                 project: s("tagrelay-dev"),
-                state: State::Deploying,
+                state: State::Verifying,
                 since: Some(s("2026-11-28T09:58:12Z")),
                 stale: false,
-                fingerprint: s("/my-api/dev/docker-image-tag=12,/worker/dev/docker-image-tag=4"),
+                fingerprint: s("/my-api/dev/docker-image-tag=12@9a0e51c2,/worker/dev/docker-image-tag=4@77d1c0aa"),
                 services: vec![
                     tag("my-api", "dev", Some("1043"), Some(12), Some("2026-11-28T09:58:12Z")),
                     tag("worker", "dev", Some("207"), Some(4), Some("2026-11-27T16:02:40Z")),
                 ],
                 newest_build: Some(build(
                     "tagrelay-dev:0b6d2f0e",
-                    BuildStatus::InProgress,
+                    BuildStatus::Succeeded,
                     "2026-11-28T09:58:14Z",
                     true,
                 )),
-                running_build: Some(build(
-                    "tagrelay-dev:0b6d2f0e",
-                    BuildStatus::InProgress,
-                    "2026-11-28T09:58:14Z",
-                    true,
+                running_build: None,
+                verification: Some(Verification::Verifying {
+                    build: s("tagrelay-dev:0b6d2f0e"),
+                    deadline: s("2026-11-28T10:29:40Z"),
+                    rollouts: vec![
+                        Rollout { service: s("my-api"), deployment: s("ecs-svc/4402817362914003481") },
+                        Rollout { service: s("worker"), deployment: s("ecs-svc/9120551843002716094") },
+                    ],
+                }),
+                release: Some(release(
+                    "/my-api/dev/docker-image-tag=11@5d2b90e4,/worker/dev/docker-image-tag=4@77d1c0aa",
+                    &[("my-api", "1042"), ("worker", "207")],
+                    "tagrelay-dev:5e21a9c4",
+                    "2026-11-28T09:03:51Z",
+                    false,
                 )),
             },
             EnvironmentStatus {
@@ -77,29 +100,100 @@ fn status_table() {
                 state: State::Held,
                 since: Some(s("2026-11-28T07:12:03Z")),
                 stale: true,
-                fingerprint: s("/my-api/prod/docker-image-tag=3"),
+                fingerprint: s("/my-api/prod/docker-image-tag=3@4c1f08e3"),
                 services: vec![
                     tag("my-api", "prod", Some("1040"), Some(3), Some("2026-11-28T07:12:03Z")),
                     tag("worker", "prod", None, None, None),
                 ],
-                newest_build: Some(build("tagrelay-prod:77c1e0a9", BuildStatus::Failed, "2026-11-28T07:12:05Z", true)),
+                newest_build: Some(build(
+                    "tagrelay-prod:77c1e0a9",
+                    BuildStatus::Succeeded,
+                    "2026-11-28T07:12:05Z",
+                    true,
+                )),
                 running_build: None,
+                verification: Some(Verification::Held {
+                    reason: HeldReason::RolloutFailed,
+                    build: s("tagrelay-prod:77c1e0a9"),
+                    detail: s("my-api: rolled back to my-api:1039 by the circuit breaker (tasks failed to start), not running my-api:1040"),
+                }),
+                release: Some(release("/my-api/prod/docker-image-tag=2@e01f6c5b", &[("my-api", "1039")], "tagrelay-prod:31f0b2d8", "2026-11-26T14:20:09Z", false)),
+            },
+            EnvironmentStatus {
+                environment: s("qa"),
+                project: s("tagrelay-qa"),
+                state: State::InSync,
+                since: Some(s("2026-11-28T08:30:00Z")),
+                stale: false,
+                fingerprint: s("/my-api/qa/docker-image-tag=7@9a0e51c2,/worker/qa/docker-image-tag=2@77d1c0aa"),
+                services: vec![
+                    tag("my-api", "qa", Some("1042"), Some(7), Some("2026-11-28T08:30:00Z")),
+                    tag("worker", "qa", Some("207"), Some(2), Some("2026-11-27T16:05:12Z")),
+                ],
+                newest_build: Some(build("tagrelay-qa:c3d9e7f1", BuildStatus::Succeeded, "2026-11-28T08:30:02Z", true)),
+                running_build: None,
+                verification: Some(Verification::Verified {
+                    since: s("2026-11-28T08:34:47Z"),
+                    build: s("tagrelay-qa:c3d9e7f1"),
+                    recorded: true,
+                }),
+                release: Some(release(
+                    "/my-api/qa/docker-image-tag=7@9a0e51c2,/worker/qa/docker-image-tag=2@77d1c0aa",
+                    &[("my-api", "1042"), ("worker", "207")],
+                    "tagrelay-qa:c3d9e7f1",
+                    "2026-11-28T08:34:47Z",
+                    true,
+                )),
             },
             EnvironmentStatus {
                 environment: s("staging"),
                 project: s("tagrelay-staging"),
+                state: State::Deploying,
+                since: Some(s("2026-11-28T09:58:40Z")),
+                stale: false,
+                fingerprint: s("/my-api/staging/docker-image-tag=5@9a0e51c2"),
+                services: vec![
+                    tag("my-api", "staging", Some("1043"), Some(5), Some("2026-11-28T09:58:40Z")),
+                    tag("worker", "staging", None, None, None),
+                ],
+                newest_build: Some(build(
+                    "tagrelay-staging:e8a41b07",
+                    BuildStatus::InProgress,
+                    "2026-11-28T09:58:42Z",
+                    true,
+                )),
+                running_build: Some(build(
+                    "tagrelay-staging:e8a41b07",
+                    BuildStatus::InProgress,
+                    "2026-11-28T09:58:42Z",
+                    true,
+                )),
+                verification: None,
+                release: None,
+            },
+            EnvironmentStatus {
+                environment: s("test"),
+                project: s("tagrelay-test"),
                 state: State::NoParameters,
                 since: None,
                 stale: false,
                 fingerprint: s(""),
-                services: vec![tag("my-api", "staging", None, None, None), tag("worker", "staging", None, None, None)],
+                services: vec![tag("my-api", "test", None, None, None), tag("worker", "test", None, None, None)],
                 newest_build: None,
                 running_build: None,
+                verification: None,
+                release: None,
             },
         ],
     };
     check("status.txt", &report.render());
-    assert_eq!(report.problems(), vec![s("prod: held since 2026-11-28T07:12:03Z, longer than 3600s")]);
+    // `--output json`: the same report; its field names are the scripts' interface.
+    check("status.json", &format!("{}\n", serde_json::to_string_pretty(&report).expect("JSON")));
+    assert_eq!(
+        report.problems(),
+        vec![s("prod: held since 2026-11-28T07:12:03Z, longer than 3600s (rollout_failed: my-api: rolled back to \
+             my-api:1039 by the circuit breaker (tasks failed to start), not running my-api:1040)")]
+    );
 }
 
 #[test]
@@ -140,6 +234,48 @@ fn history_table() {
         ],
     };
     check("history.txt", &report.render());
+}
+
+#[test]
+fn releases_table() {
+    let entry = |version, verified_at: &str, build: &str, tags: &[(&str, &str)], fingerprint: &str| ReleaseEntry {
+        version,
+        verified_at: s(verified_at),
+        build: s(build),
+        tags: tags.iter().map(|(service, tag)| (s(service), s(tag))).collect(),
+        digests: tags.iter().map(|(service, _)| (s(service), s("sha256:…"))).collect(),
+        fingerprint: s(fingerprint),
+    };
+    let report = ReleasesReport {
+        environment: s("prod"),
+        parameter: s("/tagrelay/prod/verified"),
+        releases: vec![
+            entry(
+                4,
+                "2026-11-28T09:40:02Z",
+                "tagrelay-prod:c3d9e7f1",
+                &[("my-api", "1042"), ("worker", "207")],
+                "/my-api/prod/docker-image-tag=5@9a0e51c2,/worker/prod/docker-image-tag=3@77d1c0aa",
+            ),
+            entry(
+                2,
+                "2026-11-26T14:20:09Z",
+                "tagrelay-prod:31f0b2d8",
+                &[("my-api", "1039"), ("worker", "207")],
+                "/my-api/prod/docker-image-tag=4@e01f6c5b,/worker/prod/docker-image-tag=3@77d1c0aa",
+            ),
+            entry(
+                1,
+                "2026-11-24T11:02:51Z",
+                "tagrelay-prod:0a7c44e2",
+                &[("my-api", "1031")],
+                "/my-api/prod/docker-image-tag=2@5d2b90e4",
+            ),
+        ],
+    };
+    check("releases.txt", &report.render());
+    check("releases.json", &format!("{}\n", serde_json::to_string_pretty(&report).expect("JSON")));
+    assert!(report.problems().is_empty());
 }
 
 fn change(command: &'static str, outcome: Outcome, dry_run: bool) -> ChangeReport {

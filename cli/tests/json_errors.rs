@@ -61,13 +61,16 @@ fn usage_errors_are_json_objects_naming_the_argument() {
     assert_eq!(run.stderr, format!("tagrelay: {}\n", value["error"]["message"].as_str().unwrap_or_default()));
     let (_, value) = failing_in_json(&configured(), &["history", "nope", "--env", "dev"]);
     assert_eq!((&value["error"]["kind"], &value["error"]["field"]), (&json!("usage"), &json!("SERVICE")));
+    let (_, value) = failing_in_json(&configured(), &["releases", "--env", "qa"]);
+    assert_eq!((&value["error"]["kind"], &value["error"]["field"]), (&json!("usage"), &json!("--env")));
 
     // Command lines clap refuses: (arguments, field, what the message says).
-    let cases: [(&[&str], Value, &str); 5] = [
+    let cases: [(&[&str], Value, &str); 6] = [
         (&["pin", "my-api", "--env", "dev", "--tag", "1"], json!("--reason"), "required arguments were not provided"),
         (&["status", "--stale-after", "soon"], json!("--stale-after"), "`soon` is not a duration"),
         (&["status", "--bogus"], json!("--bogus"), "unexpected argument '--bogus' found"),
         (&["redrive", "--function", "nope"], json!("--function"), "invalid value 'nope'"),
+        (&["releases"], json!("--env"), "required arguments were not provided"),
         (&["bogus"], Value::Null, "unrecognized subcommand 'bogus'"),
     ];
     for (args, field, message) in cases {

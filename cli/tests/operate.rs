@@ -62,6 +62,25 @@ async fn status_promote_pin_and_history_on_a_running_pipeline() {
     assert_eq!(dev["newest_build"]["status"], "SUCCEEDED");
     assert_eq!(dev["newest_build"]["deploys_current"], true);
     assert_eq!(environment(&status, "prod")["state"], "no_parameters");
+    // No ECS here: the build's success is the release, recorded by the reconcile after it.
+    assert_eq!(dev["verification"]["state"], "verified", "{dev}");
+    assert_eq!(dev["verification"]["recorded"], true, "{dev}");
+    assert_eq!(dev["release"]["current"], true, "{dev}");
+    assert_eq!(dev["release"]["tags"]["my-api"], "1042", "{dev}");
+    assert_eq!(dev["release"]["verified_at"], dev["verification"]["since"], "{dev}");
+    assert_eq!(environment(&status, "prod")["release"], Value::Null);
+
+    // dev's releases: one per deployed state, newest first.
+    let releases = run(&system, &["releases", "--env", "dev", "--output", "json"]);
+    assert_eq!(releases.code, 0, "{}", releases.stderr);
+    let listed = releases.json()["releases"].clone();
+    let tags: Vec<&str> =
+        listed.as_array().expect("releases").iter().filter_map(|r| r["tags"]["my-api"].as_str()).collect();
+    assert_eq!(tags, ["1042", "1041"], "{listed}");
+    assert_eq!(listed[0]["build"], dev["newest_build"]["id"], "{listed}");
+    let table = run(&system, &["releases", "--env", "prod"]);
+    assert_eq!(table.code, 0, "none yet is not a problem: {}", table.stderr);
+    assert_eq!(table.stdout, "/tagrelay/prod/verified\nno release recorded yet\n");
 
     // The table says the same.
     let table = run(&system, &["status", "--env", "dev"]);
@@ -138,10 +157,23 @@ async fn status_promote_pin_and_history_on_a_running_pipeline() {
     system.wait_settled(SETTLE).await.expect("settles");
     let patient = run(&system, &["status", "--output", "json"]);
     assert_eq!(patient.code, 0, "held for less than the default hour: {}", patient.stderr);
-    assert_eq!(environment(&patient.json(), "prod")["state"], "held");
+    let prod = environment(&patient.json(), "prod").clone();
+    assert_eq!(prod["state"], "held");
+    assert_eq!(
+        (&prod["verification"]["state"], &prod["verification"]["reason"]),
+        (&json!("held"), &json!("build_failed"))
+    );
+    assert_eq!(prod["verification"]["detail"], "the build ended FAILED", "{prod}");
+    assert_eq!((&prod["release"]["current"], &prod["release"]["tags"]["my-api"]), (&json!(false), &json!("1042")));
     let strict = run(&system, &["status", "--stale-after", "0s"]);
     assert_eq!(strict.code, 1, "{}", strict.stdout);
     assert!(strict.stderr.contains("prod: held since"), "{}", strict.stderr);
+    assert!(strict.stderr.contains("(build_failed: the build ended FAILED)"), "{}", strict.stderr);
+    assert!(
+        strict.stdout.lines().any(|l| l.starts_with("prod") && l.contains("held (build_failed)")),
+        "{}",
+        strict.stdout
+    );
     assert!(!strict.stderr.contains("dev:"), "dev is in sync: {}", strict.stderr);
 
     // The Terraform is fixed: retry runs the held state again, once.
@@ -155,7 +187,11 @@ async fn status_promote_pin_and_history_on_a_running_pipeline() {
     system.wait_settled(SETTLE).await.expect("settles");
     let after = run(&system, &["status", "--stale-after", "0s", "--output", "json"]);
     assert_eq!(after.code, 0, "{}", after.stderr);
-    assert_eq!(environment(&after.json(), "prod")["state"], "in_sync");
+    let prod = environment(&after.json(), "prod").clone();
+    assert_eq!(prod["state"], "in_sync");
+    assert_eq!((&prod["verification"]["state"], &prod["release"]["current"]), (&json!("verified"), &json!(true)));
+    let releases = run(&system, &["releases", "--env", "prod", "--limit", "1", "--output", "json"]);
+    assert_eq!(releases.json()["releases"][0]["tags"]["my-api"], "1043", "{}", releases.stdout);
     let again = run(&system, &["retry", "--env", "prod", "--output", "json"]);
     assert_eq!(again.json()["decision"], "up_to_date", "nothing to retry once in sync");
 }

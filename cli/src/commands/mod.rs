@@ -5,5 +5,6 @@
 pub mod change;
 pub mod history;
 pub mod redrive;
+pub mod releases;
 pub mod retry;
 pub mod status;

@@ -1,7 +1,9 @@
-//! `tagrelay status`: what each environment runs, and whether its deployed state is behind. The
-//! reads and the decision are the core's `observe`, the same the trigger-deploy function acts on;
-//! this file maps its decision to what an operator reads.
+//! `tagrelay status`: what each environment runs, whether its deployed state is behind, and
+//! whether the current state is verified on ECS (verified, verifying, held) next to the
+//! environment's newest release record. The reads and the decision are the core's `observe`, the
+//! same the trigger-deploy function acts on; this file maps its decision to what an operator reads.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_smithy_types::DateTime;
@@ -10,6 +12,8 @@ use serde::Serialize;
 use tagrelay::deploy::fingerprint::same_state;
 use tagrelay::deploy::observe::Observation;
 use tagrelay::deploy::reconcile::{Decision, Trigger};
+use tagrelay::deploy::release::Release;
+use tagrelay::deploy::verify::HoldReason;
 use tagrelay::deploy::Deployer;
 use tagrelay::ports::{BuildRecord, BuildStatus};
 use tagrelay::ports::{BuildRunner, EcsServices, ImageRegistry, ParameterStore};
@@ -20,8 +24,9 @@ use crate::report::Render;
 use crate::table::{or_nothing, Table};
 use crate::time::{format, format_opt, parse_duration};
 
-/// Per environment: each service's tag and the newest tagrelay build; exit 1 when an
-/// environment is held or behind for longer than --stale-after.
+/// Per environment: each service's tag, the newest tagrelay build, the verification on ECS and
+/// the newest release; exit 1 when an environment is held or behind for longer than
+/// --stale-after, or still verifying past its deadline.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Only this environment.
@@ -89,9 +94,130 @@ impl State {
         }
     }
 
-    /// States that need a person when they last.
+    /// States that need a person when they last (verifying: past its deadline, see `assess`).
     fn can_go_stale(self) -> bool {
         matches!(self, Self::Behind | Self::Held | Self::NeverDeployed)
+    }
+}
+
+/// Why an environment is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeldReason {
+    /// The newest tagrelay build of the current parameters failed (FAILED, FAULT, TIMED_OUT).
+    BuildFailed,
+    /// The build succeeded; a service runs another image, or its rollout failed.
+    RolloutFailed,
+    /// The build succeeded; a rollout was still in progress at the verification deadline.
+    VerifyTimedOut,
+}
+
+impl HeldReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BuildFailed => "build_failed",
+            Self::RolloutFailed => "rollout_failed",
+            Self::VerifyTimedOut => "verify_timed_out",
+        }
+    }
+
+    /// The core's reason for a rollout hold, under the same name.
+    fn of(reason: HoldReason) -> Self {
+        match reason {
+            HoldReason::RolloutFailed => Self::RolloutFailed,
+            HoldReason::VerifyTimedOut => Self::VerifyTimedOut,
+        }
+    }
+}
+
+/// One service's rollout in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rollout {
+    pub service: String,
+    /// The ECS deployment (`ecs-svc/…`) rolling out the expected image.
+    pub deployment: String,
+}
+
+/// Where the current parameters' rollout stands. `null` in JSON while they have no successful
+/// tagrelay run yet (deploying, behind, never deployed, no parameters).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Verification {
+    /// Verified: ECS runs the current parameters' images, rolled out (or there is nothing on ECS
+    /// to verify), since `since`. `recorded`: the release record says so already; `false` for a
+    /// release verified just now, which the next reconcile records.
+    Verified { since: String, build: String, recorded: bool },
+    /// The build succeeded; ECS is still rolling these deployments out, until `deadline`.
+    Verifying { build: String, deadline: String, rollouts: Vec<Rollout> },
+    /// Nothing retries it until the parameters change or `tagrelay retry`.
+    Held { reason: HeldReason, build: String, detail: String },
+}
+
+impl Verification {
+    pub fn label(&self) -> String {
+        match self {
+            Self::Verified { recorded: true, .. } => "verified".to_owned(),
+            Self::Verified { recorded: false, .. } => "verified (not recorded yet)".to_owned(),
+            Self::Verifying { .. } => "verifying".to_owned(),
+            Self::Held { reason, .. } => format!("held ({})", reason.as_str()),
+        }
+    }
+
+    pub fn build(&self) -> &str {
+        match self {
+            Self::Verified { build, .. } | Self::Verifying { build, .. } | Self::Held { build, .. } => build,
+        }
+    }
+
+    /// What the verification table's DETAIL column says.
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Verified { since, recorded: true, .. } => format!("verified at {since}"),
+            Self::Verified { since, recorded: false, .. } => {
+                format!("verified at {since}; the next reconcile writes the release record")
+            }
+            Self::Verifying { rollouts, .. } => {
+                rollouts.iter().map(|r| format!("{}: {}", r.service, r.deployment)).collect::<Vec<_>>().join("; ")
+            }
+            Self::Held { detail, .. } => detail.clone(),
+        }
+    }
+}
+
+/// The environment's newest release record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReleaseSummary {
+    pub fingerprint: String,
+    /// The CodeBuild build that deployed it.
+    pub build: String,
+    pub verified_at: String,
+    /// service → tag.
+    pub tags: BTreeMap<String, String>,
+    /// It records the current parameters.
+    pub current: bool,
+}
+
+impl ReleaseSummary {
+    fn of(release: &Release, current_fingerprint: &str) -> Self {
+        Self {
+            fingerprint: release.fingerprint.clone(),
+            build: release.build.clone(),
+            verified_at: release.verified_at.clone(),
+            tags: release.tags.clone(),
+            current: !current_fingerprint.is_empty() && release.records(current_fingerprint),
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for HeldReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -100,13 +226,16 @@ impl State {
 pub struct Assessment {
     pub state: State,
     /// `true` when the state needs a person: behind, held or never deployed for longer than
-    /// the allowed time since the parameters last changed.
+    /// the allowed time since the parameters last changed, or verifying past its deadline.
     pub stale: bool,
+    pub verification: Option<Verification>,
+    pub release: Option<ReleaseSummary>,
 }
 
 /// Maps an observation (made with `Trigger::Schedule`: what the next sweep would do) to what
 /// status shows.
 pub fn assess(observed: &Observation, now: DateTime, stale_after: Duration) -> Assessment {
+    let current = &observed.desired.fingerprint;
     let state = match &observed.decision {
         Decision::NothingToDeploy => State::NoParameters,
         // Verified: the next sweep records the release; nothing more to happen for it.
@@ -118,7 +247,6 @@ pub fn assess(observed: &Observation, now: DateTime, stale_after: Duration) -> A
         // A running build of an older state: a follow-up run comes after it.
         Decision::Wait { running_build } => {
             let running = observed.history.builds.iter().find(|build| &build.id == running_build);
-            let current = &observed.desired.fingerprint;
             if running.and_then(|b| b.fingerprint.as_deref()).is_some_and(|f| same_state(f, current)) {
                 State::Deploying
             } else {
@@ -126,9 +254,39 @@ pub fn assess(observed: &Observation, now: DateTime, stale_after: Duration) -> A
             }
         }
     };
+    let release = observed.release.as_ref().map(|release| ReleaseSummary::of(release, current));
+    let verification = match &observed.decision {
+        Decision::Verified { build, release, .. } => {
+            Some(Verification::Verified { since: release.verified_at.clone(), build: build.clone(), recorded: false })
+        }
+        Decision::Verifying { build, rolling, deadline } => Some(Verification::Verifying {
+            build: build.clone(),
+            deadline: format(*deadline),
+            rollouts: rolling
+                .iter()
+                .map(|(service, deployment)| Rollout { service: service.clone(), deployment: deployment.clone() })
+                .collect(),
+        }),
+        Decision::RolloutHeld { build, reason, detail } => {
+            Some(Verification::Held { reason: HeldReason::of(*reason), build: build.clone(), detail: detail.clone() })
+        }
+        Decision::Hold { failed_build, status } => Some(Verification::Held {
+            reason: HeldReason::BuildFailed,
+            build: failed_build.clone(),
+            detail: format!("the build ended {status}"),
+        }),
+        // Otherwise the release record tells, when it records the current parameters.
+        _ => release.as_ref().filter(|r| r.current).map(|r| Verification::Verified {
+            since: r.verified_at.clone(),
+            build: r.build.clone(),
+            recorded: true,
+        }),
+    };
     let waited = observed.last_change().map_or(0, |changed| now.secs().saturating_sub(changed.secs()));
-    let stale = state.can_go_stale() && u64::try_from(waited).unwrap_or(0) >= stale_after.as_secs();
-    Assessment { state, stale }
+    let overdue =
+        matches!(&observed.decision, Decision::Verifying { deadline, .. } if now.as_nanos() >= deadline.as_nanos());
+    let stale = overdue || (state.can_go_stale() && u64::try_from(waited).unwrap_or(0) >= stale_after.as_secs());
+    Assessment { state, stale, verification, release }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -150,6 +308,10 @@ pub struct EnvironmentStatus {
     pub services: Vec<ServiceTag>,
     pub newest_build: Option<BuildSummary>,
     pub running_build: Option<BuildSummary>,
+    /// The current parameters' verification on ECS; `null` before their first successful run.
+    pub verification: Option<Verification>,
+    /// The newest release record (`/tagrelay/{environment}/verified`); `null` when none.
+    pub release: Option<ReleaseSummary>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -232,6 +394,8 @@ where
             running_build: recent.iter().find(|b| b.status == BuildStatus::InProgress).map(summary),
             fingerprint: current,
             services,
+            verification: assessment.verification,
+            release: assessment.release,
         });
     }
     Ok(StatusReport {
@@ -247,14 +411,19 @@ impl Render for StatusReport {
         self.environments
             .iter()
             .filter(|e| e.stale)
-            .map(|e| {
-                let since = e.since.as_deref().unwrap_or("an unknown time");
-                format!(
-                    "{}: {} since {since}, longer than {}s",
-                    e.environment,
-                    e.state.as_str(),
-                    self.stale_after_seconds
-                )
+            .map(|e| match &e.verification {
+                Some(verifying @ Verification::Verifying { deadline, .. }) => {
+                    format!("{}: verifying past its deadline {deadline}: {}", e.environment, verifying.detail())
+                }
+                verification => {
+                    let since = e.since.as_deref().unwrap_or("an unknown time");
+                    let why = match verification {
+                        Some(held @ Verification::Held { reason, .. }) => format!(" ({}: {})", reason, held.detail()),
+                        _ => String::new(),
+                    };
+                    let (environment, state, limit) = (&e.environment, e.state, self.stale_after_seconds);
+                    format!("{environment}: {state} since {since}, longer than {limit}s{why}")
+                }
             })
             .collect()
     }
@@ -264,12 +433,14 @@ impl Render for StatusReport {
             "ENVIRONMENT",
             "STATE",
             "SINCE",
+            "RELEASE",
             "NEWEST BUILD",
             "STATUS",
             "STARTED",
             "DEPLOYS CURRENT",
             "RUNNING",
         ]);
+        let mut verifications = Table::new(&["ENVIRONMENT", "VERIFICATION", "BUILD", "DEADLINE", "DETAIL"]);
         let mut tags = Table::new(&["ENVIRONMENT", "SERVICE", "TAG", "VERSION", "CHANGED"]);
         for e in &self.environments {
             let state = if e.stale { format!("{} (stale)", e.state.as_str()) } else { e.state.as_str().to_owned() };
@@ -278,12 +449,37 @@ impl Render for StatusReport {
                 e.environment.clone(),
                 state,
                 or_nothing(e.since.as_ref()),
+                or_nothing(e.release.as_ref().map(|r| {
+                    if r.current {
+                        r.verified_at.clone()
+                    } else {
+                        format!("{} (not current)", r.verified_at)
+                    }
+                })),
                 or_nothing(newest.map(|b| &b.id)),
                 or_nothing(newest.map(|b| b.status)),
                 or_nothing(newest.and_then(|b| b.started.as_ref())),
                 or_nothing(newest.map(|b| if b.deploys_current { "yes" } else { "no" })),
                 or_nothing(e.running_build.as_ref().map(|b| &b.id)),
             ]);
+            // A line for what is under way or needs a person; a recorded release is the RELEASE
+            // column.
+            match &e.verification {
+                None | Some(Verification::Verified { recorded: true, .. }) => {}
+                Some(verification) => {
+                    let deadline = match verification {
+                        Verification::Verifying { deadline, .. } => Some(deadline),
+                        _ => None,
+                    };
+                    verifications.row([
+                        e.environment.clone(),
+                        verification.label(),
+                        verification.build().to_owned(),
+                        or_nothing(deadline),
+                        verification.detail(),
+                    ]);
+                }
+            }
             for s in &e.services {
                 tags.row([
                     e.environment.clone(),
@@ -294,7 +490,13 @@ impl Render for StatusReport {
                 ]);
             }
         }
-        format!("{}\n{}", environments.render(), tags.render())
+        let mut out = format!("{}\n", environments.render());
+        if !verifications.is_empty() {
+            out.push_str(&verifications.render());
+            out.push('\n');
+        }
+        out.push_str(&tags.render());
+        out
     }
 }
 
@@ -303,7 +505,8 @@ mod tests {
     use std::collections::BTreeMap;
 
     use tagrelay::deploy::history::BuildHistory;
-    use tagrelay::deploy::reconcile::{reconcile, Desired};
+    use tagrelay::deploy::reconcile::{reconcile, Desired, StartReason};
+    use tagrelay::deploy::verify::VerifiedBy;
     use tagrelay::ports::StoredParameter;
 
     use super::*;
@@ -389,5 +592,175 @@ mod tests {
         let deploying = vec![build("b2", InProgress, Some(CURRENT))];
         assert!(!assess(&observed(desired(CURRENT), &deploying, at(0)), now, HOUR).stale);
         assert!(!assess(&observed(desired(""), &[], None), now, Duration::ZERO).stale);
+    }
+
+    fn release(fingerprint: &str, build: &str, verified_at: &str) -> Release {
+        Release {
+            fingerprint: fingerprint.into(),
+            tags: BTreeMap::from([("a".into(), "3".into())]),
+            digests: BTreeMap::new(),
+            build: build.into(),
+            verified_at: verified_at.into(),
+        }
+    }
+
+    /// What `observe` returns after verifying: `decision` as it decided, `record` as read.
+    fn verified(decision: Decision, record: Option<Release>, last_change: Option<DateTime>) -> Observation {
+        let mut observation = observed(desired(CURRENT), &[build("b2", Succeeded, Some(CURRENT))], last_change);
+        observation.decision = decision;
+        observation.release = record;
+        observation
+    }
+
+    fn rollouts(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(service, deployment)| ((*service).to_owned(), (*deployment).to_owned())).collect()
+    }
+
+    /// (name, decision, release record read, state, verification, whether the record is current)
+    type Case = (&'static str, Decision, Option<Release>, State, Option<Verification>, Option<bool>);
+
+    #[test]
+    fn verification_follows_the_decision_and_the_release_record() {
+        let now = DateTime::from_secs(10_000);
+        let t1 = "2026-11-28T09:40:02Z";
+        let t0 = "2026-11-27T16:10:00Z";
+        let record = |fingerprint: &str, build: &str, at: &str| Some(release(fingerprint, build, at));
+        let held = |reason, build: &str, detail: &str| {
+            Some(Verification::Held { reason, build: build.into(), detail: detail.into() })
+        };
+        let cases: Vec<Case> = vec![
+            (
+                "verified just now: the next reconcile records it",
+                Decision::Verified {
+                    build: "b2".into(),
+                    release: release(CURRENT, "b2", t1),
+                    basis: VerifiedBy::RolloutCompleted,
+                },
+                record(OLDER, "b1", t0),
+                State::InSync,
+                Some(Verification::Verified { since: t1.into(), build: "b2".into(), recorded: false }),
+                Some(false),
+            ),
+            (
+                "recorded: verified since the record's time",
+                Decision::UpToDate { build: "b2".into() },
+                record(CURRENT, "b2", t1),
+                State::InSync,
+                Some(Verification::Verified { since: t1.into(), build: "b2".into(), recorded: true }),
+                Some(true),
+            ),
+            (
+                "recorded by a tagrelay without digests",
+                Decision::UpToDate { build: "b2".into() },
+                record("/a/dev/tag=3", "b2", t1),
+                State::InSync,
+                Some(Verification::Verified { since: t1.into(), build: "b2".into(), recorded: true }),
+                Some(true),
+            ),
+            (
+                "verifying: each service's deployment and the deadline",
+                Decision::Verifying {
+                    build: "b2".into(),
+                    rolling: rollouts(&[("a", "ecs-svc/1"), ("b", "ecs-svc/2")]),
+                    deadline: DateTime::from_secs(10_600),
+                },
+                record(OLDER, "b1", t0),
+                State::Verifying,
+                Some(Verification::Verifying {
+                    build: "b2".into(),
+                    deadline: "1970-01-01T02:56:40Z".into(),
+                    rollouts: vec![
+                        Rollout { service: "a".into(), deployment: "ecs-svc/1".into() },
+                        Rollout { service: "b".into(), deployment: "ecs-svc/2".into() },
+                    ],
+                }),
+                Some(false),
+            ),
+            (
+                "rollout failed",
+                Decision::RolloutHeld {
+                    build: "b2".into(),
+                    reason: HoldReason::RolloutFailed,
+                    detail: "a: runs a:2, not a:3".into(),
+                },
+                record(OLDER, "b1", t0),
+                State::Held,
+                held(HeldReason::RolloutFailed, "b2", "a: runs a:2, not a:3"),
+                Some(false),
+            ),
+            (
+                "verification timed out",
+                Decision::RolloutHeld {
+                    build: "b2".into(),
+                    reason: HoldReason::VerifyTimedOut,
+                    detail: "still rolling out: a: ecs-svc/1".into(),
+                },
+                None,
+                State::Held,
+                held(HeldReason::VerifyTimedOut, "b2", "still rolling out: a: ecs-svc/1"),
+                None,
+            ),
+            (
+                "the build failed",
+                Decision::Hold { failed_build: "b2".into(), status: TimedOut },
+                record(OLDER, "b1", t0),
+                State::Held,
+                held(HeldReason::BuildFailed, "b2", "the build ended TIMED_OUT"),
+                Some(false),
+            ),
+            (
+                "behind: the release is of the state before",
+                Decision::Start {
+                    fingerprint: CURRENT.into(),
+                    reason: StartReason::Changed,
+                    follows: Some("b1".into()),
+                },
+                record(OLDER, "b1", t0),
+                State::Behind,
+                None,
+                Some(false),
+            ),
+            ("no parameters", Decision::NothingToDeploy, None, State::NoParameters, None, None),
+        ];
+        for (name, decision, record, state, verification, current) in cases {
+            let assessed = assess(&verified(decision, record, at(9_000)), now, HOUR);
+            assert_eq!(assessed.state, state, "{name}");
+            assert_eq!(assessed.verification, verification, "{name}");
+            assert_eq!(assessed.release.map(|r| r.current), current, "{name}");
+            assert!(!assessed.stale, "{name}: within the hour and the deadline");
+        }
+    }
+
+    #[test]
+    fn verifying_is_a_problem_only_past_its_deadline_and_a_rollout_hold_like_any_hold() {
+        let verifying = |deadline| Decision::Verifying {
+            build: "b2".into(),
+            rolling: rollouts(&[("a", "ecs-svc/1")]),
+            deadline: DateTime::from_secs(deadline),
+        };
+        let long_ago = at(0);
+        // Not by --stale-after: verification has its own time-out.
+        let within = verified(verifying(10_001), None, long_ago);
+        assert!(!assess(&within, DateTime::from_secs(10_000), Duration::ZERO).stale);
+        let due = verified(verifying(10_000), None, long_ago);
+        assert!(assess(&due, DateTime::from_secs(10_000), HOUR).stale, "the core times out at the deadline");
+        let rollout_held = |last_change| {
+            verified(
+                Decision::RolloutHeld { build: "b2".into(), reason: HoldReason::RolloutFailed, detail: "x".into() },
+                None,
+                last_change,
+            )
+        };
+        let now = DateTime::from_secs(10_000);
+        assert!(!assess(&rollout_held(at(10_000 - 3599)), now, HOUR).stale);
+        assert!(assess(&rollout_held(at(10_000 - 3600)), now, HOUR).stale);
+    }
+
+    #[test]
+    fn held_reasons_are_named_as_the_core_names_them() {
+        for reason in [HoldReason::RolloutFailed, HoldReason::VerifyTimedOut] {
+            assert_eq!(HeldReason::of(reason).as_str(), reason.as_str());
+            assert_eq!(serde_json::to_value(HeldReason::of(reason)).ok(), serde_json::to_value(reason).ok());
+        }
     }
 }
