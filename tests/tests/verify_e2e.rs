@@ -77,7 +77,8 @@ async fn wait_decision(system: &LocalSystem, decision: &str, reason: &str) -> Va
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let lines = decisions(system);
-        if let Some(line) = lines.iter().find(|l| l["fields"]["decision"] == decision && l["fields"]["reason"] == reason)
+        if let Some(line) =
+            lines.iter().find(|l| l["fields"]["decision"] == decision && l["fields"]["reason"] == reason)
         {
             return line.clone();
         }
@@ -140,6 +141,15 @@ async fn a_good_push_is_verified_on_ecs_and_recorded_once_as_the_release() {
     assert_eq!(record["build"], builds[0].id.as_str());
     let at = record["verified_at"].as_str().expect("verified_at");
     assert!(at.len() == 20 && at.ends_with('Z') && at.as_bytes()[10] == b'T', "RFC 3339 UTC, whole seconds: {at}");
+
+    // Its write is a Parameter Store Change like any other, which infra's rule (image-tag
+    // parameters by name) routes nowhere.
+    assert!(system.bridge.events().iter().any(|e| e["detail"]["name"] == RELEASE), "SSM emitted the change");
+    assert!(
+        system.bridge.deliveries().iter().all(|d| !format!("{:?}", d.outcome).contains(RELEASE)),
+        "no function was invoked for it: {:#?}",
+        system.bridge.deliveries()
+    );
 
     // Duplicates of every event: no second build, no second record, nothing verified again.
     let before = decisions(&system);
