@@ -1,5 +1,6 @@
 //! The whole system on the local AWS: both release functions behind their Runtime APIs, the
-//! local EventBridge routing the events the local AWS emits through `infra/event-patterns/`,
+//! local EventBridge routing the events the local AWS emits through `infra/event-patterns/`
+//! (narrowed to what is ours as `infra/events.tf` narrows them, see [`rules`]),
 //! Lambda's async retries and dead-letter queues, and a CodeBuild project per environment with
 //! `concurrent_build_limit = 1`. Environments with an `ecs_cluster` also get the cluster, their
 //! ECS services (first deployment completed) and the project's ECS mapping, so a build deploys to
@@ -17,7 +18,9 @@ use tagrelay::ports::{BuildRecord, BuildStatus};
 use crate::ecs_config::{ecs_environments, parameter_placeholder, EcsEnvironment};
 use crate::event_pattern::EventPattern;
 use crate::event_router::{AsyncInvokeConfig, LocalEventBridge, Route};
-use crate::local_aws::{create_codebuild_project, create_repository, put_parameter, LocalAws, LocalAwsOptions};
+use crate::local_aws::{
+    create_codebuild_project, create_repository, put_parameter, LocalAws, LocalAwsOptions, ACCOUNT_ID, REGION,
+};
 use crate::runtime_api::{lambda_binary, FunctionProcess, RuntimeApi};
 use crate::{workspace_root, HarnessError};
 
@@ -83,38 +86,26 @@ impl LocalSystem {
         record_api.wait_first_poll(WAIT).await?;
         deploy_api.wait_first_poll(WAIT).await?;
 
-        let patterns = workspace_root().join("infra/event-patterns");
-        let pattern = |file: &str| {
-            EventPattern::from_file(patterns.join(file))
-                .map_err(|err| HarnessError::setup("a local EventBridge rule", err))
-        };
-        let schedule = EventPattern::parse(&json!({ "source": ["aws.events"], "detail-type": ["Scheduled Event"] }))
-            .map_err(|err| HarnessError::setup("the local sweep schedule rule", err))?;
-        let route = |name: &str, pattern, target: &Arc<RuntimeApi>, queue: &str| Route {
+        let rules = rules(&parsed, &ecs)?;
+        let route = |name: &str, pattern: &EventPattern, target: &Arc<RuntimeApi>, queue: &str| Route {
             name: name.to_owned(),
-            pattern,
+            pattern: pattern.clone(),
             target: target.clone(),
             dead_letter_queue_url: queue.to_owned(),
         };
-        let routes = vec![
-            route("ecr-image-action", pattern("ecr-image-action.json")?, &record_api, &queues[0].1),
-            route("parameter-store-change", pattern("parameter-store-change.json")?, &deploy_api, &queues[1].1),
-            route(
-                "codebuild-build-state-change",
-                pattern("codebuild-build-state-change.json")?,
-                &deploy_api,
-                &queues[1].1,
-            ),
-            route(
-                "ecs-deployment-state-change",
-                pattern("ecs-deployment-state-change.json")?,
-                &deploy_api,
-                &queues[1].1,
-            ),
-            // One schedule rule, two targets, as infra/events.tf has it: both sweeps.
-            route("schedule", schedule.clone(), &deploy_api, &queues[1].1),
-            route("schedule-record", schedule, &record_api, &queues[0].1),
-        ];
+        let mut routes = Vec::new();
+        for (name, pattern) in &rules {
+            let (target, queue) = match *name {
+                "ecr-image-action" => (&record_api, &queues[0].1),
+                _ => (&deploy_api, &queues[1].1),
+            };
+            routes.push(route(name, pattern, target, queue));
+        }
+        // One schedule rule, two targets, as infra/events.tf has it: both sweeps.
+        let schedule = EventPattern::parse(&json!({ "source": ["aws.events"], "detail-type": ["Scheduled Event"] }))
+            .map_err(|err| HarnessError::setup("the local sweep schedule rule", err))?;
+        routes.push(route("schedule", &schedule, &deploy_api, &queues[1].1));
+        routes.push(route("schedule-record", &schedule, &record_api, &queues[0].1));
         let bridge = LocalEventBridge::start(routes, sqs.clone(), AsyncInvokeConfig::default()).await?;
         aws.set_event_sink(&bridge.sink_url()).await?;
         let dead_letter_queues = [queues[0].clone(), queues[1].clone()];
@@ -180,6 +171,57 @@ impl LocalSystem {
     }
 }
 
+/// The local EventBridge's rules: each pattern of `infra/event-patterns/` narrowed to what is
+/// ours as `infra/events.tf` narrows it, by route name. Image-tag parameter changes by name (so
+/// the release records' own changes reach no function, as in AWS), builds by the environments'
+/// projects, ECS deployments by the service ARN prefix of each environment's cluster (the rule
+/// exists only when an environment has an `ecs_cluster`). ECR pushes are not narrowed by
+/// repository here: the rule's `action-type`/`result` are kept, and events of repositories no
+/// service has are the function's to skip (the tests send it such events).
+pub fn rules(config: &Config, ecs: &[EcsEnvironment]) -> Result<Vec<(&'static str, EventPattern)>, HarnessError> {
+    let directory = workspace_root().join("infra/event-patterns");
+    let base = |file: &str| {
+        EventPattern::from_file(directory.join(file))
+            .map(|pattern| pattern.as_json().clone())
+            .map_err(|err| HarnessError::setup("a local EventBridge rule", err))
+    };
+    let mut parameters: Vec<String> =
+        config.environments().flat_map(|environment| config.parameter_names(&environment.name)).collect();
+    parameters.sort();
+    parameters.dedup();
+    let projects: Vec<&str> = config.environments().map(|e| e.codebuild_project.as_str()).collect();
+    let mut clusters: Vec<&str> = ecs.iter().map(|e| e.cluster.as_str()).collect();
+    clusters.sort_unstable();
+    clusters.dedup();
+
+    let mut parameter = base("parameter-store-change.json")?;
+    parameter["detail"]["name"] = json!(parameters);
+    let mut build = base("codebuild-build-state-change.json")?;
+    build["detail"]["project-name"] = json!(projects);
+    let mut patterns = vec![
+        ("ecr-image-action", base("ecr-image-action.json")?),
+        ("parameter-store-change", parameter),
+        ("codebuild-build-state-change", build),
+    ];
+    if !clusters.is_empty() {
+        let mut deployment = base("ecs-deployment-state-change.json")?;
+        let prefixes: Vec<Value> = clusters
+            .iter()
+            .map(|cluster| json!({ "prefix": format!("arn:aws:ecs:{REGION}:{ACCOUNT_ID}:service/{cluster}/") }))
+            .collect();
+        deployment["resources"] = json!(prefixes);
+        patterns.push(("ecs-deployment-state-change", deployment));
+    }
+    patterns
+        .into_iter()
+        .map(|(name, pattern)| {
+            EventPattern::parse(&pattern)
+                .map(|parsed| (name, parsed))
+                .map_err(|err| HarnessError::setup("a local EventBridge rule", err))
+        })
+        .collect()
+}
+
 /// What infra/ and the team's Terraform have made of each ECS environment before tagrelay's first
 /// run: the cluster, each service running the placeholder tag (first deployment completed, so a
 /// rollback has somewhere to go), the image-tag parameters holding the placeholder (created
@@ -208,4 +250,71 @@ pub async fn set_up_ecs(
         aws.wait_first_rollout(service, WAIT).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ecs_config::ecs_environments;
+
+    fn document(with_cluster: bool) -> Value {
+        let mut dev = json!({});
+        if with_cluster {
+            dev = json!({ "ecs_cluster": "dev-cluster", "verify_timeout": "1m" });
+        }
+        json!({
+            "environments": { "dev": dev, "prod": {} },
+            "services": { "my-api": { "deploy_on_push": ["dev"] } }
+        })
+    }
+
+    fn rules_of(document: &Value) -> Vec<(&'static str, EventPattern)> {
+        let config = Config::from_json(&document.to_string()).expect("a valid config");
+        let ecs = ecs_environments(document, &config).expect("ECS part");
+        rules(&config, &ecs).expect("rules")
+    }
+
+    fn matches(rules: &[(&str, EventPattern)], event: &Value) -> Vec<String> {
+        rules.iter().filter(|(_, p)| p.matches(event)).map(|(name, _)| (*name).to_owned()).collect()
+    }
+
+    fn parameter_change(name: &str) -> Value {
+        json!({ "source": "aws.ssm", "detail-type": "Parameter Store Change",
+                "resources": [format!("arn:aws:ssm:us-east-1:123456789012:parameter{name}")],
+                "detail": { "operation": "Update", "name": name, "type": "String" } })
+    }
+
+    fn build_change(project: &str) -> Value {
+        json!({ "source": "aws.codebuild", "detail-type": "CodeBuild Build State Change",
+                "detail": { "build-status": "SUCCEEDED", "project-name": project } })
+    }
+
+    fn deployment(cluster: &str) -> Value {
+        json!({ "source": "aws.ecs", "detail-type": "ECS Deployment State Change",
+                "resources": [format!("arn:aws:ecs:us-east-1:123456789012:service/{cluster}/my-api")],
+                "detail": { "eventName": "SERVICE_DEPLOYMENT_COMPLETED" } })
+    }
+
+    #[test]
+    fn routes_are_narrowed_to_our_parameters_projects_and_clusters_as_infra_narrows_them() {
+        let rules = rules_of(&document(true));
+        assert_eq!(matches(&rules, &parameter_change("/my-api/dev/docker-image-tag")), ["parameter-store-change"]);
+        assert_eq!(matches(&rules, &parameter_change("/my-api/prod/docker-image-tag")), ["parameter-store-change"]);
+        // trigger-deploy's own release records are not image-tag parameters: no route.
+        assert!(matches(&rules, &parameter_change("/tagrelay/dev/verified")).is_empty());
+        assert!(matches(&rules, &parameter_change("/other/setting")).is_empty());
+        assert_eq!(matches(&rules, &build_change("tagrelay-prod")), ["codebuild-build-state-change"]);
+        assert!(matches(&rules, &build_change("someone-elses")).is_empty());
+        assert_eq!(matches(&rules, &deployment("dev-cluster")), ["ecs-deployment-state-change"]);
+        assert!(matches(&rules, &deployment("dev-cluster-2")).is_empty(), "the prefix ends with the cluster's /");
+        assert!(matches(&rules, &deployment("other")).is_empty());
+    }
+
+    #[test]
+    fn without_an_ecs_cluster_there_is_no_ecs_rule() {
+        let names: Vec<&str> = rules_of(&document(false)).iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, ["ecr-image-action", "parameter-store-change", "codebuild-build-state-change"]);
+        let with: Vec<&str> = rules_of(&document(true)).iter().map(|(name, _)| *name).collect();
+        assert_eq!(with.last(), Some(&"ecs-deployment-state-change"));
+    }
 }

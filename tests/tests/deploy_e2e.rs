@@ -104,7 +104,8 @@ async fn an_event_that_cannot_be_parsed_ends_up_in_the_dead_letter_queue() {
     let broken = json!({
         "version": "0", "id": "broken-1", "detail-type": "Parameter Store Change", "source": "aws.ssm",
         "account": "123456789012", "time": "2026-11-28T08:00:00Z", "region": "us-east-1", "resources": [],
-        "detail": { "operation": "Update", "type": "String" }
+        // Passes the rule (one of our parameters, a value change), but its description is no string.
+        "detail": { "operation": "Update", "name": "/my-api/dev/docker-image-tag", "type": "String", "description": 7 }
     });
     system.bridge.put_events(broken.clone()).await.expect("accepted");
     system.wait_settled(SETTLE).await.expect("settles");
@@ -126,7 +127,7 @@ async fn an_event_that_cannot_be_parsed_ends_up_in_the_dead_letter_queue() {
     let body: Value = serde_json::from_str(messages[0].body().unwrap_or_default()).expect("the event, unchanged");
     assert_eq!(body, broken);
     let error = messages[0].message_attributes().and_then(|a| a.get("ErrorMessage")).and_then(|v| v.string_value());
-    assert!(error.is_some_and(|e| e.contains("missing field `name`")), "{error:?}");
+    assert!(error.is_some_and(|e| e.contains("detail.description") && e.contains("expected a string")), "{error:?}");
     assert!(system.builds(DEV).await.expect("builds").is_empty());
 }
 

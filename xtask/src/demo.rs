@@ -1,26 +1,40 @@
 //! `make demo` (`cargo run -p xtask -- demo`): the whole pipeline on a local AWS, no account needed. Both release functions run
 //! behind local Lambda Runtime APIs; the local AWS emits the EventBridge events; the local
-//! EventBridge routes them through `infra/event-patterns/`. The demo only calls ECR: it pushes
-//! five images in quick succession across two services, then EventBridge redelivers an old push
-//! event late. Everything else happens by itself. It prints the timeline and the end state;
-//! everything it starts stops when it ends.
+//! EventBridge routes them through `infra/event-patterns/`. Both environments run their services
+//! on the local ECS (circuit breaker and rollback on), so every Terraform run is verified there.
+//! The demo only calls ECR (and once sends the sweep's schedule event), in three acts:
+//!
+//! 1. five images pushed in quick succession across two services (one run per environment, one
+//!    follow-up), then EventBridge redelivers an old push event late; each run is `verifying`
+//!    while ECS rolls out and `verified` (a release record) when it completed;
+//! 2. an image whose tasks crash on start: Terraform "succeeds", ECS's circuit breaker rolls the
+//!    services back, tagrelay holds (`rollout_failed`) and the sweep does not retry it;
+//! 3. a fixed image deploys and verifies.
+//!
+//! Everything else happens by itself. It prints the timeline and the end state; everything it
+//! starts stops when it ends.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tagrelay_testbed::event_router::DeliveryOutcome;
-use tagrelay_testbed::local_aws::push_image;
+use tagrelay_testbed::local_aws::{push_image, ACCOUNT_ID, REGION};
 use tagrelay_testbed::system::LocalSystem;
 use tagrelay_testbed::HarnessError;
-use tagrelay_tests::events::ecr_push;
+use tagrelay_tests::events::{ecr_push, scheduled};
 
 use crate::error::TaskError;
 
 const BUILD: Duration = Duration::from_secs(3);
+/// How long an ECS deployment takes to complete, or to fail when its tasks crash.
+const ROLLOUT: Duration = Duration::from_secs(2);
+const SETTLE: Duration = Duration::from_secs(120);
+const CRASHING: &str = "104";
 
 fn config() -> Value {
     json!({
-        "environments": { "dev": {}, "staging": {} },
+        "environments": { "dev": { "ecs_cluster": "dev" }, "staging": { "ecs_cluster": "staging" } },
         "services": {
             "my-api": { "deploy_on_push": ["dev", "staging"] },
             "worker": { "repository": "team/worker", "deploy_on_push": ["dev", "staging"] }
@@ -29,15 +43,24 @@ fn config() -> Value {
 }
 
 pub async fn run() -> Result<(), TaskError> {
-    println!("starting the local AWS, the local EventBridge and both functions (release builds)…");
+    let began = Instant::now();
+    println!("starting the local AWS, the local ECS, the local EventBridge and both functions (release builds)…");
     let system = LocalSystem::start(&config(), BUILD).await?;
+    system.aws.set_ecs_behaviour(ROLLOUT, ROLLOUT).await?;
     println!(
-        "CodeBuild projects tagrelay-dev and tagrelay-staging: concurrent_build_limit 1, a Terraform run takes {}s\n",
-        BUILD.as_secs()
+        "CodeBuild projects tagrelay-dev and tagrelay-staging: concurrent_build_limit 1, a Terraform run takes {}s\n\
+         ECS clusters dev and staging: services my-api and worker (circuit breaker and rollback on), a rollout takes {}s\n",
+        BUILD.as_secs(),
+        ROLLOUT.as_secs()
     );
 
     let start = Instant::now();
     let mut timeline: Vec<(Duration, String)> = Vec::new();
+    let act = |timeline: &mut Vec<(Duration, String)>, title: &str| {
+        timeline.push((start.elapsed(), format!("── {title}")));
+    };
+
+    act(&mut timeline, "1. five pushes in quick succession");
     let mut first_push = None;
     for (repository, tag) in
         [("my-api", "101"), ("team/worker", "201"), ("my-api", "102"), ("team/worker", "202"), ("my-api", "103")]
@@ -46,19 +69,36 @@ pub async fn run() -> Result<(), TaskError> {
         first_push.get_or_insert((repository, tag, digest));
         timeline.push((start.elapsed(), format!("CI     push {repository}:{tag}")));
     }
-    system.wait_settled(Duration::from_secs(120)).await?;
-
+    system.wait_settled(SETTLE).await?;
     // EventBridge delivers at least once: my-api:101's event arrives again, late.
     if let Some((repository, tag, digest)) = first_push {
         timeline.push((start.elapsed(), format!("EventBridge redelivers {repository}:{tag}'s push event, late")));
         system.bridge.put_events(ecr_push(repository, tag, &digest)).await?;
-        system.wait_settled(Duration::from_secs(60)).await?;
+        system.wait_settled(SETTLE).await?;
     }
 
+    act(&mut timeline, &format!("2. my-api:{CRASHING}, whose tasks crash on start"));
+    system.aws.set_crashing_images(&[CRASHING]).await?;
+    push_image(&system.ecr, "my-api", CRASHING).await?;
+    timeline.push((start.elapsed(), format!("CI     push my-api:{CRASHING}")));
+    system.wait_settled(SETTLE).await?;
+    timeline.push((start.elapsed(), "EventBridge schedule: the sweep".into()));
+    system.bridge.put_events(scheduled("demo-sweep")).await?;
+    system.wait_settled(SETTLE).await?;
+
+    act(&mut timeline, "3. the fix");
+    push_image(&system.ecr, "my-api", "105").await?;
+    timeline.push((start.elapsed(), "CI     push my-api:105".into()));
+    system.wait_settled(SETTLE).await?;
+
+    // A hold's detail is said once; the same hold seen again by the next event says so.
+    let mut explained = HashSet::new();
     for delivery in system.bridge.deliveries() {
         let at = delivery.at.saturating_duration_since(start);
         match &delivery.outcome {
-            DeliveryOutcome::Ok { response } => timeline.push((at, describe(&delivery.route, response))),
+            DeliveryOutcome::Ok { response } => {
+                timeline.push((at, describe(&delivery.route, response, &mut explained)))
+            }
             other => timeline.push((at, format!("{:<6} {other:?}", delivery.route))),
         }
     }
@@ -93,9 +133,36 @@ pub async fn run() -> Result<(), TaskError> {
                 .unwrap_or_else(|| "(not set)".into());
             println!("           {name:<38} {shown}");
         }
+        for ecs in system.ecs.iter().filter(|e| e.environment == environment.name) {
+            for target in &ecs.targets {
+                let image = system.aws.ecs_service_image(&ecs.cluster, &target.service, &target.container).await?;
+                let deployments = system.aws.ecs_deployments(&ecs.cluster, &target.service).await?;
+                let state = deployments.iter().find(|d| d.status == "PRIMARY").map(|d| d.rollout_state.clone());
+                println!(
+                    "           ECS {:<34} runs {} ({})",
+                    format!("{}/{}", ecs.cluster, target.service),
+                    without_registry(&image),
+                    state.unwrap_or_default()
+                );
+            }
+        }
+        let record = environment.release_parameter();
+        match system.ssm.get_parameter_history().name(&record).send().await {
+            Ok(history) => {
+                let versions = history.parameters();
+                println!("           {record} ({} releases), newest:", versions.len());
+                if let Some(newest) = versions.last() {
+                    println!("             {}", newest.value().unwrap_or_default());
+                }
+            }
+            Err(_) => println!("           {record}: no release yet"),
+        }
     }
     operator_status(&system)?;
-    println!("\nstopping the functions, the local EventBridge and the local AWS");
+    println!(
+        "\nthe demo took {:.0}s; stopping the functions, the local EventBridge and the local AWS",
+        began.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -121,8 +188,20 @@ fn operator_status(system: &LocalSystem) -> Result<(), TaskError> {
 }
 
 /// One timeline line from a function's response.
-fn describe(route: &str, response: &Value) -> String {
+fn describe(route: &str, response: &Value, explained: &mut HashSet<String>) -> String {
     let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
+    if route == "schedule-record" {
+        let writes: Vec<String> = response["services"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s["decisions"].as_array().cloned().unwrap_or_default())
+            .filter(|d| d["decision"] == "write")
+            .map(|d| format!("{} = {}", text(&d["parameter"]), text(&d["to"])))
+            .collect();
+        let said = if writes.is_empty() { "no newer image to record".to_owned() } else { writes.join(", ") };
+        return format!("record-image-tag  scheduled sweep: {said}");
+    }
     if route == "ecr-image-action" {
         let what = format!("{}:{}", text(&response["repository"]), text(&response["tag"]));
         if let Some(reason) = response["skipped"].as_str() {
@@ -140,9 +219,11 @@ fn describe(route: &str, response: &Value) -> String {
         return format!("record-image-tag  {what}: {}", decisions.join(", "));
     }
     let trigger = text(&response["trigger"]);
-    // "build <arn> ended SUCCEEDED" reads better with a short build id.
+    // "build <arn> ended SUCCEEDED" reads better with a short build id, and
+    // "ECS SERVICE_DEPLOYMENT_COMPLETED of dev/my-api (ecs-svc/…)" without the deployment id.
     let trigger = match trigger.strip_prefix("build ").and_then(|rest| rest.split_once(" ended ")) {
         Some((id, status)) => format!("build {} ended {status}", short(id)),
+        None if trigger.starts_with("ECS ") => trigger.split(" (").next().unwrap_or_default().to_owned(),
         None => trigger,
     };
     if let Some(reason) = response["ignored"].as_str() {
@@ -157,12 +238,31 @@ fn describe(route: &str, response: &Value) -> String {
             match e["decision"].as_str() {
                 Some("start") => format!("{}: START {build} ({})", text(&e["environment"]), text(&e["reason"])),
                 Some("wait") => format!("{}: coalesced, waits for {build}", text(&e["environment"])),
+                Some("verifying") => format!("{}: verifying, ECS rolls out {build}", text(&e["environment"])),
+                Some("verified") => format!(
+                    "{}: VERIFIED {build} ({}), release record version {}",
+                    text(&e["environment"]),
+                    text(&e["basis"]),
+                    e["version"]
+                ),
+                Some("hold") if e["detail"].is_string() => {
+                    let detail = without_registry(&text(&e["detail"]));
+                    let key = format!("{} {build} {detail}", text(&e["environment"]));
+                    let said = if explained.insert(key) { detail } else { "still, as above".to_owned() };
+                    format!("{}: HOLD {build} ({}): {said}", text(&e["environment"]), text(&e["reason"]))
+                }
+                Some("hold") => format!("{}: HOLD {build} ({})", text(&e["environment"]), text(&e["status"])),
                 Some(other) => format!("{}: {other}", text(&e["environment"])),
                 None => String::new(),
             }
         })
         .collect();
     format!("trigger-deploy    {trigger}: {}", decisions.join(", "))
+}
+
+/// An image reference without the local registry's host (`my-api:103`).
+fn without_registry(text: &str) -> String {
+    text.replace(&format!("{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com/"), "")
 }
 
 /// `tagrelay-dev:6f1c…` for a build id or ARN.
