@@ -140,7 +140,9 @@ fn runs_other_image(expected: &Expected, primary: &Deployment, image: &str, depl
         (true, Some(why)) => format!("rolled back to {image} by the circuit breaker ({why}), not running {wanted}"),
         (true, None) => format!("rolled back to {image} by the circuit breaker, not running {wanted}"),
         (false, Some(why)) => format!("runs {image}, not {wanted}; a deployment failed: {why}"),
-        (false, None) => format!("runs {image}, not {wanted}: the run did not deploy the tag"),
+        // ECS words a completed rollback like any completed deployment once the failed one is
+        // drained: from here a rollback and a run that never deployed the tag look the same.
+        (false, None) => format!("runs {image}, not {wanted}: rolled back, or the run did not deploy the tag"),
     }
 }
 
@@ -299,9 +301,11 @@ mod tests {
                 ServiceCheck::Failed { reason: format!("deployment 2 of {ours} failed: {breaker}") },
             ),
             (
-                "PRIMARY on another image: Terraform did not deploy the tag",
+                "PRIMARY on another image: Terraform did not deploy the tag, or a rollback long completed",
                 seen(vec![deployment("1", "PRIMARY", Some(Completed), None, 5)], Some(&old)),
-                ServiceCheck::Failed { reason: format!("runs {old}, not my-api:42: the run did not deploy the tag") },
+                ServiceCheck::Failed {
+                    reason: format!("runs {old}, not my-api:42: rolled back, or the run did not deploy the tag"),
+                },
             ),
             (
                 "image by the tag's digest",
