@@ -8,8 +8,10 @@ changes the task definition or forces a new deployment, starts a new PRIMARY dep
 when its image is marked as crashing and the circuit breaker is on (then rolls back when asked
 to). "ECS Deployment State Change" events go out through the launcher's emit(). See README.md.
 
-Facts and wording: /work/research-ecs.md §1 (event samples, ECS Developer Guide) and §2/§5
-(DescribeServices, the circuit breaker, what moto lacks). Deployment dicts are never changed in
+Facts and wording: the ECS Developer Guide's deployment event samples
+(https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_service_deployment_events.html),
+its circuit breaker page (deployment-circuit-breaker.html), the ECS API Reference's Deployment
+and DescribeServices, and moto 5.2.5's moto/ecs/models.py (what it lacks). Deployment dicts are never changed in
 place: a change replaces the service's list, and every ECS request runs under the launcher's LOCK
 (serialisation included), so no answer shows a half-made change.
 """
