@@ -210,6 +210,16 @@ variable "services" {
     error_message = "services.<svc>.ecs_service and container must be ECS names (1-255 letters, digits, '-' and '_')."
   }
 
+  # Two environments on one cluster would verify the same ECS services (a service's ECS name is
+  # the same in every environment): the code refuses it at cold start, so refuse it here first.
+  validation {
+    condition = alltrue([for svc in values(var.services) : !svc.verify_on_ecs]) || (
+      length([for env in values(var.environments) : env.ecs_cluster if env.ecs_cluster != null]) ==
+      length(distinct([for env in values(var.environments) : env.ecs_cluster if env.ecs_cluster != null]))
+    )
+    error_message = "Two environments have the same ecs_cluster: both would verify the same ECS services. Give each environment its own cluster (or set verify_on_ecs = false on every service)."
+  }
+
   # Both default to the service's name, which must then be an ECS name too (service names may
   # contain '.', ECS names may not), once some environment verifies on ECS.
   validation {

@@ -93,6 +93,8 @@ pub enum Problem {
     ProjectName(String),
     #[error("{0:?} is not a valid ECS {1} name: 1 to 255 letters, digits, hyphens and underscores")]
     EcsName(String, &'static str),
+    #[error("cluster {cluster:?} is environment {first:?}'s too: both would verify the same ECS services (a service's ECS name is the same in every environment); give each environment its own cluster")]
+    SharedCluster { cluster: String, first: String },
     #[error("is {0} bytes long; a parameter value holds 1 to {MAX_PARAMETER_VALUE}")]
     PlaceholderLength(usize),
     #[error("defaults to the service's name {0:?}, which is not a valid ECS {1} name: set it")]
@@ -346,6 +348,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     }
 
     check_rendered_names(&template, &environments, &services)?;
+    check_clusters(&environments, &services)?;
     Ok(Config { template, placeholder, environments, services })
 }
 
@@ -402,7 +405,12 @@ fn validate_service(
         Some(Some(service)) => Some(ecs_name(Some(service), "ecs_service", "service")?),
         None => Some(ecs_name(None, "ecs_service", "service")?),
     };
-    let container = ecs_name(raw.container, "container", "container")?;
+    // A service that is not on ECS never names a container to ECS: only an explicit one is
+    // checked (infra/ renders none for it).
+    let container = match (&ecs_service, raw.container) {
+        (None, None) => name.to_owned(),
+        (_, container) => ecs_name(container, "container", "container")?,
+    };
 
     Ok(Service { name: name.to_owned(), repository, deploy_on_push, tag_pattern, order, ecs_service, container })
 }
@@ -467,6 +475,29 @@ pub fn default_codebuild_project(environment: &str) -> String {
     let safe: String =
         environment.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' }).collect();
     format!("tagrelay-{safe}")
+}
+
+/// Two environments on one cluster would check the same ECS services (a service's ECS name is
+/// the same in every environment): one would be held for the other's rollout, or verified by
+/// it. Refused while any service is on ECS; give each environment its own cluster.
+fn check_clusters(
+    environments: &BTreeMap<String, Environment>,
+    services: &BTreeMap<String, Service>,
+) -> Result<(), ConfigError> {
+    if services.values().all(|service| service.ecs_service.is_none()) {
+        return Ok(());
+    }
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for environment in environments.values() {
+        let Some(cluster) = environment.ecs_cluster.as_deref() else { continue };
+        if let Some(first) = seen.insert(cluster, &environment.name) {
+            return Err(ConfigError::invalid(
+                format!("environments.{}.ecs_cluster", environment.name),
+                Problem::SharedCluster { cluster: cluster.to_owned(), first: first.to_owned() },
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// ECS cluster, service and container names: 1–255 letters, digits, hyphens and underscores.
@@ -777,11 +808,35 @@ mod tests {
         let dotted = |env: serde_json::Value, service: serde_json::Value| json!({ "environments": { "dev": env }, "services": { "web.v2": service } });
         let plain = json!({ "deploy_on_push": ["dev"] });
         assert!(parse(&dotted(json!({}), plain.clone())).is_ok(), "no cluster: no ECS name needed");
+        let not_on_ecs = json!({ "deploy_on_push": ["dev"], "ecs_service": null });
+        assert!(
+            parse(&dotted(json!({ "ecs_cluster": "c" }), not_on_ecs)).is_ok(),
+            "not an ECS service: no ECS name needed"
+        );
         let err = error_of(dotted(json!({ "ecs_cluster": "c" }), plain));
         assert_eq!(err.field(), "services.web.v2.ecs_service", "{err}");
         assert!(err.to_string().contains("defaults to the service's name"), "{err}");
         let named = json!({ "deploy_on_push": ["dev"], "ecs_service": "web-v2", "container": "app" });
         assert!(parse(&dotted(json!({ "ecs_cluster": "c" }), named)).is_ok());
+    }
+
+    #[test]
+    fn two_environments_may_not_verify_on_one_cluster() {
+        let doc = |batch_on_ecs: bool| {
+            let service = if batch_on_ecs {
+                json!({ "deploy_on_push": ["dev"] })
+            } else {
+                json!({ "deploy_on_push": ["dev"], "ecs_service": null })
+            };
+            json!({
+                "environments": { "dev": { "ecs_cluster": "main" }, "qa": { "ecs_cluster": "main" }, "prod": { "ecs_cluster": "prod" } },
+                "services": { "batch": service }
+            })
+        };
+        let err = error_of(doc(true));
+        assert_eq!(err.field(), "environments.qa.ecs_cluster", "{err}");
+        assert!(err.to_string().contains(r#"cluster "main" is environment "dev"'s too"#), "{err}");
+        assert!(parse(&doc(false)).is_ok(), "nothing is verified on ECS: nothing to mix up");
     }
 
     #[test]

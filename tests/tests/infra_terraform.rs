@@ -1929,3 +1929,32 @@ fn the_example_service_deploys_the_tag_its_run_was_started_for() {
         assert_eq!(defaults.eval(attribute_of(main, breaker, argument)), Ok(HclValue::Bool(true)), "{argument}");
     }
 }
+
+#[test]
+fn two_environments_on_one_cluster_are_refused_when_a_service_is_verified() {
+    let files = stack_files();
+    let variables = named(&files, "infra/variables.tf");
+    let services = terraform::hcl_read::variable(variables, "services").expect("variable \"services\"");
+    let check = services
+        .body
+        .get_blocks("validation")
+        .find(|v| variables.source_of(attribute_of(variables, v, "error_message")).contains("the same ecs_cluster"))
+        .expect("a validation of shared clusters");
+    let condition = attribute_of(variables, check, "condition");
+    let holds = |clusters: [Option<&str>; 3], verified: bool| {
+        let environments: serde_json::Map<String, Value> = ["dev", "qa", "prod"]
+            .iter()
+            .zip(clusters)
+            .map(|(name, cluster)| ((*name).to_owned(), json!({ "ecs_cluster": cluster })))
+            .collect();
+        let services = json!({ "my-api": { "verify_on_ecs": verified } });
+        let scope = stack_scope(&files)
+            .var("environments", hcl_value(Value::Object(environments)))
+            .var("services", hcl_value(services));
+        scope.eval(condition).and_then(|value| boolean(&value))
+    };
+    assert_eq!(holds([Some("dev"), Some("qa"), None], true), Ok(true));
+    assert_eq!(holds([Some("main"), Some("main"), None], true), Ok(false), "the code refuses it at cold start");
+    assert_eq!(holds([Some("main"), Some("main"), None], false), Ok(true), "nothing verified: nothing mixed up");
+    assert_eq!(holds([None, None, None], true), Ok(true));
+}

@@ -66,6 +66,13 @@ async fn release_records_are_written_and_read_back_with_their_history() {
     // A racing writer's copy of the same record.
     assert_eq!(store.put_release(parameter, &second.document().expect("small")).await.expect("written"), 3);
 
+    // Written in the Intelligent-Tiering tier: a record may outgrow a Standard parameter's 4 KB.
+    let ssm = aws_sdk_ssm::Client::new(&aws.sdk_config().await);
+    let history = ssm.get_parameter_history().name(parameter).send().await.expect("history");
+    let tiers: Vec<String> =
+        history.parameters().iter().map(|v| v.tier().map(|t| t.as_str().to_owned()).unwrap_or_default()).collect();
+    assert_eq!(tiers, ["Intelligent-Tiering"; 3], "as requested (AWS answers the tier it chose)");
+
     let read = store.get_parameters(&[parameter.to_owned()]).await.expect("read");
     assert_eq!(Release::parse(&read[parameter].value), Some(second.clone()));
     let listed = releases(&store.parameter_history(parameter).await.expect("history"));

@@ -11,8 +11,9 @@ use aws_smithy_types::DateTime;
 
 use super::deployer::Deployer;
 use super::history::{deploy_history, BuildHistory};
+use super::outcome::ReconcileError;
 use super::reconcile::{after_verification, reconcile, Decision, Desired, Trigger};
-use super::release::Release;
+use super::release::{stored_release, Release};
 use super::verify::{check_service, verify, Expected, Seen, ServiceCheck};
 use crate::config::Environment;
 use crate::ports::{AwsError, BuildRunner, EcsServices, ImageRegistry, ParameterStore, ServiceState, StoredParameter};
@@ -74,12 +75,12 @@ where
     /// Reads `environment`'s parameters and release record (one GetParameters), then its
     /// project's builds, and decides for `trigger`; verifies on ECS when that is the question.
     /// Starts and writes nothing.
-    pub async fn observe(&self, environment: &Environment, trigger: &Trigger) -> Result<Observation, AwsError> {
+    pub async fn observe(&self, environment: &Environment, trigger: &Trigger) -> Result<Observation, ReconcileError> {
         let release_parameter = environment.release_parameter();
         let mut names = self.config.parameter_names(&environment.name);
         names.push(release_parameter.clone());
         let mut stored = self.parameters.get_parameters(&names).await?;
-        let release = stored.remove(&release_parameter).and_then(|p| Release::parse(&p.value));
+        let release = stored_release(&release_parameter, stored.remove(&release_parameter))?;
         let history = deploy_history(&self.builds, &environment.codebuild_project).await?;
         let mut observation = Observation::of(stored, release, history, trigger);
         if let Some(build) = observation.unverified_success().map(str::to_owned) {
@@ -129,8 +130,10 @@ where
         };
         let now = DateTime::from(SystemTime::now());
         let record = observation.history.builds.iter().find(|b| b.id == build);
-        // The time-out counts from the build's end; CodeBuild always reports it for an ended build.
-        let ended = record.and_then(|b| b.ended.or(b.started)).unwrap_or(now);
+        // The time-out counts from the build's end, which CodeBuild reports for every ended
+        // build; without it, from the parameters' last change (before the build): never from
+        // `now`, which would push the deadline on at every look.
+        let ended = record.and_then(|b| b.ended.or(b.started)).or(observation.last_change()).unwrap_or(now);
         let verification = verify(&checks, ended, environment.verify_timeout, now);
         Ok(after_verification(verification, build, &observation.desired.fingerprint, trigger, tags, digests))
     }

@@ -137,7 +137,9 @@ pub fn reconcile(desired: &Desired, builds: &[BuildRecord], trigger: &Trigger) -
     };
     let Some(newest) = newest else {
         return match trigger {
-            Trigger::Schedule if !desired.change_recorded => Decision::NoBaseline,
+            // Neither the schedule nor an ECS deployment (the team's own, or a console
+            // "force new deployment") says anything changed: no first run from them.
+            Trigger::Schedule | Trigger::EcsDeployment { .. } if !desired.change_recorded => Decision::NoBaseline,
             _ => start(StartReason::FirstRun),
         };
     };
@@ -230,6 +232,14 @@ mod tests {
         Decision::Start { fingerprint: NOW.into(), reason, follows: follows.map(str::to_owned) }
     }
 
+    fn ecs_event() -> Trigger {
+        Trigger::EcsDeployment {
+            service: "dev/my-api".into(),
+            deployment: "ecs-svc/1".into(),
+            event: "SERVICE_DEPLOYMENT_COMPLETED".into(),
+        }
+    }
+
     #[test]
     fn reconcile_table() {
         let finished = Trigger::BuildFinished { build_id: "b1".into(), status: Succeeded };
@@ -249,6 +259,20 @@ mod tests {
                 vec![],
                 Trigger::Schedule,
                 Decision::NoBaseline,
+            ),
+            (
+                "an ECS deployment someone else made starts no first run either",
+                untouched(),
+                vec![],
+                ecs_event(),
+                Decision::NoBaseline,
+            ),
+            (
+                "an ECS event behind a recorded change catches the run up, like the schedule",
+                now(),
+                vec![build("b1", Succeeded, Some(BEFORE))],
+                ecs_event(),
+                start(StartReason::Changed, Some("b1")),
             ),
             (
                 "the schedule starts a first run once a change was recorded",

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::fingerprint::same_state;
-use crate::ports::ParameterVersion;
+use crate::ports::{ParameterKind, ParameterVersion, StoredParameter};
 
 /// An Intelligent-Tiering parameter value holds at most 8 KB (about 60 services); the scale
 /// work owns a format for more.
@@ -31,6 +31,10 @@ pub struct Release {
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ReleaseError {
+    /// Someone made the record parameter another type by hand: writing a String over it would
+    /// silently change its type, so tagrelay leaves it and says so.
+    #[error("{parameter} has type {}, not String: tagrelay keeps its release records there as String parameters; delete it (it is written again at the next verified release)", kind.as_str())]
+    NotAString { parameter: String, kind: ParameterKind },
     #[error("the release record of {fingerprint} is {bytes} bytes; an SSM parameter holds at most {MAX_RECORD_BYTES}")]
     TooLarge { fingerprint: String, bytes: usize },
 }
@@ -54,6 +58,19 @@ impl Release {
     /// Whether it records the state whose fingerprint is `fingerprint`.
     pub fn records(&self, fingerprint: &str) -> bool {
         same_state(&self.fingerprint, fingerprint)
+    }
+}
+
+/// The record a release parameter holds: `None` when there is none, or when its value is no
+/// record (hand-edited: the next verified release writes over it); an error when it is not a
+/// String parameter.
+pub fn stored_release(parameter: &str, stored: Option<StoredParameter>) -> Result<Option<Release>, ReleaseError> {
+    match stored {
+        None => Ok(None),
+        Some(stored) if stored.kind != ParameterKind::String => {
+            Err(ReleaseError::NotAString { parameter: parameter.to_owned(), kind: stored.kind })
+        }
+        Some(stored) => Ok(Release::parse(&stored.value)),
     }
 }
 
@@ -122,6 +139,18 @@ mod tests {
             r.tags.insert(format!("service-{n:04}"), "1234567890".into());
         }
         assert!(matches!(r.document(), Err(ReleaseError::TooLarge { bytes, .. }) if bytes > MAX_RECORD_BYTES));
+    }
+
+    #[test]
+    fn a_release_parameter_someone_retyped_is_refused_naming_it() {
+        let parameter = "/tagrelay/dev/verified";
+        let record = release("f", "1").document().expect("small");
+        let stored = |value: &str, kind| Some(StoredParameter { kind, ..StoredParameter::string(value, 3, None) });
+        assert_eq!(stored_release(parameter, None), Ok(None));
+        assert_eq!(stored_release(parameter, stored(&record, ParameterKind::String)), Ok(Some(release("f", "1"))));
+        assert_eq!(stored_release(parameter, stored("hand edited", ParameterKind::String)), Ok(None));
+        let err = stored_release(parameter, stored("AQICAH…", ParameterKind::SecureString)).expect_err("retyped");
+        assert!(err.to_string().starts_with("/tagrelay/dev/verified has type SecureString, not String"), "{err}");
     }
 
     #[test]

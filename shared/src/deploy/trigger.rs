@@ -183,7 +183,7 @@ mod tests {
     #[test]
     fn deployment_trigger_table() {
         let doc = serde_json::json!({
-            "environments": { "dev": { "ecs_cluster": "main" }, "qa": { "ecs_cluster": "main" }, "prod": { "ecs_cluster": "prod" }, "ci": {} },
+            "environments": { "dev": { "ecs_cluster": "main" }, "prod": { "ecs_cluster": "prod" }, "ci": {} },
             "services": {
                 "my-api": { "deploy_on_push": ["dev"], "ecs_service": "api" },
                 "batch": { "deploy_on_push": ["dev"], "ecs_service": null }
@@ -208,8 +208,8 @@ mod tests {
             deployment: "ecs-svc/1".into(),
             event: "SERVICE_DEPLOYMENT_COMPLETED".into(),
         };
-        // Two environments may share a cluster: both look.
-        assert_eq!(environments("main", "api"), Ok((trigger("main/api"), vec!["dev".to_owned(), "qa".to_owned()])));
+        // One environment per cluster (the config refuses two): its own.
+        assert_eq!(environments("main", "api"), Ok((trigger("main/api"), vec!["dev".to_owned()])));
         assert_eq!(environments("prod", "api"), Ok((trigger("prod/api"), vec!["prod".to_owned()])));
         assert_eq!(environments("main", "my-api"), Err(IgnoreReason::ServiceNotOurs), "runs as api");
         assert_eq!(environments("main", "batch"), Err(IgnoreReason::ServiceNotOurs), "not an ECS service");

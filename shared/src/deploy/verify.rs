@@ -159,7 +159,13 @@ pub fn names_image(image: &str, expected: &Expected) -> bool {
         Some(i) => (&name_and_tag[..last_slash + i], Some(&name_and_tag[last_slash + i + 1..])),
         None => (name_and_tag, None),
     };
-    let repository_matches = name == expected.repository || name.ends_with(&format!("/{}", expected.repository));
+    // The repository is the whole path after an optional registry host (a first segment with a
+    // `.` or a `:`, or `localhost`, as Docker reads references): `team/my-api` is not `my-api`.
+    let path = match name.split_once('/') {
+        Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => rest,
+        _ => name,
+    };
+    let repository_matches = path == expected.repository;
     if !repository_matches {
         return false;
     }
@@ -355,6 +361,9 @@ mod tests {
             (&format!("{REPO}:420"), false),
             (&format!("{REPO}:4"), false),
             ("other/my-api-2:42", false),
+            ("team/my-api:42", false),
+            ("111122223333.dkr.ecr.eu-west-1.amazonaws.com/team/my-api:42", false),
+            ("docker.io/library/my-api:42", false),
             ("my-apix:42", false),
             ("not-my-api:42", false),
             (REPO, false),
