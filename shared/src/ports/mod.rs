@@ -2,6 +2,7 @@
 //! The core owns them: decisions and handlers depend on these traits only, the SDK adapters in
 //! `aws/` implement them, and tests implement them in memory. Nothing here knows the SDK.
 
+pub mod alarms;
 pub mod build;
 pub mod ecs;
 
@@ -11,6 +12,7 @@ use std::future::Future;
 use aws_smithy_types::DateTime;
 use thiserror::Error;
 
+pub use alarms::{AlarmState, AlarmStatus, AlarmTransition, Alarms};
 pub use build::{BuildRecord, BuildStatus, ENVIRONMENT_VARIABLE, FINGERPRINT_VARIABLE};
 pub use ecs::{Deployment, EcsServices, RolloutState, ServiceState};
 
