@@ -6,7 +6,7 @@ use serde::Serialize;
 use tagrelay::config::Environment;
 use tagrelay::deploy::reconcile::Trigger;
 use tagrelay::deploy::{Deployer, EnvironmentOutcome};
-use tagrelay::ports::{BuildRunner, EcsServices, ImageRegistry, ParameterStore, ReleaseStore};
+use tagrelay::ports::{BuildRunner, EcsServices, ImageRegistry, ParameterStore, RecordStore};
 
 use crate::context::Context;
 use crate::error::CliError;
@@ -42,7 +42,7 @@ pub async fn retry<P, B, E, I>(
     by: &str,
 ) -> Result<RetryReport, CliError>
 where
-    P: ParameterStore + ReleaseStore + Sync,
+    P: ParameterStore + RecordStore + Sync,
     B: BuildRunner + Sync,
     E: EcsServices + Sync,
     I: ImageRegistry + Sync,

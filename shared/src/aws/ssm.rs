@@ -6,7 +6,7 @@ use aws_sdk_ssm::types::{ParameterTier, ParameterType, Tag};
 use aws_sdk_ssm::Client;
 
 use crate::ports::{
-    AwsError, ParameterHistory, ParameterKind, ParameterStore, ParameterVersion, ParameterWrite, ReleaseStore,
+    AwsError, ParameterHistory, ParameterKind, ParameterStore, ParameterVersion, ParameterWrite, RecordStore,
     StoredParameter,
 };
 
@@ -116,8 +116,8 @@ impl ParameterHistory for SsmParameterStore {
     }
 }
 
-impl ReleaseStore for SsmParameterStore {
-    async fn put_release(&self, parameter: &str, document: &str) -> Result<i64, AwsError> {
+impl RecordStore for SsmParameterStore {
+    async fn put_record(&self, parameter: &str, document: &str, description: &str) -> Result<i64, AwsError> {
         // Overwrite creates the parameter when it is missing, and takes no tags: the records
         // are tagrelay's own, found by their path.
         let output = self
@@ -125,7 +125,7 @@ impl ReleaseStore for SsmParameterStore {
             .put_parameter()
             .name(parameter)
             .value(document)
-            .description("tagrelay: the environment's verified releases (one per version)")
+            .description(description)
             .r#type(ParameterType::String)
             .tier(ParameterTier::IntelligentTiering)
             .overwrite(true)

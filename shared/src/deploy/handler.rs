@@ -10,14 +10,14 @@ use super::observe::Observation;
 use super::outcome::{DeployError, EnvironmentOutcome, Outcome, ReconcileError, Summary};
 use super::reconcile::{Decision, Trigger};
 use super::refusal::{account_quota_error, refusal, Refusal};
-use super::release::{verified_at, Release};
+use super::release::{verified_at, Release, RELEASE_DESCRIPTION};
 use super::trigger::{build_trigger, deployment_trigger, parameter_trigger, IgnoreReason, Ignored};
 use super::verify::VerifiedBy;
 use crate::config::Environment;
 use crate::event::deploy::{parse_deploy_event, DeployEvent};
 use crate::handler::{log_failure, Handler};
 use crate::ports::{
-    AwsError, BuildRunner, EcsServices, ImageRegistry, ParameterStore, ReleaseStore, StartBuild, StartOutcome,
+    AwsError, BuildRunner, EcsServices, ImageRegistry, ParameterStore, RecordStore, StartBuild, StartOutcome,
 };
 use crate::ports::{BuildStatus, ENVIRONMENT_VARIABLE, FINGERPRINT_VARIABLE};
 
@@ -29,7 +29,7 @@ const RUNNING_LOOKUP: usize = 10;
 /// scheduled sweep.
 impl<P, B, E, I> Handler for Deployer<P, B, E, I>
 where
-    P: ParameterStore + ReleaseStore + Sync,
+    P: ParameterStore + RecordStore + Sync,
     B: BuildRunner + Sync,
     E: EcsServices + Sync,
     I: ImageRegistry + Sync,
@@ -44,7 +44,7 @@ where
 
 impl<P, B, E, I> Deployer<P, B, E, I>
 where
-    P: ParameterStore + ReleaseStore + Sync,
+    P: ParameterStore + RecordStore + Sync,
     B: BuildRunner + Sync,
     E: EcsServices + Sync,
     I: ImageRegistry + Sync,
@@ -153,7 +153,7 @@ where
     /// every field is a function of what they read; readers take each fingerprint once.
     async fn record_release(&self, environment: &Environment, release: &Release) -> Result<i64, ReconcileError> {
         let document = release.document()?;
-        Ok(self.parameters.put_release(&environment.release_parameter(), &document).await?)
+        Ok(self.parameters.put_record(&environment.release_parameter(), &document, RELEASE_DESCRIPTION).await?)
     }
 
     /// CodeBuild refused the start (see `refusal`): a build of the project running is `wait`,

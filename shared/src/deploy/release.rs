@@ -15,6 +15,8 @@ use crate::ports::{ParameterKind, ParameterVersion, StoredParameter};
 /// An Intelligent-Tiering parameter value holds at most 8 KB (about 60 services); the scale
 /// work owns a format for more.
 pub const MAX_RECORD_BYTES: usize = 8192;
+/// The release parameter's description.
+pub const RELEASE_DESCRIPTION: &str = "tagrelay: the environment's verified releases (one per version)";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Release {

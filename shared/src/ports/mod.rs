@@ -96,13 +96,20 @@ pub trait ParameterHistory {
     fn parameter_history(&self, name: &str) -> impl Future<Output = Result<Vec<ParameterVersion>, AwsError>> + Send;
 }
 
-/// Where trigger-deploy keeps an environment's release records: one parameter whose versions
-/// are the releases (read back with `ParameterHistory`).
-pub trait ReleaseStore {
-    /// Writes a release record (JSON) as the parameter's next version, creating the parameter
-    /// on the first write, in the Intelligent-Tiering tier (a record may outgrow a Standard
-    /// parameter's 4 KB). Returns the version.
-    fn put_release(&self, parameter: &str, document: &str) -> impl Future<Output = Result<i64, AwsError>> + Send;
+/// Where tagrelay keeps its own records under `/tagrelay/{environment}/`: the release records
+/// (`verified`, written by trigger-deploy), the rollback records (`rollback`, promote and the
+/// CLI) and the approvals (`approval`, the CLI). One parameter per kind whose versions are the
+/// records (read back with `ParameterHistory`).
+pub trait RecordStore {
+    /// Writes a record (JSON) as the parameter's next version, creating the parameter on the
+    /// first write, in the Intelligent-Tiering tier (a record may outgrow a Standard parameter's
+    /// 4 KB). Returns the version.
+    fn put_record(
+        &self,
+        parameter: &str,
+        document: &str,
+        description: &str,
+    ) -> impl Future<Output = Result<i64, AwsError>> + Send;
 }
 
 /// What ECR knows about the image a tag points at.

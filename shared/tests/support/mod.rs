@@ -15,7 +15,7 @@ use tagrelay::ports::{
     ParameterKind, ParameterStore, ParameterVersion, ParameterWrite, StartBuild, StartOutcome, StoredParameter,
 };
 use tagrelay::ports::{BuildRecord, BuildStatus, FINGERPRINT_VARIABLE};
-use tagrelay::ports::{Deployment, EcsServices, ReleaseStore, RolloutState, ServiceState};
+use tagrelay::ports::{Deployment, EcsServices, RecordStore, RolloutState, ServiceState};
 
 pub fn config(doc: serde_json::Value) -> Config {
     Config::from_json(&doc.to_string()).expect("valid test config")
@@ -167,12 +167,12 @@ impl ParameterHistory for FakeParameters {
     }
 }
 
-impl ReleaseStore for FakeParameters {
-    async fn put_release(&self, parameter: &str, document: &str) -> Result<i64, AwsError> {
+impl RecordStore for FakeParameters {
+    async fn put_record(&self, parameter: &str, document: &str, description: &str) -> Result<i64, AwsError> {
         if self.failing.contains(parameter) {
             return Err(denied("PutParameter", parameter));
         }
-        Ok(self.store(parameter, document, Some("release")))
+        Ok(self.store(parameter, document, Some(description)))
     }
 }
 
