@@ -16,6 +16,11 @@ use crate::duration::{format_duration, parse_duration, DurationError};
 use crate::naming::{check_parameter_name, NameProblem, ParameterTemplate};
 use crate::order::{OrderPolicy, UnknownOrder};
 
+mod promotion;
+
+use promotion::{check_chain, check_push_targets, promotion, RawPromotion};
+pub use promotion::DEFAULT_ROLLBACK_WINDOW;
+
 /// The environment variable that carries the document.
 pub const CONFIG_ENV: &str = "TAGRELAY_CONFIG";
 pub const DEFAULT_TAG_PATTERN: &str = "^[0-9]+$";
@@ -105,6 +110,18 @@ pub enum Problem {
     DurationRange(Duration),
     #[error("renders parameter name {name:?}, under {RELEASE_PREFIX}, where tagrelay keeps its release records")]
     ReservedName { name: String },
+    #[error("{} is outside {}..={}", format_duration(*value), format_duration(range.0), format_duration(range.1))]
+    OutOfRange { value: Duration, range: (Duration, Duration) },
+    #[error("{0:?} is not a CloudWatch alarm name: 1 to 255 characters, no control characters")]
+    AlarmName(String),
+    #[error("alarm {0:?} is listed twice")]
+    DuplicateAlarm(String),
+    #[error("is a promotion gate, set without promote_from: it would gate nothing")]
+    GateWithoutSource,
+    #[error("promotion loops: {0}")]
+    PromotionLoop(String),
+    #[error("environment {environment:?} is promoted from {upstream:?}: it takes its tags from there, not from pushes")]
+    PromotedEnvironment { environment: String, upstream: String },
 }
 
 /// A validated configuration. Fields are private so an unvalidated one cannot be built.
@@ -125,12 +142,35 @@ pub struct Environment {
     pub ecs_cluster: Option<String>,
     /// How long after the build ended a rollout may still be in progress.
     pub verify_timeout: Duration,
+    /// The environment whose verified releases move on into this one (promote).
+    pub promote_from: Option<String>,
+    /// How long a release must have been verified upstream, with the gate alarms out of ALARM,
+    /// before it moves on.
+    pub soak: Duration,
+    /// Alarms that hold promotion into this environment while in ALARM (or missing).
+    pub gate_alarms: Vec<String>,
+    /// Whether a person must approve each release (`tagrelay approve`) before it moves on.
+    pub approval: bool,
+    /// Alarms that roll this environment back to its previous release.
+    pub rollback_alarms: Vec<String>,
+    /// How long after verification an alarm still rolls the release back.
+    pub rollback_window: Duration,
 }
 
 impl Environment {
     /// The SSM parameter holding the environment's release records (its history is the list).
     pub fn release_parameter(&self) -> String {
         format!("{RELEASE_PREFIX}{}/verified", self.name)
+    }
+
+    /// Where `tagrelay approve` records approvals of releases waiting to enter it.
+    pub fn approval_parameter(&self) -> String {
+        format!("{RELEASE_PREFIX}{}/approval", self.name)
+    }
+
+    /// Where rollbacks (automatic, `tagrelay rollback`, `tagrelay pin`) are recorded.
+    pub fn rollback_parameter(&self) -> String {
+        format!("{RELEASE_PREFIX}{}/rollback", self.name)
     }
 }
 
@@ -183,6 +223,12 @@ struct RawEnvironment {
     codebuild_project: Option<String>,
     ecs_cluster: Option<String>,
     verify_timeout: Option<String>,
+    promote_from: Option<String>,
+    soak: Option<String>,
+    gate_alarms: Option<Vec<String>>,
+    approval: Option<bool>,
+    rollback_alarms: Option<Vec<String>>,
+    rollback_window: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -282,6 +328,36 @@ impl Config {
         self.environments.values().filter(|e| ours && e.ecs_cluster.as_deref() == Some(cluster)).collect()
     }
 
+    /// The environments promoted from `upstream`.
+    pub fn downstream_of(&self, upstream: &str) -> Vec<&Environment> {
+        self.environments.values().filter(|e| e.promote_from.as_deref() == Some(upstream)).collect()
+    }
+
+    /// Every environment in promotion order: each chain's source first (by name), then what is
+    /// promoted from it, depth first. Validation guarantees there is no loop.
+    pub fn chain(&self) -> Vec<&Environment> {
+        fn visit<'a>(config: &'a Config, environment: &'a Environment, out: &mut Vec<&'a Environment>) {
+            out.push(environment);
+            for next in config.downstream_of(&environment.name) {
+                visit(config, next, out);
+            }
+        }
+        let mut out = Vec::with_capacity(self.environments.len());
+        for root in self.environments.values().filter(|e| e.promote_from.is_none()) {
+            visit(self, root, &mut out);
+        }
+        out
+    }
+
+    /// Every alarm promotion or rollback reads, once.
+    pub fn alarm_names(&self) -> Vec<String> {
+        let mut names: Vec<String> =
+            self.environments.values().flat_map(|e| e.gate_alarms.iter().chain(&e.rollback_alarms)).cloned().collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// The service that owns an ECR repository; validation guarantees at most one.
     pub fn service_for_repository(&self, repository: &str) -> Option<&Service> {
         self.services.values().find(|service| service.repository == repository)
@@ -331,7 +407,29 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 timeout
             }
         };
-        let environment = Environment { name: name.clone(), codebuild_project, ecs_cluster, verify_timeout };
+        let gates = promotion(
+            &name,
+            RawPromotion {
+                promote_from: env.promote_from,
+                soak: env.soak,
+                gate_alarms: env.gate_alarms,
+                approval: env.approval,
+                rollback_alarms: env.rollback_alarms,
+                rollback_window: env.rollback_window,
+            },
+        )?;
+        let environment = Environment {
+            name: name.clone(),
+            codebuild_project,
+            ecs_cluster,
+            verify_timeout,
+            promote_from: gates.promote_from,
+            soak: gates.soak,
+            gate_alarms: gates.gate_alarms,
+            approval: gates.approval,
+            rollback_alarms: gates.rollback_alarms,
+            rollback_window: gates.rollback_window,
+        };
         environments.insert(name, environment);
     }
 
@@ -347,6 +445,8 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         services.insert(name, service);
     }
 
+    check_chain(&environments)?;
+    check_push_targets(&environments, &services)?;
     check_rendered_names(&template, &environments, &services)?;
     check_clusters(&environments, &services)?;
     Ok(Config { template, placeholder, environments, services })
