@@ -18,8 +18,8 @@ use crate::order::{OrderPolicy, UnknownOrder};
 
 mod promotion;
 
-use promotion::{check_chain, check_push_targets, promotion, RawPromotion};
 pub use promotion::DEFAULT_ROLLBACK_WINDOW;
+use promotion::{check_chain, check_push_targets, promotion, RawPromotion};
 
 /// The environment variable that carries the document.
 pub const CONFIG_ENV: &str = "TAGRELAY_CONFIG";
@@ -120,7 +120,9 @@ pub enum Problem {
     GateWithoutSource,
     #[error("promotion loops: {0}")]
     PromotionLoop(String),
-    #[error("environment {environment:?} is promoted from {upstream:?}: it takes its tags from there, not from pushes")]
+    #[error(
+        "environment {environment:?} is promoted from {upstream:?}: it takes its tags from there, not from pushes"
+    )]
     PromotedEnvironment { environment: String, upstream: String },
 }
 

@@ -13,5 +13,7 @@ mod names;
 pub mod naming;
 pub mod order;
 pub mod ports;
+pub mod promote;
 pub mod record;
 pub mod telemetry;
+pub mod timestamp;

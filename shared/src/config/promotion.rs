@@ -12,7 +12,8 @@ use crate::duration::parse_duration;
 /// `soak`: at most a week (a longer one is a release train, not a soak).
 pub(super) const SOAK_RANGE: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(7 * 86_400));
 /// `rollback_window`: ECS needs a minute to show anything; CloudWatch keeps alarm history 30 days.
-pub(super) const ROLLBACK_WINDOW_RANGE: (Duration, Duration) = (Duration::from_secs(60), Duration::from_secs(7 * 86_400));
+pub(super) const ROLLBACK_WINDOW_RANGE: (Duration, Duration) =
+    (Duration::from_secs(60), Duration::from_secs(7 * 86_400));
 pub const DEFAULT_ROLLBACK_WINDOW: Duration = Duration::from_secs(30 * 60);
 /// CloudWatch alarm names: 1 to 255 characters.
 const MAX_ALARM_NAME: usize = 255;
@@ -82,7 +83,12 @@ pub(super) fn promotion(name: &str, raw: RawPromotion) -> Result<Promotion, Conf
         gate_alarms,
         approval,
         rollback_alarms: alarms(raw.rollback_alarms, "rollback_alarms")?,
-        rollback_window: duration(raw.rollback_window, "rollback_window", DEFAULT_ROLLBACK_WINDOW, ROLLBACK_WINDOW_RANGE)?,
+        rollback_window: duration(
+            raw.rollback_window,
+            "rollback_window",
+            DEFAULT_ROLLBACK_WINDOW,
+            ROLLBACK_WINDOW_RANGE,
+        )?,
     })
 }
 
@@ -169,26 +175,58 @@ mod tests {
     #[test]
     fn bad_promotion_fields_are_refused_naming_the_field() {
         let cases = [
-            (chain(json!({ "promote_from": "qa" }), json!({})), "environments.staging.promote_from", "\"qa\" is not defined"),
-            (chain(json!({ "promote_from": "staging" }), json!({})), "environments.staging.promote_from", "staging ← staging"),
+            (
+                chain(json!({ "promote_from": "qa" }), json!({})),
+                "environments.staging.promote_from",
+                "\"qa\" is not defined",
+            ),
+            (
+                chain(json!({ "promote_from": "staging" }), json!({})),
+                "environments.staging.promote_from",
+                "staging ← staging",
+            ),
             (
                 chain(json!({ "promote_from": "prod" }), json!({ "promote_from": "staging" })),
                 "environments.prod.promote_from",
                 "prod ← staging ← prod",
             ),
-            (chain(json!({ "promote_from": "dev", "soak": "8d" }), json!({})), "environments.staging.soak", "outside 0s..=7d"),
-            (chain(json!({ "promote_from": "dev", "soak": "15" }), json!({})), "environments.staging.soak", "not a duration"),
-            (chain(json!({ "rollback_window": "30s" }), json!({})), "environments.staging.rollback_window", "outside 1m..=7d"),
-            (chain(json!({ "promote_from": "dev", "gate_alarms": [""] }), json!({})), "environments.staging.gate_alarms[0]", "alarm name"),
+            (
+                chain(json!({ "promote_from": "dev", "soak": "8d" }), json!({})),
+                "environments.staging.soak",
+                "outside 0s..=7d",
+            ),
+            (
+                chain(json!({ "promote_from": "dev", "soak": "15" }), json!({})),
+                "environments.staging.soak",
+                "not a duration",
+            ),
+            (
+                chain(json!({ "rollback_window": "30s" }), json!({})),
+                "environments.staging.rollback_window",
+                "outside 1m..=7d",
+            ),
+            (
+                chain(json!({ "promote_from": "dev", "gate_alarms": [""] }), json!({})),
+                "environments.staging.gate_alarms[0]",
+                "alarm name",
+            ),
             (
                 chain(json!({ "rollback_alarms": ["a", "b\u{7}"] }), json!({})),
                 "environments.staging.rollback_alarms[1]",
                 "alarm name",
             ),
-            (chain(json!({ "rollback_alarms": ["a", "a"] }), json!({})), "environments.staging.rollback_alarms[1]", "twice"),
+            (
+                chain(json!({ "rollback_alarms": ["a", "a"] }), json!({})),
+                "environments.staging.rollback_alarms[1]",
+                "twice",
+            ),
             (chain(json!({ "approval": true }), json!({})), "environments.staging.approval", "without promote_from"),
             (chain(json!({ "soak": "1m" }), json!({})), "environments.staging.soak", "without promote_from"),
-            (chain(json!({ "gate_alarms": [] }), json!({})), "environments.staging.gate_alarms", "without promote_from"),
+            (
+                chain(json!({ "gate_alarms": [] }), json!({})),
+                "environments.staging.gate_alarms",
+                "without promote_from",
+            ),
             (chain(json!({ "approval": "yes" }), json!({})), "environments.staging.approval", "expected a boolean"),
         ];
         for (doc, field, words) in cases {

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use aws_smithy_types::date_time::Format;
 use aws_smithy_types::DateTime;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -78,7 +77,7 @@ pub fn stored_release(parameter: &str, stored: Option<StoredParameter>) -> Resul
 
 /// `at` as the record writes it.
 pub fn verified_at(at: DateTime) -> String {
-    DateTime::from_secs(at.secs()).fmt(Format::DateTime).unwrap_or_else(|_| at.secs().to_string())
+    crate::timestamp::format(at)
 }
 
 /// A release as its parameter version holds it.
