@@ -4,3 +4,4 @@
 
 pub mod decision;
 pub mod records;
+pub mod rollback;
