@@ -15,20 +15,12 @@ use std::time::Duration;
 use aws_smithy_types::DateTime;
 
 use super::records::{Approval, RollbackRecord, Stored};
+use super::watched::WatchedAlarm;
 use crate::config::{Config, Environment};
 use crate::deploy::release::StoredRelease;
 use crate::order::{OrderPolicy, TagFacts, Verdict};
-use crate::ports::{AlarmState, AlarmStatus, AlarmTransition};
+use crate::ports::AlarmState;
 use crate::timestamp;
-
-/// A gate alarm as read: `status` is `None` when CloudWatch does not know it; `changes` are its
-/// state changes in the last `soak` (all that can restart a soak still running).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GateAlarm {
-    pub name: String,
-    pub status: Option<AlarmStatus>,
-    pub changes: Vec<AlarmTransition>,
-}
 
 /// What the decision reads, for one downstream environment.
 #[derive(Debug, Clone, Copy)]
@@ -43,7 +35,9 @@ pub struct PromotionFacts<'a> {
     pub upstream_rollbacks: &'a [Stored<RollbackRecord>],
     /// D's rollbacks (automatic and by hand), newest first.
     pub rollbacks: &'a [Stored<RollbackRecord>],
-    pub gates: &'a [GateAlarm],
+    /// The gate alarms, with their changes during the last `soak` (all that can restart a soak
+    /// still running).
+    pub gates: &'a [WatchedAlarm],
     /// D's approvals, newest first (read only when D requires approval).
     pub approvals: &'a [Stored<Approval>],
     pub now: DateTime,
@@ -179,7 +173,7 @@ fn newer_or_same(policy: OrderPolicy, candidate: &str, current: &str) -> bool {
 /// When the gate alarm last left ALARM within the soak, if it did. Only a change out of ALARM
 /// counts (OK ↔ INSUFFICIENT_DATA does not). A change CloudWatch reports without a history item
 /// (history lost or not yet written) counts too: not knowing, the soak restarts.
-fn left_alarm_at(gate: &GateAlarm, soak: Duration, now: DateTime) -> Option<DateTime> {
+fn left_alarm_at(gate: &WatchedAlarm, soak: Duration, now: DateTime) -> Option<DateTime> {
     let from_history = gate
         .changes
         .iter()
@@ -202,6 +196,7 @@ fn secs(duration: Duration) -> i64 {
 mod tests {
     use super::*;
     use crate::deploy::release::Release;
+    use crate::ports::{AlarmStatus, AlarmTransition};
 
     const NOW: i64 = 1_796_040_000;
 
@@ -241,9 +236,9 @@ mod tests {
         }
     }
 
-    fn ok_gate() -> GateAlarm {
+    fn ok_gate() -> WatchedAlarm {
         let status = AlarmStatus { name: "dev-5xx".into(), state: AlarmState::Ok, transitioned_at: Some(at(-86_400)) };
-        GateAlarm { name: "dev-5xx".into(), status: Some(status), changes: vec![] }
+        WatchedAlarm { name: "dev-5xx".into(), status: Some(status), changes: vec![] }
     }
 
     fn approval(fingerprint: &str) -> Stored<Approval> {
@@ -273,7 +268,7 @@ mod tests {
         upstream: Vec<StoredRelease>,
         upstream_rollbacks: Vec<Stored<RollbackRecord>>,
         rollbacks: Vec<Stored<RollbackRecord>>,
-        gates: Vec<GateAlarm>,
+        gates: Vec<WatchedAlarm>,
         approvals: Vec<Stored<Approval>>,
     }
 

@@ -16,19 +16,11 @@ use std::collections::BTreeMap;
 use aws_smithy_types::DateTime;
 
 use super::records::{RollbackRecord, Stored, BY_PROMOTE};
+use super::watched::WatchedAlarm;
 use crate::config::Environment;
 use crate::deploy::release::StoredRelease;
-use crate::ports::{AlarmState, AlarmStatus, AlarmTransition};
+use crate::ports::AlarmState;
 use crate::timestamp;
-
-/// A rollback alarm as read: `status` is `None` when CloudWatch does not know it; `changes` are
-/// its state changes since the suspect was written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WatchedAlarm {
-    pub name: String,
-    pub status: Option<AlarmStatus>,
-    pub changes: Vec<AlarmTransition>,
-}
 
 #[derive(Debug, Clone, Copy)]
 pub struct RollbackFacts<'a> {
@@ -41,6 +33,7 @@ pub struct RollbackFacts<'a> {
     pub releases: &'a [StoredRelease],
     /// E's rollbacks, newest first.
     pub rollbacks: &'a [Stored<RollbackRecord>],
+    /// The rollback alarms, with their changes since the suspect was written.
     pub alarms: &'a [WatchedAlarm],
     pub now: DateTime,
 }
@@ -161,27 +154,10 @@ fn entry(alarm: &WatchedAlarm, start: DateTime, end: Option<DateTime>) -> Entry 
 }
 
 fn roll_back(facts: &RollbackFacts<'_>, alarm: &str, entered_at: DateTime) -> RollbackDecision {
-    let differs =
-        |tags: &BTreeMap<String, String>| tags.iter().any(|(service, tag)| facts.current.get(service) != Some(tag));
-    let known_bad =
-        |tags: &BTreeMap<String, String>| facts.rollbacks.iter().any(|r| r.record.rolled_back_from(tags).is_some());
     let entered = timestamp::format(entered_at);
-    let Some(target) = facts.releases.iter().find(|r| differs(&r.release.tags) && !known_bad(&r.release.tags)) else {
+    let Some((release, from, to)) = target(facts.current, facts.releases, facts.rollbacks) else {
         return RollbackDecision::NoPreviousRelease { alarm: alarm.to_owned(), entered_at: entered };
     };
-    let mut from = BTreeMap::new();
-    let mut to = BTreeMap::new();
-    for (service, tag) in &target.release.tags {
-        match facts.current.get(service) {
-            Some(current) if current == tag => {}
-            current => {
-                if let Some(current) = current {
-                    from.insert(service.clone(), current.clone());
-                }
-                to.insert(service.clone(), tag.clone());
-            }
-        }
-    }
     let record = RollbackRecord {
         from,
         to,
@@ -190,7 +166,60 @@ fn roll_back(facts: &RollbackFacts<'_>, alarm: &str, entered_at: DateTime) -> Ro
         by: BY_PROMOTE.to_owned(),
         reason: format!("alarm {alarm} in ALARM at {entered}"),
     };
-    RollbackDecision::Rollback { release: target.version, record }
+    RollbackDecision::Rollback { release, record }
+}
+
+/// A person's rollback (`tagrelay rollback`): the same target an alarm would choose, recorded
+/// with who and why. `None` when there is no earlier good release.
+pub fn manual_rollback(
+    current: &BTreeMap<String, String>,
+    releases: &[StoredRelease],
+    rollbacks: &[Stored<RollbackRecord>],
+    by: &str,
+    reason: &str,
+    now: DateTime,
+) -> Option<(i64, RollbackRecord)> {
+    let (release, from, to) = target(current, releases, rollbacks)?;
+    let record = RollbackRecord {
+        from,
+        to,
+        alarm: None,
+        at: timestamp::format(now),
+        by: by.to_owned(),
+        reason: reason.to_owned(),
+    };
+    Some((release, record))
+}
+
+/// The newest release whose tags differ from `current` and hold no tag rolled back from
+/// before, with what changes: `from` (the current tags) and `to` (the release's), for the
+/// services that differ.
+/// service → tag.
+type Tags = BTreeMap<String, String>;
+
+fn target(
+    current: &BTreeMap<String, String>,
+    releases: &[StoredRelease],
+    rollbacks: &[Stored<RollbackRecord>],
+) -> Option<(i64, Tags, Tags)> {
+    let differs = |tags: &BTreeMap<String, String>| tags.iter().any(|(service, tag)| current.get(service) != Some(tag));
+    let known_bad =
+        |tags: &BTreeMap<String, String>| rollbacks.iter().any(|r| r.record.rolled_back_from(tags).is_some());
+    let target = releases.iter().find(|r| differs(&r.release.tags) && !known_bad(&r.release.tags))?;
+    let mut from = BTreeMap::new();
+    let mut to = BTreeMap::new();
+    for (service, tag) in &target.release.tags {
+        match current.get(service) {
+            Some(now) if now == tag => {}
+            now => {
+                if let Some(now) = now {
+                    from.insert(service.clone(), now.clone());
+                }
+                to.insert(service.clone(), tag.clone());
+            }
+        }
+    }
+    Some((target.version, from, to))
 }
 
 fn missing(facts: &RollbackFacts<'_>) -> Vec<String> {
@@ -202,6 +231,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::deploy::release::Release;
+    use crate::ports::{AlarmStatus, AlarmTransition};
 
     const NOW: i64 = 1_796_040_000;
 

@@ -1,6 +1,7 @@
-//! Operator writes (`tagrelay promote` and `tagrelay pin`): the same checks, decision, write and
-//! log line as a push, so an operator cannot do by hand what the pipeline would refuse — except
-//! a pin, which skips only the order policy, on purpose and with a recorded reason.
+//! Writes other than a push's (`tagrelay promote`, `tagrelay pin`, and the promote function's
+//! promotions and rollbacks): the same checks, decision, write and log line as a push, so
+//! nothing can do by hand or by promotion what the pipeline would refuse — except a pin or a
+//! rollback, which skip only the order policy, on purpose and with a recorded reason.
 
 use super::decision::{confirm_image, decide, decide_pin, Decision, ImageState, Push, SkipReason, Target};
 use super::handler::log_decision;
@@ -19,6 +20,12 @@ pub enum Change<'a> {
     Promote { from: &'a str },
     /// Set this tag whatever the order policy says (a rollback); the reason is recorded.
     Pin { reason: &'a str },
+    /// The promote function moves a release verified in `from` (its release record `release`,
+    /// verified at `verified_at`) on; the order policy must allow it.
+    Release { from: &'a str, release: i64, verified_at: &'a str },
+    /// Back to an earlier release (the promote function on an alarm, or `tagrelay rollback`):
+    /// pin semantics; `reason` says why ("alarm A in ALARM at T").
+    Rollback { reason: &'a str },
 }
 
 /// One environment's tag, set by an operator.
@@ -61,11 +68,11 @@ impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Recor
             Err(reason) => return Ok(refused(reason)),
         };
 
-        let order_matters = matches!(request.change, Change::Promote { .. });
+        let order_matters = matches!(request.change, Change::Promote { .. } | Change::Release { .. });
         let target = &self.read_target(&push, request.environment, order_matters).await?;
         let decision = match request.change {
-            Change::Promote { .. } => decide(&push, pushed_at, target),
-            Change::Pin { .. } => decide_pin(request.tag, target),
+            Change::Promote { .. } | Change::Release { .. } => decide(&push, pushed_at, target),
+            Change::Pin { .. } | Change::Rollback { .. } => decide_pin(request.tag, target),
         };
         let outcome = match decision {
             Decision::Write { to, reason, .. } if request.dry_run => {
@@ -103,6 +110,13 @@ fn description(push: &Push<'_>, target: &Target<'_>, change: Change<'_>) -> Stri
         Change::Pin { reason } => {
             let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
             format!("Pinned with tagrelay ({digest}): {reason}")
+        }
+        Change::Release { from, release, verified_at } => {
+            format!("Image tag of {service} in {environment}, promoted from {from} (release {release}, verified {verified_at}) by tagrelay ({digest})")
+        }
+        Change::Rollback { reason } => {
+            let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
+            format!("rollback: {reason} ({digest})")
         }
     }
 }

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use aws_smithy_types::DateTime;
 use tagrelay::config::Config;
 use tagrelay::deploy::release::Release;
+use tagrelay::ports::{AlarmState, AlarmStatus, AlarmTransition, Alarms};
 use tagrelay::ports::{
     AwsError, BuildIdPage, BuildRunner, ImageFacts, ImagePage, ImageRegistry, ListedImage, ParameterHistory,
     ParameterKind, ParameterStore, ParameterVersion, ParameterWrite, StartBuild, StartOutcome, StoredParameter,
@@ -70,6 +71,8 @@ pub struct FakeParameters {
     /// Writes by someone else, slipped in just before our next write of that parameter: the
     /// interleaving of a race, made deterministic.
     pub interleaved: Mutex<BTreeMap<String, Vec<String>>>,
+    /// Every parameter written, in the order of the writes (across parameters).
+    pub order: Mutex<Vec<String>>,
 }
 
 impl FakeParameters {
@@ -108,6 +111,7 @@ impl FakeParameters {
         let mut values = self.values.lock().expect("lock");
         let version = values.get(name).map_or(1, |p| p.version + 1);
         let at = DateTime::from_secs(1_000 + version);
+        self.order.lock().expect("lock").push(name.to_owned());
         values.insert(name.to_owned(), StoredParameter::string(value, version, Some(at)));
         self.history.lock().expect("lock").entry(name.to_owned()).or_default().push(ParameterVersion {
             version,
@@ -453,5 +457,42 @@ impl FakeParameters {
     /// Simulates a PutParameter by someone else: the value and the version change.
     pub fn bump(&self, name: &str, value: &str) {
         self.store(name, value, None);
+    }
+}
+
+/// CloudWatch alarms in memory: each alarm's state, when it last changed, and its changes.
+#[derive(Default)]
+pub struct FakeAlarms {
+    pub alarms: Mutex<BTreeMap<String, (AlarmStatus, Vec<AlarmTransition>)>>,
+}
+
+impl FakeAlarms {
+    /// `name` changes to `state` at `at` (seconds), remembered as a history item.
+    pub fn set(&self, name: &str, state: AlarmState, at: i64) {
+        let mut alarms = self.alarms.lock().expect("lock");
+        let at = DateTime::from_secs(at);
+        let entry = alarms.entry(name.to_owned()).or_insert_with(|| {
+            let status =
+                AlarmStatus { name: name.to_owned(), state: AlarmState::InsufficientData, transitioned_at: None };
+            (status, Vec::new())
+        });
+        if entry.0.state != state {
+            entry.1.push(AlarmTransition { at, from: entry.0.state, to: state });
+            entry.0.state = state;
+            entry.0.transitioned_at = Some(at);
+        }
+    }
+}
+
+impl Alarms for FakeAlarms {
+    async fn describe_alarms(&self, names: &[String]) -> Result<Vec<AlarmStatus>, AwsError> {
+        let alarms = self.alarms.lock().expect("lock");
+        Ok(names.iter().filter_map(|n| alarms.get(n).map(|(status, _)| status.clone())).collect())
+    }
+
+    async fn state_changes(&self, name: &str, since: DateTime) -> Result<Vec<AlarmTransition>, AwsError> {
+        let alarms = self.alarms.lock().expect("lock");
+        let changes = alarms.get(name).map(|(_, changes)| changes.clone()).unwrap_or_default();
+        Ok(changes.into_iter().filter(|c| c.at.secs() >= since.secs()).collect())
     }
 }

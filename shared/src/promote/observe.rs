@@ -1,0 +1,129 @@
+//! Reads one environment's state through the ports and asks the two pure decisions: the
+//! rollback decision (with `rollback_alarms`) and the promotion decision (with `promote_from`).
+//! Reads only: the handler acts on the result, and `tagrelay status` shows it.
+
+use std::collections::BTreeMap;
+
+use aws_smithy_types::DateTime;
+
+use super::decision::{self, Promotion, PromotionFacts};
+use super::promoter::Promoter;
+use super::records::{stored, Approval, RollbackRecord, Stored};
+use super::rollback::{self, RollbackDecision, RollbackFacts};
+use super::watched::WatchedAlarm;
+use crate::config::Environment;
+use crate::deploy::release::{releases, StoredRelease};
+use crate::ports::{Alarms, AwsError, ParameterHistory, ParameterStore};
+
+/// An environment as promote sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct View {
+    pub environment: String,
+    /// Its image-tag parameters now, by service (those that exist).
+    pub current: BTreeMap<String, String>,
+    /// When the newest of them was written.
+    pub written_at: Option<DateTime>,
+    /// Its rollbacks, newest first.
+    pub rollbacks: Vec<Stored<RollbackRecord>>,
+    /// With `rollback_alarms`: did one fire on what it runs now?
+    pub rollback: Option<RollbackDecision>,
+    /// With `promote_from`: may an upstream release move in now?
+    pub promotion: Option<Promotion>,
+}
+
+impl<P, R, A> Promoter<P, R, A>
+where
+    P: ParameterStore + ParameterHistory + Sync,
+    R: Sync,
+    A: Alarms + Sync,
+{
+    /// Reads and decides for one environment, as every trigger does.
+    pub async fn observe(&self, environment: &Environment, now: DateTime) -> Result<View, AwsError> {
+        let config = self.config();
+        let (parameters, _, _) = self.ports();
+        let names: BTreeMap<String, String> =
+            config.services().map(|s| (config.parameter_name(&s.name, &environment.name), s.name.clone())).collect();
+        let wanted: Vec<String> = names.keys().cloned().collect();
+        let mut current = BTreeMap::new();
+        let mut written_at: Option<DateTime> = None;
+        for chunk in wanted.chunks(10) {
+            for (name, stored) in parameters.get_parameters(chunk).await? {
+                let Some(service) = names.get(&name) else { continue };
+                if let Some(at) = stored.last_modified {
+                    written_at = Some(written_at.map_or(at, |w| if at.secs() > w.secs() { at } else { w }));
+                }
+                current.insert(service.clone(), stored.value);
+            }
+        }
+        let rollbacks: Vec<Stored<RollbackRecord>> =
+            stored(&parameters.parameter_history(&environment.rollback_parameter()).await?);
+
+        let rollback = if environment.rollback_alarms.is_empty() {
+            None
+        } else {
+            let own: Vec<StoredRelease> =
+                releases(&parameters.parameter_history(&environment.release_parameter()).await?);
+            let alarms = self.watch(&environment.rollback_alarms, written_at).await?;
+            Some(rollback::decide(&RollbackFacts {
+                environment,
+                current: &current,
+                written_at,
+                releases: &own,
+                rollbacks: &rollbacks,
+                alarms: &alarms,
+                now,
+            }))
+        };
+
+        let promotion = match environment.promote_from.as_deref().and_then(|name| config.environment(name)) {
+            None => None,
+            Some(upstream) => {
+                let upstream_releases = releases(&parameters.parameter_history(&upstream.release_parameter()).await?);
+                let upstream_rollbacks: Vec<Stored<RollbackRecord>> =
+                    stored(&parameters.parameter_history(&upstream.rollback_parameter()).await?);
+                let soak = i64::try_from(environment.soak.as_secs()).unwrap_or(i64::MAX / 2);
+                let since = DateTime::from_secs(now.secs().saturating_sub(soak));
+                let gates = self.watch(&environment.gate_alarms, Some(since)).await?;
+                let approvals: Vec<Stored<Approval>> = if environment.approval {
+                    stored(&parameters.parameter_history(&environment.approval_parameter()).await?)
+                } else {
+                    Vec::new()
+                };
+                Some(decision::decide(&PromotionFacts {
+                    config,
+                    environment,
+                    current: &current,
+                    upstream: &upstream_releases,
+                    upstream_rollbacks: &upstream_rollbacks,
+                    rollbacks: &rollbacks,
+                    gates: &gates,
+                    approvals: &approvals,
+                    now,
+                }))
+            }
+        };
+        Ok(View { environment: environment.name.clone(), current, written_at, rollbacks, rollback, promotion })
+    }
+
+    /// The alarms' states, and their history since `since` for those that changed state since
+    /// then (only those can have a change that matters).
+    async fn watch(&self, names: &[String], since: Option<DateTime>) -> Result<Vec<WatchedAlarm>, AwsError> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let statuses = self.alarms.describe_alarms(names).await?;
+        let mut watched = Vec::with_capacity(names.len());
+        for name in names {
+            let status = statuses.iter().find(|s| &s.name == name).cloned();
+            let changed_since = |since: DateTime| {
+                status.as_ref().is_some_and(|s| s.transitioned_at.is_none_or(|at| at.secs() >= since.secs()))
+            };
+            let changes = match since {
+                Some(since) if changed_since(since) => self.alarms.state_changes(name, since).await?,
+                _ => Vec::new(),
+            };
+            watched.push(WatchedAlarm { name: name.clone(), status, changes });
+        }
+        Ok(watched)
+    }
+}
