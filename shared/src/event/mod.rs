@@ -1,6 +1,7 @@
 //! The AWS events tagrelay consumes, typed. Real events carry more fields than we read; those
 //! are ignored, while a missing field we need is an error that names it.
 
+pub mod cloudwatch;
 pub mod codebuild;
 pub mod deploy;
 pub mod ecr;
