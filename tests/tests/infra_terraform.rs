@@ -442,7 +442,7 @@ fn the_environment_comparison_fails_both_ways() {
 /// Which rule of events.tf each fixture event must reach (`None`: no pattern rule; the
 /// scheduled event reaches both functions through the sweep's schedule, not a pattern).
 /// Every file in tests/fixtures/events/ must be listed.
-const FIXTURE_RULES: [(&str, Option<&str>); 13] = [
+const FIXTURE_RULES: [(&str, Option<&str>); 16] = [
     ("ecr-push.json", Some("ecr-push")),
     ("ecr-push-media-types.json", Some("ecr-push")),
     // Delivered; record-image-tag then skips it (no tag) with an INFO line.
@@ -458,6 +458,10 @@ const FIXTURE_RULES: [(&str, Option<&str>); 13] = [
     ("ecs-deployment-rollback-in-progress.json", Some("ecs-deployment")),
     ("ecs-deployment-completed.json", Some("ecs-deployment")),
     ("ecs-deployment-failed.json", Some("ecs-deployment")),
+    // No rule takes alarm events until promote's `alarm-state-change` rule is in events.tf.
+    ("cloudwatch-alarm-metric.json", None),
+    ("cloudwatch-alarm-metric-math.json", None),
+    ("cloudwatch-alarm-composite.json", None),
 ];
 
 fn event_rules() -> (TfFile, EventRules) {
