@@ -5,8 +5,8 @@
 //! `concurrent_build_limit = 1`. Environments with an `ecs_cluster` also get the cluster, their
 //! ECS services (first deployment completed) and the project's ECS mapping, so a build deploys to
 //! ECS as the team's Terraform would, and "ECS Deployment State Change" events reach
-//! trigger-deploy. After `start`, only AWS calls are made; the rest happens by itself, as in an
-//! account.
+//! trigger-deploy. The configured gate and rollback alarms exist in OK. After `start`, only AWS
+//! calls are made; the rest happens by itself, as in an account.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -71,6 +71,12 @@ impl LocalSystem {
         }
         let ecs = ecs_environments(config, &parsed)?;
         set_up_ecs(&aws, &ssm, &ecs, &parameter_placeholder(config)?).await?;
+        // The team's alarms exist (their Terraform made them), in OK, before any event sink is
+        // connected: nothing fires until a test says so.
+        for alarm in parsed.alarm_names() {
+            aws.create_alarm(&alarm).await?;
+            aws.set_alarm_state(&alarm, "OK", "set up by the test bed").await?;
+        }
         let mut queues = Vec::new();
         for name in [RECORD_DLQ, DEPLOY_DLQ, PROMOTE_DLQ] {
             let created = sqs.create_queue().queue_name(name).send().await.map_err(|err| HarnessError::Aws {

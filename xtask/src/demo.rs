@@ -1,18 +1,25 @@
-//! `make demo` (`cargo run -p xtask -- demo`): the whole pipeline on a local AWS, no account needed. Both release functions run
-//! behind local Lambda Runtime APIs; the local AWS emits the EventBridge events; the local
-//! EventBridge routes them through `infra/event-patterns/`. Both environments run their services
-//! on the local ECS (circuit breaker and rollback on), so every Terraform run is verified there.
-//! The demo only calls ECR (and once sends the sweep's schedule event), in three acts:
+//! `make demo` (`cargo run -p xtask -- demo`): the whole pipeline on a local AWS, no account
+//! needed. The three release functions run behind local Lambda Runtime APIs; the local AWS emits
+//! the EventBridge events; the local EventBridge routes them through `infra/event-patterns/`.
+//! Three environments in a chain, each on its own local ECS cluster (circuit breaker and rollback
+//! on), so every Terraform run is verified there: pushes land in `dev`; a release verified in dev
+//! moves to `staging` by itself after a soak (gate alarm `dev-5xx`); a release verified in staging
+//! waits in `prod` for `tagrelay approve`; prod rolls back by itself when `prod-5xx` fires. The
+//! demo calls ECR and CloudWatch, runs `tagrelay approve`, and sends the sweep's schedule event
+//! where AWS's schedule would notice a soak's end, in four acts:
 //!
 //! 1. five images pushed in quick succession across two services (one run per environment, one
 //!    follow-up), then EventBridge redelivers an old push event late; each run is `verifying`
-//!    while ECS rolls out and `verified` (a release record) when it completed;
+//!    while ECS rolls out and `verified` (a release record) when it completed; the release soaks,
+//!    moves to staging, verifies, waits for approval, is approved and reaches prod;
 //! 2. an image whose tasks crash on start: Terraform "succeeds", ECS's circuit breaker rolls the
-//!    services back, tagrelay holds (`rollout_failed`) and the sweep does not retry it;
-//! 3. a fixed image deploys and verifies.
+//!    services back, tagrelay holds (`rollout_failed`), the sweep does not retry it, and it never
+//!    leaves dev;
+//! 3. a fixed image goes the same way to prod;
+//! 4. prod's alarm fires right after: prod goes back to its previous release, once.
 //!
-//! Everything else happens by itself. It prints the timeline and the end state; everything it
-//! starts stops when it ends.
+//! Everything else happens by itself. It prints the timeline and the end state (with
+//! `tagrelay status`); everything it starts stops when it ends.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -26,20 +33,48 @@ use tagrelay_tests::events::{ecr_push, scheduled};
 
 use crate::error::TaskError;
 
-const BUILD: Duration = Duration::from_secs(3);
+const BUILD: Duration = Duration::from_secs(2);
 /// How long an ECS deployment takes to complete, or to fail when its tasks crash.
 const ROLLOUT: Duration = Duration::from_secs(2);
 const SETTLE: Duration = Duration::from_secs(120);
 const CRASHING: &str = "104";
+/// The soak into staging.
+const SOAK: Duration = Duration::from_secs(5);
 
 fn config() -> Value {
     json!({
-        "environments": { "dev": { "ecs_cluster": "dev" }, "staging": { "ecs_cluster": "staging" } },
+        "environments": {
+            "dev": { "ecs_cluster": "dev" },
+            "staging": { "ecs_cluster": "staging", "promote_from": "dev", "soak": format!("{}s", SOAK.as_secs()),
+                         "gate_alarms": ["dev-5xx"] },
+            "prod": { "ecs_cluster": "prod", "promote_from": "staging", "approval": true,
+                      "rollback_alarms": ["prod-5xx"], "rollback_window": "30m" }
+        },
         "services": {
-            "my-api": { "deploy_on_push": ["dev", "staging"] },
-            "worker": { "repository": "team/worker", "deploy_on_push": ["dev", "staging"] }
+            "my-api": { "deploy_on_push": ["dev"] },
+            "worker": { "repository": "team/worker", "deploy_on_push": ["dev"] }
         }
     })
+}
+
+type Timeline = Vec<(Duration, String)>;
+
+/// What AWS does between the demo's steps: the soak ends and the schedule notices it, the
+/// release moves to staging and verifies there, and waits for approval for prod.
+async fn soak_and_staging(system: &LocalSystem, start: Instant, timeline: &mut Timeline, id: &str) -> Result<(), TaskError> {
+    tokio::time::sleep(SOAK + Duration::from_secs(1)).await;
+    timeline.push((start.elapsed(), format!("EventBridge schedule: the sweep notices the {}s soak has passed", SOAK.as_secs())));
+    system.bridge.put_events(scheduled(id)).await?;
+    system.wait_settled(SETTLE).await?;
+    Ok(())
+}
+
+/// `tagrelay approve --env prod`, as an operator runs it.
+async fn approve(system: &LocalSystem, start: Instant, timeline: &mut Timeline, comment: &str) -> Result<(), TaskError> {
+    timeline.push((start.elapsed(), format!("person $ tagrelay approve --env prod --comment '{comment}'")));
+    run_cli(system, &["approve", "--env", "prod", "--comment", comment, "--by", "demo"])?;
+    system.wait_settled(SETTLE).await?;
+    Ok(())
 }
 
 pub async fn run() -> Result<(), TaskError> {
@@ -48,10 +83,12 @@ pub async fn run() -> Result<(), TaskError> {
     let system = LocalSystem::start(&config(), BUILD).await?;
     system.aws.set_ecs_behaviour(ROLLOUT, ROLLOUT).await?;
     println!(
-        "CodeBuild projects tagrelay-dev and tagrelay-staging: concurrent_build_limit 1, a Terraform run takes {}s\n\
-         ECS clusters dev and staging: services my-api and worker (circuit breaker and rollback on), a rollout takes {}s\n",
+        "CodeBuild projects tagrelay-dev, -staging and -prod: concurrent_build_limit 1, a Terraform run takes {}s\n\
+         ECS clusters dev, staging and prod: services my-api and worker (circuit breaker and rollback on), a rollout takes {}s\n\
+         chain: dev → staging (soak {}s, gate alarm dev-5xx) → prod (approval; rollback on alarm prod-5xx)\n",
         BUILD.as_secs(),
-        ROLLOUT.as_secs()
+        ROLLOUT.as_secs(),
+        SOAK.as_secs()
     );
 
     let start = Instant::now();
@@ -60,7 +97,7 @@ pub async fn run() -> Result<(), TaskError> {
         timeline.push((start.elapsed(), format!("── {title}")));
     };
 
-    act(&mut timeline, "1. five pushes in quick succession");
+    act(&mut timeline, "1. five pushes in quick succession, then through the chain to prod");
     let mut first_push = None;
     for (repository, tag) in
         [("my-api", "101"), ("team/worker", "201"), ("my-api", "102"), ("team/worker", "202"), ("my-api", "103")]
@@ -76,6 +113,8 @@ pub async fn run() -> Result<(), TaskError> {
         system.bridge.put_events(ecr_push(repository, tag, &digest)).await?;
         system.wait_settled(SETTLE).await?;
     }
+    soak_and_staging(&system, start, &mut timeline, "demo-soak-1").await?;
+    approve(&system, start, &mut timeline, "first release").await?;
 
     act(&mut timeline, &format!("2. my-api:{CRASHING}, whose tasks crash on start"));
     system.aws.set_crashing_images(&[CRASHING]).await?;
@@ -86,9 +125,19 @@ pub async fn run() -> Result<(), TaskError> {
     system.bridge.put_events(scheduled("demo-sweep")).await?;
     system.wait_settled(SETTLE).await?;
 
-    act(&mut timeline, "3. the fix");
+    act(&mut timeline, "3. the fix, through the chain");
     push_image(&system.ecr, "my-api", "105").await?;
     timeline.push((start.elapsed(), "CI     push my-api:105".into()));
+    system.wait_settled(SETTLE).await?;
+    soak_and_staging(&system, start, &mut timeline, "demo-soak-2").await?;
+    approve(&system, start, &mut timeline, "the fix").await?;
+
+    act(&mut timeline, "4. prod's alarm fires right after");
+    timeline.push((start.elapsed(), "CloudWatch prod-5xx: OK → ALARM".into()));
+    system.aws.set_alarm_state("prod-5xx", "ALARM", "5xx above threshold").await?;
+    system.wait_settled(SETTLE).await?;
+    timeline.push((start.elapsed(), "EventBridge schedule: the sweep (the alarm is still in ALARM)".into()));
+    system.bridge.put_events(scheduled("demo-sweep-after-rollback")).await?;
     system.wait_settled(SETTLE).await?;
 
     // A hold's detail is said once; the same hold seen again by the next event says so.
@@ -169,18 +218,23 @@ pub async fn run() -> Result<(), TaskError> {
 /// What an operator sees: the `tagrelay` command (built next to this binary by `make demo`)
 /// against the same local AWS.
 fn operator_status(system: &LocalSystem) -> Result<(), TaskError> {
+    println!("\n$ tagrelay status");
+    run_cli(system, &["status"])
+}
+
+/// Runs the `tagrelay` command against the local AWS; its output goes to the demo's.
+fn run_cli(system: &LocalSystem, args: &[&str]) -> Result<(), TaskError> {
     let cli =
         std::env::current_exe().map_err(HarnessError::io("finding the demo's own path"))?.with_file_name("tagrelay");
     if !cli.is_file() {
         return Err(TaskError::CliNotBuilt { path: cli });
     }
-    println!("\n$ tagrelay status");
     let status = std::process::Command::new(&cli)
-        .arg("status")
+        .args(args)
         .envs(system.aws.env())
         .env("TAGRELAY_CONFIG", config().to_string())
         .status()
-        .map_err(HarnessError::io("running tagrelay status"))?;
+        .map_err(HarnessError::io("running tagrelay"))?;
     if !status.success() {
         return Err(TaskError::CliFailed { status });
     }
@@ -217,6 +271,9 @@ fn describe(route: &str, response: &Value, explained: &mut HashSet<String>) -> S
             })
             .collect();
         return format!("record-image-tag  {what}: {}", decisions.join(", "));
+    }
+    if route.contains("promote") || route == "alarm-state-change" {
+        return describe_promote(response);
     }
     let trigger = text(&response["trigger"]);
     // "build <arn> ended SUCCEEDED" reads better with a short build id, and
@@ -258,6 +315,56 @@ fn describe(route: &str, response: &Value, explained: &mut HashSet<String>) -> S
         })
         .collect();
     format!("trigger-deploy    {trigger}: {}", decisions.join(", "))
+}
+
+/// One timeline line from promote's response: per environment, the rollback and promotion
+/// decisions and what was written.
+fn describe_promote(response: &Value) -> String {
+    let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
+    let trigger = text(&response["trigger"]);
+    if let Some(reason) = response["ignored"].as_str() {
+        return format!("promote           {trigger}: ignored ({reason})");
+    }
+    let decisions: Vec<String> = response["environments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let mut said = Vec::new();
+            let rollback = &e["rollback"];
+            match rollback["decision"].as_str() {
+                Some("rollback") => said.push(format!(
+                    "ROLLBACK to release {} ({}), recorded first",
+                    rollback["release"],
+                    text(&rollback["record"]["reason"])
+                )),
+                Some("rollback_done") => said.push(format!("already rolled back ({} still in ALARM)", text(&rollback["alarm"]))),
+                Some("healthy") | None => {}
+                Some(other) => said.push(other.to_owned()),
+            }
+            let promotion = &e["promotion"];
+            match promotion["decision"].as_str() {
+                Some("promote") => said.push(format!("PROMOTE release {} of {}", promotion["release"], text(&e["environment"]))),
+                Some("soaking") => said.push(format!("soaking until {}", text(&promotion["until"]))),
+                Some("awaiting_approval") => said.push(format!("AWAITING APPROVAL of release {}", promotion["release"])),
+                Some("blocked") => said.push(format!("blocked by alarm {}", text(&promotion["alarm"]))),
+                Some(other) => said.push(other.replace('_', " ")),
+                None => {}
+            }
+            let writes: Vec<String> = e["writes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|w| w["decision"] == "write")
+                .map(|w| format!("{} = {}", text(&w["parameter"]), text(&w["to"])))
+                .collect();
+            if !writes.is_empty() {
+                said.push(writes.join(", "));
+            }
+            format!("{}: {}", text(&e["environment"]), said.join("; "))
+        })
+        .collect();
+    format!("promote           {trigger}: {}", decisions.join(", "))
 }
 
 /// An image reference without the local registry's host (`my-api:103`).
