@@ -368,14 +368,21 @@ mod tests {
             "services": { "my-api": { "deploy_on_push": ["dev"] } }
         });
         let rules = rules_of(&document);
-        for name in ["/tagrelay/dev/verified", "/tagrelay/staging/verified", "/tagrelay/prod/verified", "/tagrelay/prod/approval"] {
+        for name in [
+            "/tagrelay/dev/verified",
+            "/tagrelay/staging/verified",
+            "/tagrelay/prod/verified",
+            "/tagrelay/prod/approval",
+        ] {
             assert_eq!(matches(&rules, &parameter_change(name)), ["promote-parameter-change"], "{name}");
         }
         // Its own rollback records, and approvals nobody needs, reach nothing.
         assert!(matches(&rules, &parameter_change("/tagrelay/prod/rollback")).is_empty());
         assert!(matches(&rules, &parameter_change("/tagrelay/staging/approval")).is_empty());
-        let alarm = |name: &str| json!({ "source": "aws.cloudwatch", "detail-type": "CloudWatch Alarm State Change",
-                                          "detail": { "alarmName": name, "state": { "value": "ALARM" } } });
+        let alarm = |name: &str| {
+            json!({ "source": "aws.cloudwatch", "detail-type": "CloudWatch Alarm State Change",
+                                          "detail": { "alarmName": name, "state": { "value": "ALARM" } } })
+        };
         assert_eq!(matches(&rules, &alarm("prod-5xx")), ["alarm-state-change"]);
         assert_eq!(matches(&rules, &alarm("dev-5xx")), ["alarm-state-change"]);
         assert!(matches(&rules, &alarm("someone-elses")).is_empty());

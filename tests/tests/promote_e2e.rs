@@ -84,7 +84,10 @@ fn last_decision(system: &LocalSystem, environment: &str) -> String {
     lines.last().map(|l| l["fields"]["decision"].as_str().unwrap_or_default().to_owned()).unwrap_or_default()
 }
 
-fn promoter(system: &LocalSystem, sdk: &aws_config::SdkConfig) -> Promoter<SsmParameterStore, EcrImageRegistry, CloudWatchAlarms> {
+fn promoter(
+    system: &LocalSystem,
+    sdk: &aws_config::SdkConfig,
+) -> Promoter<SsmParameterStore, EcrImageRegistry, CloudWatchAlarms> {
     Promoter::new(
         system.config.clone(),
         SsmParameterStore::new(system.ssm.clone()),
@@ -186,7 +189,7 @@ async fn releases_move_through_soak_and_approval_and_prod_rolls_back_once_on_its
     assert_eq!(last_decision(&system, "prod"), "up_to_date", "1044 does not come back into prod");
     let prod = promote_decisions(&system, "prod");
     assert!(prod.iter().any(|l| l["fields"]["decision"] == "rollback_done"), "{prod:#?}");
-    assert!(system.bridge.deliveries().iter().all(|d| !d.is_dead_lettered()), "nothing dead-lettered");
+    assert!(system.bridge.deliveries().iter().all(|d| !d.outcome.is_dead_lettered()), "nothing dead-lettered");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

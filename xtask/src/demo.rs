@@ -61,16 +61,29 @@ type Timeline = Vec<(Duration, String)>;
 
 /// What AWS does between the demo's steps: the soak ends and the schedule notices it, the
 /// release moves to staging and verifies there, and waits for approval for prod.
-async fn soak_and_staging(system: &LocalSystem, start: Instant, timeline: &mut Timeline, id: &str) -> Result<(), TaskError> {
+async fn soak_and_staging(
+    system: &LocalSystem,
+    start: Instant,
+    timeline: &mut Timeline,
+    id: &str,
+) -> Result<(), TaskError> {
     tokio::time::sleep(SOAK + Duration::from_secs(1)).await;
-    timeline.push((start.elapsed(), format!("EventBridge schedule: the sweep notices the {}s soak has passed", SOAK.as_secs())));
+    timeline.push((
+        start.elapsed(),
+        format!("EventBridge schedule: the sweep notices the {}s soak has passed", SOAK.as_secs()),
+    ));
     system.bridge.put_events(scheduled(id)).await?;
     system.wait_settled(SETTLE).await?;
     Ok(())
 }
 
 /// `tagrelay approve --env prod`, as an operator runs it.
-async fn approve(system: &LocalSystem, start: Instant, timeline: &mut Timeline, comment: &str) -> Result<(), TaskError> {
+async fn approve(
+    system: &LocalSystem,
+    start: Instant,
+    timeline: &mut Timeline,
+    comment: &str,
+) -> Result<(), TaskError> {
     timeline.push((start.elapsed(), format!("person $ tagrelay approve --env prod --comment '{comment}'")));
     run_cli(system, &["approve", "--env", "prod", "--comment", comment, "--by", "demo"])?;
     system.wait_settled(SETTLE).await?;
@@ -338,15 +351,21 @@ fn describe_promote(response: &Value) -> String {
                     rollback["release"],
                     text(&rollback["record"]["reason"])
                 )),
-                Some("rollback_done") => said.push(format!("already rolled back ({} still in ALARM)", text(&rollback["alarm"]))),
+                Some("rollback_done") => {
+                    said.push(format!("already rolled back ({} still in ALARM)", text(&rollback["alarm"])))
+                }
                 Some("healthy") | None => {}
                 Some(other) => said.push(other.to_owned()),
             }
             let promotion = &e["promotion"];
             match promotion["decision"].as_str() {
-                Some("promote") => said.push(format!("PROMOTE release {} of {}", promotion["release"], text(&e["environment"]))),
+                Some("promote") => {
+                    said.push(format!("PROMOTE release {} of {}", promotion["release"], text(&e["environment"])))
+                }
                 Some("soaking") => said.push(format!("soaking until {}", text(&promotion["until"]))),
-                Some("awaiting_approval") => said.push(format!("AWAITING APPROVAL of release {}", promotion["release"])),
+                Some("awaiting_approval") => {
+                    said.push(format!("AWAITING APPROVAL of release {}", promotion["release"]))
+                }
                 Some("blocked") => said.push(format!("blocked by alarm {}", text(&promotion["alarm"]))),
                 Some(other) => said.push(other.replace('_', " ")),
                 None => {}
