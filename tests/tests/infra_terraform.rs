@@ -440,7 +440,10 @@ fn the_environment_comparison_fails_both_ways() {
 // ---------------------------------------------------------------------------------------------
 
 /// Which rule of events.tf each fixture event must reach (`None`: no pattern rule; the
-/// scheduled event reaches both functions through the sweep's schedule, not a pattern).
+/// scheduled event reaches every function through the sweep's schedule, not a pattern). A rule
+/// from the same pattern file takes it too when its own narrowing lists the event's name
+/// (Parameter Store changes: `parameter-change` for image tags, `promote-parameter-change` for
+/// release and approval records; which names each lists is checked on its own).
 /// Every file in tests/fixtures/events/ must be listed.
 const FIXTURE_RULES: [(&str, Option<&str>); 13] = [
     ("ecr-push.json", Some("ecr-push")),
@@ -493,10 +496,16 @@ fn every_pattern_file_feeds_a_rule_and_every_rule_targets_a_function() {
     assert_eq!(referenced.len(), rules.base_patterns.len(), "two base patterns read the same file");
 
     let functions = function_dirs(&root);
+    // A pattern may feed a rule per function (Parameter Store changes: trigger-deploy's image
+    // tags, promote's records), never two rules of one function.
     for base in rules.base_patterns.keys() {
-        let users: Vec<&str> =
-            rules.rules.iter().filter(|rule| &rule.base == base).map(|rule| rule.key.as_str()).collect();
-        assert_eq!(users.len(), 1, "base pattern `{base}` should feed exactly one rule, feeds {users:?}");
+        let targets: Vec<&str> =
+            rules.rules.iter().filter(|rule| &rule.base == base).map(|rule| rule.function.as_str()).collect();
+        let distinct: BTreeSet<&str> = targets.iter().copied().collect();
+        assert!(
+            !targets.is_empty() && distinct.len() == targets.len(),
+            "base pattern `{base}` should feed one rule per function, feeds rules targeting {targets:?}"
+        );
     }
     for rule in &rules.rules {
         assert!(
@@ -520,6 +529,17 @@ fn every_pattern_file_feeds_a_rule_and_every_rule_targets_a_function() {
             rule.key,
             rule.narrowed_to
         );
+        // `detail = { field = names }` drops the base pattern's detail: only for a base without one.
+        if rule.replaces_detail {
+            let base = read_json(&root.join("infra/event-patterns").join(&rules.base_patterns[&rule.base]));
+            assert!(
+                base.get("detail").is_none(),
+                "{}: rule {} replaces the detail of {}, which has one: merge it instead",
+                rule.at,
+                rule.key,
+                rules.base_patterns[&rule.base]
+            );
+        }
     }
 
     // The rules, targets and permissions are made from local.rules, one of each per rule.
@@ -574,7 +594,10 @@ fn narrowed_by_prefix(base: &Value, narrowed_to: &str, clusters: &[&str]) -> Eve
 /// …) are exactly `names`: the base pattern's `detail` with the narrowed field set to them.
 fn narrowed(base: &Value, field: &str, names: &[&str]) -> EventPattern {
     let mut pattern = base.clone();
-    let detail = pattern.get_mut("detail").and_then(Value::as_object_mut).expect("a base pattern with a detail object");
+    // A base without a detail gets one (the rule's `detail = { field = names }`).
+    let object = pattern.as_object_mut().expect("a pattern is an object");
+    let detail = object.entry("detail").or_insert_with(|| json!({}));
+    let detail = detail.as_object_mut().expect("a base pattern's detail is an object");
     detail.insert(field.to_owned(), json!(names));
     EventPattern::parse(&pattern).unwrap_or_else(|err| panic!("the narrowed pattern {pattern} is invalid: {err}"))
 }
@@ -622,7 +645,8 @@ fn after_narrowing_every_fixture_matches_the_rule_of_its_kind_and_no_other() {
                     narrowed(base, field, &["not-configured"]),
                 )
             };
-            let wanted = expected == Some(rule.key.as_str());
+            let expected_base = expected.and_then(|key| rules.rules.iter().find(|r| r.key == key)).map(|r| &r.base);
+            let wanted = expected_base == Some(&rule.base);
             assert_eq!(
                 ours.matches(&event),
                 wanted,
@@ -657,8 +681,34 @@ fn eval_source(scope: &Scope, expression: &str) -> Result<HclValue, String> {
 /// ECS ones at least) and services (`var.services`, every attribute given).
 fn ecs_scope(environments: Value, services: Value) -> Scope {
     let files = stack_files();
-    let scope = stack_scope(&files).local("environments", hcl_value(environments)).var("services", hcl_value(services));
+    let scope = stack_scope(&files)
+        .local("environments", hcl_value(with_optional_fields(environments)))
+        .var("services", hcl_value(services));
     with_locals(scope, &files)
+}
+
+/// The optional attributes of an `environments` entry that locals read, and their defaults
+/// (Terraform fills in optional() attributes; the evaluator does not).
+const ENVIRONMENT_OPTIONALS: [(&str, Value); 8] = [
+    ("ecs_cluster", Value::Null),
+    ("verify_timeout", Value::Null),
+    ("promote_from", Value::Null),
+    ("soak", Value::Null),
+    ("gate_alarms", Value::Null),
+    ("approval", Value::Null),
+    ("rollback_alarms", Value::Null),
+    ("rollback_window", Value::Null),
+];
+
+/// Each environment of `environments` with the optional attributes it does not set, as null.
+fn with_optional_fields(mut environments: Value) -> Value {
+    for environment in environments.as_object_mut().expect("environments by name").values_mut() {
+        let fields = environment.as_object_mut().expect("an environment is an object");
+        for (name, default) in &ENVIRONMENT_OPTIONALS {
+            fields.entry(*name).or_insert_with(|| default.clone());
+        }
+    }
+    environments
 }
 
 /// A `var.services` entry with every attribute (Terraform fills in optional() defaults; the
@@ -679,9 +729,13 @@ fn the_ecs_rule_exists_only_with_a_cluster_and_takes_each_clusters_services_once
     let (file, rules) = event_rules();
     let conditional: Vec<(&str, &str)> =
         rules.rules.iter().filter_map(|rule| rule.create.as_deref().map(|c| (rule.key.as_str(), c))).collect();
-    let [("ecs-deployment", create)] = conditional.as_slice() else {
-        panic!("only the ECS rule should be conditional: {conditional:?}")
-    };
+    let keys: Vec<&str> = conditional.iter().map(|(key, _)| *key).collect();
+    assert_eq!(
+        keys,
+        ["ecs-deployment", "promote-parameter-change", "alarm-state-change"],
+        "the rules whose narrowing may be empty are conditional, and only those"
+    );
+    let create = conditional[0].1;
     let created = local(&file, "created_rules").expect("infra/events.tf: local.created_rules");
     assert_eq!(
         file.source_of(&created.value),
