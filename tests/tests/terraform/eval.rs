@@ -133,6 +133,10 @@ impl Scope {
             "regexall",
             FuncDef::builder().param(ParamType::String).param(ParamType::String).build(regexall),
         );
+        ctx.declare_func(
+            "setproduct",
+            FuncDef::builder().param(ParamType::Any).param(ParamType::Any).build(setproduct),
+        );
         ctx.declare_func("tonumber", FuncDef::builder().param(ParamType::Any).build(tonumber));
         ctx.declare_func("toset", FuncDef::builder().param(ParamType::Any).build(toset));
         hcl::Expression::from(expr.clone()).evaluate(&ctx).map_err(|err| err.to_string())
@@ -205,6 +209,16 @@ fn regexall(args: FuncArgs) -> Result<Value, String> {
         return Err("regexall with capture groups is not implemented".to_owned());
     }
     Ok(Value::Array(regex.find_iter(string).map(|m| Value::String(m.as_str().to_owned())).collect()))
+}
+
+/// `setproduct(a, b)` of two lists: every pair, in order.
+fn setproduct(args: FuncArgs) -> Result<Value, String> {
+    let (Value::Array(first), Value::Array(second)) = (&args[0], &args[1]) else {
+        return Err(format!("setproduct of {} and {}", args[0], args[1]));
+    };
+    Ok(Value::Array(
+        first.iter().flat_map(|a| second.iter().map(|b| Value::Array(vec![a.clone(), b.clone()]))).collect(),
+    ))
 }
 
 /// `tonumber("15")`: a whole number (what infra/ converts), as a float beyond i64.
