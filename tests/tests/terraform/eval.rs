@@ -224,7 +224,7 @@ fn setproduct(args: FuncArgs) -> Result<Value, String> {
 /// `tonumber("15")`: a whole number (what infra/ converts), as a float beyond i64.
 fn tonumber(args: FuncArgs) -> Result<Value, String> {
     match &args[0] {
-        Value::Number(n) => Ok(Value::Number(n.clone())),
+        Value::Number(n) => Ok(Value::Number(*n)),
         Value::String(s) => s
             .parse::<i64>()
             .map(Number::from)
