@@ -185,3 +185,59 @@ mod ecs_deployment_events {
         assert_eq!(err.field(), "resources[0]", "{err}");
     }
 }
+
+/// The "CloudWatch Alarm State Change" samples of the CloudWatch User Guide ("Alarm events and
+/// EventBridge"): a metric alarm, a metric math alarm leaving its initial INSUFFICIENT_DATA
+/// (its previous state has no `reasonData`), and a composite alarm with a suppressor (its
+/// `state` carries `actionsSuppressedBy`, its `configuration` an `alarmRule`).
+mod cloudwatch_alarm_events {
+    use super::fixture;
+    use tagrelay::event::cloudwatch::{parse_alarm_state_change, ALARM_STATE_CHANGE};
+    use tagrelay::ports::AlarmState;
+
+    #[test]
+    fn the_samples_parse_with_name_states_and_timestamp() {
+        let cases = [
+            ("cloudwatch-alarm-metric.json", "ServerCpuTooHigh", AlarmState::Ok, "2019-10-02T17:04:40.989+0000"),
+            (
+                "cloudwatch-alarm-metric-math.json",
+                "TotalNetworkTrafficTooHigh",
+                AlarmState::InsufficientData,
+                "2019-10-02T17:20:48.554+0000",
+            ),
+            (
+                "cloudwatch-alarm-composite.json",
+                "ServiceAggregatedAlarm",
+                AlarmState::Ok,
+                "2022-07-22T15:57:45.394+0000",
+            ),
+        ];
+        for (name, alarm, previous, timestamp) in cases {
+            let event = fixture(name);
+            assert_eq!(
+                (event["source"].as_str(), event["detail-type"].as_str()),
+                (Some(ALARM_STATE_CHANGE.0), Some(ALARM_STATE_CHANGE.1)),
+                "{name}"
+            );
+            let change = parse_alarm_state_change(&event).unwrap_or_else(|err| panic!("{name}: {err}"));
+            assert_eq!(change.alarm_name, alarm, "{name}");
+            assert_eq!(change.state, AlarmState::Alarm, "{name}");
+            assert_eq!(change.previous_state, Some(previous), "{name}");
+            assert_eq!(change.state_timestamp.as_deref(), Some(timestamp), "{name}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_state_value_is_refused_naming_the_field() {
+        let mut event = fixture("cloudwatch-alarm-composite.json");
+        event["detail"]["state"]["value"] = serde_json::json!("SUPPRESSED");
+        let err = parse_alarm_state_change(&event).expect_err("not a state CloudWatch has");
+        assert_eq!(err.field(), "detail.state.value", "{err}");
+        assert!(err.to_string().contains("SUPPRESSED"), "{err}");
+
+        let mut event = fixture("cloudwatch-alarm-metric.json");
+        event["detail"].as_object_mut().expect("object").remove("alarmName");
+        let err = parse_alarm_state_change(&event).expect_err("no alarm name");
+        assert!(err.to_string().contains("missing field `alarmName`"), "{err}");
+    }
+}

@@ -6,7 +6,8 @@ for tagrelay and EventBridge events sent where the tests listen.
 
 PINNED TO moto 5.2.5's INTERNALS (moto.codebuild/ecr/ecs/ssm responses and models, moto.server's
 WSGI app). ECS deployments live in ecs_deployments.py, what a build's Terraform does to ECS in
-terraform_apply.py. The patches wrap or replace methods of moto's response classes at start-up; nothing in
+terraform_apply.py, CloudWatch alarms (their RPC v2 CBOR protocol, transitions, history and
+events) in cloudwatch_alarms.py. The patches wrap or replace methods of moto's response classes at start-up; nothing in
 site-packages is edited. Another moto version is refused at start rather than half-patched.
 See README.md next to this file for the control endpoint and the events.
 """
@@ -30,6 +31,7 @@ from werkzeug.serving import make_server
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
+import cloudwatch_alarms
 import ecs_deployments
 import terraform_apply
 
@@ -663,6 +665,11 @@ def application(moto_app):
                 return respond(start_response, "400 Bad Request", {"message": str(err)})
         if path.startswith("/_tagrelay/"):
             return respond(start_response, "404 Not Found", {"message": f"no control endpoint {path}"})
+        if cloudwatch_alarms.handles(path):
+            # moto speaks no CBOR: the CloudWatch front answers the SDK's RPC v2 CBOR calls.
+            if not PATCHED.wait(120):
+                return respond(start_response, "503 Service Unavailable", {"message": "patches not applied"})
+            return cloudwatch_alarms.serve(environ, start_response)
         if not path.startswith("/moto-api") and not PATCHED.wait(120):
             return respond(start_response, "503 Service Unavailable", {"message": "patches not applied"})
         return moto_app(environ, start_response)
@@ -676,6 +683,7 @@ def apply_patches():
         patch_ssm()
         patch_codebuild()
         ecs_deployments.patch()
+        cloudwatch_alarms.patch()
     except Exception as err:  # noqa: BLE001 - a half-patched moto must not serve
         log(f"patching moto failed, exiting: {err!r}")
         sys.stderr.flush()
@@ -699,6 +707,7 @@ def main():
         log(f"moto {moto.__version__} found; these patches are for moto {MOTO_VERSION}: run `make tools`")
         sys.exit(2)
     ecs_deployments.connect(LOCK, emit, log)
+    cloudwatch_alarms.connect(LOCK, emit, log)
     terraform_apply.connect(LOCK, log)
     if args.event_sink:
         EVENTS = EventSender(args.event_sink)

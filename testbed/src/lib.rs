@@ -8,6 +8,8 @@
 //!   polls it, so the released `bootstrap` binaries run as they do in Lambda.
 //! * [`local_ecs`]: ECS on the local AWS (deployments that roll out, complete, fail and roll
 //!   back as ECS's do; builds that deploy to ECS as the team's Terraform would).
+//! * [`local_cloudwatch`]: CloudWatch alarms on the local AWS (state changes with their history
+//!   and events; the SDK's RPC v2 CBOR protocol answered by the launcher).
 //! * [`event_pattern`], [`event_router`]: a local EventBridge that routes events through
 //!   `infra/event-patterns/` with Lambda's async retries and dead-letter queues.
 //! * [`system`]: the whole pipeline wired together ([`ecs_config`]: the ECS part of its config).
@@ -26,6 +28,7 @@ pub mod event_router;
 pub mod http_client;
 pub mod http_server;
 pub mod local_aws;
+pub mod local_cloudwatch;
 pub mod local_ecs;
 mod lock;
 pub mod runtime_api;

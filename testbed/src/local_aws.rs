@@ -14,8 +14,12 @@
 //! * ECS deployments move as ECS's do (IN_PROGRESS → COMPLETED, circuit-breaker FAILED and
 //!   rollback), and a build of a project with an ECS mapping deploys its fingerprint's values
 //!   before it SUCCEEDS: steered and read through `crate::local_ecs` (`LocalAws::ecs`, …).
+//! * CloudWatch alarms start in INSUFFICIENT_DATA; a state value change records a history item and
+//!   emits "CloudWatch Alarm State Change"; the SDK's RPC v2 CBOR calls (DescribeAlarms,
+//!   DescribeAlarmHistory, …) are answered by the launcher: `crate::local_cloudwatch`.
 //! * With [`LocalAwsOptions::event_sink`], "ECR Image Action", "Parameter Store Change",
-//!   "CodeBuild Build State Change", "ECS Deployment State Change" and (with
+//!   "CodeBuild Build State Change", "ECS Deployment State Change", "CloudWatch Alarm State
+//!   Change" and (with
 //!   [`LocalAwsOptions::schedule_every`]) "Scheduled Event" are POSTed as JSON to
 //!   `{sink}/events`, in order, when AWS would send them.
 //!

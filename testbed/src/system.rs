@@ -1,4 +1,4 @@
-//! The whole system on the local AWS: both release functions behind their Runtime APIs, the
+//! The whole system on the local AWS: the three release functions behind their Runtime APIs, the
 //! local EventBridge routing the events the local AWS emits through `infra/event-patterns/`
 //! (narrowed to what is ours as `infra/events.tf` narrows them, see [`rules`]),
 //! Lambda's async retries and dead-letter queues, and a CodeBuild project per environment with
@@ -28,6 +28,7 @@ const WAIT: Duration = Duration::from_secs(30);
 // Named as infra/ names them with the default prefix, so `tagrelay redrive` finds them.
 pub const RECORD_DLQ: &str = "tagrelay-record-image-tag-dlq";
 pub const DEPLOY_DLQ: &str = "tagrelay-trigger-deploy-dlq";
+pub const PROMOTE_DLQ: &str = "tagrelay-promote-dlq";
 
 /// A running local system; everything stops when it is dropped.
 pub struct LocalSystem {
@@ -39,7 +40,9 @@ pub struct LocalSystem {
     pub bridge: LocalEventBridge,
     pub record: FunctionProcess,
     pub deploy: FunctionProcess,
-    pub dead_letter_queues: [(String, String); 2],
+    pub promote: FunctionProcess,
+    /// (name, URL) of record-image-tag's, trigger-deploy's and promote's.
+    pub dead_letter_queues: [(String, String); 3],
     /// The environments with an ECS cluster, as set up.
     pub ecs: Vec<EcsEnvironment>,
     // Dropped last: the functions and the bridge talk to it.
@@ -69,7 +72,7 @@ impl LocalSystem {
         let ecs = ecs_environments(config, &parsed)?;
         set_up_ecs(&aws, &ssm, &ecs, &parameter_placeholder(config)?).await?;
         let mut queues = Vec::new();
-        for name in [RECORD_DLQ, DEPLOY_DLQ] {
+        for name in [RECORD_DLQ, DEPLOY_DLQ, PROMOTE_DLQ] {
             let created = sqs.create_queue().queue_name(name).send().await.map_err(|err| HarnessError::Aws {
                 operation: "sqs:CreateQueue",
                 message: aws_sdk_sqs::error::DisplayErrorContext(&err).to_string(),
@@ -83,8 +86,11 @@ impl LocalSystem {
         let record = FunctionProcess::spawn(&lambda_binary("record-image-tag")?, &record_api, &env)?;
         let deploy_api = Arc::new(RuntimeApi::start().await?);
         let deploy = FunctionProcess::spawn(&lambda_binary("trigger-deploy")?, &deploy_api, &env)?;
+        let promote_api = Arc::new(RuntimeApi::start().await?);
+        let promote = FunctionProcess::spawn(&lambda_binary("promote")?, &promote_api, &env)?;
         record_api.wait_first_poll(WAIT).await?;
         deploy_api.wait_first_poll(WAIT).await?;
+        promote_api.wait_first_poll(WAIT).await?;
 
         let rules = rules(&parsed, &ecs)?;
         let route = |name: &str, pattern: &EventPattern, target: &Arc<RuntimeApi>, queue: &str| Route {
@@ -97,18 +103,20 @@ impl LocalSystem {
         for (name, pattern) in &rules {
             let (target, queue) = match *name {
                 "ecr-image-action" => (&record_api, &queues[0].1),
+                "promote-parameter-change" | "alarm-state-change" => (&promote_api, &queues[2].1),
                 _ => (&deploy_api, &queues[1].1),
             };
             routes.push(route(name, pattern, target, queue));
         }
-        // One schedule rule, two targets, as infra/events.tf has it: both sweeps.
+        // One schedule rule, three targets, as infra/events.tf has it: every sweep.
         let schedule = EventPattern::parse(&json!({ "source": ["aws.events"], "detail-type": ["Scheduled Event"] }))
             .map_err(|err| HarnessError::setup("the local sweep schedule rule", err))?;
         routes.push(route("schedule", &schedule, &deploy_api, &queues[1].1));
         routes.push(route("schedule-record", &schedule, &record_api, &queues[0].1));
+        routes.push(route("schedule-promote", &schedule, &promote_api, &queues[2].1));
         let bridge = LocalEventBridge::start(routes, sqs.clone(), AsyncInvokeConfig::default()).await?;
         aws.set_event_sink(&bridge.sink_url()).await?;
-        let dead_letter_queues = [queues[0].clone(), queues[1].clone()];
+        let dead_letter_queues = [queues[0].clone(), queues[1].clone(), queues[2].clone()];
         Ok(LocalSystem {
             config: parsed,
             ssm,
@@ -118,6 +126,7 @@ impl LocalSystem {
             bridge,
             record,
             deploy,
+            promote,
             dead_letter_queues,
             ecs,
             aws,
@@ -175,7 +184,10 @@ impl LocalSystem {
 /// ours as `infra/events.tf` narrows it, by route name. Image-tag parameter changes by name (so
 /// the release records' own changes reach no function, as in AWS), builds by the environments'
 /// projects, ECS deployments by the service ARN prefix of each environment's cluster (the rule
-/// exists only when an environment has an `ecs_cluster`). ECR pushes are not narrowed by
+/// exists only when an environment has an `ecs_cluster`); promote's: the release records that feed
+/// a promotion or a rollback decision and the approvals (`promote-parameter-change`), and the
+/// configured alarms (`alarm-state-change`), each only when it lists something. ECR pushes are
+/// not narrowed by
 /// repository here: the rule's `action-type`/`result` are kept, and events of repositories no
 /// service has are the function's to skip (the tests send it such events).
 pub fn rules(config: &Config, ecs: &[EcsEnvironment]) -> Result<Vec<(&'static str, EventPattern)>, HarnessError> {
@@ -212,6 +224,18 @@ pub fn rules(config: &Config, ecs: &[EcsEnvironment]) -> Result<Vec<(&'static st
         deployment["resources"] = json!(prefixes);
         patterns.push(("ecs-deployment-state-change", deployment));
     }
+    let promote_parameters = promote_parameters(config);
+    if !promote_parameters.is_empty() {
+        let mut records = base("parameter-store-change.json")?;
+        records["detail"]["name"] = json!(promote_parameters);
+        patterns.push(("promote-parameter-change", records));
+    }
+    let alarms = config.alarm_names();
+    if !alarms.is_empty() {
+        let mut alarm = base("cloudwatch-alarm-state-change.json")?;
+        alarm["detail"]["alarmName"] = json!(alarms);
+        patterns.push(("alarm-state-change", alarm));
+    }
     patterns
         .into_iter()
         .map(|(name, pattern)| {
@@ -220,6 +244,23 @@ pub fn rules(config: &Config, ecs: &[EcsEnvironment]) -> Result<Vec<(&'static st
                 .map_err(|err| HarnessError::setup("a local EventBridge rule", err))
         })
         .collect()
+}
+
+/// The record parameters promote listens to: the release records of environments that feed a
+/// promotion or decide their own rollback, and the approvals of environments that require one.
+fn promote_parameters(config: &Config) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for environment in config.environments() {
+        let feeds = !config.downstream_of(&environment.name).is_empty();
+        if feeds || !environment.rollback_alarms.is_empty() {
+            names.push(environment.release_parameter());
+        }
+        if environment.approval {
+            names.push(environment.approval_parameter());
+        }
+    }
+    names.sort();
+    names
 }
 
 /// What infra/ and the team's Terraform have made of each ECS environment before tagrelay's first
@@ -308,6 +349,30 @@ mod tests {
         assert_eq!(matches(&rules, &deployment("dev-cluster")), ["ecs-deployment-state-change"]);
         assert!(matches(&rules, &deployment("dev-cluster-2")).is_empty(), "the prefix ends with the cluster's /");
         assert!(matches(&rules, &deployment("other")).is_empty());
+    }
+
+    #[test]
+    fn promote_hears_the_records_and_alarms_of_its_chain_only() {
+        let document = json!({
+            "environments": {
+                "dev": {},
+                "staging": { "promote_from": "dev", "gate_alarms": ["dev-5xx"] },
+                "prod": { "promote_from": "staging", "approval": true, "rollback_alarms": ["prod-5xx"] }
+            },
+            "services": { "my-api": { "deploy_on_push": ["dev"] } }
+        });
+        let rules = rules_of(&document);
+        for name in ["/tagrelay/dev/verified", "/tagrelay/staging/verified", "/tagrelay/prod/verified", "/tagrelay/prod/approval"] {
+            assert_eq!(matches(&rules, &parameter_change(name)), ["promote-parameter-change"], "{name}");
+        }
+        // Its own rollback records, and approvals nobody needs, reach nothing.
+        assert!(matches(&rules, &parameter_change("/tagrelay/prod/rollback")).is_empty());
+        assert!(matches(&rules, &parameter_change("/tagrelay/staging/approval")).is_empty());
+        let alarm = |name: &str| json!({ "source": "aws.cloudwatch", "detail-type": "CloudWatch Alarm State Change",
+                                          "detail": { "alarmName": name, "state": { "value": "ALARM" } } });
+        assert_eq!(matches(&rules, &alarm("prod-5xx")), ["alarm-state-change"]);
+        assert_eq!(matches(&rules, &alarm("dev-5xx")), ["alarm-state-change"]);
+        assert!(matches(&rules, &alarm("someone-elses")).is_empty());
     }
 
     #[test]

@@ -89,6 +89,22 @@ fn infra_event_patterns_parse_and_match_their_events() {
                     ],
                 ))
             }
+            "cloudwatch-alarm-state-change.json" => {
+                let metric = fixture("cloudwatch-alarm-metric.json");
+                Some((
+                    vec![
+                        metric.clone(),
+                        fixture("cloudwatch-alarm-metric-math.json"),
+                        fixture("cloudwatch-alarm-composite.json"),
+                    ],
+                    vec![
+                        // Created, updated and deleted alarms come from the same source.
+                        with(metric.clone(), "/detail-type", json!("CloudWatch Alarm Configuration Change")),
+                        with(metric.clone(), "/source", json!("custom.cloudwatch")),
+                        ssm_create.clone(),
+                    ],
+                ))
+            }
             _ => None,
         }
     };

@@ -445,7 +445,7 @@ fn the_environment_comparison_fails_both_ways() {
 /// (Parameter Store changes: `parameter-change` for image tags, `promote-parameter-change` for
 /// release and approval records; which names each lists is checked on its own).
 /// Every file in tests/fixtures/events/ must be listed.
-const FIXTURE_RULES: [(&str, Option<&str>); 13] = [
+const FIXTURE_RULES: [(&str, Option<&str>); 16] = [
     ("ecr-push.json", Some("ecr-push")),
     ("ecr-push-media-types.json", Some("ecr-push")),
     // Delivered; record-image-tag then skips it (no tag) with an INFO line.
@@ -461,6 +461,10 @@ const FIXTURE_RULES: [(&str, Option<&str>); 13] = [
     ("ecs-deployment-rollback-in-progress.json", Some("ecs-deployment")),
     ("ecs-deployment-completed.json", Some("ecs-deployment")),
     ("ecs-deployment-failed.json", Some("ecs-deployment")),
+    // No rule takes alarm events until promote's `alarm-state-change` rule is in events.tf.
+    ("cloudwatch-alarm-metric.json", None),
+    ("cloudwatch-alarm-metric-math.json", None),
+    ("cloudwatch-alarm-composite.json", None),
 ];
 
 fn event_rules() -> (TfFile, EventRules) {

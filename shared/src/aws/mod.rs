@@ -1,6 +1,7 @@
 //! The SDK adapters: each implements a port of `crate::ports` for one AWS service, mapping the
 //! SDK's errors to `AwsError` and "not found" to empty results. No decision lives here.
 
+pub mod cloudwatch;
 pub mod codebuild;
 pub mod ecr;
 pub mod ecs;

@@ -56,6 +56,17 @@ mod tests {
     use super::*;
     use crate::event::cloudwatch::AlarmStateChange;
     use crate::event::ssm::{Operation, ParameterChange};
+    use crate::ports::AlarmState;
+
+    fn alarm(name: &str) -> PromoteEvent {
+        let change = AlarmStateChange {
+            alarm_name: name.into(),
+            state: AlarmState::Alarm,
+            previous_state: None,
+            state_timestamp: None,
+        };
+        PromoteEvent::AlarmStateChange(change)
+    }
 
     fn config() -> Config {
         let doc = serde_json::json!({
@@ -92,17 +103,13 @@ mod tests {
             (parameter("/tagrelay/prod/approval"), Ok(vec!["prod"])),
             (parameter("/tagrelay/staging/approval"), Err(IgnoreReason::NotAPromoteParameter)),
             (parameter("/tagrelay/prod/rollback"), Err(IgnoreReason::NotAPromoteParameter)),
-            (
-                PromoteEvent::AlarmStateChange(AlarmStateChange { alarm_name: "dev-5xx".into() }),
-                Ok(vec!["dev", "staging"]),
-            ),
+            (alarm("dev-5xx"), Ok(vec!["dev", "staging"])),
             (PromoteEvent::Scheduled, Ok(vec!["dev", "staging", "prod"])),
         ];
         for (event, expected) in cases {
             let expected = expected.map(|list| list.into_iter().map(str::to_owned).collect());
             assert_eq!(names(environments(&config, &event)), expected, "{event:?}");
         }
-        let unknown = PromoteEvent::AlarmStateChange(AlarmStateChange { alarm_name: "other".into() });
-        assert_eq!(names(environments(&config, &unknown)), Err(IgnoreReason::UnknownAlarm));
+        assert_eq!(names(environments(&config, &alarm("other"))), Err(IgnoreReason::UnknownAlarm));
     }
 }
