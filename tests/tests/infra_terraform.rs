@@ -461,10 +461,10 @@ const FIXTURE_RULES: [(&str, Option<&str>); 16] = [
     ("ecs-deployment-rollback-in-progress.json", Some("ecs-deployment")),
     ("ecs-deployment-completed.json", Some("ecs-deployment")),
     ("ecs-deployment-failed.json", Some("ecs-deployment")),
-    // No rule takes alarm events until promote's `alarm-state-change` rule is in events.tf.
-    ("cloudwatch-alarm-metric.json", None),
-    ("cloudwatch-alarm-metric-math.json", None),
-    ("cloudwatch-alarm-composite.json", None),
+    // promote's rule, narrowed to the gate and rollback alarms by detail.alarmName.
+    ("cloudwatch-alarm-metric.json", Some("alarm-state-change")),
+    ("cloudwatch-alarm-metric-math.json", Some("alarm-state-change")),
+    ("cloudwatch-alarm-composite.json", Some("alarm-state-change")),
 ];
 
 fn event_rules() -> (TfFile, EventRules) {
