@@ -9,6 +9,7 @@ locals {
     parameter = jsondecode(file("${path.module}/event-patterns/parameter-store-change.json"))
     build     = jsondecode(file("${path.module}/event-patterns/codebuild-build-state-change.json"))
     ecs       = jsondecode(file("${path.module}/event-patterns/ecs-deployment-state-change.json"))
+    alarm     = jsondecode(file("${path.module}/event-patterns/cloudwatch-alarm-state-change.json"))
   }
 
   rules = {
@@ -44,10 +45,33 @@ locals {
         resources = local.ecs_service_arn_prefixes
       })
     }
+    # Promotion: a release recorded upstream (or in an environment with rollback_alarms), an
+    # approval recorded. The same Parameter Store pattern as parameter-change, narrowed to the
+    # records promote decides on; none while no environment is promoted, rolled back or approved.
+    promote-parameter-change = {
+      description = "tagrelay: release and approval records that promotion and rollback decide on"
+      function    = "promote"
+      create      = length(local.promote_parameter_names) > 0
+      pattern = merge(local.base_patterns.parameter, {
+        detail = merge(local.base_patterns.parameter.detail, { name = local.promote_parameter_names })
+      })
+    }
+    # A gate or rollback alarm changed state (into or out of ALARM: both matter, a gate leaving
+    # ALARM restarts the soak). None while no alarm is configured.
+    alarm-state-change = {
+      description = "tagrelay: state changes of the gate and rollback alarms"
+      function    = "promote"
+      create      = length(local.promotion_alarm_names) > 0
+      # The base pattern has no `detail` (source and detail-type only): the narrowing is all of it.
+      pattern = merge(local.base_patterns.alarm, {
+        detail = { alarmName = local.promotion_alarm_names }
+      })
+    }
   }
 
   # A rule whose narrowing lists nothing of ours is not created (no environment has an
-  # ecs_cluster): EventBridge refuses an empty list, and no event could be ours.
+  # ecs_cluster; nothing is promoted, rolled back or approved; no alarm): EventBridge refuses an
+  # empty list, and no event could be ours.
   created_rules = { for key, rule in local.rules : key => rule if try(rule.create, true) }
 }
 
@@ -95,12 +119,13 @@ resource "aws_lambda_permission" "pattern" {
 # The sweeps, on one schedule: the safety net for a lost event. record-image-tag records, per
 # service, the newest eligible tag pushed after the parameter's last write (ECR events are best
 # effort); trigger-deploy reconciles every environment, and never starts an environment's first
-# run (no baseline to be behind).
+# run (no baseline to be behind); promote decides every promotion and rollback again, which is
+# also what notices a soak's end and a rollback window's (their precision is the schedule's).
 ################################################################################
 
 resource "aws_cloudwatch_event_rule" "sweep" {
   name                = "${var.name_prefix}-sweep"
-  description         = "tagrelay: record sweep and reconcile of every environment (safety net for lost events)"
+  description         = "tagrelay: record sweep, reconcile and promotion of every environment (safety net for lost events, soak ends)"
   schedule_expression = var.schedule_expression
   tags                = local.tags
 }

@@ -24,8 +24,8 @@ resource "aws_iam_role" "function" {
   tags               = local.tags
 }
 
-# What both functions need: their own log group, their own dead-letter queue (encrypted with the
-# key), and the key for their environment variables.
+# What every function needs: its own log group, its own dead-letter queue (encrypted with the
+# key), and the key for its environment variables.
 data "aws_iam_policy_document" "function_common" {
   for_each = local.functions
 
@@ -127,8 +127,73 @@ data "aws_iam_policy_document" "trigger_deploy" {
   }
 }
 
+# promote: promotion and rollback (DESIGN "Promotion and rollback"). It reads the release,
+# approval and rollback records and the alarms, and writes image tags only into the environments
+# it feeds (promote_from) or rolls back (rollback_alarms), plus the rollback record of the
+# latter. No CodeBuild, no ECS: what an environment runs is read from SSM alone. (trigger-deploy
+# keeps the only grant on the release records /tagrelay/<env>/verified: promote never writes one.)
+data "aws_iam_policy_document" "promote" {
+  source_policy_documents = [data.aws_iam_policy_document.function_common["promote"].json]
+
+  # The records of every environment: the upstream's releases and rollbacks, the approvals, the
+  # environment's own rollbacks (a pin or `tagrelay rollback` by hand counts there too).
+  # GetParameterHistory: the records' history is the list of releases, approvals and rollbacks.
+  statement {
+    sid       = "ReadPromotionRecords"
+    actions   = ["ssm:GetParameters", "ssm:GetParameterHistory"]
+    resources = local.promotion_record_arns
+  }
+
+  # The environments promote writes. Only while one has promote_from or rollback_alarms: IAM
+  # refuses a statement without resources. The same record path as record-image-tag:
+  # GetParameterHistory repairs a lost race after a write; AddTagsToResource is what PutParameter
+  # with Tags needs when it creates a missing parameter.
+  dynamic "statement" {
+    for_each = length(local.promoted_parameter_arns) > 0 ? [local.promoted_parameter_arns] : []
+    content {
+      sid       = "ReadWritePromotedImageTags"
+      actions   = ["ssm:GetParameters", "ssm:GetParameterHistory", "ssm:PutParameter", "ssm:AddTagsToResource"]
+      resources = statement.value
+    }
+  }
+
+  # The rollback record of each environment with rollback_alarms, written before its image tags
+  # (a String parameter without tags: no ssm:AddTagsToResource).
+  dynamic "statement" {
+    for_each = length(local.rollback_record_arns) > 0 ? [local.rollback_record_arns] : []
+    content {
+      sid       = "WriteRollbackRecords"
+      actions   = ["ssm:PutParameter"]
+      resources = statement.value
+    }
+  }
+
+  # The record path checks that a promoted tag's image (and digest) is still in its repository.
+  statement {
+    sid       = "DescribeConfiguredRepositories"
+    actions   = ["ecr:DescribeImages"]
+    resources = local.repository_arns
+  }
+
+  # The gate and rollback alarms' states and state changes, metric and composite alike. Both
+  # actions take alarm ARNs (Service Authorization Reference, Amazon CloudWatch: resource type
+  # alarm), but "to return information about composite alarms, you must be signed on with the
+  # cloudwatch:DescribeAlarms permission that is scoped to *" (CloudWatch API Reference,
+  # DescribeAlarms; the same for DescribeAlarmHistory): with alarm ARNs a composite gate alarm
+  # would be answered as missing and block promotion for good. Both are read-only.
+  dynamic "statement" {
+    for_each = length(local.promotion_alarm_names) > 0 ? ["*"] : []
+    content {
+      sid       = "DescribeAlarms"
+      actions   = ["cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmHistory"]
+      resources = [statement.value]
+    }
+  }
+}
+
 locals {
   function_policies = {
+    "promote"          = data.aws_iam_policy_document.promote.json
     "record-image-tag" = data.aws_iam_policy_document.record_image_tag.json
     "trigger-deploy"   = data.aws_iam_policy_document.trigger_deploy.json
   }

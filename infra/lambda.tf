@@ -3,7 +3,7 @@
 #
 # `make build` (cargo lambda --output-format zip) writes target/lambda/arm64/<fn>/bootstrap.zip.
 # The zip records the binary's modification time, which changes on every build, so hashing the
-# zip would redeploy both functions on every `terraform apply`. The hash is therefore taken over
+# zip would redeploy every function on every `terraform apply`. The hash is therefore taken over
 # the release binary the zip was made from, target/aarch64-unknown-linux-gnu/release/<fn>, which
 # cargo rewrites only when the code (or the toolchain, or Cargo.lock) changed and which a release
 # build reproduces byte for byte. `make build` leaves it in place. The zip is what is uploaded.
@@ -31,11 +31,18 @@ locals {
 
   # null: no reservation (the default). Any reservation fails `apply` in an account whose
   # concurrency quota is still the new-account 10, since Lambda keeps 100 unreserved.
+  # promote: never a reservation. Its writes of image tags go through the record path that
+  # record-image-tag and the CLI use, which repairs a lost race after each PutParameter (the
+  # single-writer arrangement is that repair, not a concurrency of 1; see variables.tf above
+  # record_image_tag_reserved_concurrency, and the README's "Concurrent writers": exactly one
+  # writer is responsible for each overwrite).
   lambda_reserved_concurrency = {
+    "promote"          = null
     "record-image-tag" = var.record_image_tag_reserved_concurrency
     "trigger-deploy"   = var.trigger_deploy_reserved_concurrency
   }
   lambda_descriptions = {
+    "promote"          = "tagrelay: release verified, approval, alarm state change or schedule -> promotion and rollback of the environments"
     "record-image-tag" = "tagrelay: ECR push -> the image-tag parameter of each configured environment"
     "trigger-deploy"   = "tagrelay: parameter change, build end or schedule -> at most one Terraform run per environment"
   }
@@ -63,7 +70,7 @@ resource "aws_cloudwatch_log_group" "function" {
 resource "aws_sqs_queue" "dlq" {
   for_each = local.functions
 
-  name                              = "${local.function_names[each.key]}-dlq"
+  name                              = local.dlq_names[each.key]
   message_retention_seconds         = var.dlq_message_retention_seconds
   kms_master_key_id                 = aws_kms_key.this.arn
   kms_data_key_reuse_period_seconds = 3600
@@ -75,7 +82,7 @@ resource "aws_sqs_queue" "dlq" {
 ################################################################################
 
 resource "aws_lambda_function" "this" {
-  # checkov:skip=CKV_AWS_117:The functions call only public AWS APIs (ECR, SSM, CodeBuild, ECS) and reach no private resource; a VPC would add NAT/endpoint cost and nothing to protect.
+  # checkov:skip=CKV_AWS_117:The functions call only public AWS APIs (ECR, SSM, CodeBuild, ECS, CloudWatch) and reach no private resource; a VPC would add NAT/endpoint cost and nothing to protect.
   # checkov:skip=CKV_AWS_272:Code signing needs AWS Signer and an S3-based deploy of signed artifacts; the zips are built by `make build` from the reviewed repository and deployed by the same Terraform run. Enable it with a signing profile if your policy requires it.
   for_each = local.functions
 
@@ -128,6 +135,11 @@ resource "aws_lambda_function" "this" {
     precondition {
       condition     = local.lambda_source_code_hashes[each.key] != null
       error_message = "No source_code_hash for ${each.key}: ${local.lambda_binary_dir}/${each.key} does not exist. `make build` leaves it there; otherwise set lambda_binary_dir or lambda_source_code_hashes."
+    }
+    # The promotion chain must end: see local.promotion_up_64 (main.tf).
+    precondition {
+      condition     = alltrue([for up in values(local.promotion_up_64) : up == null])
+      error_message = "The promotion chain loops: ${join(", ", [for name in local.promotion_loops : "environments.${name}.promote_from"])} never reach an environment without promote_from. (Checked through 64 steps; more than 64 environments: tagrelay checks it at cold start.)"
     }
     precondition {
       condition     = length(distinct(local.parameter_names)) == length(local.parameter_names)

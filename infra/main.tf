@@ -1,12 +1,12 @@
 # tagrelay: continuous delivery for ECS services whose infrastructure lives in Terraform.
 # This file derives names and the configuration document; the resources are split by concern:
 #   kms.tf        the customer managed key for logs, queues and the alarm topic
-#   lambda.tf     the two functions, their log groups, async invoke config and dead-letter queues
+#   lambda.tf     the three functions, their log groups, async invoke config and dead-letter queues
 #   iam.tf        one least-privilege role per function
 #   events.tf     EventBridge rules (patterns from event-patterns/, narrowed to what is ours)
 #   ssm.tf        the image-tag parameters
 #   codebuild.tf  one project per environment running the team's Terraform
-#   monitoring.tf alarms, the alarm topic, the Hold metric filter and saved queries
+#   monitoring.tf alarms, the alarm topic, metric filters, saved queries and the dashboard
 
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
@@ -21,7 +21,7 @@ locals {
 
   tags = merge(var.tags, { "managed-by" = "tagrelay" })
 
-  functions = toset(["record-image-tag", "trigger-deploy"])
+  functions = toset(["promote", "record-image-tag", "trigger-deploy"])
 
   # Environments with their defaults filled in.
   environments = {
@@ -57,6 +57,7 @@ locals {
   project_arns    = [for project in local.projects : "arn:${local.partition}:codebuild:${local.region}:${local.account_id}:project/${project}"]
 
   function_names = { for fn in local.functions : fn => "${var.name_prefix}-${fn}" }
+  dlq_names      = { for fn in local.functions : fn => "${local.function_names[fn]}-dlq" }
 
   # Log groups are created here (not by Lambda/CodeBuild on first use) so that they carry the
   # retention and the KMS key; the key policy lets CloudWatch Logs use the key for these only.
@@ -83,17 +84,79 @@ locals {
     for name in sort(keys(local.environments)) : "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/tagrelay/${name}/verified"
   ]
 
-  # The document both functions read from TAGRELAY_CONFIG. The code refuses unknown fields, so
+  # Promotion and rollback (promote). The environments whose releases move on into another one
+  # (some environment's promote_from) and those with rollback_alarms: promote reacts to a change
+  # of their release record. The image-tag parameters promote may write are those of the
+  # environments it feeds (promote_from) or rolls back (rollback_alarms).
+  promotion_sources     = sort(distinct([for env in values(local.environments) : env.promote_from if env.promote_from != null]))
+  rollback_environments = sort([for name, env in local.environments : name if(env.rollback_alarms == null ? 0 : length(env.rollback_alarms)) > 0])
+  promoted_environments = sort([for name, env in local.environments : name if env.promote_from != null || contains(local.rollback_environments, name)])
+  approval_environments = sort([for name, env in local.environments : name if env.approval == true])
+
+  # What the promote-parameter-change rule takes: those release records, and the approval records
+  # of the environments that wait for one.
+  promote_parameter_names = concat(
+    [for name in sort(distinct(concat(local.promotion_sources, local.rollback_environments))) : "/tagrelay/${name}/verified"],
+    [for name in local.approval_environments : "/tagrelay/${name}/approval"],
+  )
+  # Every gate and rollback alarm, once (the alarm-state-change rule).
+  promotion_alarm_names = sort(distinct(flatten([
+    for env in values(local.environments) : concat(
+      env.gate_alarms == null ? [] : env.gate_alarms,
+      env.rollback_alarms == null ? [] : env.rollback_alarms,
+    )
+  ])))
+
+  # promote's grants: the image-tag parameters of the environments it writes, and the records.
+  promoted_parameter_arns = [
+    for key, p in local.parameters :
+    "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${p.name}" if contains(local.promoted_environments, p.environment)
+  ]
+  promotion_record_arns = flatten([
+    for name in sort(keys(local.environments)) : [
+      for record in ["verified", "approval", "rollback"] :
+      "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/tagrelay/${name}/${record}"
+    ]
+  ])
+  rollback_record_arns = [
+    for name in local.rollback_environments : "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/tagrelay/${name}/rollback"
+  ]
+
+  # A loop in the promotion chain, found without recursion: what each environment is promoted
+  # from, followed 1, 2, 4, ... 64 steps (each map composed with itself). Without a loop every
+  # chain ends (null) within 63 steps as long as there are at most 64 environments; with one,
+  # the environments on or behind it still have somewhere to go after 64 (a precondition of the
+  # functions refuses it; tagrelay refuses it too, at cold start, for any number).
+  promotion_up_1  = { for name, env in var.environments : name => env.promote_from }
+  promotion_up_2  = { for name, up in local.promotion_up_1 : name => up == null ? null : lookup(local.promotion_up_1, up, null) }
+  promotion_up_4  = { for name, up in local.promotion_up_2 : name => up == null ? null : lookup(local.promotion_up_2, up, null) }
+  promotion_up_8  = { for name, up in local.promotion_up_4 : name => up == null ? null : lookup(local.promotion_up_4, up, null) }
+  promotion_up_16 = { for name, up in local.promotion_up_8 : name => up == null ? null : lookup(local.promotion_up_8, up, null) }
+  promotion_up_32 = { for name, up in local.promotion_up_16 : name => up == null ? null : lookup(local.promotion_up_16, up, null) }
+  promotion_up_64 = { for name, up in local.promotion_up_32 : name => up == null ? null : lookup(local.promotion_up_32, up, null) }
+  promotion_loops = sort([for name, up in local.promotion_up_64 : name if up != null])
+
+  # The document the functions read from TAGRELAY_CONFIG. The code refuses unknown fields, so
   # only the fields it knows are rendered (not the CodeBuild settings of var.environments), and an
   # optional field only when it is set: absent, the code's default applies (no ECS verification,
-  # verify_timeout 30m, ecs_service and container = the service's name).
+  # verify_timeout 30m, no promotion, soak 0s, no gate or rollback alarms, no approval,
+  # rollback_window 30m, ecs_service and container = the service's name).
   tagrelay_config = {
     parameter_template    = var.parameter_template
     parameter_placeholder = var.parameter_placeholder
     environments = {
       for name, env in local.environments : name => merge(
         { codebuild_project = env.codebuild_project },
-        { for field, value in { ecs_cluster = env.ecs_cluster, verify_timeout = env.verify_timeout } : field => value if value != null },
+        { for field, value in {
+          ecs_cluster     = env.ecs_cluster
+          verify_timeout  = env.verify_timeout
+          promote_from    = env.promote_from
+          soak            = env.soak
+          gate_alarms     = env.gate_alarms
+          approval        = env.approval
+          rollback_alarms = env.rollback_alarms
+          rollback_window = env.rollback_window
+        } : field => value if value != null },
       )
     }
     services = {

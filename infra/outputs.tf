@@ -1,5 +1,5 @@
 output "function_arns" {
-  description = "ARN of each function, by function (record-image-tag, trigger-deploy)."
+  description = "ARN of each function, by function (promote, record-image-tag, trigger-deploy)."
   value       = { for fn in local.functions : fn => aws_lambda_function.this[fn].arn }
 }
 
@@ -34,11 +34,16 @@ output "codebuild_role_arns" {
 }
 
 output "event_rule_arns" {
-  description = "EventBridge rules: ecr-push, parameter-change, build-finished, sweep, and ecs-deployment when an environment has an ecs_cluster."
+  description = "EventBridge rules: ecr-push, parameter-change, build-finished, sweep; ecs-deployment when an environment has an ecs_cluster; promote-parameter-change when an environment is promoted from another, has rollback_alarms or approval; alarm-state-change when a gate or rollback alarm is configured."
   value = merge(
     { for key, rule in aws_cloudwatch_event_rule.pattern : key => rule.arn },
     { sweep = aws_cloudwatch_event_rule.sweep.arn },
   )
+}
+
+output "dashboard_name" {
+  description = "The CloudWatch dashboard: per environment, the last decisions, Terraform runs, failed rollouts and rollbacks; function errors and DLQ depth."
+  value       = aws_cloudwatch_dashboard.this.dashboard_name
 }
 
 output "alarm_topic_arn" {

@@ -59,6 +59,20 @@ variable "environments" {
       successful run is the release.
     - verify_timeout: how long after the run's end a rollout may stay in progress before the
       environment is held (`<n>s|m|h|d`, 1m to 1d; null: tagrelay's default, 30m).
+    Promotion and rollback (the promote function; README "Promotion"):
+    - promote_from: the environment whose verified releases move on into this one by themselves
+      (another defined environment; the chain must not loop; an environment promoted from
+      another takes no pushes: no service may list it in deploy_on_push).
+    - soak: how long a release must have been verified upstream, with no gate alarm leaving
+      ALARM since, before it moves on (`<n>s|m|h|d`, 0s to 7d; null: 0s). Needs promote_from.
+    - gate_alarms: CloudWatch alarms (names, metric or composite) that hold promotion into this
+      environment while in ALARM or missing. Needs promote_from.
+    - approval: true: a release waits for `tagrelay approve --env <env>` before it moves on
+      (null/false: no approval). true needs promote_from.
+    - rollback_alarms: CloudWatch alarms whose ALARM within rollback_window of a release rolls
+      this environment back to its previous release.
+    - rollback_window: how long after a release was verified its rollback alarms count
+      (`<n>s|m|h|d`, 1m to 7d; null: 30m).
   EOT
   type = map(object({
     codebuild_project = optional(string)
@@ -70,6 +84,12 @@ variable "environments" {
     policy_json       = optional(string)
     ecs_cluster       = optional(string)
     verify_timeout    = optional(string)
+    promote_from      = optional(string)
+    soak              = optional(string)
+    gate_alarms       = optional(list(string))
+    approval          = optional(bool)
+    rollback_alarms   = optional(list(string))
+    rollback_window   = optional(string)
   }))
 
   validation {
@@ -130,6 +150,100 @@ variable "environments" {
       )
     ])
     error_message = "environments.<env>.verify_timeout must be between 1m and 1d."
+  }
+
+  # Promotion, as tagrelay's configuration check has it (shared/src/config/promotion.rs), each
+  # message naming the fields at fault. Written with conditionals rather than can()/try(), so
+  # that the offline checks evaluate them (a conditional evaluates only the branch it takes).
+  # The messages are heredocs: checkov's HCL parser (python-hcl2 0.4) fails on some multi-line
+  # interpolations in a quoted string (an object, a `$` in a nested string); a heredoc is one
+  # token to it, and the same template to Terraform.
+  validation {
+    condition = alltrue([
+      for name, env in var.environments :
+      env.promote_from == null ? true : env.promote_from != name && contains(keys(var.environments), env.promote_from)
+    ])
+    error_message = <<EOT
+promote_from must name another environment defined in var.environments: ${join(", ", [
+    for name, env in var.environments : "environments.${name}.promote_from = ${env.promote_from}"
+    if env.promote_from == null ? false : env.promote_from == name || !contains(keys(var.environments), env.promote_from)
+])}.
+EOT
+  }
+
+  # Gates without a source would silently gate nothing.
+  validation {
+    condition = alltrue([
+      for env in values(var.environments) : env.promote_from != null || (env.soak == null && env.gate_alarms == null && env.approval != true)
+    ])
+    error_message = <<EOT
+soak, gate_alarms and approval = true gate promotion into an environment and need its promote_from: ${join(", ", flatten([
+    for name, env in var.environments : [
+      for field in ["soak", "gate_alarms", "approval"] : "environments.${name}.${field}"
+      if field == "approval" ? env.approval == true : (field == "soak" ? env.soak : env.gate_alarms) != null
+    ] if env.promote_from == null
+]))}.
+EOT
+  }
+
+  # The durations as tagrelay reads them (shared/src/duration.rs), in its ranges: soak 0s to 7d,
+  # rollback_window 1m to 7d. The condition and the message list the same fields.
+  validation {
+    condition = length([
+      for name, env in var.environments : name
+      if env.soak == null ? false : length(regexall("^[0-9]+[smhd]$", env.soak)) == 0 ? true : (
+        tonumber(regex("^[0-9]+", env.soak)) * lookup({ s = 1, m = 60, h = 3600, d = 86400 }, regex("[smhd]$", env.soak), 0) > 604800
+      )
+    ]) == 0
+    error_message = <<EOT
+soak must be a duration <n>s, <n>m, <n>h or <n>d from 0s to 7d: ${join(", ", [
+    for name, env in var.environments : "environments.${name}.soak = ${env.soak}"
+    if env.soak == null ? false : length(regexall("^[0-9]+[smhd]$", env.soak)) == 0 ? true : (
+      tonumber(regex("^[0-9]+", env.soak)) * lookup({ s = 1, m = 60, h = 3600, d = 86400 }, regex("[smhd]$", env.soak), 0) > 604800
+    )
+])}.
+EOT
+  }
+
+  validation {
+    condition = length([
+      for name, env in var.environments : name
+      if env.rollback_window == null ? false : length(regexall("^[0-9]+[smhd]$", env.rollback_window)) == 0 ? true : (
+        tonumber(regex("^[0-9]+", env.rollback_window)) * lookup({ s = 1, m = 60, h = 3600, d = 86400 }, regex("[smhd]$", env.rollback_window), 0) < 60 ||
+        tonumber(regex("^[0-9]+", env.rollback_window)) * lookup({ s = 1, m = 60, h = 3600, d = 86400 }, regex("[smhd]$", env.rollback_window), 0) > 604800
+      )
+    ]) == 0
+    error_message = <<EOT
+rollback_window must be a duration <n>s, <n>m, <n>h or <n>d from 1m to 7d: ${join(", ", [
+    for name, env in var.environments : "environments.${name}.rollback_window = ${env.rollback_window}"
+    if env.rollback_window == null ? false : length(regexall("^[0-9]+[smhd]$", env.rollback_window)) == 0 ? true : (
+      tonumber(regex("^[0-9]+", env.rollback_window)) * lookup({ s = 1, m = 60, h = 3600, d = 86400 }, regex("[smhd]$", env.rollback_window), 0) < 60 ||
+      tonumber(regex("^[0-9]+", env.rollback_window)) * lookup({ s = 1, m = 60, h = 3600, d = 86400 }, regex("[smhd]$", env.rollback_window), 0) > 604800
+    )
+])}.
+EOT
+  }
+
+  # CloudWatch alarm names: 1-255 characters (PutMetricAlarm AlarmName); tagrelay also refuses
+  # control characters and a name listed twice in one list.
+  validation {
+    condition = alltrue(flatten([
+      for env in values(var.environments) : [
+        for alarms in [env.gate_alarms, env.rollback_alarms] : alarms == null ? true : length(distinct(alarms)) == length(alarms) && alltrue([
+          for alarm in alarms : length(alarm) >= 1 && length(alarm) <= 255 && length(regexall("\\p{Cc}", alarm)) == 0
+        ])
+      ]
+    ]))
+    error_message = <<EOT
+Alarm names must be 1-255 characters without control characters, each at most once per list: ${join(", ", flatten([
+    for name, env in var.environments : [
+      for field in ["gate_alarms", "rollback_alarms"] : [
+        for i, alarm in(field == "gate_alarms" ? env.gate_alarms : env.rollback_alarms) : "environments.${name}.${field}[${i}]"
+        if length(alarm) < 1 || length(alarm) > 255 || length(regexall("\\p{Cc}", alarm)) > 0 || index(field == "gate_alarms" ? env.gate_alarms : env.rollback_alarms, alarm) < i
+      ] if(field == "gate_alarms" ? env.gate_alarms : env.rollback_alarms) != null
+    ]
+]))}.
+EOT
   }
 }
 
@@ -210,6 +324,22 @@ variable "services" {
     error_message = "services.<svc>.ecs_service and container must be ECS names (1-255 letters, digits, '-' and '_')."
   }
 
+  # One source of tags per environment: an environment promoted from another is written by
+  # promote, and a push into it would overwrite the release it runs (tagrelay refuses it too).
+  validation {
+    condition = alltrue(flatten([
+      for svc in values(var.services) : [
+        for env in svc.deploy_on_push : contains(keys(var.environments), env) ? var.environments[env].promote_from == null : true
+      ]
+    ]))
+    error_message = "An environment with promote_from takes its tags from there, not from pushes: ${join(", ", flatten([
+      for name, svc in var.services : [
+        for i, env in svc.deploy_on_push : "services.${name}.deploy_on_push[${i}] (${env} is promoted from ${var.environments[env].promote_from})"
+        if contains(keys(var.environments), env) ? var.environments[env].promote_from != null : false
+      ]
+    ]))}."
+  }
+
   # Two environments on one cluster would verify the same ECS services (a service's ECS name is
   # the same in every environment): the code refuses it at cold start, so refuse it here first.
   validation {
@@ -265,13 +395,13 @@ variable "lambda_binary_dir" {
 }
 
 variable "lambda_source_code_hashes" {
-  description = "Optional override of the source_code_hash per function (`record-image-tag`, `trigger-deploy`), e.g. when the zips come from a CI artifact store and the binaries are not on disk. Any value that changes exactly when the code changes will do."
+  description = "Optional override of the source_code_hash per function (`promote`, `record-image-tag`, `trigger-deploy`), e.g. when the zips come from a CI artifact store and the binaries are not on disk. Any value that changes exactly when the code changes will do."
   type        = map(string)
   default     = {}
 
   validation {
-    condition     = alltrue([for k in keys(var.lambda_source_code_hashes) : contains(["record-image-tag", "trigger-deploy"], k)])
-    error_message = "lambda_source_code_hashes keys must be record-image-tag or trigger-deploy."
+    condition     = alltrue([for k in keys(var.lambda_source_code_hashes) : contains(["promote", "record-image-tag", "trigger-deploy"], k)])
+    error_message = "lambda_source_code_hashes keys must be promote, record-image-tag or trigger-deploy."
   }
 }
 
@@ -314,6 +444,10 @@ variable "log_level" {
 # not depend on a reservation: concurrent writers of a parameter repair a lost race (after each
 # PutParameter the writer reads the versions written since its read and re-writes the newest by
 # the order policy), and concurrent reconciles share one StartBuild idempotency token.
+# promote has no such variable and never a reservation: it writes image tags through the same
+# record path (the same race repair) as record-image-tag and the CLI, so a promotion racing a
+# push or another promote invocation ends with the newest tag by the order policy, whatever the
+# concurrency; its rollback record is written before the tags and a retry completes it.
 variable "record_image_tag_reserved_concurrency" {
   description = "Optional reserved concurrency of record-image-tag (null: none). Only a cap or a guarantee of capacity; concurrent writes repair a lost race by themselves. A reservation needs an account concurrency quota above 100 + the reservations."
   type        = number

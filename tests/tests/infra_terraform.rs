@@ -440,7 +440,10 @@ fn the_environment_comparison_fails_both_ways() {
 // ---------------------------------------------------------------------------------------------
 
 /// Which rule of events.tf each fixture event must reach (`None`: no pattern rule; the
-/// scheduled event reaches both functions through the sweep's schedule, not a pattern).
+/// scheduled event reaches every function through the sweep's schedule, not a pattern). A rule
+/// from the same pattern file takes it too when its own narrowing lists the event's name
+/// (Parameter Store changes: `parameter-change` for image tags, `promote-parameter-change` for
+/// release and approval records; which names each lists is checked on its own).
 /// Every file in tests/fixtures/events/ must be listed.
 const FIXTURE_RULES: [(&str, Option<&str>); 16] = [
     ("ecr-push.json", Some("ecr-push")),
@@ -458,10 +461,10 @@ const FIXTURE_RULES: [(&str, Option<&str>); 16] = [
     ("ecs-deployment-rollback-in-progress.json", Some("ecs-deployment")),
     ("ecs-deployment-completed.json", Some("ecs-deployment")),
     ("ecs-deployment-failed.json", Some("ecs-deployment")),
-    // No rule takes alarm events until promote's `alarm-state-change` rule is in events.tf.
-    ("cloudwatch-alarm-metric.json", None),
-    ("cloudwatch-alarm-metric-math.json", None),
-    ("cloudwatch-alarm-composite.json", None),
+    // promote's rule, narrowed to the gate and rollback alarms by detail.alarmName.
+    ("cloudwatch-alarm-metric.json", Some("alarm-state-change")),
+    ("cloudwatch-alarm-metric-math.json", Some("alarm-state-change")),
+    ("cloudwatch-alarm-composite.json", Some("alarm-state-change")),
 ];
 
 fn event_rules() -> (TfFile, EventRules) {
@@ -497,10 +500,16 @@ fn every_pattern_file_feeds_a_rule_and_every_rule_targets_a_function() {
     assert_eq!(referenced.len(), rules.base_patterns.len(), "two base patterns read the same file");
 
     let functions = function_dirs(&root);
+    // A pattern may feed a rule per function (Parameter Store changes: trigger-deploy's image
+    // tags, promote's records), never two rules of one function.
     for base in rules.base_patterns.keys() {
-        let users: Vec<&str> =
-            rules.rules.iter().filter(|rule| &rule.base == base).map(|rule| rule.key.as_str()).collect();
-        assert_eq!(users.len(), 1, "base pattern `{base}` should feed exactly one rule, feeds {users:?}");
+        let targets: Vec<&str> =
+            rules.rules.iter().filter(|rule| &rule.base == base).map(|rule| rule.function.as_str()).collect();
+        let distinct: BTreeSet<&str> = targets.iter().copied().collect();
+        assert!(
+            !targets.is_empty() && distinct.len() == targets.len(),
+            "base pattern `{base}` should feed one rule per function, feeds rules targeting {targets:?}"
+        );
     }
     for rule in &rules.rules {
         assert!(
@@ -524,6 +533,17 @@ fn every_pattern_file_feeds_a_rule_and_every_rule_targets_a_function() {
             rule.key,
             rule.narrowed_to
         );
+        // `detail = { field = names }` drops the base pattern's detail: only for a base without one.
+        if rule.replaces_detail {
+            let base = read_json(&root.join("infra/event-patterns").join(&rules.base_patterns[&rule.base]));
+            assert!(
+                base.get("detail").is_none(),
+                "{}: rule {} replaces the detail of {}, which has one: merge it instead",
+                rule.at,
+                rule.key,
+                rules.base_patterns[&rule.base]
+            );
+        }
     }
 
     // The rules, targets and permissions are made from local.rules, one of each per rule.
@@ -578,7 +598,10 @@ fn narrowed_by_prefix(base: &Value, narrowed_to: &str, clusters: &[&str]) -> Eve
 /// …) are exactly `names`: the base pattern's `detail` with the narrowed field set to them.
 fn narrowed(base: &Value, field: &str, names: &[&str]) -> EventPattern {
     let mut pattern = base.clone();
-    let detail = pattern.get_mut("detail").and_then(Value::as_object_mut).expect("a base pattern with a detail object");
+    // A base without a detail gets one (the rule's `detail = { field = names }`).
+    let object = pattern.as_object_mut().expect("a pattern is an object");
+    let detail = object.entry("detail").or_insert_with(|| json!({}));
+    let detail = detail.as_object_mut().expect("a base pattern's detail is an object");
     detail.insert(field.to_owned(), json!(names));
     EventPattern::parse(&pattern).unwrap_or_else(|err| panic!("the narrowed pattern {pattern} is invalid: {err}"))
 }
@@ -626,7 +649,8 @@ fn after_narrowing_every_fixture_matches_the_rule_of_its_kind_and_no_other() {
                     narrowed(base, field, &["not-configured"]),
                 )
             };
-            let wanted = expected == Some(rule.key.as_str());
+            let expected_base = expected.and_then(|key| rules.rules.iter().find(|r| r.key == key)).map(|r| &r.base);
+            let wanted = expected_base == Some(&rule.base);
             assert_eq!(
                 ours.matches(&event),
                 wanted,
@@ -661,8 +685,34 @@ fn eval_source(scope: &Scope, expression: &str) -> Result<HclValue, String> {
 /// ECS ones at least) and services (`var.services`, every attribute given).
 fn ecs_scope(environments: Value, services: Value) -> Scope {
     let files = stack_files();
-    let scope = stack_scope(&files).local("environments", hcl_value(environments)).var("services", hcl_value(services));
+    let scope = stack_scope(&files)
+        .local("environments", hcl_value(with_optional_fields(environments)))
+        .var("services", hcl_value(services));
     with_locals(scope, &files)
+}
+
+/// The optional attributes of an `environments` entry that locals read, and their defaults
+/// (Terraform fills in optional() attributes; the evaluator does not).
+const ENVIRONMENT_OPTIONALS: [(&str, Value); 8] = [
+    ("ecs_cluster", Value::Null),
+    ("verify_timeout", Value::Null),
+    ("promote_from", Value::Null),
+    ("soak", Value::Null),
+    ("gate_alarms", Value::Null),
+    ("approval", Value::Null),
+    ("rollback_alarms", Value::Null),
+    ("rollback_window", Value::Null),
+];
+
+/// Each environment of `environments` with the optional attributes it does not set, as null.
+fn with_optional_fields(mut environments: Value) -> Value {
+    for environment in environments.as_object_mut().expect("environments by name").values_mut() {
+        let fields = environment.as_object_mut().expect("an environment is an object");
+        for (name, default) in &ENVIRONMENT_OPTIONALS {
+            fields.entry(*name).or_insert_with(|| default.clone());
+        }
+    }
+    environments
 }
 
 /// A `var.services` entry with every attribute (Terraform fills in optional() defaults; the
@@ -683,9 +733,13 @@ fn the_ecs_rule_exists_only_with_a_cluster_and_takes_each_clusters_services_once
     let (file, rules) = event_rules();
     let conditional: Vec<(&str, &str)> =
         rules.rules.iter().filter_map(|rule| rule.create.as_deref().map(|c| (rule.key.as_str(), c))).collect();
-    let [("ecs-deployment", create)] = conditional.as_slice() else {
-        panic!("only the ECS rule should be conditional: {conditional:?}")
-    };
+    let keys: Vec<&str> = conditional.iter().map(|(key, _)| *key).collect();
+    assert_eq!(
+        keys,
+        ["ecs-deployment", "promote-parameter-change", "alarm-state-change"],
+        "the rules whose narrowing may be empty are conditional, and only those"
+    );
+    let create = conditional[0].1;
     let created = local(&file, "created_rules").expect("infra/events.tf: local.created_rules");
     assert_eq!(
         file.source_of(&created.value),
@@ -1961,4 +2015,752 @@ fn two_environments_on_one_cluster_are_refused_when_a_service_is_verified() {
     assert_eq!(holds([Some("main"), Some("main"), None], true), Ok(false), "the code refuses it at cold start");
     assert_eq!(holds([Some("main"), Some("main"), None], false), Ok(true), "nothing verified: nothing mixed up");
     assert_eq!(holds([None, None, None], true), Ok(true));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Promotion and rollback: the fields, the rules, promote's role, its alarms, the dashboard
+// ---------------------------------------------------------------------------------------------
+
+/// A `var.environments` entry as the validations see it: every attribute (Terraform fills in
+/// optional() defaults; the evaluator does not), `fields` over the defaults.
+fn var_environment(fields: Value) -> Value {
+    let mut environment = json!({
+        "codebuild_project": null, "state_key": null, "working_directory": ".", "var_file": null,
+        "source_version": null, "policy_arns": [], "policy_json": null,
+    });
+    for (name, default) in &ENVIRONMENT_OPTIONALS {
+        environment[*name] = default.clone();
+    }
+    for (key, value) in fields.as_object().expect("an object") {
+        environment[key] = value.clone();
+    }
+    environment
+}
+
+/// `var.environments` from `name → fields`.
+fn var_environments(environments: Value) -> Value {
+    let entries = environments.as_object().expect("environments by name");
+    Value::Object(entries.iter().map(|(name, fields)| (name.clone(), var_environment(fields.clone()))).collect())
+}
+
+/// The validation of `variable_name` whose message starts with `message_start`, evaluated:
+/// (condition, message). The message is evaluated only when the condition fails, as Terraform
+/// does.
+fn validation_result(variable_name: &str, message_start: &str, scope: &Scope) -> (bool, String) {
+    let files = stack_files();
+    let variables = named(&files, "infra/variables.tf");
+    let block = variable(variables, variable_name).expect("the variable");
+    let found: Vec<&Block> = block
+        .body
+        .get_blocks("validation")
+        .filter(|v| variables.source_of(attribute_of(variables, v, "error_message")).contains(message_start))
+        .collect();
+    let [validation] = found.as_slice() else {
+        panic!("one validation of {variable_name} whose message has {message_start:?}, found {}", found.len())
+    };
+    let condition = scope
+        .eval(attribute_of(variables, validation, "condition"))
+        .and_then(|value| boolean(&value))
+        .unwrap_or_else(|err| panic!("{}: the condition does not evaluate: {err}", variables.at(*validation)));
+    if condition {
+        return (true, String::new());
+    }
+    let message = scope
+        .eval(attribute_of(variables, validation, "error_message"))
+        .unwrap_or_else(|err| panic!("{}: the message does not evaluate: {err}", variables.at(*validation)));
+    (false, message.as_str().expect("a string").trim().to_owned())
+}
+
+/// The Deploy example's chain: dev → staging → prod, prod with approval and rollback alarms.
+fn chain_environments() -> Value {
+    json!({
+        "dev": {},
+        "staging": { "promote_from": "dev", "soak": "15m", "gate_alarms": ["dev-api-5xx"] },
+        "prod": {
+            "promote_from": "staging", "soak": "1h", "approval": true, "gate_alarms": ["staging-api-5xx"],
+            "rollback_alarms": ["prod-api-5xx"], "rollback_window": "30m",
+        },
+        "lab": {},
+    })
+}
+
+/// Whether tagrelay accepts `environments` (name → the promotion fields) with one service
+/// pushed into dev.
+fn tagrelay_accepts(environments: &Value) -> Result<(), String> {
+    let document = json!({ "environments": environments, "services": { "my-api": { "deploy_on_push": ["dev"] } } });
+    tagrelay::config::Config::from_json(&document.to_string()).map(|_| ()).map_err(|err| err.to_string())
+}
+
+#[test]
+fn the_promotion_fields_are_validated_as_tagrelay_validates_them() {
+    let files = stack_files();
+    let check = |environments: Value, message_start: &str| {
+        let scope = stack_scope(&files).var("environments", hcl_value(var_environments(environments)));
+        validation_result("environments", message_start, &scope)
+    };
+
+    // The chain of the Deploy example passes every new check, and tagrelay takes it.
+    for start in ["promote_from must", "soak, gate_alarms", "soak must", "rollback_window must", "Alarm names"] {
+        assert_eq!(check(chain_environments(), start), (true, String::new()), "{start}");
+    }
+    assert_eq!(tagrelay_accepts(&chain_environments()), Ok(()));
+
+    // promote_from: another defined environment; the message names the field and the value.
+    let (ok, message) = check(json!({ "dev": {}, "prod": { "promote_from": "stagin" } }), "promote_from must");
+    assert!(!ok && message.ends_with("environments.prod.promote_from = stagin."), "{message}");
+    let (ok, message) = check(json!({ "dev": { "promote_from": "dev" } }), "promote_from must");
+    assert!(!ok && message.contains("environments.dev.promote_from = dev"), "{message}");
+    assert!(tagrelay_accepts(&json!({ "dev": {}, "prod": { "promote_from": "stagin" } })).is_err());
+
+    // Gates without a source gate nothing: refused, naming each; approval = false is no gate.
+    let (ok, message) =
+        check(json!({ "dev": { "soak": "5m", "approval": true }, "lab": { "gate_alarms": [] } }), "soak, gate_alarms");
+    assert!(!ok, "{message}");
+    assert!(
+        message.ends_with(": environments.dev.soak, environments.dev.approval, environments.lab.gate_alarms."),
+        "{message}"
+    );
+    assert_eq!(check(json!({ "dev": { "approval": false } }), "soak, gate_alarms"), (true, String::new()));
+    for refused in [json!({ "dev": { "soak": "5m" } }), json!({ "dev": { "approval": true } })] {
+        assert!(tagrelay_accepts(&refused).is_err(), "tagrelay refuses {refused} too");
+    }
+    assert_eq!(tagrelay_accepts(&json!({ "dev": { "approval": false } })), Ok(()));
+
+    // Durations: the same accepted set as tagrelay's parser and ranges.
+    for (soak, accepted) in [
+        ("0s", true),
+        ("15m", true),
+        ("7d", true),
+        ("168h", true),
+        ("8d", false),
+        ("604801s", false),
+        ("1w", false),
+        ("15", false),
+        ("", false),
+        ("1.5h", false),
+        (" 5m", false),
+        ("99999999999999999999d", false),
+    ] {
+        let environments = json!({ "dev": {}, "prod": { "promote_from": "dev", "soak": soak } });
+        let (ok, message) = check(environments.clone(), "soak must");
+        assert_eq!(ok, accepted, "soak = {soak:?}: {message}");
+        if !ok {
+            assert!(message.ends_with(&format!("environments.prod.soak = {soak}.")), "{message}");
+        }
+        assert_eq!(tagrelay_accepts(&environments).is_ok(), accepted, "tagrelay and infra on soak = {soak:?}");
+    }
+    for (window, accepted) in [
+        ("1m", true),
+        ("60s", true),
+        ("30m", true),
+        ("7d", true),
+        ("59s", false),
+        ("8d", false),
+        ("0s", false),
+        ("x", false),
+    ] {
+        let environments = json!({ "dev": { "rollback_alarms": ["a"], "rollback_window": window } });
+        let (ok, message) = check(environments.clone(), "rollback_window must");
+        assert_eq!(ok, accepted, "rollback_window = {window:?}: {message}");
+        if !ok {
+            assert!(message.ends_with(&format!("environments.dev.rollback_window = {window}.")), "{message}");
+        }
+        assert_eq!(
+            tagrelay_accepts(&environments).is_ok(),
+            accepted,
+            "tagrelay and infra on rollback_window = {window:?}"
+        );
+    }
+
+    // Alarm names: 1-255 characters, no control character (C0 or C1), once per list.
+    let long = "a".repeat(255);
+    let too_long = "a".repeat(256);
+    for (alarms, accepted, named) in [
+        (json!([long]), true, ""),
+        (json!(["api-5xx", "Latency p99 > 2s"]), true, ""),
+        (json!([""]), false, "[0]"),
+        (json!(["ok", too_long]), false, "[1]"),
+        (json!(["a\u{7}b"]), false, "[0]"),
+        (json!(["a\u{85}b"]), false, "[0]"),
+        (json!(["x", "y", "x"]), false, "[2]"),
+    ] {
+        let environments = json!({ "dev": {}, "prod": { "promote_from": "dev", "gate_alarms": alarms } });
+        let (ok, message) = check(environments.clone(), "Alarm names");
+        assert_eq!(ok, accepted, "gate_alarms = {alarms}: {message}");
+        if !ok {
+            assert!(message.ends_with(&format!(": environments.prod.gate_alarms{named}.")), "{message}");
+        }
+        assert_eq!(tagrelay_accepts(&environments).is_ok(), accepted, "tagrelay and infra on gate_alarms = {alarms}");
+    }
+    // The same alarm may gate one environment and roll back another (or the same one).
+    let environments = json!({ "dev": { "rollback_alarms": ["x"] }, "prod": { "promote_from": "dev", "gate_alarms": ["x"], "rollback_alarms": ["x"] } });
+    assert_eq!(check(environments.clone(), "Alarm names"), (true, String::new()));
+    assert_eq!(tagrelay_accepts(&environments), Ok(()));
+    let (ok, message) = check(json!({ "dev": { "rollback_alarms": ["x", "x"] } }), "Alarm names");
+    assert!(!ok && message.ends_with(": environments.dev.rollback_alarms[1]."), "{message}");
+}
+
+#[test]
+fn an_environment_promoted_from_another_takes_no_pushes() {
+    let files = stack_files();
+    let check = |deploy_on_push: Value| {
+        let scope = stack_scope(&files)
+            .var("environments", hcl_value(var_environments(chain_environments())))
+            .var("services", hcl_value(json!({ "my-api": service(json!({ "deploy_on_push": deploy_on_push })) })));
+        validation_result("services", "An environment with promote_from", &scope)
+    };
+    assert_eq!(check(json!(["dev", "lab"])), (true, String::new()));
+    let (ok, message) = check(json!(["dev", "prod"]));
+    assert!(!ok, "{message}");
+    assert!(message.ends_with(": services.my-api.deploy_on_push[1] (prod is promoted from staging)."), "{message}");
+    // tagrelay names the same field.
+    let document = json!({ "environments": chain_environments(), "services": { "my-api": { "deploy_on_push": ["dev", "prod"] } } });
+    let err = tagrelay::config::Config::from_json(&document.to_string()).expect_err("refused").to_string();
+    assert!(err.contains("services.my-api.deploy_on_push[1]"), "{err}");
+}
+
+#[test]
+fn a_promotion_loop_is_refused_before_apply() {
+    let files = stack_files();
+    let lambda = named(&files, "infra/lambda.tf");
+    let function = resource_in(lambda, "aws_lambda_function", "this");
+    let check = lifecycle_check(lambda, function, "promotion_up_64");
+    let refused = |environments: Value| -> Option<String> {
+        let scope = stack_scope(&files).var("environments", hcl_value(var_environments(environments)));
+        let scope = with_locals(scope, &files);
+        let condition = scope.eval(attribute_of(lambda, check, "condition")).and_then(|v| boolean(&v));
+        match condition.unwrap_or_else(|err| panic!("{}: {err}", lambda.at(check))) {
+            true => None,
+            false => Some(scope.eval(attribute_of(lambda, check, "error_message")).expect("a message").to_string()),
+        }
+    };
+    assert_eq!(refused(chain_environments()), None);
+    // A loop, and an environment promoted from one in the loop (it never reaches a source).
+    let message = refused(json!({
+        "a": { "promote_from": "b" }, "b": { "promote_from": "a" }, "c": { "promote_from": "a" }, "d": {},
+    }))
+    .expect("a loop is refused");
+    assert!(
+        message.contains(
+            "environments.a.promote_from, environments.b.promote_from, environments.c.promote_from never reach"
+        ),
+        "{message}"
+    );
+    // A chain of 40 environments ends; the same chain closed into a ring does not.
+    let chain = |closed: bool| {
+        let environments: serde_json::Map<String, Value> = (0..40)
+            .map(|i| {
+                let from = if i > 0 {
+                    json!(format!("e{:02}", i - 1))
+                } else if closed {
+                    json!("e39")
+                } else {
+                    Value::Null
+                };
+                (format!("e{i:02}"), json!({ "promote_from": from }))
+            })
+            .collect();
+        Value::Object(environments)
+    };
+    assert_eq!(refused(chain(false)), None, "a long chain without a loop");
+    assert!(refused(chain(true)).is_some(), "a ring of 40");
+    // tagrelay refuses the loop too, naming the field.
+    let err = tagrelay_accepts(&json!({ "dev": {}, "a": { "promote_from": "b" }, "b": { "promote_from": "a" } }))
+        .expect_err("a loop");
+    assert!(err.contains("promote_from"), "{err}");
+}
+
+/// The `precondition` of a resource whose condition mentions `mentions`.
+fn lifecycle_check<'a>(file: &TfFile, block: &'a Block, mentions: &str) -> &'a Block {
+    block
+        .body
+        .get_blocks("lifecycle")
+        .flat_map(|lifecycle| lifecycle.body.get_blocks("precondition"))
+        .find(|check| file.source_of(attribute_of(file, check, "condition")).contains(mentions))
+        .unwrap_or_else(|| panic!("{}: no precondition on {mentions}", file.at(block)))
+}
+
+#[test]
+fn the_config_document_renders_the_promotion_fields_only_when_set_and_the_code_reads_them() {
+    let environments = json!({
+        "dev": { "codebuild_project": "tagrelay-dev" },
+        "staging": { "codebuild_project": "tagrelay-staging", "promote_from": "dev", "soak": "15m", "gate_alarms": ["dev-api-5xx"] },
+        "prod": {
+            "codebuild_project": "tagrelay-prod", "promote_from": "staging", "soak": "1h", "approval": true,
+            "gate_alarms": ["staging-api-5xx"], "rollback_alarms": ["prod-api-5xx"], "rollback_window": "45m",
+        },
+    });
+    let document = rendered_config(environments, json!({ "my-api": service(json!({ "deploy_on_push": ["dev"] })) }));
+    assert_eq!(
+        document["environments"],
+        json!({
+            "dev": { "codebuild_project": "tagrelay-dev" },
+            "staging": { "codebuild_project": "tagrelay-staging", "promote_from": "dev", "soak": "15m", "gate_alarms": ["dev-api-5xx"] },
+            "prod": {
+                "codebuild_project": "tagrelay-prod", "promote_from": "staging", "soak": "1h", "approval": true,
+                "gate_alarms": ["staging-api-5xx"], "rollback_alarms": ["prod-api-5xx"], "rollback_window": "45m",
+            },
+        }),
+        "unset fields are absent (the code's defaults apply), set ones rendered as given"
+    );
+    let config = tagrelay::config::Config::from_json(&document.to_string()).unwrap_or_else(|err| panic!("{err}"));
+    let prod = config.environment("prod").expect("prod");
+    assert_eq!(prod.promote_from.as_deref(), Some("staging"));
+    assert_eq!(prod.soak, std::time::Duration::from_secs(3600));
+    assert_eq!((prod.gate_alarms.as_slice(), prod.approval), (&["staging-api-5xx".to_owned()][..], true));
+    assert_eq!(prod.rollback_alarms, ["prod-api-5xx"]);
+    assert_eq!(prod.rollback_window, std::time::Duration::from_secs(45 * 60));
+    let dev = config.environment("dev").expect("dev");
+    assert_eq!((dev.promote_from.as_deref(), dev.soak, dev.approval), (None, std::time::Duration::ZERO, false));
+    assert_eq!(dev.rollback_window, tagrelay::config::DEFAULT_ROLLBACK_WINDOW);
+    let chain: Vec<&str> = config.chain().iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(chain, ["dev", "staging", "prod"]);
+}
+
+/// The stack's locals for the Deploy example's chain (and `lab`, outside it).
+fn chain_scope() -> Scope {
+    let environments = json!({
+        "dev": { "codebuild_project": "tagrelay-dev" },
+        "staging": { "codebuild_project": "tagrelay-staging", "promote_from": "dev", "gate_alarms": ["dev-api-5xx"] },
+        "prod": {
+            "codebuild_project": "tagrelay-prod", "promote_from": "staging", "approval": true,
+            "gate_alarms": ["staging-api-5xx"], "rollback_alarms": ["prod-api-5xx"],
+        },
+        "lab": { "codebuild_project": "tagrelay-lab", "rollback_alarms": [] },
+    });
+    let services = json!({
+        "my-api": service(json!({ "deploy_on_push": ["dev"] })),
+        "worker": service(json!({ "repository": "team/worker", "deploy_on_push": ["dev"] })),
+    });
+    ecs_scope(environments, services)
+}
+
+/// The tagrelay configuration `chain_scope` renders.
+fn chain_config(scope: &Scope) -> tagrelay::config::Config {
+    let document =
+        serde_json::to_value(eval_source(scope, "local.tagrelay_config").expect("the config")).expect("JSON");
+    tagrelay::config::Config::from_json(&document.to_string()).unwrap_or_else(|err| panic!("{err}"))
+}
+
+fn strings(value: Result<HclValue, String>) -> Vec<String> {
+    serde_json::from_value(serde_json::to_value(value.expect("evaluates")).expect("JSON")).expect("a list of strings")
+}
+
+#[test]
+fn the_promote_rules_take_exactly_the_events_promote_acts_on() {
+    use tagrelay::event::promote::{parse_promote_event, PromoteEvent};
+    use tagrelay::promote::trigger;
+
+    let (_, rules) = event_rules();
+    let rule = |key: &str| rules.rules.iter().find(|r| r.key == key).unwrap_or_else(|| panic!("no rule {key}"));
+    let scope = chain_scope();
+    let config = chain_config(&scope);
+
+    // Parameter Store: the release records of dev and staging (promoted from) and prod
+    // (rollback_alarms), the approval record of prod; not lab's, no rollback record.
+    let parameter = rule("promote-parameter-change");
+    assert_eq!((parameter.function.as_str(), parameter.narrowed_field.as_str()), ("promote", "name"));
+    let names = strings(eval_source(&scope, &parameter.narrowed_to));
+    assert_eq!(
+        names,
+        ["/tagrelay/dev/verified", "/tagrelay/prod/verified", "/tagrelay/staging/verified", "/tagrelay/prod/approval"]
+    );
+    // ... which is every record promote acts on, and nothing it ignores.
+    for env in config.environments() {
+        for name in [env.release_parameter(), env.approval_parameter(), env.rollback_parameter()] {
+            let event = PromoteEvent::ParameterChange(tagrelay::event::ssm::ParameterChange {
+                operation: tagrelay::event::ssm::Operation::Update,
+                name: name.clone(),
+                description: None,
+            });
+            assert_eq!(
+                names.contains(&name),
+                trigger::environments(&config, &event).is_ok(),
+                "{name}: the rule and promote's trigger selection disagree"
+            );
+        }
+    }
+
+    // CloudWatch: every gate and rollback alarm, once; the code's list.
+    let alarm = rule("alarm-state-change");
+    assert_eq!((alarm.function.as_str(), alarm.narrowed_field.as_str()), ("promote", "alarmName"));
+    assert!(alarm.replaces_detail, "the alarm pattern has no detail to merge into");
+    let alarms = strings(eval_source(&scope, &alarm.narrowed_to));
+    assert_eq!(alarms, ["dev-api-5xx", "prod-api-5xx", "staging-api-5xx"]);
+    assert_eq!(alarms, config.alarm_names());
+
+    // The narrowed alarm rule takes a configured alarm's state change (the CloudWatch User
+    // Guide's sample, "CloudWatch Alarm State Change" of a metric alarm) and no other alarm's.
+    let base = read_json(&workspace_root().join("infra/event-patterns").join(&rules.base_patterns[&alarm.base]));
+    let names: Vec<&str> = alarms.iter().map(String::as_str).collect();
+    let pattern = narrowed(&base, &alarm.narrowed_field, &names);
+    let event = |name: &str| {
+        json!({
+            "version": "0", "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
+            "detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch",
+            "account": "123456789012", "time": "2019-10-02T17:04:40Z", "region": "eu-west-1",
+            "resources": [format!("arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{name}")],
+            "detail": {
+                "alarmName": name,
+                "state": { "value": "ALARM", "reason": "Threshold Crossed", "timestamp": "2019-10-02T17:04:40.985+0000" },
+                "previousState": { "value": "OK", "reason": "Threshold Crossed", "timestamp": "2019-10-02T17:03:40.985+0000" },
+                "configuration": { "description": "5xx of the API" },
+            },
+        })
+    };
+    assert!(pattern.matches(&event("prod-api-5xx")));
+    assert!(!pattern.matches(&event("someone-elses-alarm")));
+    let parsed = parse_promote_event(&event("prod-api-5xx")).unwrap_or_else(|err| panic!("{err}"));
+    let concerned: Vec<String> =
+        trigger::environments(&config, &parsed).expect("prod's alarm").iter().map(|e| e.name.clone()).collect();
+    assert_eq!(concerned, ["prod"]);
+
+    // Nothing promoted, rolled back or approved, no alarm: neither rule is created.
+    let plain = ecs_scope(
+        json!({ "dev": { "codebuild_project": "tagrelay-dev" }, "lab": { "codebuild_project": "tagrelay-lab" } }),
+        json!({ "my-api": service(json!({ "deploy_on_push": ["dev"] })) }),
+    );
+    for key in ["promote-parameter-change", "alarm-state-change"] {
+        let create = rule(key).create.as_deref().expect("conditional");
+        assert_eq!(eval_source(&plain, create), Ok(HclValue::Bool(false)), "{key} without promotion");
+        assert_eq!(eval_source(&scope, create), Ok(HclValue::Bool(true)), "{key} with the chain");
+    }
+}
+
+#[test]
+fn promote_may_write_only_the_environments_it_feeds_or_rolls_back() {
+    let on = |scope: &Scope| {
+        let rendered = rendered_statements("promote", scope);
+        let mut grants: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (actions, resources) in rendered {
+            for action in actions {
+                grants.entry(action).or_default().extend(resources.iter().cloned());
+            }
+        }
+        grants
+    };
+    let arn = |name: &str| format!("arn:aws:ssm:eu-west-1:123456789012:parameter{name}");
+    let set = |names: &[&str]| -> BTreeSet<String> { names.iter().map(|n| arn(n)).collect() };
+
+    let grants = on(&chain_scope());
+    // Nothing beyond the contract: SSM reads and writes, ECR describe, the two alarm reads.
+    let actions: Vec<&str> = grants.keys().map(String::as_str).collect();
+    assert_eq!(
+        actions,
+        [
+            "cloudwatch:DescribeAlarmHistory",
+            "cloudwatch:DescribeAlarms",
+            "ecr:DescribeImages",
+            "ssm:AddTagsToResource",
+            "ssm:GetParameterHistory",
+            "ssm:GetParameters",
+            "ssm:PutParameter",
+        ]
+    );
+    let image_tags = set(&[
+        "/my-api/prod/docker-image-tag",
+        "/my-api/staging/docker-image-tag",
+        "/worker/prod/docker-image-tag",
+        "/worker/staging/docker-image-tag",
+    ]);
+    let mut writes = image_tags.clone();
+    writes.insert(arn("/tagrelay/prod/rollback"));
+    assert_eq!(
+        grants["ssm:PutParameter"], writes,
+        "staging's and prod's image tags, prod's rollback record; never dev, lab or a release record"
+    );
+    assert_eq!(grants["ssm:AddTagsToResource"], image_tags);
+    let mut reads = image_tags.clone();
+    for env in ["dev", "lab", "prod", "staging"] {
+        for record in ["verified", "approval", "rollback"] {
+            reads.insert(arn(&format!("/tagrelay/{env}/{record}")));
+        }
+    }
+    assert_eq!(grants["ssm:GetParameters"], reads);
+    assert_eq!(grants["ssm:GetParameterHistory"], reads);
+    assert_eq!(
+        grants["ecr:DescribeImages"],
+        BTreeSet::from([
+            "arn:aws:ecr:eu-west-1:123456789012:repository/my-api".to_owned(),
+            "arn:aws:ecr:eu-west-1:123456789012:repository/team/worker".to_owned(),
+        ])
+    );
+    // Composite alarms are answered only to a grant on "*" (CloudWatch API Reference).
+    for action in ["cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmHistory"] {
+        assert_eq!(grants[action], BTreeSet::from(["*".to_owned()]), "{action}");
+    }
+
+    // Nothing promoted or rolled back: promote writes nothing and reads no alarm.
+    let plain = ecs_scope(
+        json!({ "dev": { "codebuild_project": "tagrelay-dev" } }),
+        json!({ "my-api": service(json!({ "deploy_on_push": ["dev"] })) }),
+    );
+    let grants = on(&plain);
+    let actions: Vec<&str> = grants.keys().map(String::as_str).collect();
+    assert_eq!(actions, ["ecr:DescribeImages", "ssm:GetParameterHistory", "ssm:GetParameters"]);
+
+    // Its common grants are its own log group, queue and the key; and the role runs promote.
+    let files = stack_files();
+    let iam = named(&files, "infra/iam.tf");
+    let document = resource(iam, "aws_iam_policy_document", "promote");
+    assert!(document.is_none(), "a data source, not a resource");
+    let text = iam.source_of(&local(iam, "function_policies").expect("local.function_policies").value);
+    assert!(text.contains("\"promote\"          = data.aws_iam_policy_document.promote.json"), "{text}");
+    let (found, _) = declarations(iam);
+    let promote =
+        found.iter().find(|d| d.type_name == "aws_iam_policy_document" && d.name == "promote").expect("promote");
+    assert_eq!(
+        promote.block.body.get_attribute("source_policy_documents").map(|a| iam.source_of(&a.value)),
+        Some("[data.aws_iam_policy_document.function_common[\"promote\"].json]")
+    );
+}
+
+/// Every decision name promote logs (`fields.decision`), from the code.
+fn promote_decisions() -> Vec<&'static str> {
+    use tagrelay::promote::decision::Promotion;
+    use tagrelay::promote::records::RollbackRecord;
+    use tagrelay::promote::rollback::RollbackDecision;
+    let record = RollbackRecord {
+        from: BTreeMap::new(),
+        to: BTreeMap::new(),
+        alarm: None,
+        at: String::new(),
+        by: String::new(),
+        reason: String::new(),
+    };
+    let promotions = [
+        Promotion::UpToDate { release: None },
+        Promotion::RolledBack { release: 1, service: String::new(), tag: String::new() },
+        Promotion::BlockedUpstream { release: 1 },
+        Promotion::Blocked { release: 1, alarm: String::new(), missing: false },
+        Promotion::Soaking { release: 1, until: String::new() },
+        Promotion::AwaitingApproval { release: 1, fingerprint: String::new() },
+        Promotion::Promote {
+            release: 1,
+            fingerprint: String::new(),
+            verified_at: String::new(),
+            tags: BTreeMap::new(),
+        },
+    ];
+    let rollbacks = [
+        RollbackDecision::Healthy { missing: vec![] },
+        RollbackDecision::OutsideWindow { alarm: String::new(), entered_at: String::new() },
+        RollbackDecision::Done { alarm: String::new(), rollback: 1 },
+        RollbackDecision::Resume { rollback: 1, record: record.clone() },
+        RollbackDecision::NoPreviousRelease { alarm: String::new(), entered_at: String::new() },
+        RollbackDecision::Rollback { release: 1, record },
+    ];
+    promotions.iter().map(Promotion::as_str).chain(rollbacks.iter().map(RollbackDecision::as_str)).collect()
+}
+
+#[test]
+fn promotion_alarms_count_the_decisions_promote_logs_and_page() {
+    use tagrelay::promote::decision::Promotion;
+    use tagrelay::promote::rollback::RollbackDecision;
+    let files = stack_files();
+    let monitoring = named(&files, "infra/monitoring.tf");
+    let scope = with_locals(stack_scope(&files), &files);
+
+    // One filter per decision, on promote's log group, counting per environment.
+    let filter = resource_in(monitoring, "aws_cloudwatch_log_metric_filter", "promotion");
+    assert_eq!(monitoring.source_of(attribute_of(monitoring, filter, "for_each")), "local.promotion_metric_filters");
+    assert_eq!(
+        monitoring.source_of(attribute_of(monitoring, filter, "log_group_name")),
+        "aws_cloudwatch_log_group.function[\"promote\"].name"
+    );
+    let filters = eval_source(&scope, "local.promotion_metric_filters").expect("the filters");
+    let filters: BTreeMap<String, BTreeMap<String, String>> =
+        serde_json::from_value(serde_json::to_value(filters).expect("JSON")).expect("name → decision, metric");
+    let pattern_of = |key: &str| {
+        let each = hcl_value(json!({ "key": key, "value": filters[key] }));
+        let pattern =
+            scope.clone().bind("each", each).eval(attribute_of(monitoring, filter, "pattern")).expect("pattern");
+        pattern.as_str().expect("a string").to_owned()
+    };
+    let awaiting = Promotion::AwaitingApproval { release: 1, fingerprint: String::new() };
+    let no_previous = RollbackDecision::NoPreviousRelease { alarm: String::new(), entered_at: String::new() };
+    for (key, decision) in [
+        ("awaiting-approval", awaiting.as_str()),
+        ("no-previous-release", no_previous.as_str()),
+        ("rollback", "rollback"),
+    ] {
+        assert_eq!(pattern_of(key), format!("{{ $.fields.decision = \"{decision}\" }}"), "{key}");
+        assert!(promote_decisions().contains(&decision), "{decision} is a decision promote logs");
+    }
+    let metric = filter.body.get_blocks("metric_transformation").next().expect("metric_transformation");
+    assert_eq!(
+        monitoring.source_of(attribute_of(monitoring, metric, "dimensions")),
+        r#"{ Environment = "$.fields.environment" }"#
+    );
+
+    // Their alarms: one per environment that approves (awaiting-approval) or rolls back
+    // (rolled-back, no-previous-release), each paging (no `notify = false`).
+    let chain = chain_scope();
+    assert_eq!(strings(eval_source(&chain, "local.approval_environments")), ["prod"]);
+    assert_eq!(strings(eval_source(&chain, "local.rollback_environments")), ["prod"]);
+    let alarms = monitoring.source_of(&local(monitoring, "alarms").expect("local.alarms").value);
+    for (key, over, filter_key) in [
+        ("awaiting-approval", "local.approval_environments", "awaiting-approval"),
+        ("rolled-back", "local.rollback_environments", "rollback"),
+        ("no-previous-release", "local.rollback_environments", "no-previous-release"),
+    ] {
+        let start = alarms
+            .find(&format!("{{ for name in {over} : \"{key}:${{name}}\" => {{"))
+            .unwrap_or_else(|| panic!("an alarm {key} per environment of {over}"));
+        let entry = &alarms[start..start + alarms[start..].find("} },").expect("the entry's end")];
+        assert!(!entry.contains("notify"), "{key} should page: {entry}");
+        assert!(entry.contains(&format!("aws_cloudwatch_log_metric_filter.promotion[\"{filter_key}\"]")), "{entry}");
+    }
+}
+
+#[test]
+fn the_saved_promotions_query_lists_every_promote_decision() {
+    let files = stack_files();
+    let monitoring = named(&files, "infra/monitoring.tf");
+    let query = resource_in(monitoring, "aws_cloudwatch_query_definition", "promotions");
+    assert_eq!(
+        monitoring.source_of(attribute_of(monitoring, query, "log_group_names")),
+        "[aws_cloudwatch_log_group.function[\"promote\"].name]"
+    );
+    let text = monitoring.source_of(attribute_of(monitoring, query, "query_string"));
+    let listed = Regex::new(r#"filter fields\.decision in \[([^\]]*)\]"#).expect("regex");
+    let names: BTreeSet<&str> = listed
+        .captures(text)
+        .and_then(|c| c.get(1))
+        .unwrap_or_else(|| panic!("the query filters on a list of decisions: {text}"))
+        .as_str()
+        .split(',')
+        .map(|name| name.trim().trim_matches('"'))
+        .collect();
+    let decisions: BTreeSet<&str> = promote_decisions().into_iter().collect();
+    assert_eq!(names, decisions, "infra/monitoring.tf vs shared/src/promote/{{decision,rollback}}.rs");
+    assert!(text.contains("by fields.environment, fields.decision"), "per environment: {text}");
+}
+
+#[test]
+fn the_dashboard_body_is_valid_and_shows_each_environment() {
+    let files = stack_files();
+    let scope = chain_scope();
+    let body = serde_json::to_value(eval_source(&scope, "local.dashboard").expect("local.dashboard")).expect("JSON");
+    // What jsonencode sends is JSON that reads back the same.
+    let text = serde_json::to_string(&body).expect("JSON");
+    assert_eq!(serde_json::from_str::<Value>(&text).expect("valid JSON"), body);
+    let monitoring = named(&files, "infra/monitoring.tf");
+    let dashboard = resource_in(monitoring, "aws_cloudwatch_dashboard", "this");
+    assert_eq!(
+        monitoring.source_of(attribute_of(monitoring, dashboard, "dashboard_body")),
+        "jsonencode(local.dashboard)"
+    );
+
+    // Dashboard Body Structure and Syntax (CloudWatch API Reference): {"widgets": [...]}, 0 to
+    // 100 widgets; type, x 0-23, y >= 0, width 1-24, height 1-1000, properties; a metric widget
+    // needs metrics and region, a log widget query and region, a text widget markdown.
+    let object = body.as_object().expect("an object");
+    assert_eq!(object.keys().collect::<Vec<_>>(), ["widgets"]);
+    let widgets = body["widgets"].as_array().expect("a list of widgets");
+    assert!(!widgets.is_empty() && widgets.len() <= 100, "{} widgets", widgets.len());
+    let mut cells = BTreeSet::new();
+    for (index, widget) in widgets.iter().enumerate() {
+        let at = format!("widget {index} ({})", widget["properties"]["title"]);
+        let number = |key: &str| widget[key].as_u64().unwrap_or_else(|| panic!("{at}: {key} is not a whole number"));
+        let (x, y, width, height) = (number("x"), number("y"), number("width"), number("height"));
+        assert!(x <= 23 && (1..=24).contains(&width) && x + width <= 24 && (1..=1000).contains(&height), "{at}");
+        for column in x..x + width {
+            for row in y..y + height {
+                assert!(cells.insert((column, row)), "{at} overlaps another widget at ({column}, {row})");
+            }
+        }
+        let properties = widget["properties"].as_object().unwrap_or_else(|| panic!("{at}: no properties"));
+        match widget["type"].as_str() {
+            Some("text") => assert!(properties["markdown"].is_string(), "{at}"),
+            Some("metric") => {
+                assert_eq!(properties["region"], "eu-west-1", "{at}");
+                let metrics = properties["metrics"].as_array().expect("metrics");
+                assert!(!metrics.is_empty(), "{at}");
+                for metric in metrics {
+                    let parts = metric.as_array().expect("[namespace, metric, dimension, value, {options}]");
+                    assert_eq!(parts.len(), 5, "{at}: {metric}");
+                    assert!(parts[..4].iter().all(Value::is_string) && parts[4].is_object(), "{at}: {metric}");
+                }
+            }
+            Some("log") => {
+                assert_eq!(properties["region"], "eu-west-1", "{at}");
+                assert!(properties["query"].as_str().is_some_and(|q| q.starts_with("SOURCE '")), "{at}");
+            }
+            other => panic!("{at}: type {other:?}"),
+        }
+    }
+
+    let metrics_of = |title: &str| -> Vec<Value> {
+        let widget =
+            widgets.iter().find(|w| w["properties"]["title"] == title).unwrap_or_else(|| panic!("no widget {title}"));
+        widget["properties"]["metrics"].as_array().expect("metrics").clone()
+    };
+    // The stack: errors of the three functions, depth of their queues.
+    assert_eq!(
+        metrics_of("Function errors (Lambda Errors, sum per 5 min)"),
+        ["promote", "record-image-tag", "trigger-deploy"]
+            .map(|fn_| json!(["AWS/Lambda", "Errors", "FunctionName", format!("tagrelay-{fn_}"), { "label": fn_ }]))
+    );
+    assert_eq!(
+        metrics_of("Dead-letter queue depth (events to `tagrelay redrive`)"),
+        ["promote", "record-image-tag", "trigger-deploy"].map(|fn_| {
+            json!(["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", format!("tagrelay-{fn_}-dlq"), { "label": fn_ }])
+        })
+    );
+    // Per environment: its decisions across the three log groups, its project's builds, its
+    // failed rollouts and rollbacks (the metric filters' metrics).
+    let hold = named(&files, "infra/monitoring.tf");
+    let verification = resource_in(hold, "aws_cloudwatch_log_metric_filter", "verification_hold");
+    let transformation = verification.body.get_blocks("metric_transformation").next().expect("metric_transformation");
+    let verification_metric = attribute_of(hold, transformation, "name").as_str().expect("a literal").to_owned();
+    for env in ["dev", "lab", "prod", "staging"] {
+        let log = widgets
+            .iter()
+            .find(|w| w["properties"]["title"] == format!("{env}: last decisions"))
+            .unwrap_or_else(|| panic!("no decisions of {env}"));
+        let query = log["properties"]["query"].as_str().expect("a query");
+        assert!(
+            query.starts_with(
+                "SOURCE '/aws/lambda/tagrelay-promote' | SOURCE '/aws/lambda/tagrelay-record-image-tag' | SOURCE '/aws/lambda/tagrelay-trigger-deploy' | "
+            ),
+            "{query}"
+        );
+        assert!(
+            query.contains(&format!("filter fields.environment = \"{env}\" and ispresent(fields.decision)")),
+            "{query}"
+        );
+        let project = format!("tagrelay-{env}");
+        assert_eq!(
+            metrics_of(&format!("{env}: Terraform runs")),
+            [
+                json!(["AWS/CodeBuild", "Builds", "ProjectName", project, { "label": "started" }]),
+                json!(["AWS/CodeBuild", "FailedBuilds", "ProjectName", project, { "label": "failed" }]),
+            ]
+        );
+        let names: Vec<String> = metrics_of(&format!("{env}: rollouts failed, rollbacks"))
+            .iter()
+            .map(|m| {
+                assert_eq!(
+                    (m[0].as_str(), m[2].as_str(), m[3].as_str()),
+                    (Some("tagrelay"), Some("Environment"), Some(env))
+                );
+                m[1].as_str().expect("a metric").to_owned()
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                verification_metric.as_str(),
+                "RollbackDecisions",
+                "NoPreviousReleaseDecisions",
+                "AwaitingApprovalDecisions"
+            ]
+        );
+    }
+    assert_eq!(widgets.len(), 3 + 3 * 4);
+
+    // The 100-widget limit is a precondition: 3 + 3 per environment.
+    let check = lifecycle_check(monitoring, dashboard, "widgets");
+    assert_eq!(scope.eval(attribute_of(monitoring, check, "condition")), Ok(HclValue::Bool(true)));
 }

@@ -124,8 +124,122 @@ impl Scope {
                 .param(ParamType::String)
                 .build(replace),
         );
+        ctx.declare_func("concat", FuncDef::builder().variadic_param(ParamType::Any).build(concat));
+        ctx.declare_func("contains", FuncDef::builder().param(ParamType::Any).param(ParamType::Any).build(contains));
+        ctx.declare_func("index", FuncDef::builder().param(ParamType::Any).param(ParamType::Any).build(index));
+        ctx.declare_func("join", FuncDef::builder().param(ParamType::String).param(ParamType::Any).build(join));
+        ctx.declare_func("regex", FuncDef::builder().param(ParamType::String).param(ParamType::String).build(regex));
+        ctx.declare_func(
+            "regexall",
+            FuncDef::builder().param(ParamType::String).param(ParamType::String).build(regexall),
+        );
+        ctx.declare_func(
+            "setproduct",
+            FuncDef::builder().param(ParamType::Any).param(ParamType::Any).build(setproduct),
+        );
+        ctx.declare_func("tonumber", FuncDef::builder().param(ParamType::Any).build(tonumber));
+        ctx.declare_func("toset", FuncDef::builder().param(ParamType::Any).build(toset));
         hcl::Expression::from(expr.clone()).evaluate(&ctx).map_err(|err| err.to_string())
     }
+}
+
+/// The lists, one after the other.
+fn concat(args: FuncArgs) -> Result<Value, String> {
+    let mut out = Vec::new();
+    for arg in args.iter() {
+        let Value::Array(items) = arg else { return Err(format!("concat of {arg}")) };
+        out.extend(items.iter().cloned());
+    }
+    Ok(Value::Array(out))
+}
+
+/// `contains(list, value)`
+fn contains(args: FuncArgs) -> Result<Value, String> {
+    let Value::Array(items) = &args[0] else { return Err(format!("contains in {}", args[0])) };
+    Ok(Value::Bool(items.contains(&args[1])))
+}
+
+/// `index(list, value)`: the first position of the value; an error when it is not there.
+fn index(args: FuncArgs) -> Result<Value, String> {
+    let Value::Array(items) = &args[0] else { return Err(format!("index in {}", args[0])) };
+    items.iter().position(|item| *item == args[1]).map(number).ok_or_else(|| format!("index: {} not found", args[1]))
+}
+
+/// `join(separator, list)` of strings.
+fn join(args: FuncArgs) -> Result<Value, String> {
+    let separator = args[0].as_str().ok_or("join with a non-string separator")?;
+    let Value::Array(items) = &args[1] else { return Err(format!("join of {}", args[1])) };
+    let parts: Vec<&str> =
+        items.iter().map(|item| item.as_str().ok_or_else(|| format!("join of {item}"))).collect::<Result<_, _>>()?;
+    Ok(Value::String(parts.join(separator)))
+}
+
+/// Terraform's regular expressions are RE2's; the `regex` crate takes the same syntax for what
+/// infra/ uses (classes, anchors, `\p{..}`).
+fn compile(pattern: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(pattern).map_err(|err| format!("regex {pattern:?}: {err}"))
+}
+
+/// `regex(pattern, string)`: the match, or its capture groups; an error when it does not match.
+fn regex(args: FuncArgs) -> Result<Value, String> {
+    let (Some(pattern), Some(string)) = (args[0].as_str(), args[1].as_str()) else {
+        return Err("regex of non-strings".to_owned());
+    };
+    let regex = compile(pattern)?;
+    let captures = regex.captures(string).ok_or_else(|| format!("regex: {pattern:?} does not match {string:?}"))?;
+    Ok(match regex.captures_len() {
+        1 => Value::String(captures[0].to_owned()),
+        _ => Value::Array(
+            captures
+                .iter()
+                .skip(1)
+                .map(|group| group.map_or(Value::Null, |m| Value::String(m.as_str().to_owned())))
+                .collect(),
+        ),
+    })
+}
+
+/// `regexall(pattern, string)`: every match (without capture groups: the matched strings).
+fn regexall(args: FuncArgs) -> Result<Value, String> {
+    let (Some(pattern), Some(string)) = (args[0].as_str(), args[1].as_str()) else {
+        return Err("regexall of non-strings".to_owned());
+    };
+    let regex = compile(pattern)?;
+    if regex.captures_len() > 1 {
+        return Err("regexall with capture groups is not implemented".to_owned());
+    }
+    Ok(Value::Array(regex.find_iter(string).map(|m| Value::String(m.as_str().to_owned())).collect()))
+}
+
+/// `setproduct(a, b)` of two lists: every pair, in order.
+fn setproduct(args: FuncArgs) -> Result<Value, String> {
+    let (Value::Array(first), Value::Array(second)) = (&args[0], &args[1]) else {
+        return Err(format!("setproduct of {} and {}", args[0], args[1]));
+    };
+    Ok(Value::Array(
+        first.iter().flat_map(|a| second.iter().map(|b| Value::Array(vec![a.clone(), b.clone()]))).collect(),
+    ))
+}
+
+/// `tonumber("15")`: a whole number (what infra/ converts), as a float beyond i64.
+fn tonumber(args: FuncArgs) -> Result<Value, String> {
+    match &args[0] {
+        Value::Number(n) => Ok(Value::Number(*n)),
+        Value::String(s) => s
+            .parse::<i64>()
+            .map(Number::from)
+            .or_else(|_| s.parse::<f64>().ok().and_then(Number::from_f64).ok_or(()))
+            .map(Value::Number)
+            .map_err(|()| format!("tonumber of {s:?}")),
+        other => Err(format!("tonumber of {other}")),
+    }
+}
+
+/// A set of strings, as Terraform iterates it: sorted, without repeats.
+fn toset(args: FuncArgs) -> Result<Value, String> {
+    let Value::Array(mut items) = sort(args)? else { unreachable!("sort returns a list") };
+    items.dedup();
+    Ok(Value::Array(items))
 }
 
 fn number(n: usize) -> Value {

@@ -31,6 +31,17 @@
 //!     }
 //! ```
 //!
+//! or, for a base pattern without a `detail` (the alarm rule's: source and detail-type only),
+//! with the narrowing as the whole `detail`:
+//!
+//! ```hcl
+//!     alarm-state-change = {
+//!       function = "promote"
+//!       create   = length(local.promotion_alarm_names) > 0
+//!       pattern  = merge(local.base_patterns.alarm, { detail = { alarmName = local.promotion_alarm_names } })
+//!     }
+//! ```
+//!
 //! and says so, naming the line, when it meets anything else.
 
 use std::collections::BTreeMap;
@@ -60,6 +71,9 @@ pub struct Rule {
     pub top_level: bool,
     /// Its `create` condition as written, if it has one (`None`: always created).
     pub create: Option<String>,
+    /// The narrowing is the whole `detail` (`detail = { <field> = <names> }`), not merged into the
+    /// base pattern's: right only for a base pattern without a `detail`, which the caller checks.
+    pub replaces_detail: bool,
 }
 
 /// `local.base_patterns`: key → pattern file name (`ecr-image-action.json`), and `local.rules`.
@@ -149,10 +163,25 @@ fn rule(file: &TfFile, key: &str, expr: &Expression) -> Result<Rule, String> {
             narrowed_to: file.source_of(*resources).to_owned(),
             top_level: true,
             create,
+            replaces_detail: false,
         });
     }
     let [("detail", detail)] = overlay.as_slice() else { return Err(shape()) };
 
+    if let Some(narrowing) = object_entries(detail) {
+        let [(narrowed_field, narrowed_to)] = narrowing.as_slice() else { return Err(shape()) };
+        return Ok(Rule {
+            key: key.to_owned(),
+            at,
+            function,
+            base,
+            narrowed_field: (*narrowed_field).to_owned(),
+            narrowed_to: file.source_of(*narrowed_to).to_owned(),
+            top_level: false,
+            create,
+            replaces_detail: true,
+        });
+    }
     let Some(("merge", args)) = func_call(detail) else { return Err(shape()) };
     let [base_detail, narrowing] = args.as_slice() else { return Err(shape()) };
     if file.source_of(*base_detail) != format!("local.base_patterns.{base}.detail") {
@@ -170,5 +199,6 @@ fn rule(file: &TfFile, key: &str, expr: &Expression) -> Result<Rule, String> {
         narrowed_to: file.source_of(*narrowed_to).to_owned(),
         top_level: false,
         create,
+        replaces_detail: false,
     })
 }
