@@ -76,10 +76,25 @@ lambdas-local: $(TOOLS_STAMP)
 build: tools
 	cargo lambda build --release --arm64 --output-format zip $(LAMBDA_SELECTION) --lambda-dir target/lambda/arm64
 
+# The two longest end-to-end binaries mostly wait on the local AWS (rollouts, soaks, a verify
+# time-out): they run beside every other test binary, output kept apart (--output-sync). Every
+# file in tests/tests/ runs in one of the two groups.
+SLOW_E2E   := verify_e2e promote_e2e
+OTHER_E2E  := $(filter-out $(SLOW_E2E),$(basename $(notdir $(wildcard tests/tests/*.rs))))
+
 test: $(TOOLS_STAMP) rust-components lambdas-local infra-check
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo test --workspace
+	cargo test --workspace --no-run
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-slow-e2e test-rest
+
+.PHONY: test-slow-e2e test-rest
+test-slow-e2e:
+	cargo test -p tagrelay-tests $(addprefix --test ,$(SLOW_E2E))
+
+test-rest:
+	cargo test --workspace --exclude tagrelay-tests
+	cargo test -p tagrelay-tests --lib $(addprefix --test ,$(OTHER_E2E))
 
 # The demo ends with `tagrelay status`: the operator command is built next to it.
 demo: $(TOOLS_STAMP) lambdas-local
