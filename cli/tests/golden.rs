@@ -93,6 +93,9 @@ fn status_table() {
                     "2026-11-28T09:03:51Z",
                     false,
                 )),
+                promote_from: None,
+                promotion: None,
+                rollback: None,
             },
             EnvironmentStatus {
                 environment: s("prod"),
@@ -118,6 +121,9 @@ fn status_table() {
                     detail: s("my-api: rolled back to my-api:1039 by the circuit breaker (tasks failed to start), not running my-api:1040"),
                 }),
                 release: Some(release("/my-api/prod/docker-image-tag=2@e01f6c5b", &[("my-api", "1039")], "tagrelay-prod:31f0b2d8", "2026-11-26T14:20:09Z", false)),
+                promote_from: None,
+                promotion: None,
+                rollback: None,
             },
             EnvironmentStatus {
                 environment: s("qa"),
@@ -144,6 +150,9 @@ fn status_table() {
                     "2026-11-28T08:34:47Z",
                     true,
                 )),
+                promote_from: None,
+                promotion: None,
+                rollback: None,
             },
             EnvironmentStatus {
                 environment: s("staging"),
@@ -170,6 +179,9 @@ fn status_table() {
                 )),
                 verification: None,
                 release: None,
+                promote_from: None,
+                promotion: None,
+                rollback: None,
             },
             EnvironmentStatus {
                 environment: s("test"),
@@ -183,8 +195,12 @@ fn status_table() {
                 running_build: None,
                 verification: None,
                 release: None,
+                promote_from: None,
+                promotion: None,
+                rollback: None,
             },
         ],
+        chain: vec![],
     };
     check("status.txt", &report.render());
     // `--output json`: the same report; its field names are the scripts' interface.
