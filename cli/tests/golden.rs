@@ -307,6 +307,7 @@ fn change(command: &'static str, outcome: Outcome, dry_run: bool) -> ChangeRepor
             previous: Some(s("1040")),
             outcome,
         },
+        rollback_record: None,
     }
 }
 
