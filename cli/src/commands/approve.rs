@@ -35,6 +35,7 @@ pub struct ApproveArgs {
 impl ApproveArgs {
     pub async fn run(&self, context: &Context) -> Result<ApproveReport, CliError> {
         let environment = context.environment("--env", &self.environment)?;
+        requires_approval(environment)?;
         let by = caller(self.by.as_deref())?;
         let request = ApproveRequest { environment, by: &by, comment: &self.comment, now: crate::time::now() };
         approve(&context.promoter(), request).await
@@ -74,12 +75,7 @@ where
     A: Alarms + Sync,
 {
     let environment = request.environment;
-    let Some(upstream) = environment.promote_from.as_deref().filter(|_| environment.approval) else {
-        return Err(CliError::usage(
-            "--env",
-            format!("{} does not require approval (its configuration has no `approval: true`)", environment.name),
-        ));
-    };
+    let upstream = requires_approval(environment)?;
     let comment = request.comment.trim();
     if comment.chars().count() > MAX_REASON_CHARS || comment.chars().any(|c| c.is_control() && c != '\n') {
         return Err(CliError::usage(
@@ -98,6 +94,17 @@ where
         comment: approved.approval.comment,
         parameter: environment.approval_parameter(),
         version: approved.version,
+    })
+}
+
+/// The environment the release waiting comes from; a usage error when the environment takes no
+/// approval.
+fn requires_approval(environment: &Environment) -> Result<&str, CliError> {
+    environment.promote_from.as_deref().filter(|_| environment.approval).ok_or_else(|| {
+        CliError::usage(
+            "--env",
+            format!("{} does not require approval (its configuration has no `approval: true`)", environment.name),
+        )
     })
 }
 

@@ -71,6 +71,7 @@ impl PinArgs {
     pub async fn run(&self, context: &Context) -> Result<ChangeReport, CliError> {
         let service = context.service(&self.service)?;
         let environment = context.environment("--env", &self.environment)?;
+        check_reason(&self.reason, PIN_UNSAID)?;
         let by = caller(self.by.as_deref())?;
         let request = PinRequest {
             service,
@@ -148,11 +149,14 @@ where
     })
 }
 
-/// `--reason`, trimmed: said, and short enough for a parameter's description.
-pub fn check_reason<'a>(reason: &'a str, what: &str) -> Result<&'a str, CliError> {
+const PIN_UNSAID: &str = "must say why the tag is pinned; it is recorded in the parameter";
+
+/// `--reason`, trimmed: said (else `--reason: {unsaid}`), and short enough for a parameter's
+/// description.
+pub fn check_reason<'a>(reason: &'a str, unsaid: &str) -> Result<&'a str, CliError> {
     let reason = reason.trim();
     if reason.is_empty() {
-        return Err(CliError::usage("--reason", format!("must say why {what}; it is recorded")));
+        return Err(CliError::usage("--reason", unsaid));
     }
     if reason.chars().count() > MAX_REASON_CHARS {
         return Err(CliError::usage("--reason", format!("must be at most {MAX_REASON_CHARS} characters")));
@@ -177,7 +181,7 @@ where
     R: ImageRegistry + Sync,
     A: Alarms + Sync,
 {
-    let reason = check_reason(request.reason, "the tag is pinned")?;
+    let reason = check_reason(request.reason, PIN_UNSAID)?;
     let (environment, service) = (request.environment, request.service);
     let pinned =
         promoter.pin(environment, service, request.tag, request.by, reason, request.dry_run, request.now).await?;

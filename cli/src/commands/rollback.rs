@@ -41,6 +41,7 @@ pub struct RollbackArgs {
 impl RollbackArgs {
     pub async fn run(&self, context: &Context) -> Result<RollbackReport, CliError> {
         let environment = context.environment("--env", &self.environment)?;
+        check_reason(&self.reason, UNSAID)?;
         let by = caller(self.by.as_deref())?;
         let request = RollbackRequest {
             environment,
@@ -52,6 +53,8 @@ impl RollbackArgs {
         rollback(&context.promoter(), request).await
     }
 }
+
+const UNSAID: &str = "must say why the environment is rolled back; it is recorded in the rollback record";
 
 pub struct RollbackRequest<'a> {
     pub environment: &'a Environment,
@@ -98,7 +101,7 @@ where
     R: ImageRegistry + Sync,
     A: Alarms + Sync,
 {
-    let reason = check_reason(request.reason, "the environment is rolled back")?;
+    let reason = check_reason(request.reason, UNSAID)?;
     let environment = request.environment;
     let done = promoter.rollback(environment, request.by, reason, request.dry_run, request.now).await?;
     let config = promoter.config();
