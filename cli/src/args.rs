@@ -4,24 +4,28 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::commands::approve::ApproveArgs;
 use crate::commands::change::{PinArgs, PromoteArgs};
 use crate::commands::history::HistoryArgs;
 use crate::commands::redrive::RedriveArgs;
 use crate::commands::releases::ReleasesArgs;
 use crate::commands::retry::RetryArgs;
+use crate::commands::rollback::RollbackArgs;
 use crate::commands::status::StatusArgs;
+use crate::commands::trace::TraceArgs;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "tagrelay",
     version,
-    about = "See what runs where, promote, pin, retry, and replay failed events",
-    long_about = "See what runs where, promote, pin, retry, and replay failed events.\n\n\
+    about = "See what runs where, promote, pin, approve, roll back, trace an image, retry, and replay failed events",
+    long_about = "See what runs where, promote, pin, approve, roll back, trace an image, retry, and replay failed \
+        events.\n\n\
         Reads the same configuration as the functions (TAGRELAY_CONFIG, or --config FILE), the \
         standard AWS credential chain, and AWS_ENDPOINT_URL.\n\n\
         Exit codes: 0 success; 1 the command found a problem it reports (an environment held or \
-        behind for too long, a change refused, a replay that failed again, an AWS call that \
-        failed); 2 usage or configuration error."
+        behind for too long, a change refused, nothing waiting for approval, a tag in no environment, \
+        a replay that failed again, an AWS call that failed); 2 usage or configuration error."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -57,6 +61,9 @@ pub enum Command {
     Releases(ReleasesArgs),
     Promote(PromoteArgs),
     Pin(PinArgs),
+    Approve(ApproveArgs),
+    Rollback(RollbackArgs),
+    Trace(TraceArgs),
     Retry(RetryArgs),
     Redrive(RedriveArgs),
 }

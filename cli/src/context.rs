@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use aws_config::SdkConfig;
+use tagrelay::aws::cloudwatch::CloudWatchAlarms;
 use tagrelay::aws::codebuild::CodeBuildRunner;
 use tagrelay::aws::ecr::EcrImageRegistry;
 use tagrelay::aws::ecs::EcsServiceReader;
@@ -11,6 +12,7 @@ use tagrelay::aws::ssm::SsmParameterStore;
 use tagrelay::config::{Config, Environment, Service, CONFIG_ENV};
 use tagrelay::deploy::Deployer;
 use tagrelay::ports::AwsError;
+use tagrelay::promote::Promoter;
 use tagrelay::record::Recorder;
 
 use crate::error::CliError;
@@ -76,7 +78,37 @@ impl Context {
         )
     }
 
+    /// What the promote function decides and writes with: SSM, ECR and CloudWatch alarms.
+    pub fn promoter(&self) -> Promoter<SsmParameterStore, EcrImageRegistry, CloudWatchAlarms> {
+        Promoter::new(
+            self.config.clone(),
+            self.parameters(),
+            EcrImageRegistry::from_sdk_config(&self.sdk),
+            CloudWatchAlarms::from_sdk_config(&self.sdk),
+        )
+    }
+
     pub async fn dead_letter_queue(&self, name_or_url: &str) -> Result<SqsDeadLetterQueue, AwsError> {
         SqsDeadLetterQueue::locate(aws_sdk_sqs::Client::new(&self.sdk), name_or_url).await
     }
 }
+
+/// Who a record names as its author: `--by`, else the `USER` variable. (SSM also keeps the IAM
+/// identity that wrote each parameter version; `tagrelay history` shows it.)
+pub fn caller(by: Option<&str>) -> Result<String, CliError> {
+    let from_env = std::env::var("USER").ok();
+    let name = by.or(from_env.as_deref()).map(str::trim).unwrap_or_default();
+    if name.is_empty() {
+        return Err(CliError::usage("--by", "say who you are: USER is not set (or empty) in this environment"));
+    }
+    if name.chars().count() > MAX_CALLER_CHARS || name.chars().any(char::is_control) {
+        return Err(CliError::usage(
+            "--by",
+            format!("must be at most {MAX_CALLER_CHARS} characters, without control characters"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// The longest `--by` recorded.
+pub const MAX_CALLER_CHARS: usize = 128;

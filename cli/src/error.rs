@@ -7,6 +7,8 @@ use tagrelay::config::{ConfigError, CONFIG_ENV};
 use tagrelay::deploy::outcome::ReconcileError;
 use tagrelay::deploy::release::ReleaseError;
 use tagrelay::ports::AwsError;
+use tagrelay::promote::operator::OperatorError;
+use tagrelay::promote::outcome::EnvironmentError;
 use tagrelay::record::{RecordError, WriteFailure};
 use thiserror::Error;
 
@@ -35,6 +37,10 @@ pub enum CliError {
     /// A release record tagrelay will not write (too large for a parameter).
     #[error(transparent)]
     Release(#[from] ReleaseError),
+    /// A promotion command refused: nothing waits for approval, nothing to roll back to, a
+    /// record too large.
+    #[error(transparent)]
+    Refused(Box<OperatorError>),
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
     #[error("cannot start: {0}")]
@@ -50,6 +56,20 @@ impl From<ReconcileError> for CliError {
     }
 }
 
+/// An AWS call that failed is `Aws` and a write the record path refused is `Record`, wherever
+/// they happened; the rest is a refusal of the promotion command.
+impl From<OperatorError> for CliError {
+    fn from(err: OperatorError) -> Self {
+        match err {
+            OperatorError::Aws(err) | OperatorError::Environment(EnvironmentError::Aws { source: err, .. }) => {
+                Self::Aws(err)
+            }
+            OperatorError::Environment(EnvironmentError::Write { source, .. }) => Self::Record(source),
+            other => Self::Refused(Box::new(other)),
+        }
+    }
+}
+
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -58,7 +78,9 @@ impl CliError {
             | Self::ConfigFileInvalid { .. }
             | Self::Config(_)
             | Self::Usage { .. } => EXIT_USAGE,
-            Self::Aws(_) | Self::Record(_) | Self::Release(_) | Self::Output(_) | Self::Start(_) => EXIT_PROBLEM,
+            Self::Aws(_) | Self::Record(_) | Self::Release(_) | Self::Refused(_) | Self::Output(_) | Self::Start(_) => {
+                EXIT_PROBLEM
+            }
         }
     }
 
@@ -76,7 +98,7 @@ impl CliError {
             {
                 ErrorKind::Aws
             }
-            Self::Record(_) | Self::Release(_) => ErrorKind::Refused,
+            Self::Record(_) | Self::Release(_) | Self::Refused(_) => ErrorKind::Refused,
             Self::Output(_) => ErrorKind::Output,
             Self::Start(_) => ErrorKind::Internal,
         }
@@ -89,7 +111,9 @@ impl CliError {
             Self::ConfigFile { .. } => Some("--config".to_owned()),
             Self::ConfigFileInvalid { source, .. } | Self::Config(source) => Some(source.field().to_owned()),
             Self::Usage { argument, .. } => Some((*argument).to_owned()),
-            Self::Aws(_) | Self::Record(_) | Self::Release(_) | Self::Output(_) | Self::Start(_) => None,
+            Self::Aws(_) | Self::Record(_) | Self::Release(_) | Self::Refused(_) | Self::Output(_) | Self::Start(_) => {
+                None
+            }
         }
     }
 
@@ -209,6 +233,22 @@ mod tests {
             ),
             (CliError::Record(RecordError::InvalidEvent(invalid)), ErrorKind::Refused, None, EXIT_PROBLEM),
             (CliError::Output(std::io::ErrorKind::BrokenPipe.into()), ErrorKind::Output, None, EXIT_PROBLEM),
+            (
+                CliError::from(OperatorError::NothingWaits { environment: "prod".into(), state: "up to date".into() }),
+                ErrorKind::Refused,
+                None,
+                EXIT_PROBLEM,
+            ),
+            (CliError::from(OperatorError::Aws(aws())), ErrorKind::Aws, None, EXIT_PROBLEM),
+            (
+                CliError::from(OperatorError::Environment(EnvironmentError::Aws {
+                    environment: "prod".into(),
+                    source: aws(),
+                })),
+                ErrorKind::Aws,
+                None,
+                EXIT_PROBLEM,
+            ),
         ];
         for (err, kind, field, exit_code) in cases {
             let report = err.report();

@@ -1,6 +1,6 @@
-//! The `tagrelay` operator command: status, history, releases, promote, pin, retry and redrive,
-//! against the same configuration, parameters, builds, release records and queues the functions
-//! use.
+//! The `tagrelay` operator command: status, history, releases, promote, pin, approve, rollback,
+//! trace, retry and redrive, against the same configuration, parameters, builds, release records
+//! and queues the functions use.
 
 pub mod args;
 pub mod commands;
@@ -57,6 +57,9 @@ pub async fn run(cli: &Cli, progress: &mut impl Write) -> Result<Report, CliErro
         Command::Releases(args) => Report::of(&args.run(&context).await?),
         Command::Promote(args) => Report::of(&args.run(&context).await?),
         Command::Pin(args) => Report::of(&args.run(&context).await?),
+        Command::Approve(args) => Report::of(&args.run(&context).await?),
+        Command::Rollback(args) => Report::of(&args.run(&context).await?),
+        Command::Trace(args) => Report::of(&args.run(&context).await?),
         Command::Retry(args) => Report::of(&args.run(&context).await?),
         Command::Redrive(args) => Report::of(&args.run(&context, progress).await?),
     }

@@ -5,13 +5,17 @@
 use std::path::PathBuf;
 
 use tagrelay::ports::BuildStatus;
+use tagrelay::promote::decision::Promotion;
+use tagrelay::promote::records::RollbackRecord;
+use tagrelay::promote::rollback::RollbackDecision;
 use tagrelay::record::{EnvironmentOutcome, Outcome, SkipReason, WriteReason};
 use tagrelay_cli::commands::change::ChangeReport;
 use tagrelay_cli::commands::history::{HistoryEntry, HistoryReport};
 use tagrelay_cli::commands::redrive::{RedriveEntry, RedriveReport, Replayed};
 use tagrelay_cli::commands::releases::{ReleaseEntry, ReleasesReport};
 use tagrelay_cli::commands::status::{
-    BuildSummary, EnvironmentStatus, HeldReason, ReleaseSummary, Rollout, ServiceTag, State, StatusReport, Verification,
+    BuildSummary, ChainStep, EnvironmentStatus, HeldReason, PromotionState, ReleaseSummary, RollbackState, Rollout,
+    ServiceTag, State, StatusReport, Verification,
 };
 use tagrelay_cli::report::Render;
 
@@ -93,6 +97,9 @@ fn status_table() {
                     "2026-11-28T09:03:51Z",
                     false,
                 )),
+                promote_from: None,
+                promotion: None,
+                rollback: None,
             },
             EnvironmentStatus {
                 environment: s("prod"),
@@ -118,6 +125,9 @@ fn status_table() {
                     detail: s("my-api: rolled back to my-api:1039 by the circuit breaker (tasks failed to start), not running my-api:1040"),
                 }),
                 release: Some(release("/my-api/prod/docker-image-tag=2@e01f6c5b", &[("my-api", "1039")], "tagrelay-prod:31f0b2d8", "2026-11-26T14:20:09Z", false)),
+                promote_from: None,
+                promotion: None,
+                rollback: None,
             },
             EnvironmentStatus {
                 environment: s("qa"),
@@ -144,6 +154,9 @@ fn status_table() {
                     "2026-11-28T08:34:47Z",
                     true,
                 )),
+                promote_from: None,
+                promotion: None,
+                rollback: None,
             },
             EnvironmentStatus {
                 environment: s("staging"),
@@ -170,6 +183,9 @@ fn status_table() {
                 )),
                 verification: None,
                 release: None,
+                promote_from: None,
+                promotion: None,
+                rollback: None,
             },
             EnvironmentStatus {
                 environment: s("test"),
@@ -183,8 +199,12 @@ fn status_table() {
                 running_build: None,
                 verification: None,
                 release: None,
+                promote_from: None,
+                promotion: None,
+                rollback: None,
             },
         ],
+        chain: vec![],
     };
     check("status.txt", &report.render());
     // `--output json`: the same report; its field names are the scripts' interface.
@@ -291,6 +311,7 @@ fn change(command: &'static str, outcome: Outcome, dry_run: bool) -> ChangeRepor
             previous: Some(s("1040")),
             outcome,
         },
+        rollback_record: None,
     }
 }
 
@@ -333,4 +354,113 @@ fn redrive_table() {
         ],
     };
     check("redrive.txt", &report.render());
+}
+
+/// An environment in the chain, in sync, with its promotion and rollback state.
+fn chained(
+    environment: &str,
+    from: Option<&str>,
+    promotion: Option<Promotion>,
+    rollback: Option<RollbackDecision>,
+) -> EnvironmentStatus {
+    EnvironmentStatus {
+        environment: s(environment),
+        project: format!("tagrelay-{environment}"),
+        state: State::InSync,
+        since: Some(s("2026-11-30T10:02:11Z")),
+        stale: false,
+        fingerprint: format!("/my-api/{environment}/docker-image-tag=4@9a0e51c2"),
+        services: vec![tag("my-api", environment, Some("1043"), Some(4), Some("2026-11-30T10:02:11Z"))],
+        newest_build: Some(build(
+            &format!("tagrelay-{environment}:0b6d2f0e"),
+            BuildStatus::Succeeded,
+            "2026-11-30T10:02:13Z",
+            true,
+        )),
+        running_build: None,
+        verification: None,
+        release: None,
+        promote_from: from.map(s),
+        promotion: promotion.map(|p| PromotionState::of(p, from.unwrap_or_default())),
+        rollback: rollback.map(RollbackState::of),
+    }
+}
+
+#[test]
+fn status_promotion_table() {
+    let fingerprint = s("/my-api/staging/docker-image-tag=7@9a0e51c2");
+    let record = RollbackRecord {
+        from: [(s("my-api"), s("1043"))].into(),
+        to: [(s("my-api"), s("1042"))].into(),
+        alarm: Some(s("prod-api-5xx")),
+        at: s("2026-11-30T10:40:31Z"),
+        by: s("promote"),
+        reason: s("alarm prod-api-5xx in ALARM at 2026-11-30T10:40:00Z"),
+    };
+    let environments = vec![
+        chained("dev", None, None, None),
+        chained(
+            "staging",
+            Some("dev"),
+            Some(Promotion::Soaking { release: 12, until: s("2026-11-30T10:17:51Z") }),
+            None,
+        ),
+        chained(
+            "prod",
+            Some("staging"),
+            Some(Promotion::AwaitingApproval { release: 7, fingerprint: fingerprint.clone() }),
+            Some(RollbackDecision::Healthy { missing: vec![] }),
+        ),
+        chained("perf", Some("staging"), Some(Promotion::UpToDate { release: Some(7) }), None),
+        chained(
+            "qa",
+            Some("staging"),
+            Some(Promotion::Blocked { release: 7, alarm: s("staging-api-5xx"), missing: false }),
+            None,
+        ),
+        chained(
+            "eu-prod",
+            Some("prod"),
+            Some(Promotion::Blocked { release: 4, alarm: s("prod-api-latency"), missing: true }),
+            Some(RollbackDecision::Done { alarm: s("eu-api-5xx"), rollback: 2 }),
+        ),
+        chained(
+            "us-prod",
+            Some("prod"),
+            Some(Promotion::RolledBack { release: 4, service: s("my-api"), tag: s("1043") }),
+            Some(RollbackDecision::Rollback { release: 3, record }),
+        ),
+        chained("ap-prod", Some("prod"), Some(Promotion::BlockedUpstream { release: 4 }), None),
+        chained(
+            "sa-prod",
+            Some("prod"),
+            Some(Promotion::Promote {
+                release: 4,
+                fingerprint: fingerprint.clone(),
+                verified_at: s("2026-11-30T09:12:00Z"),
+                tags: [(s("my-api"), s("1043"))].into(),
+            }),
+            Some(RollbackDecision::NoPreviousRelease { alarm: s("sa-api-5xx"), entered_at: s("2026-11-30T10:41:00Z") }),
+        ),
+        chained("za-prod", Some("prod"), Some(Promotion::UpToDate { release: None }), None),
+    ];
+    let chain = environments
+        .iter()
+        .enumerate()
+        .map(|(index, e)| ChainStep {
+            environment: e.environment.clone(),
+            promote_from: e.promote_from.clone(),
+            release: (index < 4).then_some(12 - i64::try_from(index).unwrap_or(0) * 2),
+        })
+        .collect();
+    let report = StatusReport { checked_at: s("2026-11-30T10:05:00Z"), stale_after_seconds: 3600, environments, chain };
+    check("status-promotion.txt", &report.render());
+    check("status-promotion.json", &format!("{}\n", serde_json::to_string_pretty(&report).expect("JSON")));
+    assert_eq!(
+        report.problems(),
+        vec![
+            s("eu-prod: alarm prod-api-latency missing: release 4 of prod waits"),
+            s("sa-prod: alarm sa-api-5xx in ALARM since 2026-11-30T10:41:00Z: no earlier release to roll back to"),
+        ]
+    );
 }

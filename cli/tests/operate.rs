@@ -24,6 +24,8 @@ fn config() -> Value {
 fn env(system: &LocalSystem) -> Vec<(String, String)> {
     let mut env = system.aws.env();
     env.push(("TAGRELAY_CONFIG".into(), config().to_string()));
+    // Who `pin` records in the rollback record (`--by` defaults to it).
+    env.push(("USER".into(), "ana".into()));
     env
 }
 
@@ -260,6 +262,12 @@ fn usage_and_configuration_errors_exit_2_and_name_what_is_wrong() {
         (env.clone(), vec!["pin", "my-api", "--env", "dev", "--tag", "1"], "--reason"),
         (env.clone(), vec!["pin", "my-api", "--env", "dev", "--tag", "1", "--reason", "  "], "--reason: must say why"),
         (env.clone(), vec!["status", "--stale-after", "soon"], "--stale-after"),
+        (env.clone(), vec!["approve", "--env", "prod"], "--env: prod does not require approval"),
+        (env.clone(), vec!["rollback", "--env", "dev", "--reason", " "], "--reason: must say why the environment"),
+        (env.clone(), vec!["rollback", "--env", "dev", "--reason", "5xx"], "--by: say who you are: USER is not set"),
+        (env.clone(), vec!["rollback", "--env", "dev"], "--reason"),
+        (env.clone(), vec!["trace", "nope", "1"], "SERVICE: \"nope\" is not a configured service"),
+        (env.clone(), vec!["trace", "my-api"], "<TAG>"),
         (env.clone(), vec!["redrive", "--function", "nope"], "record-image-tag"),
         (
             vec![("TAGRELAY_CONFIG".into(), r#"{"environments":{},"services":{"a":{"oder":"numeric"}}}"#.into())],

@@ -231,11 +231,52 @@ async fn a_manual_rollback_is_recorded_so_promotion_does_not_undo_it() {
     let now = DateTime::from(SystemTime::now());
     let planned = promoter.rollback(&staging, "bob", "41 leaks memory", true, now).await.expect("dry run");
     assert_eq!((planned.version, promoter.ports().0.value(STAGING).as_deref()), (None, Some("41")));
+    // The dry run shows the record path's decision for each write, as pin's does.
+    assert!(matches!(planned.writes[0].outcome, Outcome::Planned { ref to, .. } if to == "40"), "{planned:?}");
+    assert!(promoter.ports().0.values_of("/tagrelay/staging/rollback").is_empty());
     let done = promoter.rollback(&staging, "bob", "41 leaks memory", false, now).await.expect("rolled back");
     assert_eq!((done.release, done.record.alarm.clone()), (1, None));
     assert_eq!(promoter.ports().0.value(STAGING).as_deref(), Some("40"));
 
     // dev's 41 is still its newest release: the schedule does not bring it back.
+    let summary = promoter.handle(&scheduled()).await.expect("handled");
+    let staging = summary.environments.iter().find(|e| e.environment == "staging").expect("staging");
+    assert_eq!(staging.promotion, Some(Promotion::UpToDate { release: None }));
+    assert_eq!(promoter.ports().0.value(STAGING).as_deref(), Some("40"));
+}
+
+#[tokio::test]
+async fn a_pin_is_recorded_before_its_write_so_promotion_does_not_undo_it() {
+    let promoter = promoter(&[(STAGING, "41")]);
+    verify(&promoter, "dev", "42", 600);
+    let staging = promoter.config().environment("staging").expect("staging").clone();
+    let web = promoter.config().service("web").expect("web").clone();
+    let now = DateTime::from(SystemTime::now());
+    let rollback = "/tagrelay/staging/rollback";
+
+    // A dry run, a tag that is there already, and a refused tag record nothing.
+    let planned = promoter.pin(&staging, &web, "40", "bob", "41 leaks", true, now).await.expect("dry run");
+    assert!(matches!(planned.outcome.outcome, Outcome::Planned { .. }) && planned.record.is_none());
+    let unchanged = promoter.pin(&staging, &web, "41", "bob", "again", false, now).await.expect("unchanged");
+    assert!(matches!(unchanged.outcome.outcome, Outcome::Skip { .. }) && unchanged.record.is_none());
+    let gone = promoter.pin(&staging, &web, "39", "bob", "no image", false, now).await.expect("refused");
+    assert!(matches!(gone.outcome.outcome, Outcome::Skip { .. }) && gone.record.is_none());
+    assert!(promoter.ports().0.values_of(rollback).is_empty());
+
+    let pinned = promoter.pin(&staging, &web, "40", "bob", "41 leaks", false, now).await.expect("pinned");
+    let (record, version) = pinned.record.expect("recorded");
+    assert_eq!(
+        (record.from["web"].as_str(), record.to["web"].as_str(), record.alarm.as_deref(), version),
+        ("41", "40", None, 1)
+    );
+    assert_eq!((record.by.as_str(), record.reason.as_str()), ("bob", "41 leaks"));
+    let order = promoter.ports().0.order.lock().expect("lock").clone();
+    assert_eq!(order[order.len() - 2..], [rollback.to_owned(), STAGING.to_owned()], "record first, then the tag");
+    let written: Vec<RollbackRecord> =
+        promoter.ports().0.values_of(rollback).iter().filter_map(|v| serde_json::from_str(v).ok()).collect();
+    assert_eq!(written, [record]);
+
+    // dev's 42 was verified before the pin: promotion leaves staging at 40.
     let summary = promoter.handle(&scheduled()).await.expect("handled");
     let staging = summary.environments.iter().find(|e| e.environment == "staging").expect("staging");
     assert_eq!(staging.promotion, Some(Promotion::UpToDate { release: None }));

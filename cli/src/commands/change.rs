@@ -1,14 +1,17 @@
 //! `tagrelay promote` and `tagrelay pin`: one environment's tag, set through the same decision
-//! and write as a push (`tagrelay::record::operator`).
+//! and write as a push (`tagrelay::record::operator`). A pin that writes is recorded first as a
+//! rollback (`tagrelay::promote::operator`), so promotion does not undo it.
 
+use aws_smithy_types::DateTime;
 use clap::Args;
 use serde::Serialize;
-use tagrelay::config::Service;
-use tagrelay::ports::{ImageRegistry, ParameterHistory, ParameterStore};
+use tagrelay::config::{Environment, Service};
+use tagrelay::ports::{Alarms, ImageRegistry, ParameterHistory, ParameterStore, RecordStore};
+use tagrelay::promote::Promoter;
 use tagrelay::record::operator::MAX_REASON_CHARS;
 use tagrelay::record::{Change, EnvironmentOutcome, Outcome, Recorder, SkipReason, TagChange};
 
-use crate::context::Context;
+use crate::context::{caller, Context};
 use crate::error::CliError;
 use crate::report::Render;
 use crate::table::{or_nothing, Table};
@@ -42,7 +45,8 @@ impl PromoteArgs {
     }
 }
 
-/// Set an older tag on purpose (a rollback), with a reason recorded in the parameter.
+/// Set an older tag on purpose (a rollback), with a reason recorded in the parameter and in the
+/// environment's rollback record (so promotion does not undo it).
 #[derive(Debug, Args)]
 pub struct PinArgs {
     pub service: String,
@@ -50,9 +54,14 @@ pub struct PinArgs {
     pub environment: String,
     #[arg(long, value_name = "TAG")]
     pub tag: String,
-    /// Why: recorded in the parameter's description, shown by `tagrelay history`.
+    /// Why: recorded in the parameter's description (shown by `tagrelay history`) and in the
+    /// rollback record.
     #[arg(long, value_name = "TEXT")]
     pub reason: String,
+    /// Who pins, for the rollback record; default: the USER variable. (SSM also records the
+    /// IAM identity that wrote the parameter, shown by `tagrelay history`.)
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
     /// Show what would change; write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -62,14 +71,18 @@ impl PinArgs {
     pub async fn run(&self, context: &Context) -> Result<ChangeReport, CliError> {
         let service = context.service(&self.service)?;
         let environment = context.environment("--env", &self.environment)?;
+        check_reason(&self.reason, PIN_UNSAID)?;
+        let by = caller(self.by.as_deref())?;
         let request = PinRequest {
             service,
-            environment: &environment.name,
+            environment,
             tag: &self.tag,
             reason: &self.reason,
+            by: &by,
             dry_run: self.dry_run,
+            now: crate::time::now(),
         };
-        pin(&context.recorder(), request).await
+        pin(&context.promoter(), request).await
     }
 }
 
@@ -83,6 +96,16 @@ pub struct ChangeReport {
     pub dry_run: bool,
     #[serde(flatten)]
     pub decision: EnvironmentOutcome,
+    /// A pin that wrote: the rollback record written before the tag. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback_record: Option<RecordedRollback>,
+}
+
+/// A rollback record as written: its parameter and version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordedRollback {
+    pub parameter: String,
+    pub version: i64,
 }
 
 pub struct PromoteRequest<'a> {
@@ -122,44 +145,56 @@ where
         tag,
         dry_run: request.dry_run,
         decision,
+        rollback_record: None,
     })
 }
 
-pub struct PinRequest<'a> {
-    pub service: &'a Service,
-    pub environment: &'a str,
-    pub tag: &'a str,
-    pub reason: &'a str,
-    pub dry_run: bool,
-}
+const PIN_UNSAID: &str = "must say why the tag is pinned; it is recorded in the parameter";
 
-pub async fn pin<P, R>(recorder: &Recorder<P, R>, request: PinRequest<'_>) -> Result<ChangeReport, CliError>
-where
-    P: ParameterStore + ParameterHistory + Sync,
-    R: ImageRegistry + Sync,
-{
-    let reason = request.reason.trim();
+/// `--reason`, trimmed: said (else `--reason: {unsaid}`), and short enough for a parameter's
+/// description.
+pub fn check_reason<'a>(reason: &'a str, unsaid: &str) -> Result<&'a str, CliError> {
+    let reason = reason.trim();
     if reason.is_empty() {
-        return Err(CliError::usage("--reason", "must say why the tag is pinned; it is recorded in the parameter"));
+        return Err(CliError::usage("--reason", unsaid));
     }
     if reason.chars().count() > MAX_REASON_CHARS {
         return Err(CliError::usage("--reason", format!("must be at most {MAX_REASON_CHARS} characters")));
     }
-    let change = TagChange {
-        service: request.service,
-        environment: request.environment,
-        tag: request.tag,
-        change: Change::Pin { reason },
-        dry_run: request.dry_run,
-    };
-    let decision = recorder.change_tag(change).await?;
+    Ok(reason)
+}
+
+pub struct PinRequest<'a> {
+    pub service: &'a Service,
+    pub environment: &'a Environment,
+    pub tag: &'a str,
+    pub reason: &'a str,
+    /// Who pins, for the rollback record.
+    pub by: &'a str,
+    pub dry_run: bool,
+    pub now: DateTime,
+}
+
+pub async fn pin<P, R, A>(promoter: &Promoter<P, R, A>, request: PinRequest<'_>) -> Result<ChangeReport, CliError>
+where
+    P: ParameterStore + ParameterHistory + RecordStore + Sync,
+    R: ImageRegistry + Sync,
+    A: Alarms + Sync,
+{
+    let reason = check_reason(request.reason, PIN_UNSAID)?;
+    let (environment, service) = (request.environment, request.service);
+    let pinned =
+        promoter.pin(environment, service, request.tag, request.by, reason, request.dry_run, request.now).await?;
     Ok(ChangeReport {
         command: "pin",
-        service: request.service.name.clone(),
+        service: service.name.clone(),
         from: None,
         tag: request.tag.to_owned(),
         dry_run: request.dry_run,
-        decision,
+        decision: pinned.outcome,
+        rollback_record: pinned
+            .record
+            .map(|(_, version)| RecordedRollback { parameter: environment.rollback_parameter(), version }),
     })
 }
 
@@ -198,7 +233,14 @@ impl Render for ChangeReport {
             reason.to_owned(),
             or_nothing(version),
         ]);
-        table.render()
+        let mut out = table.render();
+        if let Some(record) = &self.rollback_record {
+            out.push_str(&format!(
+                "recorded as a rollback: {} version {} (promotion into {} now takes only releases verified after it)\n",
+                record.parameter, record.version, self.decision.environment
+            ));
+        }
+        out
     }
 }
 

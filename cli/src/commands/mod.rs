@@ -2,9 +2,12 @@
 //! `Context`, and its report's rendering (`report::Render`). A new command is a file here and a
 //! variant of `args::Command` with its arm in `lib.rs` `run`.
 
+pub mod approve;
 pub mod change;
 pub mod history;
 pub mod redrive;
 pub mod releases;
 pub mod retry;
+pub mod rollback;
 pub mod status;
+pub mod trace;

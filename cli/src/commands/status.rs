@@ -1,7 +1,9 @@
 //! `tagrelay status`: what each environment runs, whether its deployed state is behind, and
 //! whether the current state is verified on ECS (verified, verifying, held) next to the
-//! environment's newest release record. The reads and the decision are the core's `observe`, the
-//! same the trigger-deploy function acts on; this file maps its decision to what an operator reads.
+//! environment's newest release record; with promotion configured, the chain, the release each
+//! environment runs, and each one's promotion and rollback state. The reads and the decisions are
+//! the core's `observe` (trigger-deploy's, and promote's), the same the functions act on; this
+//! file maps them to what an operator reads.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,11 +14,14 @@ use serde::Serialize;
 use tagrelay::deploy::fingerprint::same_state;
 use tagrelay::deploy::observe::Observation;
 use tagrelay::deploy::reconcile::{Decision, Trigger};
-use tagrelay::deploy::release::Release;
+use tagrelay::deploy::release::{releases, Release};
 use tagrelay::deploy::verify::HoldReason;
 use tagrelay::deploy::Deployer;
+use tagrelay::ports::{Alarms, BuildRunner, EcsServices, ImageRegistry, ParameterHistory, ParameterStore};
 use tagrelay::ports::{BuildRecord, BuildStatus};
-use tagrelay::ports::{BuildRunner, EcsServices, ImageRegistry, ParameterStore};
+use tagrelay::promote::decision::Promotion;
+use tagrelay::promote::rollback::RollbackDecision;
+use tagrelay::promote::Promoter;
 
 use crate::context::Context;
 use crate::error::CliError;
@@ -24,9 +29,11 @@ use crate::report::Render;
 use crate::table::{or_nothing, Table};
 use crate::time::{format, format_opt, parse_duration};
 
-/// Per environment: each service's tag, the newest tagrelay build, the verification on ECS and
-/// the newest release; exit 1 when an environment is held or behind for longer than
-/// --stale-after, or still verifying past its deadline.
+/// Per environment: each service's tag, the newest tagrelay build, the verification on ECS, the
+/// newest release and, with promotion configured, the chain and each environment's promotion and
+/// rollback state; exit 1 when an environment is held or behind for longer than --stale-after,
+/// still verifying past its deadline, or a gate or rollback alarm is missing or has nothing to
+/// roll back to.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Only this environment.
@@ -55,8 +62,133 @@ impl StatusArgs {
             stale_after: self.stale_after,
             now: crate::time::now(),
         };
-        status(&context.deployer(), &request).await
+        status(&context.deployer(), &context.promoter(), &request).await
     }
+}
+
+/// An environment's promotion state: promote's decision (its JSON fields, `decision` naming it:
+/// `up_to_date`, `rolled_back`, `blocked_upstream`, `blocked`, `soaking`, `awaiting_approval`,
+/// `promote`) and the same in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PromotionState {
+    pub summary: String,
+    #[serde(flatten)]
+    pub decision: Promotion,
+}
+
+impl PromotionState {
+    /// `upstream`: the environment it is promoted from (`release` numbers are of its records).
+    pub fn of(decision: Promotion, upstream: &str) -> Self {
+        let summary = match &decision {
+            Promotion::UpToDate { release: None } => "up to date".to_owned(),
+            Promotion::UpToDate { release: Some(release) } => {
+                format!("up to date (release {release} of {upstream})")
+            }
+            Promotion::RolledBack { release, service, tag } => {
+                format!("rolled back from {service}:{tag}: release {release} of {upstream} holds it, never promoted here again")
+            }
+            Promotion::BlockedUpstream { release } => {
+                format!("blocked: {upstream} rolled back from its release {release}")
+            }
+            Promotion::Blocked { release, alarm, missing: true } => {
+                format!("alarm {alarm} missing: release {release} of {upstream} waits")
+            }
+            Promotion::Blocked { release, alarm, .. } => {
+                format!("blocked by alarm {alarm} (release {release} of {upstream})")
+            }
+            Promotion::Soaking { release, until } => format!("soaking until {until} (release {release} of {upstream})"),
+            Promotion::AwaitingApproval { release, fingerprint } => {
+                format!("awaiting approval of release {release} of {upstream} (fingerprint {fingerprint})")
+            }
+            Promotion::Promote { release, .. } => format!("promoting release {release} of {upstream}"),
+        };
+        Self { summary, decision }
+    }
+
+    /// A gate alarm that does not exist holds promotion for good: a person must fix it.
+    fn problem(&self) -> Option<String> {
+        matches!(self.decision, Promotion::Blocked { missing: true, .. }).then(|| self.summary.clone())
+    }
+}
+
+/// An environment's rollback state (with `rollback_alarms`): promote's rollback decision (its
+/// JSON fields, `decision` naming it: `healthy`, `outside_window`, `rollback_done`,
+/// `rollback_resumed`, `no_previous_release`, `rollback`) and the same in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RollbackState {
+    pub summary: String,
+    #[serde(flatten)]
+    pub decision: RollbackDecision,
+}
+
+impl RollbackState {
+    pub fn of(decision: RollbackDecision) -> Self {
+        let summary = match &decision {
+            RollbackDecision::Healthy { missing } if missing.is_empty() => "healthy".to_owned(),
+            RollbackDecision::Healthy { missing } => format!("alarm {} missing: no rollback on it", missing.join(", ")),
+            RollbackDecision::OutsideWindow { alarm, entered_at } => {
+                format!("healthy: alarm {alarm} entered ALARM at {entered_at}, outside the release's window")
+            }
+            RollbackDecision::Done { alarm, rollback } => {
+                format!("rolled back on alarm {alarm} (rollback record version {rollback})")
+            }
+            RollbackDecision::Resume { rollback, .. } => {
+                format!("rollback (record version {rollback}) interrupted: promote's next run completes it")
+            }
+            RollbackDecision::NoPreviousRelease { alarm, entered_at } => {
+                format!("alarm {alarm} in ALARM since {entered_at}: no earlier release to roll back to")
+            }
+            RollbackDecision::Rollback { release, record } => {
+                let alarm = record.alarm.as_deref().unwrap_or("?");
+                format!("rolling back to release {release} (alarm {alarm})")
+            }
+        };
+        Self { summary, decision }
+    }
+
+    fn problem(&self) -> Option<String> {
+        match &self.decision {
+            RollbackDecision::NoPreviousRelease { .. } => Some(self.summary.clone()),
+            RollbackDecision::Healthy { missing } if !missing.is_empty() => Some(self.summary.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// One environment in promotion order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainStep {
+    pub environment: String,
+    pub promote_from: Option<String>,
+    /// The version of the environment's release record (`/tagrelay/{environment}/verified`) that
+    /// records what it runs now; `null` while what it runs is not verified.
+    pub release: Option<i64>,
+}
+
+/// The chains as an operator says them: `dev → staging → prod`, one line per path from a source
+/// to an environment nothing is promoted from.
+pub fn chain_paths(steps: &[ChainStep]) -> Vec<String> {
+    let downstream = |name: &str| steps.iter().filter(|s| s.promote_from.as_deref() == Some(name)).collect::<Vec<_>>();
+    let mut paths = Vec::new();
+    let mut stack: Vec<Vec<&str>> = steps
+        .iter()
+        .filter(|s| s.promote_from.as_deref().is_none_or(|up| !steps.iter().any(|o| o.environment == up)))
+        .map(|s| vec![s.environment.as_str()])
+        .rev()
+        .collect();
+    while let Some(path) = stack.pop() {
+        let last = path.last().copied().unwrap_or_default();
+        let next = downstream(last);
+        if next.is_empty() {
+            paths.push(path.join(" → "));
+        }
+        for step in next.into_iter().rev() {
+            let mut longer = path.clone();
+            longer.push(step.environment.as_str());
+            stack.push(longer);
+        }
+    }
+    paths
 }
 
 /// Where an environment stands, as the reconcile decision sees it.
@@ -294,6 +426,10 @@ pub struct StatusReport {
     pub checked_at: String,
     pub stale_after_seconds: u64,
     pub environments: Vec<EnvironmentStatus>,
+    /// With an environment that has `promote_from`: every environment in promotion order, with
+    /// the release it runs. Absent without promotion.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<ChainStep>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -312,6 +448,15 @@ pub struct EnvironmentStatus {
     pub verification: Option<Verification>,
     /// The newest release record (`/tagrelay/{environment}/verified`); `null` when none.
     pub release: Option<ReleaseSummary>,
+    /// Where its releases come from; absent when nothing is promoted into it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promote_from: Option<String>,
+    /// With `promote_from`: may an upstream release move in now, and if not, why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<PromotionState>,
+    /// With `rollback_alarms`: did one fire on what it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackState>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -340,8 +485,9 @@ pub struct StatusRequest<'a> {
     pub now: DateTime,
 }
 
-pub async fn status<P, B, E, I>(
+pub async fn status<P, B, E, I, Q, R, A>(
     deployer: &Deployer<P, B, E, I>,
+    promoter: &Promoter<Q, R, A>,
     request: &StatusRequest<'_>,
 ) -> Result<StatusReport, CliError>
 where
@@ -349,10 +495,15 @@ where
     B: BuildRunner + Sync,
     E: EcsServices + Sync,
     I: ImageRegistry + Sync,
+    Q: ParameterStore + ParameterHistory + Sync,
+    R: Sync,
+    A: Alarms + Sync,
 {
     let config = deployer.config();
+    let chained = config.environments().any(|e| e.promote_from.is_some());
     let mut environments = Vec::new();
-    for environment in config.environments() {
+    let mut chain = Vec::new();
+    for environment in config.chain() {
         if request.environment.is_some_and(|wanted| wanted != environment.name) {
             continue;
         }
@@ -361,6 +512,24 @@ where
         let assessment = assess(&observed, request.now, request.stale_after);
         let (stored, recent) = (&observed.parameters, &observed.history.builds);
         let current = observed.desired.fingerprint.clone();
+        // What promote's next run reads and decides.
+        let (promotion, rollback) = if environment.promote_from.is_some() || !environment.rollback_alarms.is_empty() {
+            let view = promoter.observe(environment, request.now).await?;
+            let upstream = environment.promote_from.as_deref().unwrap_or_default();
+            (view.promotion.map(|p| PromotionState::of(p, upstream)), view.rollback.map(RollbackState::of))
+        } else {
+            (None, None)
+        };
+        if chained {
+            let (parameters, _, _) = promoter.ports();
+            let history = parameters.parameter_history(&environment.release_parameter()).await?;
+            let runs = releases(&history).into_iter().find(|r| !current.is_empty() && r.release.records(&current));
+            chain.push(ChainStep {
+                environment: environment.name.clone(),
+                promote_from: environment.promote_from.clone(),
+                release: runs.map(|r| r.version),
+            });
+        }
 
         let services = config
             .services()
@@ -396,12 +565,16 @@ where
             services,
             verification: assessment.verification,
             release: assessment.release,
+            promote_from: environment.promote_from.clone(),
+            promotion,
+            rollback,
         });
     }
     Ok(StatusReport {
         checked_at: format(request.now),
         stale_after_seconds: request.stale_after.as_secs(),
         environments,
+        chain,
     })
 }
 
@@ -425,6 +598,11 @@ impl Render for StatusReport {
                     format!("{environment}: {state} since {since}, longer than {limit}s{why}")
                 }
             })
+            .chain(self.environments.iter().flat_map(|e| {
+                let promotion = e.promotion.as_ref().and_then(PromotionState::problem);
+                let rollback = e.rollback.as_ref().and_then(RollbackState::problem);
+                promotion.into_iter().chain(rollback).map(move |problem| format!("{}: {problem}", e.environment))
+            }))
             .collect()
     }
 
@@ -491,12 +669,43 @@ impl Render for StatusReport {
             }
         }
         let mut out = format!("{}\n", environments.render());
+        if let Some(promotion) = self.render_promotion() {
+            out.push_str(&promotion);
+            out.push('\n');
+        }
         if !verifications.is_empty() {
             out.push_str(&verifications.render());
             out.push('\n');
         }
         out.push_str(&tags.render());
         out
+    }
+}
+
+impl StatusReport {
+    /// The chain and each environment's promotion and rollback state; `None` when no
+    /// environment is promoted into or watched for rollback.
+    fn render_promotion(&self) -> Option<String> {
+        if self.chain.is_empty() && self.environments.iter().all(|e| e.rollback.is_none()) {
+            return None;
+        }
+        let mut out = String::new();
+        for path in chain_paths(&self.chain) {
+            out.push_str(&format!("chain: {path}\n"));
+        }
+        let mut table = Table::new(&["ENVIRONMENT", "FROM", "RUNS", "PROMOTION", "ROLLBACK"]);
+        for e in &self.environments {
+            let step = self.chain.iter().find(|s| s.environment == e.environment);
+            table.row([
+                e.environment.clone(),
+                or_nothing(e.promote_from.as_ref()),
+                or_nothing(step.and_then(|s| s.release).map(|r| format!("release {r}"))),
+                or_nothing(e.promotion.as_ref().map(|p| &p.summary)),
+                or_nothing(e.rollback.as_ref().map(|r| &r.summary)),
+            ]);
+        }
+        out.push_str(&table.render());
+        Some(out)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The operator's promotion commands: `tagrelay approve` (the approval record for the release
-//! waiting) and `tagrelay rollback` (back to the previous release, recorded first so promotion
-//! does not undo it). Both decide from the same reads as the function.
+//! waiting), `tagrelay rollback` (back to the previous release, recorded first so promotion
+//! does not undo it) and `tagrelay pin` (one tag set by hand, recorded the same way). They
+//! decide from the same reads as the function.
 
 use aws_smithy_types::DateTime;
 use thiserror::Error;
@@ -10,11 +11,11 @@ use super::outcome::EnvironmentError;
 use super::promoter::Promoter;
 use super::records::{Approval, RecordError, RollbackRecord, APPROVAL_DESCRIPTION};
 use super::rollback::manual_rollback;
-use crate::config::Environment;
+use crate::config::{Environment, Service};
 use crate::deploy::release::releases;
 use crate::ports::{Alarms, AwsError, ImageRegistry, ParameterHistory, ParameterStore, RecordStore};
-use crate::record::outcome::EnvironmentOutcome;
-use crate::record::Change;
+use crate::record::outcome::{EnvironmentOutcome, Outcome};
+use crate::record::{Change, TagChange};
 use crate::timestamp;
 
 #[derive(Debug, Error)]
@@ -47,7 +48,18 @@ pub struct RolledBack {
     pub record: RollbackRecord,
     /// The rollback record's version; `None` in a dry run.
     pub version: Option<i64>,
+    /// The writes made or, in a dry run, the record path's decision for each (`Planned`, or a
+    /// refusal such as an image gone from ECR).
     pub writes: Vec<EnvironmentOutcome>,
+}
+
+/// What `pin` did or, in a dry run, would do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pinned {
+    pub outcome: EnvironmentOutcome,
+    /// The rollback record written before the tag, with its version; `None` in a dry run and
+    /// when the pin writes nothing (the tag is there already, or the record path refused it).
+    pub record: Option<(RollbackRecord, i64)>,
 }
 
 impl<P, R, A> Promoter<P, R, A>
@@ -97,12 +109,69 @@ where
             return Err(OperatorError::NoPreviousRelease { environment: environment.name.clone() });
         };
         if dry_run {
-            return Ok(RolledBack { release, record, version: None, writes: Vec::new() });
+            let writes = self.plan_tags(environment, &record.to).await?;
+            return Ok(RolledBack { release, record, version: None, writes });
         }
         let version = self.record_rollback(environment, &record).await?;
         let rollback_reason = format!("by {by}: {reason}");
         let writes = self.write_tags(environment, &record.to, Change::Rollback { reason: &rollback_reason }).await?;
         Ok(RolledBack { release, record, version: Some(version), writes })
+    }
+
+    /// Sets `service`'s tag in `environment` by hand (pin semantics: the order policy is not
+    /// asked). When it will write, the rollback record (`from` the tag there, `to` this one) is
+    /// written first, so promotion then considers only upstream releases verified after it.
+    /// Nothing is recorded in a dry run, or when the tag is there already or refused.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn pin(
+        &self,
+        environment: &Environment,
+        service: &Service,
+        tag: &str,
+        by: &str,
+        reason: &str,
+        dry_run: bool,
+        now: DateTime,
+    ) -> Result<Pinned, OperatorError> {
+        let name = &environment.name;
+        let write_error = |source| EnvironmentError::Write { environment: name.clone(), source };
+        let change = |dry_run| TagChange { service, environment: name, tag, change: Change::Pin { reason }, dry_run };
+        let planned = self.recorder.change_tag(change(true)).await.map_err(write_error)?;
+        if dry_run || !matches!(planned.outcome, Outcome::Planned { .. }) {
+            return Ok(Pinned { outcome: planned, record: None });
+        }
+        let record = RollbackRecord {
+            from: planned.previous.iter().map(|previous| (service.name.clone(), previous.clone())).collect(),
+            to: [(service.name.clone(), tag.to_owned())].into(),
+            alarm: None,
+            at: timestamp::format(now),
+            by: by.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let version = self.record_rollback(environment, &record).await?;
+        let outcome = self.recorder.change_tag(change(false)).await.map_err(write_error)?;
+        Ok(Pinned { outcome, record: Some((record, version)) })
+    }
+
+    /// What the record path would decide for each tag (a dry run: nothing is written).
+    async fn plan_tags(
+        &self,
+        environment: &Environment,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Vec<EnvironmentOutcome>, EnvironmentError> {
+        let mut planned = Vec::with_capacity(tags.len());
+        for (service, tag) in tags {
+            let Some(service) = self.config().service(service) else { continue };
+            let change = Change::Rollback { reason: "dry run" };
+            let request = TagChange { service, environment: &environment.name, tag, change, dry_run: true };
+            let outcome = self
+                .recorder
+                .change_tag(request)
+                .await
+                .map_err(|source| EnvironmentError::Write { environment: environment.name.clone(), source })?;
+            planned.push(outcome);
+        }
+        Ok(planned)
     }
 }
 
