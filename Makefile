@@ -5,7 +5,7 @@
 #   make bench          binary and zip sizes, cold start, warm invocation; burst simulation (docs/)
 #   make build          release Lambda zips for arm64 (what gets deployed)
 #   make tools          .venv/ with moto_server and cargo-lambda (+ zig), and the arm64 Rust target
-#   make lambdas-local  release Lambda binaries for this machine's architecture, for the e2e tests
+#   make lambdas-local  optimised Lambda binaries for this machine's architecture, for the e2e tests
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -38,7 +38,7 @@ else
   HOST_ARCH_FLAG := --x86-64
 endif
 
-.PHONY: help test demo bench tools infra-check rust-components rust-targets lambdas-local build clean
+.PHONY: help test demo bench tools infra-check rust-components rust-targets lambdas-local lambdas-release-host build clean
 
 # A bare `make` explains itself rather than starting a cross-compilation.
 help:
@@ -70,8 +70,13 @@ rust-components:
 rust-targets:
 	@rustup target list --installed | grep -qx '$(ARM64_TARGET)' || rustup target add $(ARM64_TARGET)
 
+# The end-to-end tests run the `e2e` profile (release's opt-level, no LTO: see Cargo.toml);
+# `make bench` measures what is deployed, the `release` profile, from its own directory.
 lambdas-local: $(TOOLS_STAMP)
-	cargo lambda build --release $(HOST_ARCH_FLAG) $(LAMBDA_SELECTION) --lambda-dir target/lambda/host
+	cargo lambda build --profile e2e $(HOST_ARCH_FLAG) $(LAMBDA_SELECTION) --lambda-dir target/lambda/host
+
+lambdas-release-host: $(TOOLS_STAMP)
+	cargo lambda build --release $(HOST_ARCH_FLAG) $(LAMBDA_SELECTION) --lambda-dir target/lambda/host-release
 
 build: tools
 	cargo lambda build --release --arm64 --output-format zip $(LAMBDA_SELECTION) --lambda-dir target/lambda/arm64
@@ -101,8 +106,8 @@ demo: $(TOOLS_STAMP) lambdas-local
 	cargo build --quiet -p tagrelay-cli --bin tagrelay
 	cargo run --quiet -p xtask -- demo
 
-bench: $(TOOLS_STAMP) lambdas-local
-	cargo run --quiet -p xtask -- bench
+bench: $(TOOLS_STAMP) lambdas-release-host
+	TAGRELAY_LAMBDA_DIR=$(CURDIR)/target/lambda/host-release cargo run --quiet -p xtask -- bench
 	cargo run --quiet -p xtask -- burst
 
 clean:
