@@ -171,7 +171,7 @@ pub async fn run() -> Result<(), TaskError> {
     }
 
     println!("\nend state");
-    for environment in system.config.environments() {
+    for environment in system.config.chain() {
         let project = &environment.codebuild_project;
         let builds = system.builds(project).await?;
         let current = system.fingerprint(&environment.name).await?;
@@ -360,12 +360,14 @@ fn describe_promote(response: &Value) -> String {
             let promotion = &e["promotion"];
             match promotion["decision"].as_str() {
                 Some("promote") => {
-                    said.push(format!("PROMOTE release {} of {}", promotion["release"], text(&e["environment"])))
+                    said.push(format!("PROMOTE release {} of {}", promotion["release"], text(&e["upstream"])))
                 }
                 Some("soaking") => said.push(format!("soaking until {}", text(&promotion["until"]))),
-                Some("awaiting_approval") => {
-                    said.push(format!("AWAITING APPROVAL of release {}", promotion["release"]))
-                }
+                Some("awaiting_approval") => said.push(format!(
+                    "AWAITING APPROVAL of release {} of {}",
+                    promotion["release"],
+                    text(&e["upstream"])
+                )),
                 Some("blocked") => said.push(format!("blocked by alarm {}", text(&promotion["alarm"]))),
                 Some(other) => said.push(other.replace('_', " ")),
                 None => {}

@@ -83,6 +83,7 @@ where
         let View { rollback, promotion, .. } = self.observe(environment, now).await.map_err(aws)?;
         let mut report = EnvironmentReport {
             environment: name.clone(),
+            upstream: environment.promote_from.clone(),
             rollback: None,
             rollback_record: None,
             promotion: None,

@@ -61,6 +61,9 @@ pub struct Summary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EnvironmentReport {
     pub environment: String,
+    /// Its `promote_from`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackDecision>,
     /// The rollback record's version, when this invocation wrote one.
