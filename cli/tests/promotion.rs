@@ -12,12 +12,10 @@ use aws_smithy_types::DateTime;
 use fakes::{config, FakeAlarms, FakeBuilds, FakeEcs, FakeParameters, FakeRegistry};
 use serde_json::json;
 use tagrelay::config::Environment;
-use tagrelay::deploy::release::Release;
 use tagrelay::deploy::Deployer;
 use tagrelay::ports::{AlarmState, AwsError, ParameterStore, ParameterWrite, StoredParameter};
 use tagrelay::promote::records::{Approval, RollbackRecord};
 use tagrelay::promote::Promoter;
-use tagrelay::timestamp;
 use tagrelay_cli::commands::approve::{approve, ApproveRequest};
 use tagrelay_cli::commands::change::{pin, PinRequest};
 use tagrelay_cli::commands::rollback::{rollback, RollbackRequest};
@@ -60,15 +58,7 @@ fn environment(promoter: &Fake, name: &str) -> Environment {
 
 /// `environment` verified `web` at `tag`, `ago` seconds before NOW.
 fn verify(promoter: &Fake, environment: &str, tag: &str, ago: i64) -> String {
-    let release = Release {
-        fingerprint: format!("/web/{environment}/docker-image-tag=1@{tag}"),
-        tags: BTreeMap::from([("web".to_owned(), tag.to_owned())]),
-        digests: BTreeMap::new(),
-        build: format!("tagrelay-{environment}:{tag}"),
-        verified_at: timestamp::format(DateTime::from_secs(NOW - ago)),
-    };
-    promoter.ports().0.bump(&format!("/tagrelay/{environment}/verified"), &release.document().expect("small"));
-    release.fingerprint
+    promoter.ports().0.verify(environment, "web", tag, NOW - ago)
 }
 
 fn written_order(promoter: &Fake) -> Vec<String> {

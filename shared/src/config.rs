@@ -19,7 +19,7 @@ use crate::order::{OrderPolicy, UnknownOrder};
 mod promotion;
 
 pub use promotion::DEFAULT_ROLLBACK_WINDOW;
-use promotion::{check_chain, check_push_targets, promotion, RawPromotion};
+use promotion::{check_chain, check_push_targets, promotion};
 
 /// The environment variable that carries the document.
 pub const CONFIG_ENV: &str = "TAGRELAY_CONFIG";
@@ -384,6 +384,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         if name.is_empty() {
             return Err(ConfigError::invalid("environments", Problem::EmptyName));
         }
+        let gates = promotion(&name, &env)?;
         let codebuild_project = env.codebuild_project.unwrap_or_else(|| default_codebuild_project(&name));
         if !is_codebuild_project_name(&codebuild_project) {
             return Err(ConfigError::invalid(
@@ -409,17 +410,6 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 timeout
             }
         };
-        let gates = promotion(
-            &name,
-            RawPromotion {
-                promote_from: env.promote_from,
-                soak: env.soak,
-                gate_alarms: env.gate_alarms,
-                approval: env.approval,
-                rollback_alarms: env.rollback_alarms,
-                rollback_window: env.rollback_window,
-            },
-        )?;
         let environment = Environment {
             name: name.clone(),
             codebuild_project,

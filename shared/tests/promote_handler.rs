@@ -9,7 +9,6 @@ use std::time::SystemTime;
 use aws_smithy_types::DateTime;
 use serde_json::json;
 use support::{config, scheduled, FakeAlarms, FakeParameters, FakeRegistry};
-use tagrelay::deploy::release::Release;
 use tagrelay::handler::Handler;
 use tagrelay::ports::AlarmState;
 use tagrelay::promote::decision::Promotion;
@@ -49,15 +48,7 @@ fn promoter(values: &[(&str, &str)]) -> Fake {
 
 /// `environment` verified `web` at `tag`, `ago` seconds ago.
 fn verify(promoter: &Fake, environment: &str, tag: &str, ago: i64) -> String {
-    let release = Release {
-        fingerprint: format!("/web/{environment}/docker-image-tag=1@{tag}"),
-        tags: BTreeMap::from([("web".to_owned(), tag.to_owned())]),
-        digests: BTreeMap::new(),
-        build: format!("tagrelay-{environment}:{tag}"),
-        verified_at: timestamp::format(DateTime::from_secs(now() - ago)),
-    };
-    promoter.ports().0.bump(&format!("/tagrelay/{environment}/verified"), &release.document().expect("small"));
-    release.fingerprint
+    promoter.ports().0.verify(environment, "web", tag, now() - ago)
 }
 
 fn event(source: &str, detail_type: &str, detail: serde_json::Value) -> serde_json::Value {

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{ConfigError, Environment, Problem, Service};
+use super::{ConfigError, Environment, Problem, RawEnvironment, Service};
 use crate::duration::parse_duration;
 
 /// `soak`: at most a week (a longer one is a release train, not a soak).
@@ -17,17 +17,6 @@ pub(super) const ROLLBACK_WINDOW_RANGE: (Duration, Duration) =
 pub const DEFAULT_ROLLBACK_WINDOW: Duration = Duration::from_secs(30 * 60);
 /// CloudWatch alarm names: 1 to 255 characters.
 const MAX_ALARM_NAME: usize = 255;
-
-/// The promotion fields as written, before validation.
-#[derive(Debug, Default)]
-pub(super) struct RawPromotion {
-    pub promote_from: Option<String>,
-    pub soak: Option<String>,
-    pub gate_alarms: Option<Vec<String>>,
-    pub approval: Option<bool>,
-    pub rollback_alarms: Option<Vec<String>>,
-    pub rollback_window: Option<String>,
-}
 
 /// The validated promotion fields of one environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,8 +29,8 @@ pub(super) struct Promotion {
     pub rollback_window: Duration,
 }
 
-/// Checks one environment's fields on their own; `check_chain` checks them together.
-pub(super) fn promotion(name: &str, raw: RawPromotion) -> Result<Promotion, ConfigError> {
+/// Checks one environment's promotion fields on their own; `check_chain` checks them together.
+pub(super) fn promotion(name: &str, raw: &RawEnvironment) -> Result<Promotion, ConfigError> {
     let field = |suffix: &str| format!("environments.{name}.{suffix}");
     let duration = |text: Option<String>, suffix: &str, default: Duration, range: (Duration, Duration)| match text {
         None => Ok(default),
@@ -78,13 +67,13 @@ pub(super) fn promotion(name: &str, raw: RawPromotion) -> Result<Promotion, Conf
         }
     }
     Ok(Promotion {
-        promote_from: raw.promote_from,
+        promote_from: raw.promote_from.clone(),
         soak,
         gate_alarms,
         approval,
-        rollback_alarms: alarms(raw.rollback_alarms, "rollback_alarms")?,
+        rollback_alarms: alarms(raw.rollback_alarms.clone(), "rollback_alarms")?,
         rollback_window: duration(
-            raw.rollback_window,
+            raw.rollback_window.clone(),
             "rollback_window",
             DEFAULT_ROLLBACK_WINDOW,
             ROLLBACK_WINDOW_RANGE,

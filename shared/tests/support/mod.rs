@@ -496,3 +496,19 @@ impl Alarms for FakeAlarms {
         Ok(changes.into_iter().filter(|c| c.at.secs() >= since.secs()).collect())
     }
 }
+
+impl FakeParameters {
+    /// `environment` verified `service` at `tag`, at `at` (seconds): a release record as
+    /// trigger-deploy writes it. Returns its fingerprint.
+    pub fn verify(&self, environment: &str, service: &str, tag: &str, at: i64) -> String {
+        let release = Release {
+            fingerprint: format!("/{service}/{environment}/docker-image-tag=1@{tag}"),
+            tags: BTreeMap::from([(service.to_owned(), tag.to_owned())]),
+            digests: BTreeMap::new(),
+            build: format!("tagrelay-{environment}:{tag}"),
+            verified_at: tagrelay::timestamp::format(DateTime::from_secs(at)),
+        };
+        self.bump(&format!("/tagrelay/{environment}/verified"), &release.document().expect("small"));
+        release.fingerprint
+    }
+}
