@@ -83,9 +83,10 @@ build: tools
 
 # The two longest end-to-end binaries mostly wait on the local AWS (rollouts, soaks, a verify
 # time-out): they run beside every other test binary, output kept apart (--output-sync). Every
-# file in tests/tests/ runs in one of the two groups.
-SLOW_E2E   := verify_e2e promote_e2e
-OTHER_E2E  := $(filter-out $(SLOW_E2E),$(basename $(notdir $(wildcard tests/tests/*.rs))))
+# test file of every package runs in one of the two groups. Both select the whole workspace, so
+# features unify as in the build and nothing is compiled again.
+SLOW_TESTS  := verify_e2e promote_e2e
+OTHER_TESTS := $(filter-out $(SLOW_TESTS),$(basename $(notdir $(wildcard */tests/*.rs))))
 
 test: $(TOOLS_STAMP) rust-components lambdas-local infra-check
 	cargo fmt --all -- --check
@@ -95,11 +96,11 @@ test: $(TOOLS_STAMP) rust-components lambdas-local infra-check
 
 .PHONY: test-slow-e2e test-rest
 test-slow-e2e:
-	cargo test -p tagrelay-tests $(addprefix --test ,$(SLOW_E2E))
+	cargo test --workspace $(addprefix --test ,$(SLOW_TESTS))
 
 test-rest:
-	cargo test --workspace --exclude tagrelay-tests
-	cargo test -p tagrelay-tests --lib $(addprefix --test ,$(OTHER_E2E))
+	cargo test --workspace --lib --bins --examples $(addprefix --test ,$(OTHER_TESTS))
+	cargo test --workspace --doc
 
 # The demo ends with `tagrelay status`: the operator command is built next to it.
 demo: $(TOOLS_STAMP) lambdas-local

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use aws_smithy_types::DateTime;
-use fakes::{config, FakeAlarms, FakeBuilds, FakeEcs, FakeParameters, FakeRegistry};
+use fakes::{config, Clock, FakeAlarms, FakeBuilds, FakeEcs, FakeParameters, FakeRegistry};
 use serde_json::json;
 use tagrelay::config::Environment;
 use tagrelay::deploy::Deployer;
@@ -17,7 +17,7 @@ use tagrelay::ports::{AlarmState, AwsError, ParameterStore, ParameterWrite, Stor
 use tagrelay::promote::records::{Approval, RollbackRecord};
 use tagrelay::promote::Promoter;
 use tagrelay_cli::commands::approve::{approve, ApproveRequest};
-use tagrelay_cli::commands::change::{pin, PinRequest};
+use tagrelay_cli::commands::change::{pin, promote, PinRequest, PromoteRequest};
 use tagrelay_cli::commands::rollback::{rollback, RollbackRequest};
 use tagrelay_cli::commands::status::{status, StatusRequest};
 use tagrelay_cli::commands::trace::{trace, Direction, TraceRequest};
@@ -49,7 +49,12 @@ fn promoter(values: &[(&str, &str)]) -> Fake {
     let alarms = FakeAlarms::default();
     alarms.set("dev-5xx", AlarmState::Ok, 10);
     alarms.set("prod-5xx", AlarmState::Ok, 10);
-    Promoter::new(config, FakeParameters::with(values), FakeRegistry::with(&images), alarms)
+    // SSM stamps writes with its clock: here, the test's "now" (plus the version, in order).
+    let parameters = FakeParameters::default().on(Clock::From(NOW));
+    for (name, value) in values {
+        parameters.bump(name, value);
+    }
+    Promoter::new(config, parameters, FakeRegistry::with(&images), alarms)
 }
 
 fn environment(promoter: &Fake, name: &str) -> Environment {
@@ -180,7 +185,7 @@ async fn pin_records_a_rollback_before_its_write_and_not_in_a_dry_run() {
             reason: "42 leaks memory".into(),
         }
     );
-    assert!(pinned.render().contains("recorded as a rollback: /tagrelay/staging/rollback version 1"));
+    assert!(pinned.render().contains("recorded as a person's change: /tagrelay/staging/rollback version 1"));
     let json = serde_json::to_value(&pinned).expect("JSON");
     assert_eq!(json["rollback_record"]["version"], 1);
 
@@ -310,4 +315,34 @@ async fn trace_follows_a_tag_from_dev_through_staging_to_its_rollback_in_prod() 
     assert!(!unknown.found);
     assert_eq!(unknown.problems().len(), 1);
     assert!(unknown.render().starts_with("web:99: in no environment\n"), "{}", unknown.render());
+}
+
+#[tokio::test]
+async fn a_promotion_by_hand_is_recorded_so_automatic_promotion_does_not_undo_it() {
+    // prod runs 41; staging's 42 is promoted by hand: recorded, so a release verified before
+    // it is not promoted over it (whatever the order policy could tell).
+    let promoter = promoter(&[(STAGING, "42"), (PROD, "41")]);
+    let (prod, web) = (environment(&promoter, "prod"), promoter.config().service("web").cloned().expect("web"));
+    let request =
+        |dry_run| PromoteRequest { service: &web, from: "staging", to: &prod, by: "ana", dry_run, now: now() };
+    let planned = promote(&promoter, request(true)).await.expect("dry run");
+    assert_eq!(planned.rollback_record, None);
+    assert!(promoter.ports().0.values_of("/tagrelay/prod/rollback").is_empty());
+
+    let promoted = promote(&promoter, request(false)).await.expect("promoted");
+    assert_eq!(promoter.ports().0.value(PROD).as_deref(), Some("42"));
+    let order = written_order(&promoter);
+    assert_eq!(order[order.len() - 2..], ["/tagrelay/prod/rollback".to_owned(), PROD.to_owned()]);
+    let record: RollbackRecord =
+        serde_json::from_str(&promoter.ports().0.value("/tagrelay/prod/rollback").expect("recorded")).expect("JSON");
+    assert_eq!((record.from["web"].as_str(), record.to["web"].as_str()), ("41", "42"));
+    assert_eq!((record.by.as_str(), record.reason.as_str()), ("ana", "promoted by hand from staging"));
+    assert!(promoted.render().contains("recorded as a person's change"), "{}", promoted.render());
+
+    // A promotion the order policy refuses writes nothing and records nothing.
+    let back = PromoteRequest { service: &web, from: "staging", to: &prod, by: "ana", dry_run: false, now: now() };
+    promoter.ports().0.bump(STAGING, "40");
+    let refused = promote(&promoter, back).await.expect("decided");
+    assert_eq!(refused.rollback_record, None);
+    assert_eq!(promoter.ports().0.values_of("/tagrelay/prod/rollback").len(), 1);
 }

@@ -8,11 +8,11 @@ use std::time::SystemTime;
 
 use aws_smithy_types::DateTime;
 use serde_json::json;
-use support::{config, scheduled, FakeAlarms, FakeParameters, FakeRegistry};
+use support::{config, scheduled, Clock, FakeAlarms, FakeParameters, FakeRegistry};
 use tagrelay::handler::Handler;
 use tagrelay::ports::AlarmState;
 use tagrelay::promote::decision::Promotion;
-use tagrelay::promote::operator::OperatorError;
+use tagrelay::promote::operator::{ByHand, OperatorError};
 use tagrelay::promote::records::{Approval, RollbackRecord};
 use tagrelay::promote::rollback::RollbackDecision;
 use tagrelay::promote::Promoter;
@@ -43,7 +43,11 @@ fn promoter(values: &[(&str, &str)]) -> Fake {
     let alarms = FakeAlarms::default();
     alarms.set("dev-5xx", AlarmState::Ok, 10);
     alarms.set("prod-5xx", AlarmState::Ok, 10);
-    Promoter::new(config, FakeParameters::with(values), FakeRegistry::with(&images), alarms)
+    let parameters = FakeParameters::default().on(Clock::Wall);
+    for (name, value) in values {
+        parameters.bump(name, value);
+    }
+    Promoter::new(config, parameters, FakeRegistry::with(&images), alarms)
 }
 
 /// `environment` verified `web` at `tag`, `ago` seconds ago.
@@ -159,8 +163,9 @@ async fn an_alarm_rolls_prod_back_once_recording_before_writing() {
     let promoter = promoter(&[(PROD, "40")]);
     verify(&promoter, "prod", "40", 7200);
     promoter.ports().0.bump(PROD, "41");
-    verify(&promoter, "prod", "41", 60);
-    promoter.ports().2.set("prod-5xx", AlarmState::Alarm, now() - 10);
+    // Written, verified, then the alarm fires (SSM and the alarm share the wall clock here).
+    verify(&promoter, "prod", "41", 0);
+    promoter.ports().2.set("prod-5xx", AlarmState::Alarm, now());
 
     let summary = promoter.handle(&alarm_changed("prod-5xx")).await.expect("handled");
     let prod = &summary.environments[0];
@@ -246,15 +251,27 @@ async fn a_pin_is_recorded_before_its_write_so_promotion_does_not_undo_it() {
     let rollback = "/tagrelay/staging/rollback";
 
     // A dry run, a tag that is there already, and a refused tag record nothing.
-    let planned = promoter.pin(&staging, &web, "40", "bob", "41 leaks", true, now).await.expect("dry run");
+    let planned = promoter
+        .pin(ByHand { environment: &staging, service: &web, tag: "40", by: "bob", dry_run: true, now }, "41 leaks")
+        .await
+        .expect("dry run");
     assert!(matches!(planned.outcome.outcome, Outcome::Planned { .. }) && planned.record.is_none());
-    let unchanged = promoter.pin(&staging, &web, "41", "bob", "again", false, now).await.expect("unchanged");
+    let unchanged = promoter
+        .pin(ByHand { environment: &staging, service: &web, tag: "41", by: "bob", dry_run: false, now }, "again")
+        .await
+        .expect("unchanged");
     assert!(matches!(unchanged.outcome.outcome, Outcome::Skip { .. }) && unchanged.record.is_none());
-    let gone = promoter.pin(&staging, &web, "39", "bob", "no image", false, now).await.expect("refused");
+    let gone = promoter
+        .pin(ByHand { environment: &staging, service: &web, tag: "39", by: "bob", dry_run: false, now }, "no image")
+        .await
+        .expect("refused");
     assert!(matches!(gone.outcome.outcome, Outcome::Skip { .. }) && gone.record.is_none());
     assert!(promoter.ports().0.values_of(rollback).is_empty());
 
-    let pinned = promoter.pin(&staging, &web, "40", "bob", "41 leaks", false, now).await.expect("pinned");
+    let pinned = promoter
+        .pin(ByHand { environment: &staging, service: &web, tag: "40", by: "bob", dry_run: false, now }, "41 leaks")
+        .await
+        .expect("pinned");
     let (record, version) = pinned.record.expect("recorded");
     assert_eq!(
         (record.from["web"].as_str(), record.to["web"].as_str(), record.alarm.as_deref(), version),

@@ -1,15 +1,17 @@
 //! `tagrelay promote` and `tagrelay pin`: one environment's tag, set through the same decision
-//! and write as a push (`tagrelay::record::operator`). A pin that writes is recorded first as a
-//! rollback (`tagrelay::promote::operator`), so promotion does not undo it.
+//! and write as a push (`tagrelay::record::operator`). A promotion or pin that writes is recorded
+//! first in the environment's rollback record (`tagrelay::promote::operator`), so automatic
+//! promotion does not undo a person's change.
 
 use aws_smithy_types::DateTime;
 use clap::Args;
 use serde::Serialize;
 use tagrelay::config::{Environment, Service};
 use tagrelay::ports::{Alarms, ImageRegistry, ParameterHistory, ParameterStore, RecordStore};
+use tagrelay::promote::operator::ByHand;
 use tagrelay::promote::Promoter;
 use tagrelay::record::operator::MAX_REASON_CHARS;
-use tagrelay::record::{Change, EnvironmentOutcome, Outcome, Recorder, SkipReason, TagChange};
+use tagrelay::record::{EnvironmentOutcome, Outcome, SkipReason};
 
 use crate::context::{caller, Context};
 use crate::error::CliError;
@@ -17,7 +19,7 @@ use crate::report::Render;
 use crate::table::{or_nothing, Table};
 
 /// Copy a service's tag from one environment to another, if the image exists and the
-/// order policy allows it.
+/// order policy allows it; recorded so that automatic promotion does not undo it.
 #[derive(Debug, Args)]
 pub struct PromoteArgs {
     pub service: String,
@@ -27,6 +29,9 @@ pub struct PromoteArgs {
     /// The environment that gets it.
     #[arg(long, value_name = "ENVIRONMENT")]
     pub to: String,
+    /// Who promotes, for the record; default: the USER variable.
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
     /// Show what would change; write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -40,8 +45,10 @@ impl PromoteArgs {
         if from.name == to.name {
             return Err(CliError::usage("--to", "must name another environment than --from"));
         }
-        let request = PromoteRequest { service, from: &from.name, to: &to.name, dry_run: self.dry_run };
-        promote(&context.recorder(), request).await
+        let by = caller(self.by.as_deref())?;
+        let now = crate::time::now();
+        let request = PromoteRequest { service, from: &from.name, to, by: &by, dry_run: self.dry_run, now };
+        promote(&context.promoter(), request).await
     }
 }
 
@@ -111,18 +118,25 @@ pub struct RecordedRollback {
 pub struct PromoteRequest<'a> {
     pub service: &'a Service,
     pub from: &'a str,
-    pub to: &'a str,
+    pub to: &'a Environment,
+    /// Who promotes, for the record.
+    pub by: &'a str,
     pub dry_run: bool,
+    pub now: DateTime,
 }
 
-pub async fn promote<P, R>(recorder: &Recorder<P, R>, request: PromoteRequest<'_>) -> Result<ChangeReport, CliError>
+pub async fn promote<P, R, A>(
+    promoter: &Promoter<P, R, A>,
+    request: PromoteRequest<'_>,
+) -> Result<ChangeReport, CliError>
 where
-    P: ParameterStore + ParameterHistory + Sync,
+    P: ParameterStore + ParameterHistory + RecordStore + Sync,
     R: ImageRegistry + Sync,
+    A: Alarms + Sync,
 {
     let service = request.service;
-    let (parameters, _) = recorder.ports();
-    let source = recorder.config().parameter_name(&service.name, request.from);
+    let (parameters, _, _) = promoter.ports();
+    let source = promoter.config().parameter_name(&service.name, request.from);
     let found = parameters.get_parameters(std::slice::from_ref(&source)).await?;
     let Some(tag) = found.get(&source).map(|p| p.value.clone()) else {
         return Err(CliError::usage(
@@ -130,22 +144,19 @@ where
             format!("{} has no tag in {}: {source} does not exist", service.name, request.from),
         ));
     };
-    let change = TagChange {
-        service,
-        environment: request.to,
-        tag: &tag,
-        change: Change::Promote { from: request.from },
-        dry_run: request.dry_run,
-    };
-    let decision = recorder.change_tag(change).await?;
+    let environment = request.to;
+    let change = by_hand(environment, service, &tag, request.by, request.dry_run, request.now);
+    let promoted = promoter.promote_by_hand(change, request.from).await?;
     Ok(ChangeReport {
         command: "promote",
         service: service.name.clone(),
         from: Some(request.from.to_owned()),
         tag,
         dry_run: request.dry_run,
-        decision,
-        rollback_record: None,
+        decision: promoted.outcome,
+        rollback_record: promoted
+            .record
+            .map(|(_, version)| RecordedRollback { parameter: environment.rollback_parameter(), version }),
     })
 }
 
@@ -183,8 +194,9 @@ where
 {
     let reason = check_reason(request.reason, PIN_UNSAID)?;
     let (environment, service) = (request.environment, request.service);
-    let pinned =
-        promoter.pin(environment, service, request.tag, request.by, reason, request.dry_run, request.now).await?;
+    let pinned = promoter
+        .pin(by_hand(environment, service, request.tag, request.by, request.dry_run, request.now), reason)
+        .await?;
     Ok(ChangeReport {
         command: "pin",
         service: service.name.clone(),
@@ -196,6 +208,17 @@ where
             .record
             .map(|(_, version)| RecordedRollback { parameter: environment.rollback_parameter(), version }),
     })
+}
+
+fn by_hand<'a>(
+    environment: &'a Environment,
+    service: &'a Service,
+    tag: &'a str,
+    by: &'a str,
+    dry_run: bool,
+    now: DateTime,
+) -> ByHand<'a> {
+    ByHand { environment, service, tag, by, dry_run, now }
 }
 
 impl Render for ChangeReport {
@@ -236,7 +259,7 @@ impl Render for ChangeReport {
         let mut out = table.render();
         if let Some(record) = &self.rollback_record {
             out.push_str(&format!(
-                "recorded as a rollback: {} version {} (promotion into {} now takes only releases verified after it)\n",
+                "recorded as a person's change: {} version {} (automatic promotion into {} now takes only releases verified after it)\n",
                 record.parameter, record.version, self.decision.environment
             ));
         }

@@ -101,13 +101,18 @@ impl PromotionState {
                 format!("awaiting approval of release {release} of {upstream} (fingerprint {fingerprint})")
             }
             Promotion::Promote { release, .. } => format!("promoting release {release} of {upstream}"),
+            Promotion::UnreadableRecord { parameter, version } => {
+                format!("held: {parameter} version {version} is no rollback record; repair or delete it")
+            }
         };
         Self { summary, decision }
     }
 
-    /// A gate alarm that does not exist holds promotion for good: a person must fix it.
+    /// A gate alarm that does not exist, or an unreadable rollback history, holds promotion for
+    /// good: a person must fix it.
     fn problem(&self) -> Option<String> {
-        matches!(self.decision, Promotion::Blocked { missing: true, .. }).then(|| self.summary.clone())
+        matches!(self.decision, Promotion::Blocked { missing: true, .. } | Promotion::UnreadableRecord { .. })
+            .then(|| self.summary.clone())
     }
 }
 
@@ -138,6 +143,9 @@ impl RollbackState {
             RollbackDecision::NoPreviousRelease { alarm, entered_at } => {
                 format!("alarm {alarm} in ALARM since {entered_at}: no earlier release to roll back to")
             }
+            RollbackDecision::Exhausted { alarm, entered_at, rollback } => {
+                format!("alarm {alarm} fired again at {entered_at} on the release rollback {rollback} went to: no second automatic rollback, a person decides")
+            }
             RollbackDecision::Rollback { release, record } => {
                 let alarm = record.alarm.as_deref().unwrap_or("?");
                 format!("rolling back to release {release} (alarm {alarm})")
@@ -148,7 +156,9 @@ impl RollbackState {
 
     fn problem(&self) -> Option<String> {
         match &self.decision {
-            RollbackDecision::NoPreviousRelease { .. } => Some(self.summary.clone()),
+            RollbackDecision::NoPreviousRelease { .. } | RollbackDecision::Exhausted { .. } => {
+                Some(self.summary.clone())
+            }
             RollbackDecision::Healthy { missing } if !missing.is_empty() => Some(self.summary.clone()),
             _ => None,
         }
@@ -496,7 +506,7 @@ where
     E: EcsServices + Sync,
     I: ImageRegistry + Sync,
     Q: ParameterStore + ParameterHistory + Sync,
-    R: Sync,
+    R: ImageRegistry + Sync,
     A: Alarms + Sync,
 {
     let config = deployer.config();

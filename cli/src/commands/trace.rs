@@ -11,7 +11,7 @@ use clap::Args;
 use serde::Serialize;
 use tagrelay::config::{Config, Environment};
 use tagrelay::deploy::release::{releases, StoredRelease};
-use tagrelay::ports::{Alarms, ParameterHistory, ParameterStore, ParameterVersion};
+use tagrelay::ports::{Alarms, ImageRegistry, ParameterHistory, ParameterStore, ParameterVersion};
 use tagrelay::promote::records::{stored, Approval, RollbackRecord, Stored};
 use tagrelay::promote::Promoter;
 
@@ -162,7 +162,7 @@ struct Reads {
 pub async fn trace<P, R, A>(promoter: &Promoter<P, R, A>, request: TraceRequest<'_>) -> Result<TraceReport, CliError>
 where
     P: ParameterStore + ParameterHistory + Sync,
-    R: Sync,
+    R: ImageRegistry + Sync,
     A: Alarms + Sync,
 {
     let config = promoter.config();
@@ -230,7 +230,7 @@ fn assemble(
     let mut rollbacks: Vec<RollbackMention> = own
         .rollbacks
         .iter()
-        .filter_map(|Stored { version, record }| {
+        .filter_map(|Stored { version, record, .. }| {
             let (direction, other) = if holds_tag(&record.from) {
                 (Direction::From, record.to.get(service).cloned())
             } else if holds_tag(&record.to) {
@@ -257,7 +257,7 @@ fn assemble(
     let mut approvals: Vec<ApprovalOf> = own
         .approvals
         .iter()
-        .filter_map(|Stored { version, record }| {
+        .filter_map(|Stored { version, record, .. }| {
             let release = upstream_holding.iter().find(|r| r.release.fingerprint == record.fingerprint)?;
             Some(ApprovalOf {
                 version: *version,

@@ -7,7 +7,8 @@
 //! it holds a (service, tag) pair D rolled back from → `rolled_back`; the upstream environment
 //! rolled back from it → `blocked_upstream`; a gate alarm is in ALARM or missing → `blocked`;
 //! its soak (restarted when a gate alarm left ALARM) is not over → `soaking`; approval required
-//! and not given for its fingerprint → `awaiting_approval`; else `promote`.
+//! and not given for its fingerprint → `awaiting_approval`, unless an older release newer than
+//! what D runs was approved and passes every gate (then that one); else `promote`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -63,6 +64,9 @@ crate::names::named_enum! {
         AwaitingApproval { release: i64, fingerprint: String } => "awaiting_approval",
         /// Write `tags` (only the services D does not run yet) into D.
         Promote { release: i64, fingerprint: String, verified_at: String, tags: BTreeMap<String, String> } => "promote",
+        /// D's rollback history holds a version that is no record (hand-edited, or made a
+        /// SecureString): nothing is promoted until a person repairs it (fail closed).
+        UnreadableRecord { parameter: String, version: i64 } => "unreadable_record",
     }
 }
 
@@ -71,6 +75,7 @@ impl Promotion {
     pub fn release(&self) -> Option<i64> {
         match self {
             Self::UpToDate { release } => *release,
+            Self::UnreadableRecord { .. } => None,
             Self::RolledBack { release, .. }
             | Self::BlockedUpstream { release }
             | Self::Blocked { release, .. }
@@ -89,15 +94,20 @@ struct Upstream<'a> {
 
 pub fn decide(facts: &PromotionFacts<'_>) -> Promotion {
     let soak = facts.environment.soak;
-    let last_change = facts.rollbacks.first().and_then(|r| r.record.at());
-    // Newest first; a record with a hand-edited time cannot be placed and is passed over.
+    // D's last rollback or pin, by SSM's clock. A rollback record whose time cannot be known
+    // holds every release (fail closed: a person's change must not be undone).
+    let last_change = match facts.rollbacks.first() {
+        None => i64::MIN,
+        Some(rollback) => rollback.recorded_at().map_or(i64::MAX, |at| at.secs()),
+    };
+    // Newest first; a release record with a hand-edited time cannot be placed and is passed over.
     let eligible: Vec<Upstream<'_>> = facts
         .upstream
         .iter()
         .filter_map(|stored| {
             timestamp::parse(&stored.release.verified_at).map(|at| Upstream { stored, verified_at: at })
         })
-        .filter(|u| last_change.is_none_or(|change| u.verified_at.secs() > change.secs()))
+        .filter(|u| u.verified_at.secs() > last_change)
         .collect();
     let Some(newest) = eligible.first() else { return Promotion::UpToDate { release: None } };
     let runs = |u: &Upstream<'_>| missing_tags(facts, &u.stored.release.tags).is_empty();
@@ -112,6 +122,26 @@ pub fn decide(facts: &PromotionFacts<'_>) -> Promotion {
         Some(index) => eligible[..index].iter().rev().find(|u| !runs(u)).unwrap_or(newest),
         None => eligible.iter().rev().find(|u| !runs(u)).unwrap_or(newest),
     };
+    let decision = gates(facts, candidate);
+    if !matches!(decision, Promotion::AwaitingApproval { .. }) {
+        return decision;
+    }
+    // A person approved an older release while newer ones kept arriving: it goes in rather
+    // than wait for approvals to catch up (approval must not starve D either). Only releases
+    // newer than the newest one D runs, past their soak.
+    let newest_run = eligible.iter().position(&runs).unwrap_or(eligible.len());
+    let approved = eligible[..newest_run].iter().find(|u| {
+        soaked(u) && !runs(u) && facts.approvals.iter().any(|a| a.record.fingerprint == u.stored.release.fingerprint)
+    });
+    match approved.map(|u| gates(facts, u)) {
+        Some(promote @ Promotion::Promote { .. }) => promote,
+        _ => decision,
+    }
+}
+
+/// DESIGN's rows after `up_to_date`, in order, for one candidate.
+fn gates(facts: &PromotionFacts<'_>, candidate: &Upstream<'_>) -> Promotion {
+    let soak = facts.environment.soak;
     let release = candidate.stored.version;
     let tags = &candidate.stored.release.tags;
 
@@ -171,21 +201,15 @@ fn newer_or_same(policy: OrderPolicy, candidate: &str, current: &str) -> bool {
 }
 
 /// When the gate alarm last left ALARM within the soak, if it did. Only a change out of ALARM
-/// counts (OK ↔ INSUFFICIENT_DATA does not). A change CloudWatch reports without a history item
-/// (history lost or not yet written) counts too: not knowing, the soak restarts.
+/// counts (OK ↔ INSUFFICIENT_DATA does not). A change CloudWatch reports while its history shows
+/// none in the soak (not yet written, or lost) counts too: not knowing, the soak restarts.
 fn left_alarm_at(gate: &WatchedAlarm, soak: Duration, now: DateTime) -> Option<DateTime> {
-    let from_history = gate
-        .changes
-        .iter()
-        .filter(|c| c.from == AlarmState::Alarm && c.to != AlarmState::Alarm)
-        .map(|c| c.at)
-        .max_by_key(DateTime::secs);
+    if !gate.changes.is_empty() {
+        let left = gate.changes.iter().filter(|c| c.from == AlarmState::Alarm && c.to != AlarmState::Alarm);
+        return left.map(|c| c.at).max_by_key(DateTime::secs);
+    }
     let status = gate.status.as_ref()?;
-    let unexplained = status
-        .transitioned_at
-        .filter(|at| at.secs() > now.secs() - secs(soak) && status.state != AlarmState::Alarm)
-        .filter(|at| !gate.changes.iter().any(|c| c.at.secs() == at.secs()));
-    from_history.into_iter().chain(unexplained).max_by_key(DateTime::secs)
+    status.transitioned_at.filter(|at| at.secs() > now.secs() - secs(soak) && status.state != AlarmState::Alarm)
 }
 
 fn secs(duration: Duration) -> i64 {
@@ -248,7 +272,7 @@ mod tests {
             at: timestamp::format(at(0)),
             comment: String::new(),
         };
-        Stored { version: 1, record }
+        Stored { version: 1, record, modified_at: None }
     }
 
     fn rollback(from: &str, to: &str, offset: i64) -> Stored<RollbackRecord> {
@@ -260,7 +284,7 @@ mod tests {
             by: "promote".into(),
             reason: "alarm".into(),
         };
-        Stored { version: 1, record }
+        Stored { version: 1, record, modified_at: None }
     }
 
     struct Case {
@@ -452,5 +476,21 @@ mod tests {
         let decision = case.decide();
         // 40 (release 1) is what prod runs: nothing else can be placed.
         assert_eq!(decision, Promotion::UpToDate { release: Some(1) });
+    }
+
+    #[test]
+    fn an_approved_release_goes_in_while_a_newer_one_waits_for_its_approval() {
+        let mut case = Case::new();
+        // 41 was approved; 42 passed its soak before the approval was seen.
+        case.upstream.insert(0, release(3, "42", -900));
+        let newest = case.upstream[0].release.fingerprint.clone();
+        assert_eq!(case.decide(), promote(2, "41"));
+        // Once prod runs 41, 42 waits for its own approval.
+        case.current = tags(&[("web", "41")]);
+        assert_eq!(case.decide(), Promotion::AwaitingApproval { release: 3, fingerprint: newest });
+        // An approval of a release older than what prod runs never moves it back.
+        case.current = tags(&[("web", "43")]);
+        case.upstream.insert(0, release(4, "44", -800));
+        assert!(matches!(case.decide(), Promotion::AwaitingApproval { release: 4, .. }), "{:?}", case.decide());
     }
 }

@@ -19,7 +19,8 @@ use crate::config::Environment;
 use crate::event::promote::{parse_promote_event, PromoteEvent};
 use crate::handler::{log_failure, Handler};
 use crate::ports::{Alarms, ImageRegistry, ParameterHistory, ParameterStore, RecordStore};
-use crate::record::outcome::{EnvironmentOutcome, RecordError};
+use crate::record::outcome::{EnvironmentOutcome, Outcome, RecordError};
+use crate::record::SkipReason;
 use crate::record::{Change, TagChange};
 
 impl<P, R, A> Handler for Promoter<P, R, A>
@@ -96,16 +97,19 @@ where
                 RollbackDecision::Rollback { record, .. } => {
                     report.rollback_record = Some(self.record_rollback(environment, record).await?);
                     report.writes = self.write_rollback(environment, record).await?;
+                    stuck_rollback(environment, &report.writes);
                 }
                 RollbackDecision::Resume { record, .. } => {
                     report.writes = self.write_rollback(environment, record).await?;
+                    stuck_rollback(environment, &report.writes);
                 }
                 _ => {}
             }
             report.rollback = Some(decision);
         }
         if let Some(decision) = promotion {
-            let acted = report.rollback_record.is_some() || !report.writes.is_empty();
+            // Rolled back in this look: the next look decides promotion from the new state.
+            let acted = report.rollback_record.is_some() || report.writes.iter().any(is_write);
             log_promotion(environment, &decision, acted);
             if let (Promotion::Promote { release, verified_at, tags, .. }, false) = (&decision, acted) {
                 let from = environment.promote_from.as_deref().unwrap_or_default();
@@ -170,6 +174,21 @@ where
     }
 }
 
+fn is_write(outcome: &EnvironmentOutcome) -> bool {
+    matches!(outcome.outcome, Outcome::Write { .. })
+}
+
+/// A rollback tag the record path refused (its image vanished since the check, the parameter
+/// was retyped): the environment still runs the suspect, and a person must know.
+fn stuck_rollback(environment: &Environment, writes: &[EnvironmentOutcome]) {
+    for refused in writes.iter().filter(|w| matches!(w.outcome, Outcome::Skip { .. })) {
+        let Outcome::Skip { reason } = &refused.outcome else { continue };
+        if *reason != SkipReason::Unchanged {
+            error!(environment = %environment.name, parameter = %refused.parameter, decision = "rollback_stuck", reason = reason.as_str(), "a rollback tag was not written: the environment still runs the release under suspicion");
+        }
+    }
+}
+
 fn describe(event: &PromoteEvent) -> String {
     match event {
         PromoteEvent::ParameterChange(change) => format!("parameter {} {:?}", change.name, change.operation),
@@ -220,6 +239,9 @@ fn log_promotion(environment: &Environment, decision: &Promotion, deferred: bool
             )
         }
         Promotion::UpToDate { .. } => info!(environment, upstream, decision = name, release, "nothing to promote"),
+        Promotion::UnreadableRecord { parameter, version } => {
+            error!(environment, upstream, decision = name, parameter = %parameter, version, "promotion held: a version of the rollback history is no rollback record (hand-edited or retyped); repair or delete it")
+        }
     }
 }
 
@@ -233,6 +255,9 @@ fn log_rollback(environment: &Environment, decision: &RollbackDecision) {
         }
         RollbackDecision::Resume { rollback, record } => {
             info!(environment, decision = name, rollback, to = ?record.to, "completing a rollback whose writes were interrupted")
+        }
+        RollbackDecision::Exhausted { alarm, entered_at, rollback } => {
+            error!(environment, decision = name, alarm = %alarm, entered_at = %entered_at, rollback, "rollback alarm fired again on the release rolled back to: no second automatic rollback, a person must act")
         }
         RollbackDecision::NoPreviousRelease { alarm, entered_at } => {
             error!(environment, decision = name, alarm = %alarm, entered_at = %entered_at, "rollback alarm fired but there is no earlier release to go back to: a person must act")

@@ -2,18 +2,18 @@
 //! rollback decision (with `rollback_alarms`) and the promotion decision (with `promote_from`).
 //! Reads only: the handler acts on the result, and `tagrelay status` shows it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_smithy_types::DateTime;
 
 use super::decision::{self, Promotion, PromotionFacts};
 use super::promoter::Promoter;
-use super::records::{stored, Approval, RollbackRecord, Stored};
+use super::records::{stored, unreadable, Approval, RollbackRecord, Stored};
 use super::rollback::{self, RollbackDecision, RollbackFacts};
 use super::watched::WatchedAlarm;
 use crate::config::Environment;
 use crate::deploy::release::{releases, StoredRelease};
-use crate::ports::{Alarms, AwsError, ParameterHistory, ParameterStore};
+use crate::ports::{Alarms, AwsError, ImageRegistry, ParameterHistory, ParameterStore};
 
 /// An environment as promote sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,7 +34,7 @@ pub struct View {
 impl<P, R, A> Promoter<P, R, A>
 where
     P: ParameterStore + ParameterHistory + Sync,
-    R: Sync,
+    R: ImageRegistry + Sync,
     A: Alarms + Sync,
 {
     /// Reads and decides for one environment, as every trigger does.
@@ -55,8 +55,9 @@ where
                 current.insert(service.clone(), stored.value);
             }
         }
-        let rollbacks: Vec<Stored<RollbackRecord>> =
-            stored(&parameters.parameter_history(&environment.rollback_parameter()).await?);
+        let rollback_history = parameters.parameter_history(&environment.rollback_parameter()).await?;
+        let rollbacks: Vec<Stored<RollbackRecord>> = stored(&rollback_history);
+        let unreadable_rollback = unreadable::<RollbackRecord>(&rollback_history);
 
         let rollback = if environment.rollback_alarms.is_empty() {
             None
@@ -64,15 +65,27 @@ where
             let own: Vec<StoredRelease> =
                 releases(&parameters.parameter_history(&environment.release_parameter()).await?);
             let alarms = self.watch(&environment.rollback_alarms, written_at).await?;
-            Some(rollback::decide(&RollbackFacts {
-                environment,
-                current: &current,
-                written_at,
-                releases: &own,
-                rollbacks: &rollbacks,
-                alarms: &alarms,
-                now,
-            }))
+            // The target's images must still be in ECR (a lifecycle policy may have expired
+            // them): each one found gone is passed over and the target chosen again.
+            let mut unavailable = BTreeSet::new();
+            loop {
+                let decision = rollback::decide(&RollbackFacts {
+                    environment,
+                    current: &current,
+                    written_at,
+                    releases: &own,
+                    unavailable: &unavailable,
+                    rollbacks: &rollbacks,
+                    alarms: &alarms,
+                    now,
+                });
+                let RollbackDecision::Rollback { record, .. } = &decision else { break Some(decision) };
+                let gone = self.gone_images(&record.to).await?;
+                if gone.is_empty() {
+                    break Some(decision);
+                }
+                unavailable.extend(gone);
+            }
         };
 
         let promotion = match environment.promote_from.as_deref().and_then(|name| config.environment(name)) {
@@ -83,12 +96,32 @@ where
                     stored(&parameters.parameter_history(&upstream.rollback_parameter()).await?);
                 let soak = i64::try_from(environment.soak.as_secs()).unwrap_or(i64::MAX / 2);
                 let since = DateTime::from_secs(now.secs().saturating_sub(soak));
-                let gates = self.watch(&environment.gate_alarms, Some(since)).await?;
+                // D's own rollback alarms gate promotion into it too: no new release goes into
+                // an environment whose alarm is firing.
+                let mut gate_names = environment.gate_alarms.clone();
+                for alarm in &environment.rollback_alarms {
+                    if !gate_names.contains(alarm) {
+                        gate_names.push(alarm.clone());
+                    }
+                }
+                let gates = self.watch(&gate_names, Some(since)).await?;
                 let approvals: Vec<Stored<Approval>> = if environment.approval {
                     stored(&parameters.parameter_history(&environment.approval_parameter()).await?)
                 } else {
                     Vec::new()
                 };
+                if let Some(version) = unreadable_rollback {
+                    // Fail closed: without D's rollback history a rolled-back tag could come back.
+                    let parameter = environment.rollback_parameter();
+                    return Ok(View {
+                        environment: environment.name.clone(),
+                        current,
+                        written_at,
+                        rollbacks,
+                        rollback,
+                        promotion: Some(Promotion::UnreadableRecord { parameter, version }),
+                    });
+                }
                 Some(decision::decide(&PromotionFacts {
                     config,
                     environment,
@@ -103,6 +136,19 @@ where
             }
         };
         Ok(View { environment: environment.name.clone(), current, written_at, rollbacks, rollback, promotion })
+    }
+
+    /// The (service, tag) pairs of `tags` whose image ECR no longer has.
+    pub async fn gone_images(&self, tags: &BTreeMap<String, String>) -> Result<BTreeSet<(String, String)>, AwsError> {
+        let (_, images, _) = self.ports();
+        let mut gone = BTreeSet::new();
+        for (service, tag) in tags {
+            let Some(config) = self.config().service(service) else { continue };
+            if images.image_by_tag(&config.repository, tag).await?.is_none() {
+                gone.insert((service.clone(), tag.clone()));
+            }
+        }
+        Ok(gone)
     }
 
     /// The alarms' states, and their history since `since` for those that changed state since

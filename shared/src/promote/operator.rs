@@ -3,6 +3,8 @@
 //! does not undo it) and `tagrelay pin` (one tag set by hand, recorded the same way). They
 //! decide from the same reads as the function.
 
+use std::collections::BTreeSet;
+
 use aws_smithy_types::DateTime;
 use thiserror::Error;
 
@@ -39,6 +41,19 @@ pub struct Approved {
     pub release: i64,
     pub approval: Approval,
     pub version: i64,
+}
+
+/// A person's change of one tag, as `pin` and `promote_by_hand` take it.
+#[derive(Debug, Clone, Copy)]
+pub struct ByHand<'a> {
+    pub environment: &'a Environment,
+    pub service: &'a Service,
+    pub tag: &'a str,
+    /// Who, for the rollback record.
+    pub by: &'a str,
+    /// Decide and report; write nothing (no record either).
+    pub dry_run: bool,
+    pub now: DateTime,
 }
 
 /// What `rollback` did or, in a dry run, would do.
@@ -105,8 +120,18 @@ where
         let view = self.observe(environment, now).await?;
         let (parameters, _, _) = self.ports();
         let own = releases(&parameters.parameter_history(&environment.release_parameter()).await?);
-        let Some((release, record)) = manual_rollback(&view.current, &own, &view.rollbacks, by, reason, now) else {
-            return Err(OperatorError::NoPreviousRelease { environment: environment.name.clone() });
+        let mut unavailable = BTreeSet::new();
+        let (release, record) = loop {
+            let Some((release, record)) =
+                manual_rollback(&view.current, &own, &view.rollbacks, &unavailable, by, reason, now)
+            else {
+                return Err(OperatorError::NoPreviousRelease { environment: environment.name.clone() });
+            };
+            let gone = self.gone_images(&record.to).await?;
+            if gone.is_empty() {
+                break (release, record);
+            }
+            unavailable.extend(gone);
         };
         if dry_run {
             let writes = self.plan_tags(environment, &record.to).await?;
@@ -122,20 +147,30 @@ where
     /// asked). When it will write, the rollback record (`from` the tag there, `to` this one) is
     /// written first, so promotion then considers only upstream releases verified after it.
     /// Nothing is recorded in a dry run, or when the tag is there already or refused.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn pin(
+    pub async fn pin(&self, change: ByHand<'_>, reason: &str) -> Result<Pinned, OperatorError> {
+        self.record_and_change(change, reason, Change::Pin { reason }).await
+    }
+
+    /// `tagrelay promote` by hand: the order policy applies as for a push; a write is recorded
+    /// like a pin first, so promotion does not take the environment back to an older upstream
+    /// release (under `pushed-at` or `none` it cannot tell from the tags which is newer).
+    pub async fn promote_by_hand(&self, change: ByHand<'_>, from: &str) -> Result<Pinned, OperatorError> {
+        let reason = format!("promoted by hand from {from}");
+        self.record_and_change(change, &reason, Change::Promote { from }).await
+    }
+
+    /// A person's change of one tag: decided as a dry run first; only a write is recorded (the
+    /// rollback record, before the tag), then made.
+    async fn record_and_change(
         &self,
-        environment: &Environment,
-        service: &Service,
-        tag: &str,
-        by: &str,
+        request: ByHand<'_>,
         reason: &str,
-        dry_run: bool,
-        now: DateTime,
+        change: Change<'_>,
     ) -> Result<Pinned, OperatorError> {
+        let ByHand { environment, service, tag, by, dry_run, now } = request;
         let name = &environment.name;
         let write_error = |source| EnvironmentError::Write { environment: name.clone(), source };
-        let change = |dry_run| TagChange { service, environment: name, tag, change: Change::Pin { reason }, dry_run };
+        let change = |dry_run| TagChange { service, environment: name, tag, change, dry_run };
         let planned = self.recorder.change_tag(change(true)).await.map_err(write_error)?;
         if dry_run || !matches!(planned.outcome, Outcome::Planned { .. }) {
             return Ok(Pinned { outcome: planned, record: None });
@@ -189,6 +224,9 @@ pub fn describe(promotion: &Promotion) -> String {
         Promotion::Blocked { release, alarm, .. } => format!("release {release} blocked by alarm {alarm}"),
         Promotion::Soaking { release, until } => format!("release {release} soaking until {until}"),
         Promotion::AwaitingApproval { release, .. } => format!("release {release} awaiting approval"),
+        Promotion::UnreadableRecord { parameter, version } => {
+            format!("promotion held: {parameter} version {version} is no rollback record")
+        }
         Promotion::Promote { release, .. } => format!("release {release} is being promoted"),
     }
 }

@@ -87,19 +87,39 @@ impl Approval {
 pub struct Stored<T> {
     pub version: i64,
     pub record: T,
+    /// When SSM wrote the version (its clock, not the writer's).
+    pub modified_at: Option<DateTime>,
+}
+
+impl Stored<RollbackRecord> {
+    /// When the rollback happened: SSM's time of the write (a laptop's clock may be off), else
+    /// the record's own `at`.
+    pub fn recorded_at(&self) -> Option<DateTime> {
+        self.modified_at.or_else(|| self.record.at())
+    }
 }
 
 /// The records in a parameter's history, newest first. Versions that are no record of this
-/// kind (hand-edited) are skipped.
+/// kind (hand-edited) are skipped; [`unreadable`] names them.
 pub fn stored<T: for<'de> Deserialize<'de>>(history: &[ParameterVersion]) -> Vec<Stored<T>> {
     let mut found: Vec<Stored<T>> = history
         .iter()
         .filter_map(|version| {
-            serde_json::from_str(&version.value).ok().map(|record| Stored { version: version.version, record })
+            serde_json::from_str(&version.value).ok().map(|record| Stored {
+                version: version.version,
+                record,
+                modified_at: version.modified_at,
+            })
         })
         .collect();
     found.sort_by_key(|stored| std::cmp::Reverse(stored.version));
     found
+}
+
+/// The newest version of a history that is no record of this kind (hand-edited, or a parameter
+/// someone made a SecureString: its history holds ciphertext), if any.
+pub fn unreadable<T: for<'de> Deserialize<'de>>(history: &[ParameterVersion]) -> Option<i64> {
+    history.iter().filter(|version| serde_json::from_str::<T>(&version.value).is_err()).map(|v| v.version).max()
 }
 
 #[cfg(test)]

@@ -2,16 +2,21 @@
 //! E's image-tag parameters hold now (the suspect), and if so, where does E go back to?
 //!
 //! The suspect is read from SSM alone: its tags are the parameters' values, it was written at
-//! their last modification, and it is verified if a release record holds those tags. An alarm
-//! counts when it entered ALARM between that write and `verified_at + rollback_window`
-//! (open-ended while not verified), whether it is still in ALARM or its history shows it. An
-//! alarm that was already in ALARM before the suspect was written is not the suspect's doing.
-//! The target is the newest release whose tags differ from the suspect's and hold no tag E was
-//! rolled back from before (never back onto a release known to be bad). Once per release: a
-//! rollback record whose `from` the parameters still hold is completed, not chosen anew, and a
-//! release that is a rollback's `to` is not rolled back again for the same alarm episode.
+//! their last modification, and it is verified if a release record verified since then holds
+//! those tags. An alarm counts when it entered ALARM between that write and
+//! `verified_at + rollback_window` (while not verified: the write + `verify_timeout` +
+//! `rollback_window`, so a release held for ever is not rolled back weeks later), whether it is
+//! still in ALARM or its history shows it. An alarm that was already in ALARM before the suspect
+//! was written is not the suspect's doing. The target is the newest release whose tags differ
+//! from the suspect's, hold no tag E was rolled back from before (never back onto a release
+//! known to be bad) and whose images are all still in ECR. Once per release: a rollback record
+//! whose `from` the parameters still hold is completed, not chosen anew; and the release a
+//! rollback went to (automatic or by hand) is never rolled back automatically: the same alarm
+//! episode is `rollback_done`, a new one `rollback_exhausted` (a person decides; rollbacks do
+//! not cascade through older releases).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use aws_smithy_types::DateTime;
 
@@ -31,6 +36,8 @@ pub struct RollbackFacts<'a> {
     pub written_at: Option<DateTime>,
     /// E's releases, newest first.
     pub releases: &'a [StoredRelease],
+    /// (service, tag) pairs whose image is no longer in ECR: no target may hold one.
+    pub unavailable: &'a BTreeSet<(String, String)>,
     /// E's rollbacks, newest first.
     pub rollbacks: &'a [Stored<RollbackRecord>],
     /// The rollback alarms, with their changes since the suspect was written.
@@ -52,7 +59,10 @@ crate::names::named_enum! {
         Done { alarm: String, rollback: i64 } => "rollback_done",
         /// A rollback was recorded but not all its parameters were written: finish it.
         Resume { rollback: i64, record: RollbackRecord } => "rollback_resumed",
-        /// An alarm fired and there is no earlier good release to go back to.
+        /// An alarm fired again on the release a rollback (version `rollback`) went to: no
+        /// second automatic rollback; a person decides.
+        Exhausted { alarm: String, entered_at: String, rollback: i64 } => "rollback_exhausted",
+        /// An alarm fired and there is no earlier good release (images still in ECR) to go back to.
         NoPreviousRelease { alarm: String, entered_at: String } => "no_previous_release",
         /// Go back to release `release` (of E's release records): record, then write.
         Rollback { release: i64, record: RollbackRecord } => "rollback",
@@ -73,18 +83,28 @@ pub fn decide(facts: &RollbackFacts<'_>) -> RollbackDecision {
         }
     }
     let Some(start) = facts.written_at else { return RollbackDecision::Healthy { missing: missing(facts) } };
-    let end = window_end(facts);
+    let end = window_end(facts, start);
 
-    // Same episode as the last rollback: E runs its `to`, the alarm entered ALARM before it.
+    // E runs what the last rollback went to: never rolled back again by an alarm.
     if let Some(newest) = facts.rollbacks.first() {
         let runs_target = newest.record.to.iter().all(|(service, tag)| facts.current.get(service) == Some(tag));
-        let episode = facts.alarms.iter().find(|alarm| {
-            let status = alarm.status.as_ref();
-            let entered = status.filter(|s| s.state == AlarmState::Alarm).and_then(|s| s.transitioned_at);
-            entered.zip(newest.record.at()).is_some_and(|(entered, recorded)| entered.secs() <= recorded.secs())
-        });
-        if let (true, Some(alarm)) = (runs_target, episode) {
-            return RollbackDecision::Done { alarm: alarm.name.clone(), rollback: newest.version };
+        if runs_target {
+            let recorded = newest.recorded_at().map_or(i64::MIN, |at| at.secs());
+            for alarm in facts.alarms {
+                let status = alarm.status.as_ref();
+                let entered = status.filter(|s| s.state == AlarmState::Alarm).and_then(|s| s.transitioned_at);
+                if entered.is_some_and(|entered| entered.secs() <= recorded) {
+                    return RollbackDecision::Done { alarm: alarm.name.clone(), rollback: newest.version };
+                }
+                if let Entry::Inside(entered_at) = entry(alarm, start, end) {
+                    let entered_at = timestamp::format(entered_at);
+                    return RollbackDecision::Exhausted {
+                        alarm: alarm.name.clone(),
+                        entered_at,
+                        rollback: newest.version,
+                    };
+                }
+            }
         }
     }
 
@@ -121,20 +141,28 @@ fn resume(newest: &Stored<RollbackRecord>, current: &BTreeMap<String, String>) -
     pending.then(|| RollbackDecision::Resume { rollback: newest.version, record: record.clone() })
 }
 
-/// `verified_at + rollback_window` of the suspect, `None` (open-ended) while no release record
-/// holds its tags.
-fn window_end(facts: &RollbackFacts<'_>) -> Option<DateTime> {
-    let suspect = facts
-        .releases
-        .iter()
-        .find(|stored| stored.release.tags.iter().all(|(service, tag)| facts.current.get(service) == Some(tag)))?;
-    let verified_at = timestamp::parse(&suspect.release.verified_at)?;
-    let window = i64::try_from(facts.environment.rollback_window.as_secs()).unwrap_or(i64::MAX / 2);
-    Some(DateTime::from_secs(verified_at.secs().saturating_add(window)))
+/// `verified_at + rollback_window` of the suspect, where a release record verified since the
+/// suspect was written holds its tags; otherwise `written_at + verify_timeout + rollback_window`
+/// (after `verify_timeout` trigger-deploy holds an unverified release anyway).
+fn window_end(facts: &RollbackFacts<'_>, written_at: DateTime) -> DateTime {
+    let verified = facts.releases.iter().find_map(|stored| {
+        let at = timestamp::parse(&stored.release.verified_at)?;
+        let holds = stored.release.tags.iter().all(|(service, tag)| facts.current.get(service) == Some(tag));
+        (holds && at.secs() >= written_at.secs()).then_some(at)
+    });
+    let environment = facts.environment;
+    match verified {
+        Some(at) => after(at, environment.rollback_window),
+        None => after(after(written_at, environment.verify_timeout), environment.rollback_window),
+    }
 }
 
-fn entry(alarm: &WatchedAlarm, start: DateTime, end: Option<DateTime>) -> Entry {
-    let inside = |at: DateTime| at.secs() >= start.secs() && end.is_none_or(|end| at.secs() <= end.secs());
+fn after(at: DateTime, duration: Duration) -> DateTime {
+    DateTime::from_secs(at.secs().saturating_add(i64::try_from(duration.as_secs()).unwrap_or(i64::MAX / 2)))
+}
+
+fn entry(alarm: &WatchedAlarm, start: DateTime, end: DateTime) -> Entry {
+    let inside = |at: DateTime| at.secs() >= start.secs() && at.secs() <= end.secs();
     let Some(status) = &alarm.status else { return Entry::None };
     if status.state == AlarmState::Alarm {
         if let Some(entered) = status.transitioned_at {
@@ -155,7 +183,7 @@ fn entry(alarm: &WatchedAlarm, start: DateTime, end: Option<DateTime>) -> Entry 
 
 fn roll_back(facts: &RollbackFacts<'_>, alarm: &str, entered_at: DateTime) -> RollbackDecision {
     let entered = timestamp::format(entered_at);
-    let Some((release, from, to)) = target(facts.current, facts.releases, facts.rollbacks) else {
+    let Some((release, from, to)) = target(facts.current, facts.releases, facts.rollbacks, facts.unavailable) else {
         return RollbackDecision::NoPreviousRelease { alarm: alarm.to_owned(), entered_at: entered };
     };
     let record = RollbackRecord {
@@ -175,11 +203,12 @@ pub fn manual_rollback(
     current: &BTreeMap<String, String>,
     releases: &[StoredRelease],
     rollbacks: &[Stored<RollbackRecord>],
+    unavailable: &BTreeSet<(String, String)>,
     by: &str,
     reason: &str,
     now: DateTime,
 ) -> Option<(i64, RollbackRecord)> {
-    let (release, from, to) = target(current, releases, rollbacks)?;
+    let (release, from, to) = target(current, releases, rollbacks, unavailable)?;
     let record = RollbackRecord {
         from,
         to,
@@ -191,8 +220,8 @@ pub fn manual_rollback(
     Some((release, record))
 }
 
-/// The newest release whose tags differ from `current` and hold no tag rolled back from
-/// before, with what changes: `from` (the current tags) and `to` (the release's), for the
+/// The newest release whose tags differ from `current`, hold no tag rolled back from before and
+/// no image gone from ECR, with what changes: `from` (the current tags) and `to` (the release's), for the
 /// services that differ.
 /// service → tag.
 type Tags = BTreeMap<String, String>;
@@ -201,11 +230,13 @@ fn target(
     current: &BTreeMap<String, String>,
     releases: &[StoredRelease],
     rollbacks: &[Stored<RollbackRecord>],
+    unavailable: &BTreeSet<(String, String)>,
 ) -> Option<(i64, Tags, Tags)> {
-    let differs = |tags: &BTreeMap<String, String>| tags.iter().any(|(service, tag)| current.get(service) != Some(tag));
-    let known_bad =
-        |tags: &BTreeMap<String, String>| rollbacks.iter().any(|r| r.record.rolled_back_from(tags).is_some());
-    let target = releases.iter().find(|r| differs(&r.release.tags) && !known_bad(&r.release.tags))?;
+    let differs = |tags: &Tags| tags.iter().any(|(service, tag)| current.get(service) != Some(tag));
+    let known_bad = |tags: &Tags| rollbacks.iter().any(|r| r.record.rolled_back_from(tags).is_some());
+    let gone = |tags: &Tags| tags.iter().any(|(s, t)| unavailable.contains(&(s.clone(), t.clone())));
+    let target =
+        releases.iter().find(|r| differs(&r.release.tags) && !known_bad(&r.release.tags) && !gone(&r.release.tags))?;
     let mut from = BTreeMap::new();
     let mut to = BTreeMap::new();
     for (service, tag) in &target.release.tags {
@@ -267,6 +298,7 @@ mod tests {
         releases: Vec<StoredRelease>,
         rollbacks: Vec<Stored<RollbackRecord>>,
         alarms: Vec<WatchedAlarm>,
+        unavailable: BTreeSet<(String, String)>,
     }
 
     impl Case {
@@ -279,6 +311,7 @@ mod tests {
                 releases: vec![release(5, "43", "7", -600), release(4, "42", "7", -7200)],
                 rollbacks: vec![],
                 alarms: vec![alarm(AlarmState::Alarm, -60)],
+                unavailable: BTreeSet::new(),
             }
         }
 
@@ -293,6 +326,7 @@ mod tests {
                 current: &self.current,
                 written_at: self.written_at,
                 releases: &self.releases,
+                unavailable: &self.unavailable,
                 rollbacks: &self.rollbacks,
                 alarms: &self.alarms,
                 now: at(0),
@@ -367,7 +401,7 @@ mod tests {
     fn a_rollback_happens_once_per_release() {
         let mut case = Case::new();
         // Recorded and written: prod runs 42 again, the alarm is still in the same episode.
-        case.rollbacks = vec![Stored { version: 1, record: rolled_back_to_42() }];
+        case.rollbacks = vec![Stored { version: 1, record: rolled_back_to_42(), modified_at: None }];
         case.current = tags(&[("web", "42"), ("api", "7")]);
         case.written_at = Some(at(1));
         assert_eq!(case.decide(), RollbackDecision::Done { alarm: "prod-5xx".into(), rollback: 1 });
@@ -379,7 +413,7 @@ mod tests {
         let mut record = rolled_back_to_42();
         record.from.insert("api".into(), "7".into());
         record.to.insert("api".into(), "6".into());
-        case.rollbacks = vec![Stored { version: 3, record: record.clone() }];
+        case.rollbacks = vec![Stored { version: 3, record: record.clone(), modified_at: None }];
         // web was written back, api not yet; a newer release appeared meanwhile: ignored.
         case.current = tags(&[("web", "42"), ("api", "7")]);
         case.releases.insert(0, release(6, "44", "8", -5));
@@ -396,7 +430,7 @@ mod tests {
             at: timestamp::format(at(-5000)),
             ..rolled_back_to_42()
         };
-        case.rollbacks = vec![Stored { version: 1, record: earlier }];
+        case.rollbacks = vec![Stored { version: 1, record: earlier, modified_at: None }];
         case.releases.push(release(3, "41", "7", -9000));
         let RollbackDecision::Rollback { release, record } = case.decide() else { panic!("{:?}", case.decide()) };
         assert_eq!((release, record.to), (3, tags(&[("web", "41")])));
@@ -407,5 +441,54 @@ mod tests {
         let mut case = Case::new();
         case.alarms[0].status = None;
         assert_eq!(case.decide(), RollbackDecision::Healthy { missing: vec!["prod-5xx".into()] });
+    }
+
+    #[test]
+    fn the_release_rolled_back_to_is_never_rolled_back_again_by_an_alarm() {
+        let mut case = Case::new();
+        // Rolled back 43 → 42 ten minutes ago; 42 redeployed and verified again since. The alarm
+        // recovered, then fired again: no cascade to 41, a person decides.
+        let mut record = rolled_back_to_42();
+        record.at = timestamp::format(at(-600));
+        case.rollbacks = vec![Stored { version: 1, record, modified_at: Some(at(-600)) }];
+        case.current = tags(&[("web", "42"), ("api", "7")]);
+        case.written_at = Some(at(-590));
+        case.releases.insert(0, release(6, "42", "7", -500));
+        case.releases.push(release(3, "41", "7", -9000));
+        case.alarms = vec![alarm(AlarmState::Alarm, -60)];
+        assert_eq!(
+            case.decide(),
+            RollbackDecision::Exhausted {
+                alarm: "prod-5xx".into(),
+                entered_at: timestamp::format(at(-60)),
+                rollback: 1
+            }
+        );
+        assert_eq!(case.decide().as_str(), "rollback_exhausted");
+    }
+
+    #[test]
+    fn a_target_whose_image_is_gone_from_ecr_is_passed_over() {
+        let mut case = Case::new();
+        case.releases.push(release(3, "41", "7", -9000));
+        case.unavailable.insert(("web".into(), "42".into()));
+        let RollbackDecision::Rollback { release, record } = case.decide() else { panic!("{:?}", case.decide()) };
+        assert_eq!((release, record.to), (3, tags(&[("web", "41")])));
+        case.unavailable.insert(("web".into(), "41".into()));
+        assert_eq!(case.decide().as_str(), "no_previous_release");
+    }
+
+    #[test]
+    fn an_old_release_record_of_the_same_tags_does_not_close_the_window() {
+        let mut case = Case::new();
+        // prod was pinned back onto 43, verified two hours ago: the pin (written 5 minutes ago)
+        // is not verified yet, so its window runs from the write, not from the old record.
+        case.releases[0].release.verified_at = timestamp::format(at(-7000));
+        case.written_at = Some(at(-300));
+        assert_eq!(case.decide().as_str(), "rollback");
+        // Never verified: the window closes verify_timeout + rollback_window after the write.
+        case.written_at = Some(at(-3700));
+        case.alarms = vec![alarm(AlarmState::Alarm, -60)];
+        assert_eq!(case.decide().as_str(), "outside_window");
     }
 }

@@ -73,6 +73,20 @@ pub struct FakeParameters {
     pub interleaved: Mutex<BTreeMap<String, Vec<String>>>,
     /// Every parameter written, in the order of the writes (across parameters).
     pub order: Mutex<Vec<String>>,
+    /// How writes are stamped (SSM stamps them with its clock).
+    pub clock: Clock,
+}
+
+/// The time `FakeParameters` gives a write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Clock {
+    /// `1000 + version`: deterministic, for golden output of histories.
+    #[default]
+    Counter,
+    /// The system clock, as SSM's.
+    Wall,
+    /// `at + version`: a test's fixed "now", still in order.
+    From(i64),
 }
 
 impl FakeParameters {
@@ -82,6 +96,12 @@ impl FakeParameters {
             fake.bump(name, value);
         }
         fake
+    }
+
+    /// Writes stamped by `clock` (promotion compares SSM's times with release times).
+    pub fn on(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// A parameter someone made another type by hand.
@@ -110,7 +130,11 @@ impl FakeParameters {
     fn store(&self, name: &str, value: &str, description: Option<&str>) -> i64 {
         let mut values = self.values.lock().expect("lock");
         let version = values.get(name).map_or(1, |p| p.version + 1);
-        let at = DateTime::from_secs(1_000 + version);
+        let at = match self.clock {
+            Clock::Counter => DateTime::from_secs(1_000 + version),
+            Clock::Wall => DateTime::from(std::time::SystemTime::now()),
+            Clock::From(at) => DateTime::from_secs(at + version),
+        };
         self.order.lock().expect("lock").push(name.to_owned());
         values.insert(name.to_owned(), StoredParameter::string(value, version, Some(at)));
         self.history.lock().expect("lock").entry(name.to_owned()).or_default().push(ParameterVersion {
