@@ -185,9 +185,9 @@ async fn releases_move_through_soak_and_approval_and_prod_rolls_back_once_on_its
     settle(&system).await;
     assert_eq!(values(&system, "/tagrelay/prod/rollback").await.len(), 1, "one rollback");
     assert_eq!(values(&system, &parameter("prod")).await, ["initial", "1043", "1044", "1043"]);
-    // prod's own alarm is still in ALARM: nothing new goes in (and staging's 1044, verified
-    // before the rollback, never would).
-    assert_eq!(last_decision(&system, "prod"), "blocked", "1044 does not come back into prod");
+    // staging's 1044 was verified before the rollback: the rollback wins over it (and prod's own
+    // alarm, still in ALARM, would block anything newer).
+    assert_eq!(last_decision(&system, "prod"), "up_to_date", "1044 does not come back into prod");
     let prod = promote_decisions(&system, "prod");
     assert!(prod.iter().any(|l| l["fields"]["decision"] == "rollback_done"), "{prod:#?}");
     assert!(system.bridge.deliveries().iter().all(|d| !d.outcome.is_dead_lettered()), "nothing dead-lettered");
