@@ -137,10 +137,11 @@ data "aws_iam_policy_document" "promote" {
 
   # The records of every environment: the upstream's releases and rollbacks, the approvals, the
   # environment's own rollbacks (a pin or `tagrelay rollback` by hand counts there too).
-  # GetParameterHistory: the records' history is the list of releases, approvals and rollbacks.
+  # GetParameterHistory only: the records' history is the list of releases, approvals and
+  # rollbacks (promote never reads a record's current value alone).
   statement {
     sid       = "ReadPromotionRecords"
-    actions   = ["ssm:GetParameters", "ssm:GetParameterHistory"]
+    actions   = ["ssm:GetParameterHistory"]
     resources = local.promotion_record_arns
   }
 
