@@ -2,7 +2,9 @@
 //! change, regenerate with `UPDATE_GOLDEN=1 cargo test -p tagrelay-cli --test golden` and review
 //! the diff.
 
-use std::path::PathBuf;
+mod common;
+
+use common::check;
 
 use tagrelay::ports::BuildStatus;
 use tagrelay::promote::decision::Promotion;
@@ -18,17 +20,6 @@ use tagrelay_cli::commands::status::{
     ServiceTag, State, StatusReport, Verification,
 };
 use tagrelay_cli::report::Render;
-
-fn check(name: &str, actual: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).expect("write the golden file");
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|err| panic!("{}: {err} (UPDATE_GOLDEN=1 creates it)", path.display()));
-    assert_eq!(actual, expected, "{name} differs from its golden file");
-}
 
 fn s(text: &str) -> String {
     text.to_owned()

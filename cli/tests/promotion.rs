@@ -5,8 +5,11 @@
 #[path = "../../shared/tests/support/mod.rs"]
 mod fakes;
 
+mod common;
+
+use common::check;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use aws_smithy_types::DateTime;
 use fakes::{config, Clock, FakeAlarms, FakeBuilds, FakeEcs, FakeParameters, FakeRegistry};
@@ -68,17 +71,6 @@ fn verify(promoter: &Fake, environment: &str, tag: &str, ago: i64) -> String {
 
 fn written_order(promoter: &Fake) -> Vec<String> {
     promoter.ports().0.order.lock().expect("lock").clone()
-}
-
-fn check(name: &str, actual: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).expect("write the golden file");
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|err| panic!("{}: {err} (UPDATE_GOLDEN=1 creates it)", path.display()));
-    assert_eq!(actual, expected, "{name} differs from its golden file");
 }
 
 #[tokio::test]
