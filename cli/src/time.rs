@@ -2,11 +2,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use aws_smithy_types::date_time::Format;
 use aws_smithy_types::DateTime;
 
 pub fn format(at: DateTime) -> String {
-    DateTime::from_secs(at.secs()).fmt(Format::DateTime).unwrap_or_else(|_| at.secs().to_string())
+    tagrelay::timestamp::format(at)
 }
 
 pub fn format_opt(at: Option<DateTime>) -> Option<String> {

@@ -12,6 +12,7 @@ use aws_smithy_types::DateTime;
 use serde_json::{json, Value};
 use tagrelay::aws::{cloudwatch::CloudWatchAlarms, ecr::EcrImageRegistry, ssm::SsmParameterStore};
 use tagrelay::promote::Promoter;
+use tagrelay::timestamp;
 use tagrelay_testbed::local_aws::push_image;
 use tagrelay_testbed::local_ecs::ecr_repository_uri;
 use tagrelay_testbed::system::LocalSystem;
@@ -209,13 +210,19 @@ async fn a_gate_in_alarm_holds_promotion_and_a_crash_looping_release_never_leave
     assert_eq!(last_decision(&system, "staging"), "blocked");
 
     // Back to OK: the soak restarts from that change, not from 1043's verification.
-    let recovered = Instant::now();
+    let seen = promote_decisions(&system, "staging").len();
+    let recovered = DateTime::from(SystemTime::now()).secs();
     system.aws.set_alarm_state("dev-5xx", "OK", "dev healthy").await.expect("ok");
     settle(&system).await;
-    if recovered.elapsed() < SOAK {
-        assert_eq!(last_decision(&system, "staging"), "soaking");
-        assert_eq!(value(&system, &parameter("staging")).await.as_deref(), Some("initial"));
-    }
+    // promote decided once, on the alarm's event: soaking until the change + the soak (1043 was
+    // verified long enough ago that its own soak is over).
+    let after: Vec<Value> = promote_decisions(&system, "staging").split_off(seen);
+    assert_eq!(after.len(), 1, "{after:#?}");
+    assert_eq!(after[0]["fields"]["decision"], "soaking", "{after:#?}");
+    let until = after[0]["fields"]["until"].as_str().unwrap_or_default().to_owned();
+    let soak = i64::try_from(SOAK.as_secs()).expect("small");
+    assert!(until >= timestamp::format(DateTime::from_secs(recovered + soak)), "until {until}");
+    assert_eq!(value(&system, &parameter("staging")).await.as_deref(), Some("initial"));
     after_the_soak(&system, "recovered").await;
     assert_eq!(value(&system, &parameter("staging")).await.as_deref(), Some("1043"), "promoted after the new soak");
 

@@ -44,17 +44,13 @@ where
         let names: BTreeMap<String, String> =
             config.services().map(|s| (config.parameter_name(&s.name, &environment.name), s.name.clone())).collect();
         let wanted: Vec<String> = names.keys().cloned().collect();
-        let mut current = BTreeMap::new();
-        let mut written_at: Option<DateTime> = None;
-        for chunk in wanted.chunks(10) {
-            for (name, stored) in parameters.get_parameters(chunk).await? {
-                let Some(service) = names.get(&name) else { continue };
-                if let Some(at) = stored.last_modified {
-                    written_at = Some(written_at.map_or(at, |w| if at.secs() > w.secs() { at } else { w }));
-                }
-                current.insert(service.clone(), stored.value);
-            }
-        }
+        // The adapter asks SSM 10 names at a time.
+        let tags = parameters.get_parameters(&wanted).await?;
+        let written_at = tags.values().filter_map(|p| p.last_modified).max_by_key(DateTime::secs);
+        let current: BTreeMap<String, String> = tags
+            .into_iter()
+            .filter_map(|(name, p)| names.get(&name).map(|service| (service.clone(), p.value)))
+            .collect();
         let rollback_history = parameters.parameter_history(&environment.rollback_parameter()).await?;
         let rollbacks: Vec<Stored<RollbackRecord>> = stored(&rollback_history);
         let unreadable_rollback = unreadable::<RollbackRecord>(&rollback_history);
