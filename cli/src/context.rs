@@ -9,6 +9,7 @@ use tagrelay::aws::ecr::EcrImageRegistry;
 use tagrelay::aws::ecs::EcsServiceReader;
 use tagrelay::aws::sqs::SqsDeadLetterQueue;
 use tagrelay::aws::ssm::SsmParameterStore;
+use tagrelay::config::source::ConfigSource;
 use tagrelay::config::{Config, Environment, Service, CONFIG_ENV};
 use tagrelay::deploy::Deployer;
 use tagrelay::ports::AwsError;
@@ -17,8 +18,9 @@ use tagrelay::record::Recorder;
 
 use crate::error::CliError;
 
-/// `--config FILE` wins over `TAGRELAY_CONFIG`.
-pub fn load_config(file: Option<&Path>) -> Result<Config, CliError> {
+/// `--config FILE` wins over `TAGRELAY_CONFIG`, which holds the document or, as the functions
+/// get it at scale, a reference to the SSM parameter that holds it (`ssm:<name>[:<version>]`).
+pub async fn load_config(file: Option<&Path>, sdk: &SdkConfig) -> Result<Config, CliError> {
     match file {
         Some(path) => {
             let document = std::fs::read_to_string(path)
@@ -26,7 +28,11 @@ pub fn load_config(file: Option<&Path>) -> Result<Config, CliError> {
             Config::from_json(&document).map_err(|source| CliError::ConfigFileInvalid { path: path.to_owned(), source })
         }
         None if std::env::var_os(CONFIG_ENV).is_none() => Err(CliError::NoConfig),
-        None => Ok(Config::from_env()?),
+        None => {
+            let source = ConfigSource::from_env()?;
+            let (config, _) = source.load(&SsmParameterStore::from_sdk_config(sdk)).await?;
+            Ok(config)
+        }
     }
 }
 

@@ -48,8 +48,8 @@ fn print_error(report: &ErrorReport, out: &mut impl Write) {
 
 /// Runs one command. `progress` gets redrive's line per message.
 pub async fn run(cli: &Cli, progress: &mut impl Write) -> Result<Report, CliError> {
-    let config = load_config(cli.global.config.as_deref())?;
     let sdk = tagrelay::aws::load_sdk_config().await;
+    let config = load_config(cli.global.config.as_deref(), &sdk).await?;
     let context = Context { config, sdk };
     match &cli.command {
         Command::Status(args) => Report::of(&args.run(&context).await?),

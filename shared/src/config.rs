@@ -17,6 +17,7 @@ use crate::naming::{check_parameter_name, NameProblem, ParameterTemplate};
 use crate::order::{OrderPolicy, UnknownOrder};
 
 mod promotion;
+pub mod source;
 
 pub use promotion::DEFAULT_ROLLBACK_WINDOW;
 use promotion::{check_chain, check_push_targets, promotion};
@@ -45,13 +46,19 @@ pub enum ConfigError {
     Malformed { field: String, message: String },
     #[error("{CONFIG_ENV} is not valid: {}", self.detail())]
     Invalid { field: String, problem: Problem },
+    /// Neither a document nor a reference tagrelay can follow.
+    #[error("{CONFIG_ENV} is not valid: {}", self.detail())]
+    BadReference { value: String },
+    /// The referenced document could not be read (`message` says why).
+    #[error("{CONFIG_ENV} = {reference}: {message}")]
+    Unreadable { reference: String, message: String },
 }
 
 impl ConfigError {
     /// The field path the error is about (`.` for the whole document).
     pub fn field(&self) -> &str {
         match self {
-            Self::NotSet => CONFIG_ENV,
+            Self::NotSet | Self::BadReference { .. } | Self::Unreadable { .. } => CONFIG_ENV,
             Self::Malformed { field, .. } | Self::Invalid { field, .. } => field,
         }
     }
@@ -60,7 +67,11 @@ impl ConfigError {
     /// it from a file too.
     pub fn detail(&self) -> String {
         match self {
-            Self::NotSet => self.to_string(),
+            Self::NotSet | Self::Unreadable { .. } => self.to_string(),
+            Self::BadReference { value } => format!(
+                "{CONFIG_ENV}: {:?} is neither the configuration document (JSON, starting with '{{') nor a reference to it (ssm:<parameter name>[:<version>])",
+                value.chars().take(80).collect::<String>()
+            ),
             Self::Malformed { field, message } => format!("{field}: {message}"),
             Self::Invalid { field, problem } => format!("{field}: {problem}"),
         }
@@ -163,6 +174,12 @@ impl Environment {
     /// The SSM parameter holding the environment's release records (its history is the list).
     pub fn release_parameter(&self) -> String {
         format!("{RELEASE_PREFIX}{}/verified", self.name)
+    }
+
+    /// The SSM parameter holding the run manifests of the builds trigger-deploy starts: one
+    /// version per start, described `tagrelay run <fingerprint>` (see `deploy::manifest`).
+    pub fn manifest_parameter(&self) -> String {
+        format!("{RELEASE_PREFIX}{}/manifest", self.name)
     }
 
     /// Where `tagrelay approve` records approvals of releases waiting to enter it.

@@ -1,6 +1,7 @@
 //! What both functions' `main` share around their handler.
 //!
-//! * [`cold_start`]: Lambda's environment defaults, telemetry and the validated configuration.
+//! * [`cold_start`]: Lambda's environment defaults, telemetry, the SDK configuration and the
+//!   validated configuration (from `TAGRELAY_CONFIG`, or the SSM parameter it references).
 //! * Cold-start failures. A function whose configuration is invalid must not serve events: it
 //!   reports the error to the Runtime API's `/init/error` (so the invoke fails with the message,
 //!   and Lambda retries and then dead-letters the event) and exits.
@@ -14,8 +15,11 @@ use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use lambda_runtime_api_client::body::Body;
 use lambda_runtime_api_client::{build_request, PooledClient};
 use serde::{Deserialize, Deserializer};
-use tracing::error;
+use tracing::{error, info};
 
+use crate::aws::load_sdk_config;
+use crate::aws::ssm::SsmParameterStore;
+use crate::config::source::ConfigSource;
 use crate::config::Config;
 use crate::event::EventError;
 use crate::handler::{diagnostic, log_failure, Handler};
@@ -42,13 +46,40 @@ pub fn default_lambda_env(function_name: &str) {
 /// Everything before the handler exists: Lambda's environment defaults, telemetry, and the
 /// configuration, validated once: an invalid document never serves an event. It is reported as
 /// `InvalidConfig` (see [`fail_init`]) and `Err` is the exit code for `main`.
-pub async fn cold_start(function_name: &str) -> Result<Config, ExitCode> {
+pub async fn cold_start(function_name: &str) -> Result<Started, ExitCode> {
     default_lambda_env(function_name);
     crate::telemetry::init();
-    match Config::from_env() {
-        Ok(config) => Ok(config),
+    let sdk = load_sdk_config().await;
+    let source = match ConfigSource::from_env() {
+        Ok(source) => source,
+        Err(err) => return Err(fail_init("InvalidConfig", err).await),
+    };
+    // Only a reference makes a call: the document in the environment needs no AWS.
+    match source.load(&SsmParameterStore::from_sdk_config(&sdk)).await {
+        Ok((config, loaded)) => {
+            info!(
+                decision = "config_loaded",
+                source = %loaded.source,
+                bytes = loaded.bytes,
+                sha256 = %loaded.sha256,
+                services = loaded.services,
+                environments = loaded.environments,
+                read_micros = loaded.read_micros as u64,
+                parse_micros = loaded.parse_micros as u64,
+                "configuration loaded"
+            );
+            Ok(Started { config, sdk })
+        }
         Err(err) => Err(fail_init("InvalidConfig", err).await),
     }
+}
+
+/// What a function's `main` wires its adapters and handler from.
+pub struct Started {
+    /// The validated configuration.
+    pub config: Config,
+    /// The SDK configuration (the standard chain; `AWS_ENDPOINT_URL` points it at a local AWS).
+    pub sdk: aws_config::SdkConfig,
 }
 
 /// Logs the error, reports it as `error_type` to `/init/error`, and returns the exit code for

@@ -5,6 +5,7 @@
 pub mod aws;
 pub mod config;
 pub mod deploy;
+pub mod document;
 pub mod duration;
 pub mod event;
 pub mod handler;

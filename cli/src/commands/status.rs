@@ -5,6 +5,7 @@
 //! the core's `observe` (trigger-deploy's, and promote's), the same the functions act on; this
 //! file maps them to what an operator reads.
 
+use tagrelay::document::read_history;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -532,7 +533,7 @@ where
         };
         if chained {
             let (parameters, _, _) = promoter.ports();
-            let history = parameters.parameter_history(&environment.release_parameter()).await?;
+            let history = read_history(parameters, &environment.release_parameter()).await?;
             let runs = releases(&history).into_iter().find(|r| !current.is_empty() && r.release.records(&current));
             chain.push(ChainStep {
                 environment: environment.name.clone(),

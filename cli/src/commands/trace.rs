@@ -4,6 +4,7 @@
 //! the release records that hold the tag, the rollback records that name it, the approvals of
 //! upstream releases that hold it, and what promotion waits on now (promote's own decision).
 
+use tagrelay::document::read_history;
 use std::collections::BTreeMap;
 
 use aws_smithy_types::DateTime;
@@ -170,10 +171,10 @@ where
     let mut reads: BTreeMap<String, Reads> = BTreeMap::new();
     for environment in config.chain() {
         let history = parameters.parameter_history(&config.parameter_name(request.service, &environment.name)).await?;
-        let releases = releases(&parameters.parameter_history(&environment.release_parameter()).await?);
-        let rollbacks = stored(&parameters.parameter_history(&environment.rollback_parameter()).await?);
+        let releases = releases(&read_history(parameters, &environment.release_parameter()).await?);
+        let rollbacks = stored(&read_history(parameters, &environment.rollback_parameter()).await?);
         let approvals = if environment.approval {
-            stored(&parameters.parameter_history(&environment.approval_parameter()).await?)
+            stored(&read_history(parameters, &environment.approval_parameter()).await?)
         } else {
             Vec::new()
         };

@@ -4,17 +4,16 @@
 use std::process::ExitCode;
 
 use tagrelay::aws::ssm::SsmParameterStore;
-use tagrelay::aws::{codebuild::CodeBuildRunner, ecr::EcrImageRegistry, ecs::EcsServiceReader, load_sdk_config};
+use tagrelay::aws::{codebuild::CodeBuildRunner, ecr::EcrImageRegistry, ecs::EcsServiceReader};
 use tagrelay::deploy::Deployer;
-use tagrelay::lambda_init::{cold_start, serve};
+use tagrelay::lambda_init::{cold_start, serve, Started};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let config = match cold_start("trigger-deploy").await {
-        Ok(config) => config,
+    let Started { config, sdk } = match cold_start("trigger-deploy").await {
+        Ok(started) => started,
         Err(exit) => return exit,
     };
-    let sdk = load_sdk_config().await;
     let deployer = Deployer::new(
         config,
         SsmParameterStore::from_sdk_config(&sdk),

@@ -1,22 +1,22 @@
 //! The fingerprint of an environment's desired state: its one definition, used by every consumer
-//! (StartBuild, reconcile, `tagrelay status` and `retry`, the tests' harness).
+//! (StartBuild, reconcile, the release and approval records, `tagrelay status`, `retry` and
+//! `trace`, the buildspec, the tests' harness).
 //!
-//! Every parameter of the environment as `name=version@digest`, sorted by name, joined with `,`,
-//! e.g. `/my-api/dev/docker-image-tag=3@c0aa4a0b,/worker/dev/docker-image-tag=1@ba7816bf`. A
-//! build is started with it (`TAGRELAY_FINGERPRINT`), so any later run can tell what a build
-//! deployed.
+//! The **state** is every parameter of the environment as `name=version@digest`, sorted by name,
+//! joined with `,`, e.g. `/my-api/dev/docker-image-tag=3@c0aa4a0b,/worker/dev/docker-image-tag=1@ba7816bf`.
+//! The **fingerprint** is `sha256:` and the SHA-256 of the state in hex: 71 characters at any
+//! number of services, so it fits a CodeBuild variable (4,096 characters; the state of 100
+//! services did not) and a log line. The state itself, with the value of every parameter at its
+//! version, is the build's **run manifest** (`manifest`), written before the build starts, so
+//! nothing a build deployed is less readable than when the state travelled on the build.
 //!
 //! Why a digest of the value and not only the version: a parameter that is deleted and created
 //! again restarts at version 1, so `name=version` could equal what is already deployed while the
 //! value differs, and the new tag would never be deployed. The digest is of the value itself
 //! rather than of the last-modified time because it changes exactly when what Terraform would
 //! read changes: re-creating a parameter with the value it had deploys nothing, and the
-//! fingerprint is a function of what GetParameters returns (no clock, no precision). The version
-//! stays so the fingerprint stays readable next to `tagrelay status`'s VERSION column and so that
-//! two states are never equal just because their values are. The digest is the first 8 hex
-//! digits of the value's SHA-256 (`printf %s 1043 | sha256sum | cut -c1-8`): stable across
-//! versions and machines, small enough for a CodeBuild variable (4,096 characters), and it only
-//! has to tell apart the values one parameter held at the same version.
+//! fingerprint is a function of what GetParameters returns (no clock, no precision). The digest
+//! is the first 8 hex digits of the value's SHA-256 (`printf %s 1043 | sha256sum | cut -c1-8`).
 
 use std::collections::BTreeMap;
 
@@ -25,11 +25,13 @@ use sha2::{Digest, Sha256};
 use crate::ports::StoredParameter;
 
 /// Separates a parameter's version from its value's digest. SSM names cannot contain `@`, `=`
-/// or `,`, so the fingerprint parses back unambiguously.
+/// or `,`, so the state parses back unambiguously.
 const DIGEST_SEPARATOR: char = '@';
+/// What every fingerprint starts with.
+pub const FINGERPRINT_PREFIX: &str = "sha256:";
 
-/// The fingerprint of `parameters` (name → what SSM holds); empty when there is none.
-pub fn fingerprint(parameters: &BTreeMap<String, StoredParameter>) -> String {
+/// The state of `parameters` (name → what SSM holds); empty when there is none.
+pub fn state(parameters: &BTreeMap<String, StoredParameter>) -> String {
     parameters
         .iter()
         .map(|(name, stored)| format!("{name}={}{DIGEST_SEPARATOR}{}", stored.version, value_digest(&stored.value)))
@@ -37,26 +39,32 @@ pub fn fingerprint(parameters: &BTreeMap<String, StoredParameter>) -> String {
         .join(",")
 }
 
-/// Whether a build started with `recorded` deployed the state whose fingerprint is `current`.
-///
-/// Builds started by tagrelay before the digest was added recorded `name=version` only. Such a
-/// fingerprint matches when every version is the same, so upgrading tagrelay starts no Terraform
-/// run by itself; a parameter re-created before the first run of the new version is missed
-/// that once, as it was before.
-pub fn same_state(recorded: &str, current: &str) -> bool {
-    if recorded == current {
-        return true;
-    }
-    let legacy = !recorded.contains(DIGEST_SEPARATOR);
-    legacy && !recorded.is_empty() && recorded == without_digests(current)
+/// The fingerprint of `parameters`; empty when there is none.
+pub fn fingerprint(parameters: &BTreeMap<String, StoredParameter>) -> String {
+    of_state(&state(parameters))
 }
 
-fn without_digests(fingerprint: &str) -> String {
-    fingerprint
-        .split(',')
-        .map(|entry| entry.split_once(DIGEST_SEPARATOR).map_or(entry, |(name_version, _)| name_version))
-        .collect::<Vec<_>>()
-        .join(",")
+/// The fingerprint of a state; empty for the empty state.
+pub fn of_state(state: &str) -> String {
+    if state.is_empty() {
+        return String::new();
+    }
+    format!("{FINGERPRINT_PREFIX}{}", sha256_hex(state, 64))
+}
+
+/// Whether a build (or record) made with `recorded` deployed the state whose fingerprint is
+/// `current`.
+///
+/// Builds and records of tagrelay before the fingerprint became a digest carry the state itself
+/// (`name=version@digest,…`): it matches when its digest is `current`, so upgrading tagrelay
+/// starts no Terraform run and writes no release by itself. The older `name=version` form (no
+/// value digest) cannot be compared with a digest: such an environment gets one run of its
+/// current state after the upgrade, which deploys what already runs.
+pub fn same_state(recorded: &str, current: &str) -> bool {
+    if recorded.is_empty() || current.is_empty() {
+        return false;
+    }
+    recorded == current || (!recorded.starts_with(FINGERPRINT_PREFIX) && of_state(recorded) == current)
 }
 
 /// The first 8 hex digits of the value's SHA-256.
@@ -99,10 +107,21 @@ mod tests {
     }
 
     #[test]
-    fn fingerprint_is_sorted_name_equals_version_at_value_digest() {
+    fn the_state_is_sorted_name_equals_version_at_value_digest_and_the_fingerprint_its_digest() {
         let parameters = stored(&[("/b/dev/tag", 3, "abc"), ("/a/dev/tag", 12, "1043")]);
-        assert_eq!(fingerprint(&parameters), "/a/dev/tag=12@c0aa4a0b,/b/dev/tag=3@ba7816bf");
+        assert_eq!(state(&parameters), "/a/dev/tag=12@c0aa4a0b,/b/dev/tag=3@ba7816bf");
+        // printf %s '/a/dev/tag=12@c0aa4a0b,/b/dev/tag=3@ba7816bf' | sha256sum: the buildspec checks it so.
+        assert_eq!(
+            fingerprint(&parameters),
+            "sha256:ebc92115730b8e6063591fe227a69fcfda4b9ca4b3fbd38a15aba6ec55b581a8"
+        );
         assert_eq!(fingerprint(&BTreeMap::new()), "");
+        // Fixed size at any number of services: a CodeBuild variable holds 4,096 characters.
+        let many: Vec<(String, i64, String)> =
+            (0..1_000).map(|n| (format!("/service-{n:04}/prod/docker-image-tag"), n, n.to_string())).collect();
+        let many = many.iter().map(|(n, v, t)| (n.as_str(), *v, t.as_str())).collect::<Vec<_>>();
+        assert!(state(&stored(&many)).len() > 40_000);
+        assert_eq!(fingerprint(&stored(&many)).len(), 71);
     }
 
     #[test]
@@ -123,20 +142,20 @@ mod tests {
     }
 
     #[test]
-    fn a_build_matches_its_own_fingerprint_and_a_legacy_one_with_the_same_versions() {
-        let current = "/a/dev/tag=12@c0aa4a0b,/b/dev/tag=3@ba7816bf";
+    fn a_build_matches_its_own_fingerprint_and_one_that_recorded_the_same_state_itself() {
+        let current = of_state("/a/dev/tag=12@c0aa4a0b,/b/dev/tag=3@ba7816bf");
         let cases = [
-            ("itself", current, true),
-            ("another digest", "/a/dev/tag=12@00000000,/b/dev/tag=3@ba7816bf", false),
-            ("another version", "/a/dev/tag=11@c0aa4a0b,/b/dev/tag=3@ba7816bf", false),
-            ("legacy, same versions", "/a/dev/tag=12,/b/dev/tag=3", true),
-            ("legacy, another version", "/a/dev/tag=12,/b/dev/tag=2", false),
-            ("legacy, a parameter fewer", "/a/dev/tag=12", false),
-            ("empty", "", false),
+            ("itself", current.clone(), true),
+            ("another fingerprint", of_state("/a/dev/tag=12@00000000,/b/dev/tag=3@ba7816bf"), false),
+            ("the state, as builds before the digest recorded it", "/a/dev/tag=12@c0aa4a0b,/b/dev/tag=3@ba7816bf".into(), true),
+            ("another state", "/a/dev/tag=11@c0aa4a0b,/b/dev/tag=3@ba7816bf".into(), false),
+            ("name=version only: cannot be compared", "/a/dev/tag=12,/b/dev/tag=3".into(), false),
+            ("empty", String::new(), false),
         ];
         for (name, recorded, expected) in cases {
-            assert_eq!(same_state(recorded, current), expected, "{name}");
+            assert_eq!(same_state(&recorded, &current), expected, "{name}");
         }
+        assert!(!same_state("", ""), "no state is never deployed");
     }
 
     #[test]

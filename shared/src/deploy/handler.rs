@@ -5,7 +5,8 @@ use tracing::{error, info, warn};
 
 use super::deployer::Deployer;
 use super::fingerprint::idempotency_token;
-use super::history::{newest_builds, MAX_BUILDS_READ};
+use super::history::{deploy_history, newest_builds, MAX_BUILDS_READ};
+use super::manifest::Manifest;
 use super::observe::Observation;
 use super::outcome::{DeployError, EnvironmentOutcome, Outcome, ReconcileError, Summary};
 use super::reconcile::{Decision, Trigger};
@@ -14,6 +15,7 @@ use super::release::{verified_at, Release, RELEASE_DESCRIPTION};
 use super::trigger::{build_trigger, deployment_trigger, parameter_trigger, IgnoreReason, Ignored};
 use super::verify::VerifiedBy;
 use crate::config::Environment;
+use crate::document::DocumentError;
 use crate::event::deploy::{parse_deploy_event, DeployEvent};
 use crate::handler::{log_failure, Handler};
 use crate::ports::{
@@ -99,7 +101,22 @@ where
         trigger: &Trigger,
     ) -> Result<EnvironmentOutcome, ReconcileError> {
         let project = &environment.codebuild_project;
-        let Observation { desired, history, decision, .. } = self.observe(environment, trigger).await?;
+        let history = deploy_history(&self.builds, project).await?;
+        // A running build holds the state lock, a manual one too, and its end event reconciles
+        // again: decided without reading the parameters, which at 1,000 services is 100
+        // GetParameters calls saved on every event of a burst.
+        if let Some(running) = history.running().map(|build| build.id.clone()) {
+            let outcome = Outcome::Wait { build: running };
+            log_decision(environment, "", trigger, &outcome);
+            return Ok(EnvironmentOutcome {
+                environment: environment.name.clone(),
+                project: project.clone(),
+                fingerprint: String::new(),
+                outcome,
+            });
+        }
+        let Observation { parameters, desired, history, decision, .. } =
+            self.observe_with(environment, trigger, history).await?;
         if history.bound_reached {
             warn!(environment = %environment.name, project = %project, fingerprint = %desired.fingerprint, "no tagrelay build among the newest {MAX_BUILDS_READ} builds of the project: treated as never deployed");
         }
@@ -111,6 +128,10 @@ where
                 // mismatch is not read as `wait`: it can only mean a bug here (the token's scheme
                 // changes with the parameters, so two tagrelay versions never share a token), and
                 // InvalidInputException also covers requests that are simply wrong.
+                // The manifest first: the build finds what to deploy in it, so a build never
+                // starts without one. Racing starts may write it twice; the build takes the newest.
+                let manifest = Manifest::of(&environment.name, &parameters);
+                self.write_manifest(environment, &manifest).await?;
                 let request = StartBuild {
                     project: project.clone(),
                     environment: vec![
@@ -149,11 +170,30 @@ where
         })
     }
 
+    /// Writes the run manifest of a build about to start.
+    async fn write_manifest(&self, environment: &Environment, manifest: &Manifest) -> Result<i64, ReconcileError> {
+        let written = crate::document::write(
+            &self.parameters,
+            &environment.manifest_parameter(),
+            &manifest.document(),
+            &manifest.description(),
+        )
+        .await;
+        written.map_err(|err| match err {
+            DocumentError::Aws { source, .. } => ReconcileError::Aws(source),
+            other => ReconcileError::Release(other.into()),
+        })
+    }
+
     /// Writes the release record. Racing reconciles may both write it: the same record, since
     /// every field is a function of what they read; readers take each fingerprint once.
     async fn record_release(&self, environment: &Environment, release: &Release) -> Result<i64, ReconcileError> {
-        let document = release.document()?;
-        Ok(self.parameters.put_record(&environment.release_parameter(), &document, RELEASE_DESCRIPTION).await?)
+        let document = release.document();
+        let written = crate::document::write(&self.parameters, &environment.release_parameter(), &document, RELEASE_DESCRIPTION).await;
+        written.map_err(|err| match err {
+            DocumentError::Aws { source, .. } => ReconcileError::Aws(source),
+            other => ReconcileError::Release(other.into()),
+        })
     }
 
     /// CodeBuild refused the start (see `refusal`): a build of the project running is `wait`,

@@ -31,6 +31,13 @@ pub struct BuildHistory {
     pub bound_reached: bool,
 }
 
+impl BuildHistory {
+    /// A build of the project that is running (any: a manual one holds the state lock too).
+    pub fn running(&self) -> Option<&BuildRecord> {
+        self.builds.iter().find(|build| build.status == crate::ports::BuildStatus::InProgress)
+    }
+}
+
 /// The builds reconcile needs: newest first, down to the newest tagrelay build.
 pub async fn deploy_history<B: BuildRunner + Sync>(runner: &B, project: &str) -> Result<BuildHistory, AwsError> {
     read(runner, project, MAX_BUILDS_READ, |build| build.fingerprint.is_some()).await

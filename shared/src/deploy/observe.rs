@@ -9,6 +9,8 @@ use std::time::SystemTime;
 
 use aws_smithy_types::DateTime;
 
+use tracing::warn;
+
 use super::deployer::Deployer;
 use super::history::{deploy_history, BuildHistory};
 use super::outcome::ReconcileError;
@@ -16,6 +18,7 @@ use super::reconcile::{after_verification, reconcile, Decision, Desired, Trigger
 use super::release::{stored_release, Release};
 use super::verify::{check_service, verify, Expected, Seen, ServiceCheck};
 use crate::config::Environment;
+use crate::document::{resolve, DocumentError};
 use crate::ports::{AwsError, BuildRunner, EcsServices, ImageRegistry, ParameterStore, ServiceState, StoredParameter};
 
 /// One environment as read, and what reconcile decides on it.
@@ -76,12 +79,32 @@ where
     /// project's builds, and decides for `trigger`; verifies on ECS when that is the question.
     /// Starts and writes nothing.
     pub async fn observe(&self, environment: &Environment, trigger: &Trigger) -> Result<Observation, ReconcileError> {
+        let history = deploy_history(&self.builds, &environment.codebuild_project).await?;
+        self.observe_with(environment, trigger, history).await
+    }
+
+    /// `observe` with the project's builds already read.
+    pub async fn observe_with(
+        &self,
+        environment: &Environment,
+        trigger: &Trigger,
+        history: BuildHistory,
+    ) -> Result<Observation, ReconcileError> {
         let release_parameter = environment.release_parameter();
         let mut names = self.config.parameter_names(&environment.name);
         names.push(release_parameter.clone());
         let mut stored = self.parameters.get_parameters(&names).await?;
-        let release = stored_release(&release_parameter, stored.remove(&release_parameter))?;
-        let history = deploy_history(&self.builds, &environment.codebuild_project).await?;
+        let mut current = stored.remove(&release_parameter);
+        if let Some(record) = current.as_mut() {
+            // A record in parts (1,000 services) is read whole; one whose parts are gone is no
+            // record, like a hand edit: the next verified release writes a new one.
+            match resolve(&self.parameters, &release_parameter, &record.value).await {
+                Ok(document) => record.value = document,
+                Err(DocumentError::Aws { source, .. }) => return Err(source.into()),
+                Err(err) => warn!(environment = %environment.name, parameter = %release_parameter, error = %err, "release record unreadable; treated as none"),
+            }
+        }
+        let release = stored_release(&release_parameter, current)?;
         let mut observation = Observation::of(stored, release, history, trigger);
         if let Some(build) = observation.unverified_success().map(str::to_owned) {
             observation.decision = self.verify_release(environment, &observation, &build, trigger).await?;

@@ -9,11 +9,9 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::fingerprint::same_state;
+use crate::document::DocumentError;
 use crate::ports::{ParameterKind, ParameterVersion, StoredParameter};
 
-/// An Intelligent-Tiering parameter value holds at most 8 KB (about 60 services); the scale
-/// work owns a format for more.
-pub const MAX_RECORD_BYTES: usize = 8192;
 /// The release parameter's description.
 pub const RELEASE_DESCRIPTION: &str = "tagrelay: the environment's verified releases (one per version)";
 
@@ -36,19 +34,16 @@ pub enum ReleaseError {
     /// silently change its type, so tagrelay leaves it and says so.
     #[error("{parameter} has type {}, not String: tagrelay keeps its release records there as String parameters; delete it (it is written again at the next verified release)", kind.as_str())]
     NotAString { parameter: String, kind: ParameterKind },
-    #[error("the release record of {fingerprint} is {bytes} bytes; an SSM parameter holds at most {MAX_RECORD_BYTES}")]
-    TooLarge { fingerprint: String, bytes: usize },
+    /// Writing it failed, or it is larger than tagrelay stores (800 KB, some 7,000 services).
+    #[error(transparent)]
+    Store(#[from] DocumentError),
 }
 
 impl Release {
-    /// The record as stored.
-    pub fn document(&self) -> Result<String, ReleaseError> {
+    /// The record as stored (in parts when it outgrows one parameter: `crate::document`).
+    pub fn document(&self) -> String {
         // Plain strings and maps only: serialising cannot fail.
-        let document = serde_json::to_string(self).unwrap_or_default();
-        if document.len() > MAX_RECORD_BYTES {
-            return Err(ReleaseError::TooLarge { fingerprint: self.fingerprint.clone(), bytes: document.len() });
-        }
-        Ok(document)
+        serde_json::to_string(self).unwrap_or_default()
     }
 
     /// Reads a stored record; `None` for a value that is not one (hand-edited, say).
@@ -123,7 +118,7 @@ mod tests {
     #[test]
     fn the_record_reads_back_and_its_time_is_whole_seconds_utc() {
         let r = release("/my-api/dev/docker-image-tag=3@c0aa4a0b", "42");
-        let document = r.document().expect("small");
+        let document = r.document();
         assert_eq!(Release::parse(&document), Some(r.clone()));
         assert!(
             document.starts_with(r#"{"fingerprint":"/my-api/dev/docker-image-tag=3@c0aa4a0b","tags":{"my-api":"42"}"#)
@@ -134,18 +129,9 @@ mod tests {
     }
 
     #[test]
-    fn a_record_too_large_for_a_parameter_is_refused_before_writing() {
-        let mut r = release("f", "1");
-        for n in 0..400 {
-            r.tags.insert(format!("service-{n:04}"), "1234567890".into());
-        }
-        assert!(matches!(r.document(), Err(ReleaseError::TooLarge { bytes, .. }) if bytes > MAX_RECORD_BYTES));
-    }
-
-    #[test]
     fn a_release_parameter_someone_retyped_is_refused_naming_it() {
         let parameter = "/tagrelay/dev/verified";
-        let record = release("f", "1").document().expect("small");
+        let record = release("f", "1").document();
         let stored = |value: &str, kind| Some(StoredParameter { kind, ..StoredParameter::string(value, 3, None) });
         assert_eq!(stored_release(parameter, None), Ok(None));
         assert_eq!(stored_release(parameter, stored(&record, ParameterKind::String)), Ok(Some(release("f", "1"))));
@@ -156,7 +142,7 @@ mod tests {
 
     #[test]
     fn history_lists_each_release_once_newest_first() {
-        let doc = |f: &str, tag: &str| release(f, tag).document().expect("small");
+        let doc = |f: &str, tag: &str| release(f, tag).document();
         let history = vec![
             version(1, doc("a", "1")),
             version(2, doc("b", "2")),

@@ -17,7 +17,7 @@ pub use build::{BuildRecord, BuildStatus, ENVIRONMENT_VARIABLE, FINGERPRINT_VARI
 pub use ecs::{Deployment, EcsServices, RolloutState, ServiceState};
 
 /// An AWS call that failed after the SDK's own retries. Names the operation and the resource.
-#[derive(Debug, Clone, Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{operation} {resource} failed: {message}")]
 pub struct AwsError {
     pub operation: &'static str,

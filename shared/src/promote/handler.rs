@@ -129,13 +129,15 @@ where
         record: &RollbackRecord,
     ) -> Result<i64, EnvironmentError> {
         let name = &environment.name;
-        let document =
-            record.document().map_err(|source| EnvironmentError::Record { environment: name.clone(), source })?;
         let (parameters, _, _) = self.ports();
-        parameters
-            .put_record(&environment.rollback_parameter(), &document, ROLLBACK_DESCRIPTION)
+        crate::document::write(parameters, &environment.rollback_parameter(), &record.document(), ROLLBACK_DESCRIPTION)
             .await
-            .map_err(|source| EnvironmentError::Aws { environment: name.clone(), source })
+            .map_err(|err| match err {
+                crate::document::DocumentError::Aws { source, .. } => {
+                    EnvironmentError::Aws { environment: name.clone(), source }
+                }
+                source => EnvironmentError::Record { environment: name.clone(), source },
+            })
     }
 
     async fn write_rollback(

@@ -2,6 +2,7 @@
 //! rollback decision (with `rollback_alarms`) and the promotion decision (with `promote_from`).
 //! Reads only: the handler acts on the result, and `tagrelay status` shows it.
 
+use crate::document::read_history;
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_smithy_types::DateTime;
@@ -51,7 +52,7 @@ where
             .into_iter()
             .filter_map(|(name, p)| names.get(&name).map(|service| (service.clone(), p.value)))
             .collect();
-        let rollback_history = parameters.parameter_history(&environment.rollback_parameter()).await?;
+        let rollback_history = read_history(parameters, &environment.rollback_parameter()).await?;
         let rollbacks: Vec<Stored<RollbackRecord>> = stored(&rollback_history);
         let unreadable_rollback = unreadable::<RollbackRecord>(&rollback_history);
 
@@ -59,7 +60,7 @@ where
             None
         } else {
             let own: Vec<StoredRelease> =
-                releases(&parameters.parameter_history(&environment.release_parameter()).await?);
+                releases(&read_history(parameters, &environment.release_parameter()).await?);
             let alarms = self.watch(&environment.rollback_alarms, written_at).await?;
             // The target's images must still be in ECR (a lifecycle policy may have expired
             // them): each one found gone is passed over and the target chosen again.
@@ -87,9 +88,9 @@ where
         let promotion = match environment.promote_from.as_deref().and_then(|name| config.environment(name)) {
             None => None,
             Some(upstream) => {
-                let upstream_releases = releases(&parameters.parameter_history(&upstream.release_parameter()).await?);
+                let upstream_releases = releases(&read_history(parameters, &upstream.release_parameter()).await?);
                 let upstream_rollbacks: Vec<Stored<RollbackRecord>> =
-                    stored(&parameters.parameter_history(&upstream.rollback_parameter()).await?);
+                    stored(&read_history(parameters, &upstream.rollback_parameter()).await?);
                 let soak = i64::try_from(environment.soak.as_secs()).unwrap_or(i64::MAX / 2);
                 let since = DateTime::from_secs(now.secs().saturating_sub(soak));
                 // D's own rollback alarms gate promotion into it too: no new release goes into
@@ -102,7 +103,7 @@ where
                 }
                 let gates = self.watch(&gate_names, Some(since)).await?;
                 let approvals: Vec<Stored<Approval>> = if environment.approval {
-                    stored(&parameters.parameter_history(&environment.approval_parameter()).await?)
+                    stored(&read_history(parameters, &environment.approval_parameter()).await?)
                 } else {
                     Vec::new()
                 };

@@ -3,6 +3,7 @@
 //! does not undo it) and `tagrelay pin` (one tag set by hand, recorded the same way). They
 //! decide from the same reads as the function.
 
+use crate::document::read_history;
 use std::collections::BTreeSet;
 
 use aws_smithy_types::DateTime;
@@ -101,9 +102,14 @@ where
         };
         let approval =
             Approval { fingerprint, by: by.to_owned(), at: timestamp::format(now), comment: comment.to_owned() };
-        let document = approval.document()?;
         let (parameters, _, _) = self.ports();
-        let version = parameters.put_record(&environment.approval_parameter(), &document, APPROVAL_DESCRIPTION).await?;
+        let version =
+            crate::document::write(parameters, &environment.approval_parameter(), &approval.document(), APPROVAL_DESCRIPTION)
+                .await
+                .map_err(|err| match err {
+                    RecordError::Aws { source, .. } => OperatorError::Aws(source),
+                    other => OperatorError::Record(other),
+                })?;
         Ok(Approved { release, approval, version })
     }
 
@@ -119,7 +125,7 @@ where
     ) -> Result<RolledBack, OperatorError> {
         let view = self.observe(environment, now).await?;
         let (parameters, _, _) = self.ports();
-        let own = releases(&parameters.parameter_history(&environment.release_parameter()).await?);
+        let own = releases(&read_history(parameters, &environment.release_parameter()).await?);
         let mut unavailable = BTreeSet::new();
         let (release, record) = loop {
             let Some((release, record)) =

@@ -7,9 +7,7 @@ use std::collections::BTreeMap;
 
 use aws_smithy_types::DateTime;
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
-use crate::deploy::release::MAX_RECORD_BYTES;
 use crate::ports::ParameterVersion;
 use crate::timestamp;
 
@@ -45,24 +43,18 @@ pub struct Approval {
     pub comment: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum RecordError {
-    #[error("the {kind} record is {bytes} bytes; an SSM parameter holds at most {MAX_RECORD_BYTES}")]
-    TooLarge { kind: &'static str, bytes: usize },
-}
+/// A record that could not be stored: larger than tagrelay stores (800 KB), or a write failed.
+pub type RecordError = crate::document::DocumentError;
 
-fn document<T: Serialize>(kind: &'static str, record: &T) -> Result<String, RecordError> {
+/// The record as stored (in parts when it outgrows one parameter: `crate::document`).
+fn document<T: Serialize>(record: &T) -> String {
     // Plain strings and maps only: serialising cannot fail.
-    let document = serde_json::to_string(record).unwrap_or_default();
-    if document.len() > MAX_RECORD_BYTES {
-        return Err(RecordError::TooLarge { kind, bytes: document.len() });
-    }
-    Ok(document)
+    serde_json::to_string(record).unwrap_or_default()
 }
 
 impl RollbackRecord {
-    pub fn document(&self) -> Result<String, RecordError> {
-        document("rollback", self)
+    pub fn document(&self) -> String {
+        document(self)
     }
 
     /// When it was recorded; `None` for a hand-edited time.
@@ -77,8 +69,8 @@ impl RollbackRecord {
 }
 
 impl Approval {
-    pub fn document(&self) -> Result<String, RecordError> {
-        document("approval", self)
+    pub fn document(&self) -> String {
+        document(self)
     }
 }
 
@@ -144,10 +136,10 @@ mod tests {
             by: BY_PROMOTE.into(),
             reason: "alarm prod-5xx in ALARM at 2026-11-30T12:40:00Z".into(),
         };
-        let document = record.document().expect("small");
+        let document = record.document();
         let mut older = record.clone();
         older.from = tags(&[("web", "41")]);
-        let history = [version(1, &older.document().expect("small")), version(2, "{oops"), version(3, &document)];
+        let history = [version(1, &older.document()), version(2, "{oops"), version(3, &document)];
         let listed: Vec<Stored<RollbackRecord>> = stored(&history);
         assert_eq!(listed.iter().map(|s| s.version).collect::<Vec<_>>(), [3, 1]);
         assert_eq!(listed[0].record, record);
@@ -156,20 +148,13 @@ mod tests {
         assert_eq!(record.rolled_back_from(&tags(&[("web", "44")])), None);
         // A manual rollback has no alarm, and says so as null.
         let manual = RollbackRecord { alarm: None, by: "alice".into(), ..record };
-        assert!(manual.document().expect("small").contains(r#""alarm":null"#));
+        assert!(manual.document().contains(r#""alarm":null"#));
     }
 
     #[test]
-    fn an_approval_without_a_comment_reads_back_and_a_huge_record_is_refused() {
+    fn an_approval_without_a_comment_reads_back() {
         let history = [version(1, r#"{"fingerprint":"f","by":"bob","at":"2026-11-30T12:40:31Z"}"#)];
         let approvals: Vec<Stored<Approval>> = stored(&history);
         assert_eq!(approvals[0].record.comment, "");
-        let huge = Approval {
-            fingerprint: "x".repeat(MAX_RECORD_BYTES),
-            by: "bob".into(),
-            at: String::new(),
-            comment: String::new(),
-        };
-        assert!(matches!(huge.document(), Err(RecordError::TooLarge { kind: "approval", .. })));
     }
 }
