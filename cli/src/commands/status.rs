@@ -5,9 +5,9 @@
 //! the core's `observe` (trigger-deploy's, and promote's), the same the functions act on; this
 //! file maps them to what an operator reads.
 
-use tagrelay::document::read_history;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use tagrelay::document::read_history;
 
 use aws_smithy_types::DateTime;
 use clap::Args;

@@ -189,7 +189,9 @@ where
     /// every field is a function of what they read; readers take each fingerprint once.
     async fn record_release(&self, environment: &Environment, release: &Release) -> Result<i64, ReconcileError> {
         let document = release.document();
-        let written = crate::document::write(&self.parameters, &environment.release_parameter(), &document, RELEASE_DESCRIPTION).await;
+        let written =
+            crate::document::write(&self.parameters, &environment.release_parameter(), &document, RELEASE_DESCRIPTION)
+                .await;
         written.map_err(|err| match err {
             DocumentError::Aws { source, .. } => ReconcileError::Aws(source),
             other => ReconcileError::Release(other.into()),

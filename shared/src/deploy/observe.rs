@@ -101,7 +101,9 @@ where
             match resolve(&self.parameters, &release_parameter, &record.value).await {
                 Ok(document) => record.value = document,
                 Err(DocumentError::Aws { source, .. }) => return Err(source.into()),
-                Err(err) => warn!(environment = %environment.name, parameter = %release_parameter, error = %err, "release record unreadable; treated as none"),
+                Err(err) => {
+                    warn!(environment = %environment.name, parameter = %release_parameter, error = %err, "release record unreadable; treated as none")
+                }
             }
         }
         let release = stored_release(&release_parameter, current)?;
