@@ -133,6 +133,15 @@ where
             if stored.value == self.config.parameter_placeholder() {
                 continue;
             }
+            // A service whose tag the newest release already verified keeps that verification
+            // and digest: only what this run changed is looked up on ECR and ECS. At 1,000
+            // services a release that changes one reads one image and one service, not 1,000.
+            let recorded = observation.release.as_ref().filter(|r| r.tags.get(&service.name) == Some(&stored.value));
+            if let Some(digest) = recorded.and_then(|r| r.digests.get(&service.name)) {
+                tags.insert(service.name.clone(), stored.value.clone());
+                digests.insert(service.name.clone(), digest.clone());
+                continue;
+            }
             let digest = self.images.image_by_tag(&service.repository, &stored.value).await?.map(|image| image.digest);
             tags.insert(service.name.clone(), stored.value.clone());
             if let Some(digest) = &digest {
