@@ -57,8 +57,9 @@ pub async fn cold_start(function_name: &str) -> Result<Started, ExitCode> {
     let sdk = load_sdk_config().await;
     match source.load(&SsmParameterStore::from_sdk_config(&sdk)).await {
         Ok((config, loaded)) => {
+            // Not a decision line: said once per cold start, so a configuration change is seen
+            // (source and version, SHA-256) and what reading it cost.
             info!(
-                decision = "config_loaded",
                 source = %loaded.source,
                 bytes = loaded.bytes,
                 sha256 = %loaded.sha256,
