@@ -32,6 +32,7 @@ fn tag(service: &str, environment: &str, tag: Option<&str>, version: Option<i64>
         tag: tag.map(s),
         version,
         changed: changed.map(s),
+        deployed: tag.map(s),
     }
 }
 

@@ -84,8 +84,12 @@ def manifest_of(ssm, environment, fingerprint):
         if hashlib.sha256(value.encode()).hexdigest() != head_parts["sha256"]:
             raise ApplyError(f"{head}: the parts do not add up to the document the head names")
         parsed = json.loads(value)
-    if parsed.get("fingerprint") != fingerprint or parsed.get("environment") != environment:
-        raise ApplyError(f"{head}: the manifest is not of {fingerprint} in {environment}")
+    entries = parsed.get("parameters", {})
+    state = ",".join(
+        f"{name}={entries[name]['version']}@{hashlib.sha256(entries[name]['value'].encode()).hexdigest()[:8]}"
+        for name in sorted(entries))
+    if parsed.get("environment") != environment or "sha256:" + hashlib.sha256(state.encode()).hexdigest() != fingerprint:
+        raise ApplyError(f"{head}: the manifest is not the state of {fingerprint} in {environment}")
     return parsed
 
 
