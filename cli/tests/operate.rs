@@ -63,6 +63,7 @@ async fn status_promote_pin_and_history_on_a_running_pipeline() {
     assert_eq!(dev["services"][0]["version"], 2);
     assert_eq!(dev["newest_build"]["status"], "SUCCEEDED");
     assert_eq!(dev["newest_build"]["deploys_current"], true);
+    assert_eq!(dev["services"][0]["deployed"], "1042", "read from the newest run's manifest: {dev}");
     assert_eq!(environment(&status, "prod")["state"], "no_parameters");
     // No ECS here: the build's success is the release, recorded by the reconcile after it.
     assert_eq!(dev["verification"]["state"], "verified", "{dev}");

@@ -205,7 +205,8 @@ async fn a_stopped_run_is_started_again_with_a_new_idempotency_token() {
 
 #[tokio::test]
 async fn the_schedule_starts_no_first_run_until_a_change_is_recorded_and_catches_a_lost_event() {
-    let params = FakeParameters::with(&[(API, "1"), ("/my-api/prod/docker-image-tag", "1")]);
+    // As infra/ creates them: the placeholder at version 1.
+    let params = FakeParameters::with(&[(API, "initial"), ("/my-api/prod/docker-image-tag", "initial")]);
     let d = deployer(params, FakeBuilds::with(DEV, vec![record("manual:1", Succeeded, None)]));
     let summary = d.handle(&scheduled()).await.expect("reconciled");
     let decisions: Vec<_> = summary.environments.iter().map(|e| (e.environment.as_str(), e.outcome.clone())).collect();
@@ -220,6 +221,13 @@ async fn the_schedule_starts_no_first_run_until_a_change_is_recorded_and_catches
     assert!(matches!(dev.outcome, Outcome::Start { reason: StartReason::FirstRun, .. }), "{dev:?}");
     let prod = summary.environments.iter().find(|e| e.environment == "prod").expect("prod");
     assert_eq!(prod.outcome, Outcome::NoBaseline, "prod's parameter is as Terraform created it");
+
+    // Without Terraform-managed parameters (manage_image_tag_parameters = false) the first push
+    // creates the parameter at version 1 with its tag: a recorded change too, if its event is lost.
+    let d = deployer(FakeParameters::with(&[(API, "1043")]), FakeBuilds::default());
+    let summary = d.handle(&scheduled()).await.expect("reconciled");
+    let dev = summary.environments.iter().find(|e| e.environment == "dev").expect("dev");
+    assert!(matches!(dev.outcome, Outcome::Start { reason: StartReason::FirstRun, .. }), "{dev:?}");
 
     // dev has a baseline; a change whose event was lost is found by the sweep.
     let fingerprint = format!("{API}=1@6b86b273");
