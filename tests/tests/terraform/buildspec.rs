@@ -101,19 +101,7 @@ fi
 cat "$file"
 echo
 "#;
-    let calls = dir.join("aws-calls");
-    let (calls_path, store_path) = (calls.display().to_string(), store.display().to_string());
-    let mut full_env: Vec<(&str, &str)> = vec![("AWS_CALLS", &calls_path), ("AWS_PARAMETERS", &store_path)];
-    full_env.extend_from_slice(env);
-    let output = bash_with_stubs(&dir, script, &full_env, &[("aws", aws)]);
-    let aws_calls = std::fs::read_to_string(&calls).unwrap_or_default().lines().map(str::to_owned).collect();
-    let _ = std::fs::remove_dir_all(&dir);
-    Run {
-        success: output.status.success(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        aws_calls,
-    }
+    run_with_aws(&dir, script, env, ("AWS_PARAMETERS", &store), aws)
 }
 
 /// Runs `script` like [`run_with_stub_aws`], with an `aws` that answers, as the CLI does with
@@ -160,13 +148,35 @@ case "$2" in
   *) echo "stub aws: unexpected call: $*" >&2; exit 2 ;;
 esac
 "#;
+    // The interpreter itself, not a version manager's shim (pyenv's puts its own bin directory,
+    // with a real `aws`, first on PATH): CodeBuild's python3 is a plain binary too.
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap_or_else(|err| panic!("{}: {err}", bin.display()));
+    let found = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3 runs (CodeBuild's standard images have it)");
+    let python = String::from_utf8_lossy(&found.stdout).trim().to_owned();
+    std::os::unix::fs::symlink(&python, bin.join("python3")).expect("python3 in the stubs' bin");
+    run_with_aws(&dir, script, env, ("AWS_SSM", &store), aws)
+}
+
+/// Runs `script` with the stub `aws` in `dir`, which appends its arguments to `$AWS_CALLS` and
+/// reads its answers under `store` (named by the variable `store.0`); removes `dir` after.
+fn run_with_aws(
+    dir: &std::path::Path,
+    script: &str,
+    env: &[(&str, &str)],
+    store: (&str, &std::path::Path),
+    aws: &str,
+) -> Run {
     let calls = dir.join("aws-calls");
-    let (calls_path, store_path) = (calls.display().to_string(), store.display().to_string());
-    let mut full_env: Vec<(&str, &str)> = vec![("AWS_CALLS", &calls_path), ("AWS_SSM", &store_path)];
+    let (calls_path, store_path) = (calls.display().to_string(), store.1.display().to_string());
+    let mut full_env: Vec<(&str, &str)> = vec![("AWS_CALLS", &calls_path), (store.0, &store_path)];
     full_env.extend_from_slice(env);
-    let output = bash_with_stubs(&dir, script, &full_env, &[("aws", aws)]);
+    let output = bash_with_stubs(dir, script, &full_env, &[("aws", aws)]);
     let aws_calls = std::fs::read_to_string(&calls).unwrap_or_default().lines().map(str::to_owned).collect();
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
     Run {
         success: output.status.success(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
