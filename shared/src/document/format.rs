@@ -123,8 +123,13 @@ pub fn parse_head(head: &str, value: &str) -> Result<Option<Head>, DocumentError
         return Err(bad("parts", format!("{} parts; expected 1 to {MAX_PARTS}", parts.len())));
     }
     for (index, part) in parts.iter().enumerate() {
-        if split_selector(part).is_none() {
+        let Some((name, _)) = split_selector(part) else {
             return Err(bad(&format!("parts[{index}]"), format!("{part:?} is not name:version")));
+        };
+        // Only the head's own parts: a hand-edited head cannot make a reader fetch another
+        // parameter.
+        if name != part_name(head, index) {
+            return Err(bad(&format!("parts[{index}]"), format!("{name:?} is not {:?}", part_name(head, index))));
         }
     }
     Ok(Some(parsed.tagrelay_parts))
@@ -209,6 +214,14 @@ mod tests {
                 "tagrelay_parts.parts[0]",
             ),
             (r#"{"tagrelay_parts":{"sha":"x"}}"#, "tagrelay_parts.*"),
+            (
+                &format!(r#"{{"tagrelay_parts":{{"sha256":"{}","parts":["/secret:1"]}}}}"#, "a".repeat(64)),
+                "tagrelay_parts.parts[0]",
+            ),
+            (
+                &format!(r#"{{"tagrelay_parts":{{"sha256":"{}","parts":["/h-part/1:1"]}}}}"#, "a".repeat(64)),
+                "tagrelay_parts.parts[0]",
+            ),
         ];
         for (value, field) in cases {
             let err = parse_head("/h", value).expect_err(value);
