@@ -6,9 +6,9 @@
 //! `local.*`, and any other root (`each`, `self`, a resource type). The remaining locals of the
 //! files are evaluated in that scope where they can be; one that cannot (it reads a data source or
 //! calls a function not implemented here) becomes an opaque string, much like a value Terraform
-//! knows only after apply. Only the Terraform functions the checks meet are implemented (each with
-//! its documented semantics and a test below); calling
-//! another one is an evaluation error, which the caller reports or counts as "not evaluated".
+//! knows only after apply. Only the Terraform functions the checks meet are implemented, each with
+//! Terraform's documented semantics and a test below; calling another one is an evaluation error,
+//! which the caller reports or counts as "not evaluated".
 
 use hcl::edit::expr::Expression;
 use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
