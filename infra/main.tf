@@ -69,10 +69,19 @@ locals {
   # there (verify_on_ecs), by their ECS name (default: the service's); each environment's release
   # record, which trigger-deploy writes (PutParameter creates it; Terraform does not manage it).
   ecs_clusters = sort(distinct([for env in values(local.environments) : env.ecs_cluster if env.ecs_cluster != null]))
-  # What the ECS deployment rule matches: the long service ARN format names the cluster.
-  ecs_service_arn_prefixes = [
+  # What the ECS deployment rule matches: the long service ARN format names the cluster. One
+  # prefix per cluster while the rule fits local.event_pattern_budget (events.tf; ten clusters of
+  # 255 characters would not); beyond, the service ARN prefix of the account and region: every
+  # ECS deployment here reaches trigger-deploy, which ignores services of clusters it does not
+  # know (one INFO line each).
+  ecs_cluster_service_arn_prefixes = [
     for cluster in local.ecs_clusters : { prefix = "arn:${local.partition}:ecs:${local.region}:${local.account_id}:service/${cluster}/" }
   ]
+  ecs_service_arn_prefixes = (
+    length(jsonencode(merge(local.base_patterns.ecs, { resources = local.ecs_cluster_service_arn_prefixes }))) <= local.event_pattern_budget
+    ? local.ecs_cluster_service_arn_prefixes
+    : [{ prefix = "arn:${local.partition}:ecs:${local.region}:${local.account_id}:service/" }]
+  )
   ecs_service_arns = sort(distinct(flatten([
     for env in values(local.environments) : [
       for name, svc in local.services :
@@ -93,11 +102,17 @@ locals {
   promoted_environments = sort([for name, env in local.environments : name if env.promote_from != null || contains(local.rollback_environments, name)])
   approval_environments = sort([for name, env in local.environments : name if env.approval == true])
 
-  # What the promote-parameter-change rule takes: those release records, and the approval records
-  # of the environments that wait for one.
+  # What the promote-parameter-change rule takes: the release records, while some environment is
+  # promoted from another or has rollback_alarms, and the approval records, while one waits for
+  # approvals. One wildcard each, whatever the number of environments: `*` matches any run of
+  # characters, but a record's own name ends in /verified (or /approval), so neither its parts
+  # (/tagrelay/<env>/verified-part/<i>) nor the run manifests (/tagrelay/<env>/manifest…) nor the
+  # configuration (/tagrelay/_config…) match. The records of environments nothing depends on reach
+  # promote too; it ignores them (one INFO line). Two wildcard values keep the rule's wildcard
+  # complexity at 4 (events.tf says why that matters).
   promote_parameter_names = concat(
-    [for name in sort(distinct(concat(local.promotion_sources, local.rollback_environments))) : "/tagrelay/${name}/verified"],
-    [for name in local.approval_environments : "/tagrelay/${name}/approval"],
+    length(concat(local.promotion_sources, local.rollback_environments)) > 0 ? [{ wildcard = "/tagrelay/*/verified" }] : [],
+    length(local.approval_environments) > 0 ? [{ wildcard = "/tagrelay/*/approval" }] : [],
   )
   # Every gate and rollback alarm, once (the alarm-state-change rule).
   promotion_alarm_names = sort(distinct(flatten([

@@ -439,24 +439,25 @@ fn the_environment_comparison_fails_both_ways() {
 // Event rules: pattern files, narrowing, fixtures
 // ---------------------------------------------------------------------------------------------
 
-/// Which rule of events.tf each fixture event must reach (`None`: no pattern rule; the
-/// scheduled event reaches every function through the sweep's schedule, not a pattern). A rule
-/// from the same pattern file takes it too when its own narrowing lists the event's name
-/// (Parameter Store changes: `parameter-change` for image tags, `promote-parameter-change` for
-/// release and approval records; which names each lists is checked on its own).
-/// Every file in tests/fixtures/events/ must be listed.
+/// Which rule of events.tf each fixture event reaches when the stack is configured with the names
+/// the fixtures carry (`fixture_owner`: their repositories, project, cluster, alarms, and the
+/// service `my-api` in `dev`): `None` for none (the scheduled event reaches every function
+/// through the sweep's schedule, not a pattern). Every file in tests/fixtures/events/ must be
+/// listed.
 const FIXTURE_RULES: [(&str, Option<&str>); 16] = [
     ("ecr-push.json", Some("ecr-push")),
     ("ecr-push-media-types.json", Some("ecr-push")),
     // Delivered; record-image-tag then skips it (no tag) with an INFO line.
     ("ecr-push-empty-tag.json", Some("ecr-push")),
     ("ecr-delete.json", None),
-    ("ssm-parameter-create.json", Some("parameter-change")),
+    // Its parameter, `foo`, can be no image-tag parameter (names start with /): the same event
+    // for `/my-api/dev/docker-image-tag` is one of `derived_events`.
+    ("ssm-parameter-create.json", None),
     ("ssm-parameter-update-no-description.json", Some("parameter-change")),
     ("codebuild-succeeded.json", Some("build-finished")),
     ("codebuild-in-progress.json", None),
     ("scheduled-event.json", None),
-    // In cluster `default`, which the check narrows the ECS rule to.
+    // In cluster `default`.
     ("ecs-deployment-in-progress.json", Some("ecs-deployment")),
     ("ecs-deployment-rollback-in-progress.json", Some("ecs-deployment")),
     ("ecs-deployment-completed.json", Some("ecs-deployment")),
@@ -570,40 +571,136 @@ fn every_pattern_file_feeds_a_rule_and_every_rule_targets_a_function() {
     }
 }
 
-/// The rule's pattern as Terraform renders it when the environments' ECS clusters are exactly
-/// `clusters`, in the fixtures' region and account: the base pattern with `resources` set to
-/// what the rule's narrowing (`local.ecs_service_arn_prefixes`) evaluates to.
-fn narrowed_by_prefix(base: &Value, narrowed_to: &str, clusters: &[&str]) -> EventPattern {
-    let files = stack_files();
-    let environments: serde_json::Map<String, Value> = clusters
-        .iter()
-        .enumerate()
-        .map(|(index, cluster)| (format!("env{index}"), json!({ "ecs_cluster": cluster })))
-        .collect();
-    let scope = stack_scope(&files)
-        .local("region", text("us-west-2"))
-        .local("account_id", text("111122223333"))
-        .local("environments", hcl_value(Value::Object(environments)));
-    let scope = with_locals(scope, &files);
-    let probe = snippet(&format!("probe = {narrowed_to}\n"));
-    let prefixes = scope
-        .eval(&probe.body.get_attribute("probe").expect("probe").value)
-        .unwrap_or_else(|err| panic!("{narrowed_to} does not evaluate: {err}"));
-    let mut pattern = base.clone();
-    pattern["resources"] = serde_json::to_value(&prefixes).expect("JSON");
-    EventPattern::parse(&pattern).unwrap_or_else(|err| panic!("the narrowed pattern {pattern} is invalid: {err}"))
+/// `local.base_patterns` as `jsondecode(file(...))` reads them: key → the pattern file's JSON.
+fn base_patterns() -> HclValue {
+    let (_, rules) = event_rules();
+    let dir = workspace_root().join("infra/event-patterns");
+    let patterns: serde_json::Map<String, Value> =
+        rules.base_patterns.iter().map(|(key, file)| (key.clone(), read_json(&dir.join(file)))).collect();
+    hcl_value(Value::Object(patterns))
 }
 
-/// The rule's pattern as Terraform renders it when the configured names (`local.repositories`,
-/// …) are exactly `names`: the base pattern's `detail` with the narrowed field set to them.
-fn narrowed(base: &Value, field: &str, names: &[&str]) -> EventPattern {
-    let mut pattern = base.clone();
-    // A base without a detail gets one (the rule's `detail = { field = names }`).
-    let object = pattern.as_object_mut().expect("a pattern is an object");
-    let detail = object.entry("detail").or_insert_with(|| json!({}));
-    let detail = detail.as_object_mut().expect("a base pattern's detail is an object");
-    detail.insert(field.to_owned(), json!(names));
-    EventPattern::parse(&pattern).unwrap_or_else(|err| panic!("the narrowed pattern {pattern} is invalid: {err}"))
+/// Every rule of `local.rules` as this configuration renders it: key → its pattern, or `None`
+/// when its `create` is false (the rule is not made; `local.created_rules` keeps the others).
+fn rendered_rules(scope: &Scope) -> BTreeMap<String, Option<Value>> {
+    let rules = eval_source(scope, "local.rules").unwrap_or_else(|err| panic!("local.rules: {err}"));
+    let rules = serde_json::to_value(rules).expect("JSON");
+    let Some(rules) = rules.as_object() else { panic!("local.rules did not evaluate: {rules}") };
+    rules
+        .iter()
+        .map(|(key, rule)| {
+            let created = rule.get("create").is_none_or(|create| create.as_bool().expect("create is a bool"));
+            (key.clone(), created.then(|| rule["pattern"].clone()))
+        })
+        .collect()
+}
+
+/// The rules of `rendered` that take `event` (each pattern parsed as the test bed's EventBridge
+/// parses it, which refuses what it does not emulate).
+fn rules_taking(rendered: &BTreeMap<String, Option<Value>>, event: &Value) -> Vec<String> {
+    rendered
+        .iter()
+        .filter_map(|(key, pattern)| pattern.as_ref().map(|pattern| (key, pattern)))
+        .filter(|(key, pattern)| {
+            EventPattern::parse(pattern)
+                .unwrap_or_else(|err| panic!("rule {key}: the rendered pattern {pattern} is refused: {err}"))
+                .matches(event)
+        })
+        .map(|(key, _)| key.clone())
+        .collect()
+}
+
+/// The stack configured with the names the fixture events carry, in their region and account:
+/// repositories `my-repository-name` and `team/my-api` (service `my-api`), the project
+/// `my-sample-project` and cluster `default` of `dev`, and `prod` promoted from `dev` with approval
+/// and the fixtures' three alarms.
+fn fixture_owner() -> Scope {
+    scope_in(
+        "us-west-2",
+        "111122223333",
+        json!({
+            "dev": { "codebuild_project": "my-sample-project", "ecs_cluster": "default" },
+            "prod": {
+                "codebuild_project": "tagrelay-prod", "promote_from": "dev", "approval": true,
+                "gate_alarms": ["ServerCpuTooHigh", "TotalNetworkTrafficTooHigh"],
+                "rollback_alarms": ["ServiceAggregatedAlarm"],
+            },
+        }),
+        json!({
+            "my-api": service(json!({ "repository": "team/my-api", "deploy_on_push": ["dev"] })),
+            "my-repository-name": service(json!({ "deploy_on_push": ["dev"] })),
+        }),
+    )
+}
+
+/// The same shape configured with names none of the fixtures carry.
+fn fixture_stranger() -> Scope {
+    scope_in(
+        "us-west-2",
+        "111122223333",
+        json!({
+            "lab": { "codebuild_project": "another-project", "ecs_cluster": "another" },
+            "live": {
+                "codebuild_project": "tagrelay-live", "promote_from": "lab", "approval": true,
+                "gate_alarms": ["another-alarm"], "rollback_alarms": ["yet-another-alarm"],
+            },
+        }),
+        json!({ "other": service(json!({ "repository": "other", "deploy_on_push": ["lab"] })) }),
+    )
+}
+
+/// Events derived from the fixtures, with the rules each must reach under `fixture_owner`: the
+/// names the narrowing must take and the near misses it must not (another environment, the parts
+/// of a record, the run manifests, the configuration, the records promote does not decide on).
+fn derived_events() -> Vec<(String, Value, Vec<&'static str>)> {
+    let fixtures = workspace_root().join("tests/fixtures/events");
+    let named = |file: &str, pointer: &str, value: &str| {
+        let mut event = read_json(&fixtures.join(file));
+        *event.pointer_mut(pointer).unwrap_or_else(|| panic!("{file} has no {pointer}")) = json!(value);
+        (format!("{file} with {pointer} = {value}"), event)
+    };
+    let parameter = |name: &str| named("ssm-parameter-create.json", "/detail/name", name);
+    let mut cases = Vec::new();
+    for (name, rules) in [
+        ("/my-api/dev/docker-image-tag", vec!["parameter-change"]),
+        ("/my-api/prod/docker-image-tag", vec!["parameter-change"]),
+        // A service not configured (yet): the rule takes every service of a configured
+        // environment; trigger-deploy ignores it.
+        ("/new-api/dev/docker-image-tag", vec!["parameter-change"]),
+        // Another environment's parameter.
+        ("/my-api/qa/docker-image-tag", vec![]),
+        ("/my-api/predev/docker-image-tag", vec![]),
+        ("/my-api/dev/docker-image-tag-part/0", vec![]),
+        // The records promote decides on; their parts and the other records never.
+        ("/tagrelay/dev/verified", vec!["promote-parameter-change"]),
+        ("/tagrelay/prod/verified", vec!["promote-parameter-change"]),
+        ("/tagrelay/prod/approval", vec!["promote-parameter-change"]),
+        ("/tagrelay/dev/verified-part/0", vec![]),
+        ("/tagrelay/prod/approval-part/0", vec![]),
+        ("/tagrelay/prod/rollback", vec![]),
+        ("/tagrelay/prod/rollback-part/0", vec![]),
+        // The run manifest of a build and its parts, and the configuration: no rule needs them.
+        ("/tagrelay/dev/manifest", vec![]),
+        ("/tagrelay/dev/manifest-part/0", vec![]),
+        ("/tagrelay/dev/manifest-part/12", vec![]),
+        ("/tagrelay/_config", vec![]),
+        ("/tagrelay/_config-part/0", vec![]),
+        ("foo", vec![]),
+    ] {
+        let (what, event) = parameter(name);
+        cases.push((what, event, rules));
+    }
+    for (file, pointer, value) in [
+        ("ecr-push.json", "/detail/repository-name", "someone-elses"),
+        ("codebuild-succeeded.json", "/detail/project-name", "someone-elses"),
+        ("cloudwatch-alarm-metric.json", "/detail/alarmName", "someone-elses"),
+        ("ecs-deployment-completed.json", "/resources/0", "arn:aws:ecs:us-west-2:111122223333:service/defaults/x"),
+        ("ecs-deployment-completed.json", "/resources/0", "arn:aws:ecs:us-west-2:111122223333:service/servicetest"),
+    ] {
+        let (what, event) = named(file, pointer, value);
+        cases.push((what, event, vec![]));
+    }
+    cases
 }
 
 #[test]
@@ -618,61 +715,40 @@ fn after_narrowing_every_fixture_matches_the_rule_of_its_kind_and_no_other() {
         "FIXTURE_RULES must say which rule each fixture in {} reaches",
         fixtures_dir.display()
     );
+    for rule in FIXTURE_RULES.iter().filter_map(|(_, rule)| *rule) {
+        assert!(
+            rules.rules.iter().any(|r| r.key == rule),
+            "FIXTURE_RULES names rule {rule}, which events.tf does not define"
+        );
+    }
 
-    let bases: BTreeMap<&str, Value> = rules
-        .base_patterns
+    let owner = rendered_rules(&fixture_owner());
+    let stranger = rendered_rules(&fixture_stranger());
+    assert!(owner.values().all(Option::is_some), "the owner configuration makes every rule: {owner:?}");
+    assert!(stranger.values().all(Option::is_some), "so does the stranger's");
+    let mut failures = Vec::new();
+    let mut cases: Vec<(String, Value, Vec<&str>)> = FIXTURE_RULES
         .iter()
-        .map(|(key, name)| (key.as_str(), read_json(&root.join("infra/event-patterns").join(name))))
+        .map(|(name, rule)| ((*name).to_owned(), read_json(&fixtures_dir.join(name)), rule.iter().copied().collect()))
         .collect();
-    for (name, expected) in FIXTURE_RULES {
-        if let Some(rule) = expected {
-            assert!(
-                rules.rules.iter().any(|r| r.key == rule),
-                "FIXTURE_RULES names rule {rule}, which events.tf does not define"
-            );
+    cases.extend(derived_events());
+    for (what, event, expected) in &cases {
+        let taken = rules_taking(&owner, event);
+        if taken != *expected {
+            failures.push(format!("{what}: taken by {taken:?}, expected {expected:?}"));
         }
-        let event = read_json(&fixtures_dir.join(name));
-        for rule in &rules.rules {
-            let base = &bases[rule.base.as_str()];
-            let field = rule.narrowed_field.as_str();
-            // The narrowing lists our names: when the event's name is one of them, the rule takes
-            // the event iff it is of the rule's kind; when it is not, the rule never takes it.
-            let own_name = if rule.top_level { Some("default") } else { event["detail"][field].as_str() };
-            let (ours, not_ours) = if rule.top_level {
-                (
-                    narrowed_by_prefix(base, &rule.narrowed_to, &["default", "another"]),
-                    narrowed_by_prefix(base, &rule.narrowed_to, &["not-configured"]),
-                )
-            } else {
-                (
-                    narrowed(base, field, &[own_name.unwrap_or("ours"), "another"]),
-                    narrowed(base, field, &["not-configured"]),
-                )
-            };
-            let expected_base = expected.and_then(|key| rules.rules.iter().find(|r| r.key == key)).map(|r| &r.base);
-            let wanted = expected_base == Some(&rule.base);
-            assert_eq!(
-                ours.matches(&event),
-                wanted,
-                "{name}: rule {} ({}: {} narrowed by detail.{field} = {}) should {}match it{}",
-                rule.key,
-                rule.at,
-                rules.base_patterns[&rule.base],
-                rule.narrowed_to,
-                if wanted { "" } else { "not " },
-                if wanted && own_name.is_none() {
-                    format!(" (the event has no string detail.{field})")
-                } else {
-                    String::new()
-                },
-            );
-            assert!(
-                !not_ours.matches(&event),
-                "{name}: rule {} takes it although its detail.{field} is not configured",
-                rule.key
-            );
+        // With names none of the fixtures carry, none of ours takes them (the release and approval
+        // records excepted: promote's wildcards take every environment's).
+        let promote_record = event["detail"]["name"].as_str().is_some_and(|name| {
+            name.starts_with("/tagrelay/") && (name.ends_with("/verified") || name.ends_with("/approval"))
+        });
+        let taken = rules_taking(&stranger, event);
+        let expected: Vec<&str> = if promote_record { vec!["promote-parameter-change"] } else { vec![] };
+        if taken != expected {
+            failures.push(format!("{what}: configured for other names, taken by {taken:?}, expected {expected:?}"));
         }
     }
+    assert!(failures.is_empty(), "{} of {} events misrouted:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }
 
 /// `expression` (Terraform source) evaluated in `scope`.
@@ -726,6 +802,167 @@ fn service(fields: Value) -> Value {
         service[key] = value.clone();
     }
     service
+}
+
+/// `count` services named `<stem>-0001`… with repositories `<repo_stem>-0001`…, pushed into `dev`.
+fn many_services(count: usize, stem: &str, repo_stem: &str) -> Value {
+    let services: serde_json::Map<String, Value> = (1..=count)
+        .map(|i| {
+            let repository = format!("{repo_stem}-{i:04}");
+            (format!("{stem}-{i:04}"), service(json!({ "repository": repository, "deploy_on_push": ["dev"] })))
+        })
+        .collect();
+    Value::Object(services)
+}
+
+fn pattern_of(rendered: &BTreeMap<String, Option<Value>>, key: &str) -> Value {
+    rendered[key].clone().unwrap_or_else(|| panic!("rule {key} is not created"))
+}
+
+#[test]
+fn the_parameter_rule_takes_each_environment_by_the_side_of_the_template_that_names_it() {
+    let environments = json!({ "dev": { "codebuild_project": "tagrelay-dev" }, "prod": { "codebuild_project": "tagrelay-prod" } });
+    let services = json!({ "my-api": service(json!({ "deploy_on_push": ["dev"] })) });
+    let names = |template: &str| {
+        let scope = configured(environments.clone(), services.clone(), &[("parameter_template", json!(template))]);
+        serde_json::to_value(eval_source(&scope, "local.parameter_rule_names").expect("evaluates")).expect("JSON")
+    };
+    assert_eq!(
+        names("/{service}/{environment}/docker-image-tag"),
+        json!([{ "suffix": "/dev/docker-image-tag" }, { "suffix": "/prod/docker-image-tag" }])
+    );
+    assert_eq!(names("/{environment}/{service}"), json!([{ "prefix": "/dev/" }, { "prefix": "/prod/" }]));
+    assert_eq!(names("/apps/{environment}/{service}/tag"), json!([{ "prefix": "/apps/dev/" }, { "prefix": "/apps/prod/" }]));
+    assert_eq!(names("/{service}-{environment}"), json!([{ "suffix": "-dev" }, { "suffix": "-prod" }]));
+    // The environment between two {service}: neither side names it, one prefix for all (wide;
+    // trigger-deploy filters exactly).
+    assert_eq!(names("/{service}/{environment}/{service}"), json!([{ "prefix": "/" }]));
+    // No wildcard: each wildcard value adds to a rule's complexity, which EventBridge caps.
+    for template in ["/{service}/{environment}/docker-image-tag", "/{environment}/{service}"] {
+        assert!(!names(template).to_string().contains("wildcard"), "{template}");
+    }
+}
+
+#[test]
+fn a_list_that_would_not_fit_a_pattern_falls_back_to_prefixes_or_every_event() {
+    let environments = json!({ "dev": { "codebuild_project": "tagrelay-dev" } });
+    let push = |repository: &str, action: &str| {
+        let mut event = read_json(&workspace_root().join("tests/fixtures/events/ecr-push.json"));
+        event["detail"]["repository-name"] = json!(repository);
+        event["detail"]["action-type"] = json!(action);
+        event
+    };
+    let ecr = |count: usize, prefixes: Value| {
+        let scope = configured(
+            environments.clone(),
+            many_services(count, "svc", "team/service"),
+            &[("repository_prefixes", prefixes)],
+        );
+        let length = eval_source(&scope, "length(jsonencode(local.ecr_exact_pattern))").expect("a length");
+        let length = length.as_number().and_then(hcl::Number::as_u64).expect("a whole number");
+        let by = eval_source(&scope, "local.ecr_repository_filter_by").expect("evaluates");
+        (length, by.as_str().expect("a string").to_owned(), rendered_rules(&scope))
+    };
+
+    // The names while the exact pattern fits 1,800 characters, whatever the prefixes.
+    for count in [1, 50, 70] {
+        let (length, by, _) = ecr(count, json!(["team/"]));
+        assert_eq!(by == "names", length <= 1800, "{count} repositories: {length} characters, by {by}");
+    }
+    let (length, by, rendered) = ecr(70, json!([]));
+    assert!(length <= 1800 && by == "names", "{length}");
+    assert_eq!(pattern_of(&rendered, "ecr-push")["detail"]["repository-name"][69], "team/service-0070");
+    assert_eq!(rules_taking(&rendered, &push("team/service-0070", "PUSH")), ["ecr-push"]);
+    assert!(rules_taking(&rendered, &push("team/service-0071", "PUSH")).is_empty());
+
+    // Beyond: the prefixes, when set.
+    let (length, by, rendered) = ecr(120, json!(["team/"]));
+    assert!(length > 1800 && by == "prefixes", "{length} {by}");
+    assert_eq!(pattern_of(&rendered, "ecr-push")["detail"]["repository-name"], json!([{ "prefix": "team/" }]));
+    assert_eq!(rules_taking(&rendered, &push("team/service-0001", "PUSH")), ["ecr-push"]);
+    assert_eq!(rules_taking(&rendered, &push("team/not-configured", "PUSH")), ["ecr-push"], "wider: the function skips it");
+    assert!(rules_taking(&rendered, &push("other/service", "PUSH")).is_empty());
+    // Else every successful push: the name is there, whatever it is.
+    let (_, by, rendered) = ecr(120, json!([]));
+    assert_eq!(by, "any");
+    assert_eq!(pattern_of(&rendered, "ecr-push")["detail"]["repository-name"], json!([{ "exists": true }]));
+    assert_eq!(rules_taking(&rendered, &push("someone/elses", "PUSH")), ["ecr-push"]);
+    assert!(rules_taking(&rendered, &push("team/service-0001", "DELETE")).is_empty(), "still pushes only");
+    for (_, pattern) in rendered.iter().filter_map(|(k, p)| p.as_ref().map(|p| (k, p))) {
+        assert!(pattern.to_string().len() <= 2048, "{pattern}");
+    }
+
+    // Alarms: the same three steps.
+    let alarms = |count: usize, prefixes: Value| {
+        let names: Vec<String> = (1..=count).map(|i| format!("payments-platform-gate-alarm-{i:04}")).collect();
+        let environments = json!({
+            "dev": { "codebuild_project": "tagrelay-dev" },
+            "prod": { "codebuild_project": "tagrelay-prod", "promote_from": "dev", "gate_alarms": names },
+        });
+        let scope =
+            configured(environments, many_services(1, "svc", "team/service"), &[("alarm_name_prefixes", prefixes)]);
+        pattern_of(&rendered_rules(&scope), "alarm-state-change")["detail"]["alarmName"].clone()
+    };
+    assert_eq!(alarms(3, json!(["payments-"]))[2], "payments-platform-gate-alarm-0003");
+    assert_eq!(alarms(60, json!(["payments-"])), json!([{ "prefix": "payments-" }]));
+    assert_eq!(alarms(60, json!([])), json!([{ "exists": true }]));
+
+    // ECS: one prefix per cluster, or the account's service ARN prefix.
+    let clusters = |length: usize| {
+        let environments: serde_json::Map<String, Value> = (0..10)
+            .map(|i| {
+                let name = format!("env{i}");
+                let cluster = format!("{i}{}", "c".repeat(length - 1));
+                (name.clone(), json!({ "codebuild_project": format!("tagrelay-{name}"), "ecs_cluster": cluster }))
+            })
+            .collect();
+        let scope = ecs_scope(Value::Object(environments), many_services(1, "svc", "team/service"));
+        pattern_of(&rendered_rules(&scope), "ecs-deployment")["resources"].clone()
+    };
+    let short = clusters(20);
+    assert_eq!(short.as_array().map(Vec::len), Some(10), "{short}");
+    assert_eq!(short[0], json!({ "prefix": format!("arn:aws:ecs:eu-west-1:123456789012:service/0{}/", "c".repeat(19)) }));
+    assert_eq!(clusters(255), json!([{ "prefix": "arn:aws:ecs:eu-west-1:123456789012:service/" }]));
+}
+
+#[test]
+fn the_name_prefixes_are_validated_and_must_cover_every_configured_name() {
+    let files = stack_files();
+    let services = json!({
+        "my-api": service(json!({ "repository": "team/my-api", "deploy_on_push": ["dev"] })),
+        "worker": service(json!({ "repository": "ops/worker", "deploy_on_push": ["dev"] })),
+    });
+    let check = |prefixes: Value, message_start: &str| {
+        let scope = stack_scope(&files)
+            .var("environments", hcl_value(var_environments(json!({ "dev": {} }))))
+            .var("services", hcl_value(services.clone()))
+            .var("repository_prefixes", hcl_value(prefixes));
+        validation_result("repository_prefixes", message_start, &scope)
+    };
+    for accepted in [json!([]), json!(["team/", "ops/"]), json!(["t", "o"])] {
+        assert_eq!(check(accepted.clone(), "repository_prefixes must"), (true, String::new()), "{accepted}");
+        assert_eq!(check(accepted.clone(), "Every configured repository"), (true, String::new()), "{accepted}");
+    }
+    for refused in [json!([""]), json!(["Team/"]), json!(["team/", "team/"]), json!(["-x"])] {
+        assert!(!check(refused.clone(), "repository_prefixes must").0, "{refused}");
+    }
+    let (ok, message) = check(json!(["team/"]), "Every configured repository");
+    assert!(!ok && message.ends_with(": services.worker.repository = ops/worker."), "{message}");
+
+    let alarms = |prefixes: Value, message_start: &str| {
+        let environments = json!({
+            "dev": { "rollback_alarms": ["dev-api-5xx"] },
+            "prod": { "promote_from": "dev", "gate_alarms": ["dev-api-5xx", "shared-latency"] },
+        });
+        let scope = stack_scope(&files)
+            .var("environments", hcl_value(var_environments(environments)))
+            .var("alarm_name_prefixes", hcl_value(prefixes));
+        validation_result("alarm_name_prefixes", message_start, &scope)
+    };
+    assert_eq!(alarms(json!(["dev-", "shared-"]), "Every gate and rollback alarm"), (true, String::new()));
+    let (ok, message) = alarms(json!(["dev-"]), "Every gate and rollback alarm");
+    assert!(!ok && message.ends_with(": shared-latency."), "{message}");
+    assert!(!alarms(json!(["a\u{7}"]), "alarm_name_prefixes must").0);
 }
 
 #[test]
@@ -829,13 +1066,39 @@ fn text(value: &str) -> HclValue {
     HclValue::String(value.to_owned())
 }
 
-/// The stack's variables at their defaults, in a known partition, region and account.
+/// The stack's variables at their defaults, in a known partition, region and account, with the
+/// pattern files read as `local.base_patterns` reads them.
 fn stack_scope(files: &[TfFile]) -> Scope {
     let refs: Vec<&TfFile> = files.iter().collect();
     Scope::with_defaults(&refs)
         .local("partition", text("aws"))
         .local("region", text("eu-west-1"))
         .local("account_id", text("123456789012"))
+        .local("base_patterns", base_patterns())
+}
+
+/// The stack's locals for these environments and services (as `ecs_scope`) and these variables.
+fn configured(environments: Value, services: Value, vars: &[(&str, Value)]) -> Scope {
+    let files = stack_files();
+    let mut scope = stack_scope(&files)
+        .local("environments", hcl_value(with_optional_fields(environments)))
+        .var("services", hcl_value(services));
+    for (name, value) in vars {
+        scope = scope.var(name, hcl_value(value.clone()));
+    }
+    with_locals(scope, &files)
+}
+
+/// The stack's locals for these environments and services (as `ecs_scope`), in another region
+/// and account.
+fn scope_in(region: &str, account: &str, environments: Value, services: Value) -> Scope {
+    let files = stack_files();
+    let scope = stack_scope(&files)
+        .local("region", text(region))
+        .local("account_id", text(account))
+        .local("environments", hcl_value(with_optional_fields(environments)))
+        .var("services", hcl_value(services));
+    with_locals(scope, &files)
 }
 
 fn with_locals(scope: Scope, files: &[TfFile]) -> Scope {
@@ -2347,7 +2610,7 @@ fn strings(value: Result<HclValue, String>) -> Vec<String> {
 }
 
 #[test]
-fn the_promote_rules_take_exactly_the_events_promote_acts_on() {
+fn the_promote_rules_take_every_event_promote_acts_on_and_none_of_the_records_parts() {
     use tagrelay::event::promote::{parse_promote_event, PromoteEvent};
     use tagrelay::promote::trigger;
 
@@ -2355,17 +2618,27 @@ fn the_promote_rules_take_exactly_the_events_promote_acts_on() {
     let rule = |key: &str| rules.rules.iter().find(|r| r.key == key).unwrap_or_else(|| panic!("no rule {key}"));
     let scope = chain_scope();
     let config = chain_config(&scope);
+    let rendered = rendered_rules(&scope);
 
-    // Parameter Store: the release records of dev and staging (promoted from) and prod
-    // (rollback_alarms), the approval record of prod; not lab's, no rollback record.
+    // Parameter Store: by wildcard, the release records and the approval records of every
+    // environment (two values whatever their number).
     let parameter = rule("promote-parameter-change");
     assert_eq!((parameter.function.as_str(), parameter.narrowed_field.as_str()), ("promote", "name"));
-    let names = strings(eval_source(&scope, &parameter.narrowed_to));
     assert_eq!(
-        names,
-        ["/tagrelay/dev/verified", "/tagrelay/prod/verified", "/tagrelay/staging/verified", "/tagrelay/prod/approval"]
+        serde_json::to_value(eval_source(&scope, &parameter.narrowed_to).expect("evaluates")).expect("JSON"),
+        json!([{ "wildcard": "/tagrelay/*/verified" }, { "wildcard": "/tagrelay/*/approval" }])
     );
-    // ... which is every record promote acts on, and nothing it ignores.
+    let change = |name: &str| {
+        json!({
+            "version": "0", "id": "1", "detail-type": "Parameter Store Change", "source": "aws.ssm",
+            "account": "123456789012", "time": "2026-11-30T12:00:00Z", "region": "eu-west-1",
+            "resources": [format!("arn:aws:ssm:eu-west-1:123456789012:parameter{name}")],
+            "detail": { "name": name, "type": "String", "operation": "Update" },
+        })
+    };
+    let takes = |name: &str| rules_taking(&rendered, &change(name)).contains(&"promote-parameter-change".to_owned());
+    // ... every record promote acts on (wider: the records of environments nothing depends on,
+    // which promote ignores), never a rollback record, a part or a manifest.
     for env in config.environments() {
         for name in [env.release_parameter(), env.approval_parameter(), env.rollback_parameter()] {
             let event = PromoteEvent::ParameterChange(tagrelay::event::ssm::ParameterChange {
@@ -2373,11 +2646,16 @@ fn the_promote_rules_take_exactly_the_events_promote_acts_on() {
                 name: name.clone(),
                 description: None,
             });
-            assert_eq!(
-                names.contains(&name),
-                trigger::environments(&config, &event).is_ok(),
-                "{name}: the rule and promote's trigger selection disagree"
-            );
+            if trigger::environments(&config, &event).is_ok() {
+                assert!(takes(&name), "{name}: promote acts on it, the rule must take it");
+            }
+            assert_eq!(takes(&name), !name.ends_with("/rollback"), "{name}");
+            for part in [format!("{name}-part/0"), format!("{name}-part/99")] {
+                assert!(!takes(&part), "{part}: a record's part is read with the record, never heard");
+            }
+        }
+        for name in ["manifest", "manifest-part/0"] {
+            assert!(!takes(&format!("/tagrelay/{}/{name}", env.name)), "{name}");
         }
     }
 
@@ -2391,9 +2669,6 @@ fn the_promote_rules_take_exactly_the_events_promote_acts_on() {
 
     // The narrowed alarm rule takes a configured alarm's state change (the CloudWatch User
     // Guide's sample, "CloudWatch Alarm State Change" of a metric alarm) and no other alarm's.
-    let base = read_json(&workspace_root().join("infra/event-patterns").join(&rules.base_patterns[&alarm.base]));
-    let names: Vec<&str> = alarms.iter().map(String::as_str).collect();
-    let pattern = narrowed(&base, &alarm.narrowed_field, &names);
     let event = |name: &str| {
         json!({
             "version": "0", "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
@@ -2408,14 +2683,15 @@ fn the_promote_rules_take_exactly_the_events_promote_acts_on() {
             },
         })
     };
-    assert!(pattern.matches(&event("prod-api-5xx")));
-    assert!(!pattern.matches(&event("someone-elses-alarm")));
+    assert_eq!(rules_taking(&rendered, &event("prod-api-5xx")), ["alarm-state-change"]);
+    assert!(rules_taking(&rendered, &event("someone-elses-alarm")).is_empty());
     let parsed = parse_promote_event(&event("prod-api-5xx")).unwrap_or_else(|err| panic!("{err}"));
     let concerned: Vec<String> =
         trigger::environments(&config, &parsed).expect("prod's alarm").iter().map(|e| e.name.clone()).collect();
     assert_eq!(concerned, ["prod"]);
 
-    // Nothing promoted, rolled back or approved, no alarm: neither rule is created.
+    // Nothing promoted, rolled back or approved, no alarm: neither rule is created. Promoted
+    // without approval: only the release records.
     let plain = ecs_scope(
         json!({ "dev": { "codebuild_project": "tagrelay-dev" }, "lab": { "codebuild_project": "tagrelay-lab" } }),
         json!({ "my-api": service(json!({ "deploy_on_push": ["dev"] })) }),
@@ -2424,7 +2700,16 @@ fn the_promote_rules_take_exactly_the_events_promote_acts_on() {
         let create = rule(key).create.as_deref().expect("conditional");
         assert_eq!(eval_source(&plain, create), Ok(HclValue::Bool(false)), "{key} without promotion");
         assert_eq!(eval_source(&scope, create), Ok(HclValue::Bool(true)), "{key} with the chain");
+        assert_eq!(rendered_rules(&plain)[key], None, "{key}");
     }
+    let promoted = ecs_scope(
+        json!({ "dev": { "codebuild_project": "tagrelay-dev" }, "prod": { "codebuild_project": "tagrelay-prod", "promote_from": "dev" } }),
+        json!({ "my-api": service(json!({ "deploy_on_push": ["dev"] })) }),
+    );
+    assert_eq!(
+        serde_json::to_value(eval_source(&promoted, &parameter.narrowed_to).expect("evaluates")).expect("JSON"),
+        json!([{ "wildcard": "/tagrelay/*/verified" }])
+    );
 }
 
 #[test]
@@ -2765,3 +3050,4 @@ fn the_dashboard_body_is_valid_and_shows_each_environment() {
     let check = lifecycle_check(monitoring, dashboard, "widgets");
     assert_eq!(scope.eval(attribute_of(monitoring, check, "condition")), Ok(HclValue::Bool(true)));
 }
+

@@ -101,6 +101,7 @@ impl Scope {
         }
         ctx.declare_func("length", FuncDef::builder().param(ParamType::Any).build(length));
         ctx.declare_func("alltrue", FuncDef::builder().param(ParamType::Any).build(alltrue));
+        ctx.declare_func("anytrue", FuncDef::builder().param(ParamType::Any).build(anytrue));
         ctx.declare_func("values", FuncDef::builder().param(ParamType::Any).build(values));
         ctx.declare_func("flatten", FuncDef::builder().param(ParamType::Any).build(flatten));
         ctx.declare_func("split", FuncDef::builder().param(ParamType::String).param(ParamType::String).build(split));
@@ -286,6 +287,14 @@ fn alltrue(args: FuncArgs) -> Result<Value, String> {
     items
         .iter()
         .try_fold(true, |all, item| item.as_bool().map(|b| all && b).ok_or_else(|| format!("alltrue of {item}")))
+        .map(Value::Bool)
+}
+
+fn anytrue(args: FuncArgs) -> Result<Value, String> {
+    let Value::Array(items) = &args[0] else { return Err(format!("anytrue of {}", args[0])) };
+    items
+        .iter()
+        .try_fold(false, |any, item| item.as_bool().map(|b| any || b).ok_or_else(|| format!("anytrue of {item}")))
         .map(Value::Bool)
 }
 
@@ -700,6 +709,13 @@ mod tests {
         assert_eq!(eval("jsonencode(4000 * 3)"), Ok(text("12000")));
         // What the precondition on a rule measures: the characters of that text.
         assert_eq!(eval(r#"length(jsonencode({ name = [{ prefix = "/a/" }] }))"#), Ok(n(27)));
+    }
+
+    #[test]
+    fn anytrue_is_true_when_one_element_is() {
+        assert_eq!(eval("anytrue([false, true])"), Ok(Value::Bool(true)));
+        assert_eq!(eval("anytrue([false])"), Ok(Value::Bool(false)));
+        assert_eq!(eval("anytrue([])"), Ok(Value::Bool(false)), "Terraform: false for an empty list");
     }
 
     #[test]
