@@ -53,7 +53,9 @@ locals {
   parameter_rule_operator           = strcontains(local.parameter_template_after_service, "{environment}") ? "suffix" : "prefix"
   parameter_rule_operand            = local.parameter_rule_operator == "suffix" ? local.parameter_template_after_service : local.parameter_template_before_service
   parameter_rule_names = distinct([
-    for env in sort(keys(local.environments)) : { (local.parameter_rule_operator) = replace(local.parameter_rule_operand, "{environment}", env) }
+    for env in sort(keys(local.environments)) : {
+      for operator in [local.parameter_rule_operator] : operator => replace(local.parameter_rule_operand, "{environment}", env)
+    }
   ])
 
   # Gate and rollback alarms: their names while they fit (alarm names may have 255 characters

@@ -46,6 +46,18 @@ data "aws_iam_policy_document" "function_common" {
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [aws_kms_key.this.arn]
   }
+
+  # The configuration document, when it is stored in SSM (config.tf): the head at the version
+  # TAGRELAY_CONFIG names, then its parts at theirs (a version selector needs no other grant: IAM
+  # authorizes the parameter's ARN). String parameters: no KMS.
+  dynamic "statement" {
+    for_each = local.config_in_ssm ? [local.config_parameter_arns] : []
+    content {
+      sid       = "ReadConfiguration"
+      actions   = ["ssm:GetParameter", "ssm:GetParameters"]
+      resources = statement.value
+    }
+  }
 }
 
 # record-image-tag: the configured repositories' images (a push's push time; the record sweep

@@ -439,6 +439,17 @@ variable "parameter_placeholder" {
 # Functions
 ################################################################################
 
+variable "config_storage" {
+  description = "Where the functions find the configuration document: `environment` (the JSON itself in TAGRELAY_CONFIG; Lambda allows 4 KB for all of a function's variables, about 25 services), `ssm` (String parameters /tagrelay/_config and /tagrelay/_config-part/<i> that this stack writes; TAGRELAY_CONFIG = `ssm:/tagrelay/_config:<version>`), or `auto` (default): the environment while the variables stay within 3,584 bytes, SSM beyond."
+  type        = string
+  default     = "auto"
+
+  validation {
+    condition     = contains(["auto", "environment", "ssm"], var.config_storage)
+    error_message = "config_storage must be auto, environment or ssm."
+  }
+}
+
 variable "lambda_package_dir" {
   description = "Directory holding `<function>/bootstrap.zip` as built by `make build` (cargo lambda). Default: `<repo>/target/lambda/arm64`."
   type        = string

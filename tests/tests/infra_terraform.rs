@@ -815,6 +815,17 @@ fn many_services(count: usize, stem: &str, repo_stem: &str) -> Value {
     Value::Object(services)
 }
 
+/// `count` environments, `dev` first (where `many_services` pushes), each with its project.
+fn environment_names(count: usize) -> Value {
+    const NAMES: [&str; 10] = ["dev", "qa", "int", "uat", "perf", "staging", "preprod", "prod", "prod-eu", "prod-us"];
+    let environments: serde_json::Map<String, Value> = NAMES
+        .iter()
+        .take(count)
+        .map(|name| ((*name).to_owned(), json!({ "codebuild_project": format!("tagrelay-{name}") })))
+        .collect();
+    Value::Object(environments)
+}
+
 fn pattern_of(rendered: &BTreeMap<String, Option<Value>>, key: &str) -> Value {
     rendered[key].clone().unwrap_or_else(|| panic!("rule {key} is not created"))
 }
@@ -1891,6 +1902,232 @@ fn the_config_document_renders_the_ecs_fields_only_when_set_and_the_code_reads_i
     assert_eq!(ecs_names("my-api"), Some((Some("api".to_owned()), "app".to_owned())));
     assert_eq!(ecs_names("worker"), Some((Some("worker".to_owned()), "worker".to_owned())));
     assert_eq!(ecs_names("reports").and_then(|(ecs_service, _)| ecs_service), None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The configuration document: inline, or in SSM parameters (infra/config.tf)
+// ---------------------------------------------------------------------------------------------
+
+/// The stack's locals with this document as `local.tagrelay_config`, `config_storage` and, when
+/// given, the SSM parameters Terraform would have written (`aws_ssm_parameter`: `config`,
+/// `config_part`, each a list of `{ name, version }`).
+fn config_scope(files: &[TfFile], document: Value, storage: &str, parameters: Option<Value>) -> Scope {
+    let mut scope = stack_scope(files)
+        .local("tagrelay_config", hcl_value(document))
+        .var("config_storage", text(storage));
+    if let Some(parameters) = parameters {
+        scope = scope.bind("aws_ssm_parameter", hcl_value(parameters));
+    }
+    with_locals(scope, files)
+}
+
+fn number_of(scope: &Scope, expression: &str) -> u64 {
+    let value = eval_source(scope, expression).unwrap_or_else(|err| panic!("{expression}: {err}"));
+    value.as_number().and_then(hcl::Number::as_u64).unwrap_or_else(|| panic!("{expression} = {value}"))
+}
+
+fn flag_of(scope: &Scope, expression: &str) -> bool {
+    eval_source(scope, expression).unwrap_or_else(|err| panic!("{expression}: {err}")).as_bool().expect("a bool")
+}
+
+fn string_of(scope: &Scope, expression: &str) -> String {
+    let value = eval_source(scope, expression).unwrap_or_else(|err| panic!("{expression}: {err}"));
+    value.as_str().unwrap_or_else(|| panic!("{expression} = {value}")).to_owned()
+}
+
+/// What Lambda measures of a function's variables, in bytes, written by two JSON writers: one that
+/// keeps characters outside ASCII as UTF-8 (serde_json) and one that escapes them as `\uXXXX`.
+fn lambda_measures(variables: &Value) -> [usize; 2] {
+    let utf8 = serde_json::to_string(variables).expect("JSON");
+    let escaped: String = utf8
+        .chars()
+        .map(|c| {
+            if c.is_ascii() {
+                c.to_string()
+            } else {
+                c.encode_utf16(&mut [0; 2]).iter().map(|unit| format!("\\u{unit:04x}")).collect()
+            }
+        })
+        .collect();
+    [utf8.len(), escaped.len()]
+}
+
+#[test]
+fn the_configuration_stays_inline_only_while_every_variable_fits_lambdas_4_kb_with_margin() {
+    // Documents of every size around the threshold, ASCII and not: the bound infra computes is at
+    // least what Lambda measures (by either writer), and inline means at most 3,584 of 4,096.
+    let files = stack_files();
+    let mut seen = BTreeSet::new();
+    for pad in (3400..3560).step_by(23).chain([3500, 3501, 3502, 3503, 3504, 3505, 3506]) {
+        for filler in ["a", "\"", "é", "😀", "<"] {
+            let document = json!({ "padding": filler.repeat(pad / filler.len().max(1) / 4) + &"x".repeat(pad * 3 / 4) });
+            let scope = config_scope(&files, document, "auto", None);
+            let json_text = string_of(&scope, "local.config_json");
+            let bound = number_of(&scope, "local.config_inline_bytes") as usize;
+            let inline = !flag_of(&scope, "local.config_in_ssm");
+            let measured = lambda_measures(&json!({ "TAGRELAY_CONFIG": json_text }));
+            assert!(measured.iter().all(|m| *m <= bound), "{filler:?} x {pad}: Lambda {measured:?} > bound {bound}");
+            assert_eq!(inline, bound <= 3584, "{filler:?} x {pad}: bound {bound}");
+            if inline {
+                assert!(measured.iter().all(|m| *m <= 3584), "{measured:?}");
+            }
+            seen.insert(inline);
+        }
+    }
+    assert_eq!(seen, BTreeSet::from([false, true]), "both sides of the threshold were tried");
+
+    // Forced: the environment whatever the size (a precondition stops one over 4 KB), or SSM.
+    let small = json!({ "environments": {}, "services": {} });
+    assert!(!flag_of(&config_scope(&files, small.clone(), "environment", None), "local.config_in_ssm"));
+    assert!(flag_of(&config_scope(&files, small.clone(), "ssm", None), "local.config_in_ssm"));
+    assert!(!flag_of(&config_scope(&files, small, "auto", None), "local.config_in_ssm"));
+    let lambda = named(&files, "infra/lambda.tf");
+    let function = resource_in(lambda, "aws_lambda_function", "this");
+    let check = lifecycle_check(lambda, function, "config_inline_bytes");
+    for (pad, storage, holds) in [(100, "environment", true), (5000, "environment", false), (5000, "auto", true)] {
+        let scope = config_scope(&files, json!({ "padding": "x".repeat(pad) }), storage, None);
+        assert_eq!(scope.eval(attribute_of(lambda, check, "condition")), Ok(HclValue::Bool(holds)), "{pad} {storage}");
+    }
+    let variables = named(&files, "infra/variables.tf");
+    for (value, accepted) in [("auto", true), ("environment", true), ("ssm", true), ("s3", false), ("", false)] {
+        let results = validations(variables, "config_storage", &stack_scope(&files).var("config_storage", text(value)));
+        assert_eq!(all_pass(&results), accepted, "config_storage = {value:?}: {results:?}");
+    }
+
+    // The functions get the document itself while inline: their one variable.
+    let scope = config_scope(&files, json!({ "services": {} }), "auto", None);
+    assert_eq!(string_of(&scope, "local.function_tagrelay_config"), r#"{"services":{}}"#);
+    let environment = function.body.get_blocks("environment").next().expect("environment");
+    assert_eq!(
+        lambda.source_of(attribute_of(lambda, environment, "variables")).split_whitespace().collect::<Vec<_>>().join(" "),
+        "{ TAGRELAY_CONFIG = local.function_tagrelay_config # the document, or ssm:/tagrelay/_config:<version> (config.tf) }"
+    );
+
+    // How many services that is, rendered by main.tf: three environments, services like the
+    // Deploy example's.
+    let services_inline = |environments: usize| {
+        let envs = environment_names(environments);
+        // The largest count still inline, by bisection (the size grows with each service).
+        let (mut inline, mut in_ssm) = (0, 200);
+        while in_ssm - inline > 1 {
+            let count = (inline + in_ssm) / 2;
+            let scope = configured(envs.clone(), many_services(count, "payments-api", "payments-api"), &[]);
+            if flag_of(&scope, "local.config_in_ssm") {
+                in_ssm = count;
+            } else {
+                inline = count;
+            }
+        }
+        inline
+    };
+    let (three, ten) = (services_inline(3), services_inline(10));
+    eprintln!("config inline: up to {three} services with 3 environments, {ten} with 10 (then SSM)");
+    assert!(three >= 20, "{three}");
+}
+
+#[test]
+fn a_large_configuration_is_stored_as_parts_the_head_lists_at_their_versions() {
+    use sha2::{Digest, Sha256};
+    let environments = environment_names(4);
+    let scope = configured(environments.clone(), many_services(300, "payments-api", "payments-api"), &[]);
+    let document = string_of(&scope, "local.config_json");
+    assert!(flag_of(&scope, "local.config_in_ssm"), "{} characters", document.len());
+    let count = number_of(&scope, "local.config_part_count") as usize;
+    assert_eq!(count, document.chars().count().div_ceil(4000));
+    let parts = strings(eval_source(&scope, "local.config_parts"));
+    assert_eq!(parts.len(), count);
+    assert!(parts.iter().all(|part| part.chars().count() <= 4000), "4,000 characters a part");
+    assert_eq!(parts.concat(), document, "the parts in order are the document");
+
+    // The head, with the versions Terraform knows after writing the parts.
+    let part_parameters: Vec<Value> = (0..count)
+        .map(|i| json!({ "name": format!("/tagrelay/_config-part/{i}"), "version": i + 3 }))
+        .collect();
+    let written = json!({ "config": [{ "name": "/tagrelay/_config", "version": 7 }], "config_part": part_parameters });
+    let files = stack_files();
+    let stored = with_locals(
+        stack_scope(&files)
+            .local("environments", hcl_value(with_optional_fields(environments)))
+            .var("services", hcl_value(many_services(300, "payments-api", "payments-api")))
+            .bind("aws_ssm_parameter", hcl_value(written)),
+        &files,
+    );
+    let config_tf = named(&files, "infra/config.tf");
+    let head = resource_in(config_tf, "aws_ssm_parameter", "config");
+    let value = stored.eval(attribute_of(config_tf, head, "insecure_value")).expect("the head's value");
+    let value: Value = serde_json::from_str(value.as_str().expect("a string")).expect("JSON");
+    let sha256: String = Sha256::digest(document.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect();
+    let listed: Vec<String> = (0..count).map(|i| format!("/tagrelay/_config-part/{i}:{}", i + 3)).collect();
+    assert_eq!(value, json!({ "tagrelay_parts": { "sha256": sha256, "parts": listed } }), "tagrelay parts/1");
+    assert!(value.to_string().len() <= 4096, "the head fits the Standard tier");
+    // The functions name the head at its version.
+    assert_eq!(string_of(&stored, "local.function_tagrelay_config"), "ssm:/tagrelay/_config:7");
+    assert_eq!(string_of(&stored, "local.config_reference"), "ssm:/tagrelay/_config:7");
+    // Read back the way the functions read it: the parts in order, checked, are a valid document.
+    let config = tagrelay::config::Config::from_json(&parts.concat()).unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(config.services().count(), 300);
+
+    for resource in ["config", "config_part"] {
+        let block = resource_in(config_tf, "aws_ssm_parameter", resource);
+        for (argument, expected) in [("type", "\"String\""), ("tier", "\"Intelligent-Tiering\"")] {
+            assert_eq!(config_tf.source_of(attribute_of(config_tf, block, argument)), expected, "{resource}.{argument}");
+        }
+    }
+    let part = resource_in(config_tf, "aws_ssm_parameter", "config_part");
+    assert_eq!(config_tf.source_of(attribute_of(config_tf, part, "name")), "\"${local.config_parameter}-part/${count.index}\"");
+    assert_eq!(string_of(&scope, "local.config_parameter"), "/tagrelay/_config");
+
+    // A part of 4,000 characters must fit SSM's 8 KB: 2-byte characters do, 3-byte ones do not.
+    let check = lifecycle_check(config_tf, part, "base64encode");
+    for (filler, fits) in [("a", true), ("é", true), ("€", false)] {
+        let document = json!({ "padding": filler.repeat(8000) });
+        let scope = config_scope(&files, document, "ssm", None).bind("count", hcl_value(json!({ "index": 0 })));
+        assert_eq!(scope.eval(attribute_of(config_tf, check, "condition")), Ok(HclValue::Bool(fits)), "{filler}");
+    }
+    // At most 100 parts.
+    let check = lifecycle_check(config_tf, head, "config_part_count");
+    for (parts, holds) in [(100, true), (101, false)] {
+        let scope = stack_scope(&files).local("config_part_count", hcl_value(json!(parts)));
+        assert_eq!(scope.eval(attribute_of(config_tf, check, "condition")), Ok(HclValue::Bool(holds)), "{parts}");
+    }
+}
+
+#[test]
+fn every_function_may_read_the_configuration_parameters_only_when_they_are_used() {
+    let grants = |storage: &str| {
+        let scope = config_scope(&stack_files(), json!({ "services": {} }), storage, None)
+            .bind("each", hcl_value(json!({ "key": "promote", "value": "promote" })))
+            .bind("aws_cloudwatch_log_group", hcl_value(json!({ "function": { "promote": { "arn": "arn:log" } } })))
+            .bind("aws_sqs_queue", hcl_value(json!({ "dlq": { "promote": { "arn": "arn:queue" } } })))
+            .bind("aws_kms_key", hcl_value(json!({ "this": { "arn": "arn:key" } })));
+        rendered_statements("function_common", &scope)
+            .into_iter()
+            .filter(|(actions, _)| actions.iter().any(|a| a.starts_with("ssm:")))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(grants("environment"), []);
+    assert_eq!(
+        grants("ssm"),
+        [(
+            vec!["ssm:GetParameter".to_owned(), "ssm:GetParameters".to_owned()],
+            vec![
+                "arn:aws:ssm:eu-west-1:123456789012:parameter/tagrelay/_config".to_owned(),
+                "arn:aws:ssm:eu-west-1:123456789012:parameter/tagrelay/_config-part/*".to_owned(),
+            ]
+        )]
+    );
+    // The three functions share function_common.
+    let files = stack_files();
+    let iam = named(&files, "infra/iam.tf");
+    for document in ["record_image_tag", "trigger_deploy", "promote"] {
+        let (found, _) = declarations(iam);
+        let block = found
+            .iter()
+            .find(|d| d.type_name == "aws_iam_policy_document" && d.name == document)
+            .unwrap_or_else(|| panic!("{document}"));
+        let sources = block.block.body.get_attribute("source_policy_documents").map(|a| iam.source_of(&a.value));
+        assert!(sources.is_some_and(|s| s.contains("function_common")), "{document}: {sources:?}");
+    }
 }
 
 #[test]
