@@ -1643,9 +1643,9 @@ fn record_image_tag_may_repair_a_lost_race_and_sweep_its_repositories() {
         found
     };
     // After a PutParameter, the versions written between its read and its write.
-    assert_eq!(granted_on("ssm:GetParameterHistory"), ["local.parameter_arns"]);
+    assert_eq!(granted_on("ssm:GetParameterHistory"), ["local.image_tag_grant_arns"]);
     // The push time of a pushed tag, and the record sweep's pages of each repository.
-    assert_eq!(granted_on("ecr:DescribeImages"), ["local.repository_arns"]);
+    assert_eq!(granted_on("ecr:DescribeImages"), ["local.repository_grant_arns"]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2228,24 +2228,44 @@ fn trigger_deploy_may_verify_on_ecs_and_write_only_the_release_records() {
         "reports": service(json!({ "verify_on_ecs": false })),
     });
     let grants = |environments: Value| {
-        let mut scope = ecs_scope(environments.clone(), services.clone());
-        // The role's other resources, computed from the same configuration.
-        for (name, value) in [
-            ("parameter_arns", json!(["arn:aws:ssm:eu-west-1:123456789012:parameter/p"])),
-            ("project_arns", json!(["arn:aws:codebuild:eu-west-1:123456789012:project/tagrelay-dev"])),
-        ] {
-            scope = scope.local(name, hcl_value(value));
-        }
+        // The projects' ARNs as the stack computes them for named projects.
+        let scope = ecs_scope(environments.clone(), services.clone()).local(
+            "project_arns",
+            hcl_value(json!(["arn:aws:codebuild:eu-west-1:123456789012:project/tagrelay-dev"])),
+        );
         let rendered = rendered_statements("trigger_deploy", &scope);
         let on = |action: &str| -> Vec<String> {
-            let found: Vec<&(Vec<String>, Vec<String>)> =
-                rendered.iter().filter(|(actions, _)| actions.iter().any(|a| a == action)).collect();
-            assert!(found.len() <= 1, "{action} is granted by {} statements", found.len());
-            found.first().map(|(_, resources)| resources.clone()).unwrap_or_default()
+            let mut resources: Vec<String> = rendered
+                .iter()
+                .filter(|(actions, _)| actions.iter().any(|a| a == action))
+                .flat_map(|(_, resources)| resources.iter().cloned())
+                .collect();
+            resources.sort();
+            resources
         };
         let actions_of = |prefix: &str| -> Vec<String> {
             rendered.iter().flat_map(|(actions, _)| actions.iter().filter(|a| a.starts_with(prefix)).cloned()).collect()
         };
+        assert_eq!(
+            (on("ssm:GetParameterHistory"), on("ssm:AddTagsToResource")),
+            (
+                ["dev", "lab", "prod"].map(|env| format!("arn:aws:ssm:eu-west-1:123456789012:parameter/tagrelay/{env}/manifest")).to_vec(),
+                vec![]
+            ),
+            "the history of the run manifests only; no tags on what it writes"
+        );
+        let mut reads: Vec<String> = ["dev", "lab", "prod"]
+            .iter()
+            .flat_map(|env| {
+                ["verified", "verified-part/*", "manifest-part/*"]
+                    .map(|record| format!("arn:aws:ssm:eu-west-1:123456789012:parameter/tagrelay/{env}/{record}"))
+            })
+            .collect();
+        reads.sort();
+        let (records, image_tags): (Vec<String>, Vec<String>) =
+            on("ssm:GetParameters").into_iter().partition(|arn| arn.contains(":parameter/tagrelay/"));
+        assert_eq!(records, reads, "the release records and their parts, the manifests' parts");
+        assert!(image_tags.iter().all(|arn| arn.ends_with("/docker-image-tag")), "and the image tags: {image_tags:?}");
         (
             on("ecs:DescribeServices"),
             on("ecs:DescribeTaskDefinition"),
@@ -2259,11 +2279,15 @@ fn trigger_deploy_may_verify_on_ecs_and_write_only_the_release_records() {
         )
     };
 
-    let records = [
-        "arn:aws:ssm:eu-west-1:123456789012:parameter/tagrelay/dev/verified",
-        "arn:aws:ssm:eu-west-1:123456789012:parameter/tagrelay/lab/verified",
-        "arn:aws:ssm:eu-west-1:123456789012:parameter/tagrelay/prod/verified",
-    ];
+    // Each environment's release record and its parts, its run manifest and the manifest's parts.
+    let mut records: Vec<String> = ["dev", "lab", "prod"]
+        .iter()
+        .flat_map(|env| {
+            ["verified", "verified-part/*", "manifest", "manifest-part/*"]
+                .map(|record| format!("arn:aws:ssm:eu-west-1:123456789012:parameter/tagrelay/{env}/{record}"))
+        })
+        .collect();
+    records.sort();
     let repositories = [
         "arn:aws:ecr:eu-west-1:123456789012:repository/my-api",
         "arn:aws:ecr:eu-west-1:123456789012:repository/reports",
@@ -2284,7 +2308,7 @@ fn trigger_deploy_may_verify_on_ecs_and_write_only_the_release_records() {
         "the ECS services of the environments with a cluster, by their ECS name; not `reports`"
     );
     assert_eq!(task_definitions, ["*"], "DescribeTaskDefinition has no resource-level permissions");
-    assert_eq!(release, records, "PutParameter on the release records only, one per environment");
+    assert_eq!(release, records, "PutParameter on the release records and run manifests (and their parts) only");
     assert_eq!(images, repositories);
     assert_eq!(ecs, ["ecs:DescribeServices", "ecs:DescribeTaskDefinition"], "ECS: read only");
 
@@ -2307,9 +2331,89 @@ fn trigger_deploy_may_verify_on_ecs_and_write_only_the_release_records() {
     let iam = named(&files, "infra/iam.tf");
     for statement in policy::statements(iam, "trigger_deploy") {
         if statement.actions.contains(&"ssm:PutParameter") {
-            assert_eq!(statement.source(iam, "resources"), Some("local.release_record_arns"), "{}", statement.at);
+            let resources = statement.source(iam, "resources");
+            assert!(
+                matches!(resources, Some("local.release_record_write_arns" | "local.run_manifest_arns")),
+                "{}: {resources:?}",
+                statement.at
+            );
         }
     }
+}
+
+/// `codebuild_base` of environment `env` as this configuration renders it: action → resources.
+fn build_role_grants(scope: &Scope, env: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let scope = scope
+        .clone()
+        .var("state_bucket", text("acme-terraform-state"))
+        .var("source_type", text("GITHUB"))
+        .var("source_location", text("https://github.com/acme/platform-terraform.git"))
+        .bind("each", hcl_value(json!({ "key": env, "value": { "state_key": format!("{env}/terraform.tfstate") } })))
+        .bind("aws_cloudwatch_log_group", hcl_value(json!({ "build": { env: { "arn": "arn:log" } } })))
+        .bind("aws_kms_key", hcl_value(json!({ "this": { "arn": "arn:key" } })));
+    let mut grants: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (actions, resources) in rendered_statements("codebuild_base", &scope) {
+        for action in actions {
+            grants.entry(action).or_default().extend(resources.iter().cloned());
+        }
+    }
+    grants
+}
+
+#[test]
+fn the_build_role_finds_its_run_manifest_and_reads_its_own_environment_only() {
+    let scope = ecs_scope(
+        json!({ "dev": { "codebuild_project": "tagrelay-dev" }, "prod": { "codebuild_project": "tagrelay-prod" } }),
+        json!({ "my-api": service(json!({ "deploy_on_push": ["dev"] })), "worker": service(json!({ "deploy_on_push": ["dev"] })) }),
+    );
+    let grants = build_role_grants(&scope, "prod");
+    let arn = |name: &str| format!("arn:aws:ssm:eu-west-1:123456789012:parameter{name}");
+    assert_eq!(grants["ssm:GetParameterHistory"], BTreeSet::from([arn("/tagrelay/prod/manifest")]));
+    assert_eq!(
+        grants["ssm:GetParameters"],
+        BTreeSet::from([
+            arn("/my-api/prod/docker-image-tag"),
+            arn("/tagrelay/prod/manifest-part/*"),
+            arn("/worker/prod/docker-image-tag"),
+        ])
+    );
+    assert_eq!(grants["ssm:GetParameter"], BTreeSet::from([arn("/my-api/prod/docker-image-tag"), arn("/worker/prod/docker-image-tag")]));
+    assert!(!grants.contains_key("ssm:PutParameter"), "a build writes no parameter");
+
+    // Many services: the environment's image tags by the template's wildcard, still its own.
+    let scope = ecs_scope(environment_names(2), many_services(100, "payments-api", "payments-api"));
+    let grants = build_role_grants(&scope, "qa");
+    assert_eq!(grants["ssm:GetParameter"], BTreeSet::from([arn("/*/qa/docker-image-tag")]));
+    assert_eq!(grants["ssm:GetParameterHistory"], BTreeSet::from([arn("/tagrelay/qa/manifest")]));
+}
+
+#[test]
+fn an_image_tag_wildcard_grant_never_covers_tagrelays_own_parameters() {
+    let files = stack_files();
+    let iam = named(&files, "infra/iam.tf");
+    let policy = resource_in(iam, "aws_iam_role_policy", "function");
+    let check = lifecycle_check(iam, policy, "image_tag_grants_cover_reserved");
+    let outcome = |template: &str, environments: Value, services: usize| {
+        let scope = configured(
+            environments,
+            many_services(services, "payments-api", "payments-api"),
+            &[("parameter_template", json!(template))],
+        );
+        let holds = scope.eval(attribute_of(iam, check, "condition")).and_then(|v| boolean(&v)).expect("evaluates");
+        (holds, strings(eval_source(&scope, "local.image_tag_grants_cover_reserved")))
+    };
+    let two = environment_names(2);
+    // Few services: exact names, nothing to cover.
+    assert_eq!(outcome("/{service}/{environment}/verified", two.clone(), 2), (true, vec![]));
+    // Many: the default's wildcard /*/dev/docker-image-tag covers none of tagrelay's names...
+    assert_eq!(outcome("/{service}/{environment}/docker-image-tag", two.clone(), 100), (true, vec![]));
+    assert_eq!(outcome("/{environment}/{service}", two.clone(), 100), (true, vec![]));
+    // ... one that ends like a record does, and is refused, naming them.
+    let (holds, covered) = outcome("/{service}/{environment}/verified", two.clone(), 100);
+    assert!(!holds);
+    assert_eq!(covered, ["/tagrelay/dev/verified", "/tagrelay/qa/verified"]);
+    let (holds, covered) = outcome("/{service}/{environment}", json!({ "manifest": { "codebuild_project": "p" }, "dev": { "codebuild_project": "d" } }), 100);
+    assert!(!holds && covered.contains(&"/tagrelay/dev/manifest".to_owned()), "{covered:?}");
 }
 
 #[test]
@@ -2987,20 +3091,25 @@ fn promote_may_write_only_the_environments_it_feeds_or_rolls_back() {
     ]);
     let mut writes = image_tags.clone();
     writes.insert(arn("/tagrelay/prod/rollback"));
+    writes.insert(arn("/tagrelay/prod/rollback-part/*"));
     assert_eq!(
         grants["ssm:PutParameter"], writes,
-        "staging's and prod's image tags, prod's rollback record; never dev, lab or a release record"
+        "staging's and prod's image tags, prod's rollback record and its parts; never dev, lab or a release record"
     );
     assert_eq!(grants["ssm:AddTagsToResource"], image_tags);
     let mut reads = image_tags.clone();
+    let mut parts = image_tags.clone();
     for env in ["dev", "lab", "prod", "staging"] {
         for record in ["verified", "approval", "rollback"] {
             reads.insert(arn(&format!("/tagrelay/{env}/{record}")));
+            parts.insert(arn(&format!("/tagrelay/{env}/{record}-part/*")));
         }
     }
-    // The records are read as histories only; current values only of the image tags it decides.
-    assert_eq!(grants["ssm:GetParameters"], image_tags);
+    // The records are read as histories (and their parts, which a record names at their
+    // versions); current values only of the image tags it decides. Never a manifest.
+    assert_eq!(grants["ssm:GetParameters"], parts);
     assert_eq!(grants["ssm:GetParameterHistory"], reads);
+    assert!(grants.values().flatten().all(|arn| !arn.contains("/manifest")), "{grants:?}");
     assert_eq!(
         grants["ecr:DescribeImages"],
         BTreeSet::from([
@@ -3020,7 +3129,8 @@ fn promote_may_write_only_the_environments_it_feeds_or_rolls_back() {
     );
     let grants = on(&plain);
     let actions: Vec<&str> = grants.keys().map(String::as_str).collect();
-    assert_eq!(actions, ["ecr:DescribeImages", "ssm:GetParameterHistory"]);
+    assert_eq!(actions, ["ecr:DescribeImages", "ssm:GetParameterHistory", "ssm:GetParameters"]);
+    assert!(grants["ssm:GetParameters"].iter().all(|arn| arn.contains("-part/")), "the records' parts only");
 
     // Its common grants are its own log group, queue and the key; and the role runs promote.
     let files = stack_files();
