@@ -145,6 +145,11 @@ resource "aws_lambda_function" "this" {
       condition     = length(distinct(local.parameter_names)) == length(local.parameter_names)
       error_message = "parameter_template renders the same parameter name for two (service, environment) pairs."
     }
+    # /tagrelay/ holds tagrelay's own parameters: records, run manifests, the configuration.
+    precondition {
+      condition     = alltrue([for name in local.parameter_names : !startswith(name, "/tagrelay/")])
+      error_message = "An image-tag parameter would be under /tagrelay/, where tagrelay keeps its records, run manifests and configuration: change parameter_template, or rename the service or environment named tagrelay."
+    }
     precondition {
       condition     = alltrue([for name in local.parameter_names : length(split("/", name)) - 1 <= 15])
       error_message = "An SSM parameter name rendered from parameter_template has more than 15 levels."

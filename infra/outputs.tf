@@ -19,8 +19,8 @@ output "log_group_names" {
 }
 
 output "parameter_names" {
-  description = "The image-tag parameter of each service in each environment, keyed \"<service>/<environment>\"."
-  value       = { for key, p in local.parameters : key => aws_ssm_parameter.image_tag[key].name }
+  description = "The image-tag parameter of each service in each environment, keyed \"<service>/<environment>\" (created by this stack with manage_image_tag_parameters, else on its first write)."
+  value       = { for key, p in local.parameters : key => p.name }
 }
 
 output "codebuild_projects" {

@@ -424,6 +424,12 @@ EOT
   }
 }
 
+variable "manage_image_tag_parameters" {
+  description = "Whether this stack creates the image-tag parameters, one per service and environment, with parameter_placeholder (then ignore_changes: tagrelay owns the value). true (default): as before. Recommended false beyond a few hundred parameters: 1,000 services x 10 environments are 10,000 aws_ssm_parameter resources, which every plan refreshes (a GetParameter and a DescribeParameters each, against SSM's default 40 requests a second, shared by the account), and 10,000 is the account's whole Standard-tier quota per region. false: none is created; record-image-tag (and promote, the CLI) create each parameter, tagged, on its first write, and the team's Terraform must plan a service without one (examples/ecs-service). Turning it off on an existing stack would destroy the parameters and their history: run `terraform state rm 'aws_ssm_parameter.image_tag'` first (README, Scale)."
+  type        = bool
+  default     = true
+}
+
 variable "parameter_placeholder" {
   description = "Value the SSM parameters are created with. Terraform never updates it afterwards (ignore_changes). Pick a value no tag_pattern matches: tagrelay treats a value it cannot order as 'anything advances'."
   type        = string

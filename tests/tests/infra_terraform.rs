@@ -2559,33 +2559,102 @@ fn a_manual_run_exports_no_image_tags() {
 }
 
 #[test]
+fn the_image_tag_parameters_are_optional_and_the_functions_may_create_them() {
+    let files = stack_files();
+    let ssm = named(&files, "infra/ssm.tf");
+    let parameters = resource_in(ssm, "aws_ssm_parameter", "image_tag");
+    let keys = |manage: Option<bool>| {
+        let mut scope = stack_scope(&files)
+            .local("environments", hcl_value(with_optional_fields(environment_names(2))))
+            .var("services", hcl_value(many_services(2, "payments-api", "payments-api")));
+        if let Some(manage) = manage {
+            scope = scope.var("manage_image_tag_parameters", HclValue::Bool(manage));
+        }
+        let scope = with_locals(scope, &files);
+        let for_each = scope.eval(attribute_of(ssm, parameters, "for_each")).expect("for_each");
+        let keys: Vec<String> = for_each.as_object().expect("a map").keys().cloned().collect();
+        keys
+    };
+    assert_eq!(keys(None).len(), 4, "by default, as before: one per service and environment");
+    assert_eq!(keys(Some(true)).len(), 4);
+    assert_eq!(keys(Some(false)), Vec::<String>::new(), "none: the functions create them");
+
+    // Whoever writes a tag may create its parameter with tags (PutParameter with Tags needs
+    // AddTagsToResource), on every name it writes, exact or by wildcard.
+    let iam = named(&files, "infra/iam.tf");
+    for (document, grants) in [("record_image_tag", "local.image_tag_grant_arns"), ("promote", "statement.value")] {
+        let statement = policy::statements(iam, document)
+            .into_iter()
+            .find(|s| s.actions.contains(&"ssm:PutParameter") && s.actions.contains(&"ssm:AddTagsToResource"))
+            .unwrap_or_else(|| panic!("{document}: PutParameter with AddTagsToResource"));
+        assert_eq!(statement.source(iam, "resources"), Some(grants), "{}", statement.at);
+    }
+
+    // No image-tag parameter under /tagrelay/, created or not: checked on the functions.
+    let lambda = named(&files, "infra/lambda.tf");
+    let function = resource_in(lambda, "aws_lambda_function", "this");
+    let check = lifecycle_check(lambda, function, "/tagrelay/");
+    for (name, holds) in [("my-api", true), ("tagrelay", false)] {
+        let scope = configured(
+            environment_names(1),
+            json!({ name: service(json!({ "deploy_on_push": ["dev"] })) }),
+            &[("parameter_template", json!("/{service}/{environment}/docker-image-tag"))],
+        );
+        assert_eq!(scope.eval(attribute_of(lambda, check, "condition")), Ok(HclValue::Bool(holds)), "{name}");
+    }
+}
+
+#[test]
 fn the_example_service_deploys_the_tag_its_run_was_started_for() {
     let files = example_files();
     let refs: Vec<&TfFile> = files.iter().collect();
-    let data = json!({ "aws_ssm_parameter": { "image_tag": { "insecure_value": "43" } } });
-    let image_tag = |tagrelay_image_tags: Value| {
+    let main = named(&files, "infra/examples/ecs-service/main.tf");
+    let (found, _) = declarations(main);
+    let data_source = found
+        .iter()
+        .find(|d| d.kind == DeclarationKind::Data && d.type_name == "aws_ssm_parameter" && d.name == "image_tag")
+        .map(|d| d.block)
+        .expect("data.aws_ssm_parameter.image_tag");
+    // (the image tag, how many times the run reads the parameter, the tasks it runs)
+    let plan = |tagrelay_image_tags: Value| {
         let scope = Scope::with_defaults(&refs)
             .var("environment", text("dev"))
-            .var("tagrelay_image_tags", hcl_value(tagrelay_image_tags))
-            .bind("data", hcl_value(data.clone()));
-        let scope = scope.with_locals_of(&refs);
-        eval_source(&scope, "local.image_tag")
+            .var("tagrelay_image_tags", hcl_value(tagrelay_image_tags));
+        // local.tagrelay_run first: the data source's count reads it.
+        let tagrelay_run = eval_source(&scope, "length(var.tagrelay_image_tags) > 0").expect("evaluates");
+        let scope = scope.local("tagrelay_run", tagrelay_run);
+        let reads = scope.eval(attribute_of(main, data_source, "count")).expect("count");
+        let reads = reads.as_number().and_then(hcl::Number::as_u64).expect("a count");
+        // What SSM answers the data source, as a list of `count` instances.
+        let read: Vec<Value> = (0..reads).map(|_| json!({ "insecure_value": "43" })).collect();
+        let scope =
+            scope.bind("data", hcl_value(json!({ "aws_ssm_parameter": { "image_tag": read } }))).with_locals_of(&refs);
+        let tasks = eval_source(&scope, "local.has_image ? var.desired_count : 0").expect("desired count");
+        (eval_source(&scope, "local.image_tag").expect("the tag"), reads, tasks)
     };
-    // A tagrelay run: the value at the fingerprint's version, though the parameter moved on.
+    // A tagrelay run: the value at the fingerprint's version, though the parameter moved on;
+    // nothing read from SSM.
     assert_eq!(
-        image_tag(json!({ "/my-api/dev/docker-image-tag": "42", "/worker/dev/docker-image-tag": "7" })),
-        Ok(text("42"))
+        plan(json!({ "/my-api/dev/docker-image-tag": "42", "/worker/dev/docker-image-tag": "7" })),
+        (text("42"), 0, hcl_value(json!(2)))
     );
-    // A manual run (nothing passed), or a run that does not name this service's parameter.
-    assert_eq!(image_tag(json!({})), Ok(text("43")));
-    assert_eq!(image_tag(json!({ "/my-api/prod/docker-image-tag": "40" })), Ok(text("43")));
+    // A tagrelay run that does not name this service's parameter: it does not exist yet (nobody
+    // pushed the service, with manage_image_tag_parameters = false): planned like the
+    // placeholder, no tasks, no failure.
+    assert_eq!(plan(json!({ "/worker/dev/docker-image-tag": "7" })), (text("initial"), 0, hcl_value(json!(0))));
+    // A manual run (nothing passed): the newest value, read.
+    assert_eq!(plan(json!({})), (text("43"), 1, hcl_value(json!(2))));
+    let service = resource_in(main, "aws_ecs_service", "this");
+    assert_eq!(
+        main.source_of(attribute_of(main, service, "desired_count")),
+        "local.has_image ? var.desired_count : 0",
+        "what the check above evaluates"
+    );
 
     let defaults = Scope::with_defaults(&refs);
     assert_eq!(eval_source(&defaults, "var.tagrelay_image_tags"), Ok(hcl_value(json!({}))));
     // The circuit breaker with rollback stays: it is what turns a bad image into a FAILED
     // deployment that verification reports.
-    let main = named(&files, "infra/examples/ecs-service/main.tf");
-    let service = resource_in(main, "aws_ecs_service", "this");
     let breaker = service.body.get_blocks("deployment_circuit_breaker").next().expect("a circuit breaker");
     for argument in ["enable", "rollback"] {
         assert_eq!(defaults.eval(attribute_of(main, breaker, argument)), Ok(HclValue::Bool(true)), "{argument}");

@@ -202,6 +202,7 @@ fn declare_functions(ctx: &mut Context) {
     );
     ctx.declare_func("tonumber", FuncDef::builder().param(ParamType::Any).build(tonumber));
     ctx.declare_func("toset", FuncDef::builder().param(ParamType::Any).build(toset));
+    ctx.declare_func("one", FuncDef::builder().param(ParamType::Any).build(one));
     ctx.declare_func(
         "substr",
         FuncDef::builder()
@@ -317,6 +318,16 @@ fn tonumber(args: FuncArgs) -> Result<Value, String> {
             .map(Value::Number)
             .map_err(|()| format!("tonumber of {s:?}")),
         other => Err(format!("tonumber of {other}")),
+    }
+}
+
+/// `one(list)`: null for an empty list, the element of a list of one, an error otherwise.
+fn one(args: FuncArgs) -> Result<Value, String> {
+    match &args[0] {
+        Value::Array(items) if items.is_empty() => Ok(Value::Null),
+        Value::Array(items) if items.len() == 1 => Ok(items[0].clone()),
+        Value::Array(items) => Err(format!("one: the list has {} elements, not 0 or 1", items.len())),
+        other => Err(format!("one of {other}")),
     }
 }
 
@@ -768,6 +779,13 @@ mod tests {
         assert_eq!(eval("jsonencode(4000 * 3)"), Ok(text("12000")));
         // What the precondition on a rule measures: the characters of that text.
         assert_eq!(eval(r#"length(jsonencode({ name = [{ prefix = "/a/" }] }))"#), Ok(n(27)));
+    }
+
+    #[test]
+    fn one_gives_the_only_element_or_null() {
+        assert_eq!(eval("one([])"), Ok(Value::Null));
+        assert_eq!(eval(r#"one(["x"])"#), Ok(text("x")));
+        assert!(eval(r#"one(["x", "y"])"#).is_err());
     }
 
     #[test]
