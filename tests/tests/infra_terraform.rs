@@ -3467,3 +3467,245 @@ fn the_dashboard_body_is_valid_and_shows_each_environment() {
     assert_eq!(scope.eval(attribute_of(monitoring, check, "condition")), Ok(HclValue::Bool(true)));
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// At size: 1,000 services x 10 environments, rendered and measured against AWS's limits
+// ---------------------------------------------------------------------------------------------
+
+/// Ten environments in chains (dev → qa → int → uat → staging → preprod → prod → prod-eu, prod-us;
+/// perf from int), each with its ECS cluster; the promoted ones gated by their upstream's alarm,
+/// prod approved by hand, the prod ones rolled back by their own alarm.
+fn scale_environments() -> Value {
+    let upstream = [
+        ("dev", None),
+        ("qa", Some("dev")),
+        ("int", Some("qa")),
+        ("perf", Some("int")),
+        ("uat", Some("int")),
+        ("staging", Some("uat")),
+        ("preprod", Some("staging")),
+        ("prod", Some("preprod")),
+        ("prod-eu", Some("prod")),
+        ("prod-us", Some("prod")),
+    ];
+    let environments: serde_json::Map<String, Value> = upstream
+        .iter()
+        .map(|(name, from)| {
+            let mut env = json!({ "codebuild_project": format!("tagrelay-{name}"), "ecs_cluster": format!("{name}-services") });
+            if let Some(from) = from {
+                env["promote_from"] = json!(from);
+                env["soak"] = json!("30m");
+                env["gate_alarms"] = json!([format!("{from}-api-5xx-rate"), format!("{from}-p99-latency")]);
+            }
+            if name.starts_with("prod") {
+                env["rollback_alarms"] = json!([format!("{name}-api-5xx-rate")]);
+                env["rollback_window"] = json!("1h");
+            }
+            if *name == "prod" {
+                env["approval"] = json!(true);
+            }
+            ((*name).to_owned(), env)
+        })
+        .collect();
+    Value::Object(environments)
+}
+
+/// 1,000 services of ten teams (`payments-api-0001`, `ledger-worker-0002`, …), each in its team's
+/// ECR namespace (`payments/payments-api-0001`), pushed into dev; a tenth by another tag policy.
+fn scale_services() -> Value {
+    const TEAMS: [(&str, &str); 10] = [
+        ("payments", "api"),
+        ("ledger", "worker"),
+        ("identity", "api"),
+        ("search", "indexer"),
+        ("catalog", "api"),
+        ("checkout", "web"),
+        ("fraud", "scorer"),
+        ("notify", "sender"),
+        ("reports", "batch"),
+        ("shipping", "api"),
+    ];
+    let services: serde_json::Map<String, Value> = (1..=1000)
+        .map(|i| {
+            let (team, kind) = TEAMS[i % TEAMS.len()];
+            let name = format!("{team}-{kind}-{i:04}");
+            let mut fields = json!({ "repository": format!("{team}/{name}"), "deploy_on_push": ["dev"] });
+            if i % 10 == 0 {
+                fields["tag_pattern"] = json!("^v[0-9]+\\.[0-9]+\\.[0-9]+$");
+                fields["order"] = json!("semver");
+            }
+            (name, service(fields))
+        })
+        .collect();
+    Value::Object(services)
+}
+
+/// The policy document `document` as IAM receives it, compact (IAM counts a policy's characters
+/// without whitespace): every statement this configuration renders, with its Sid.
+fn policy_document(document: &str, scope: &Scope) -> Value {
+    let files = stack_files();
+    let iam = named(&files, "infra/iam.tf");
+    let mut statements = Vec::new();
+    for statement in policy::statements(iam, document) {
+        let sid = statement.body.get_attribute("sid").and_then(|a| a.value.as_str().map(str::to_owned));
+        let resources = &statement.body.get_attribute("resources").expect("resources").value;
+        let instances = match statement.for_each {
+            None => vec![None],
+            Some(for_each) => match scope.eval(for_each) {
+                Ok(HclValue::Array(items)) => items.into_iter().map(Some).collect(),
+                other => panic!("{}: for_each should evaluate to a list, got {other:?}", statement.at),
+            },
+        };
+        for instance in instances {
+            let scope = match instance {
+                Some(value) => scope.clone().bind("statement", hcl_value(json!({ "value": value }))),
+                None => scope.clone(),
+            };
+            let value = scope.eval(resources).unwrap_or_else(|err| panic!("{}: {err}", statement.at));
+            statements.push(json!({
+                "Sid": sid, "Effect": "Allow", "Action": statement.actions,
+                "Resource": serde_json::to_value(&value).expect("JSON"),
+            }));
+        }
+    }
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+/// A function's inline policy: its own statements and `function_common`'s, in one document.
+fn function_policy(function: &str, document: &str, scope: &Scope) -> Value {
+    let prefix = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/tagrelay-";
+    let scope = scope
+        .clone()
+        .bind("each", hcl_value(json!({ "key": function, "value": function })))
+        .bind("aws_cloudwatch_log_group", hcl_value(json!({ "function": { function: { "arn": format!("{prefix}{function}") } } })))
+        .bind(
+            "aws_sqs_queue",
+            hcl_value(json!({ "dlq": { function: { "arn": format!("arn:aws:sqs:eu-west-1:123456789012:tagrelay-{function}-dlq") } } })),
+        )
+        .bind(
+            "aws_kms_key",
+            hcl_value(json!({ "this": { "arn": "arn:aws:kms:eu-west-1:123456789012:key/6f0c1a52-3b7e-4a4e-9d55-0d9c8a1f2b3c" } })),
+        );
+    let mut policy = policy_document("function_common", &scope);
+    let own = policy_document(document, &scope);
+    policy["Statement"].as_array_mut().expect("statements").extend(own["Statement"].as_array().expect("statements").clone());
+    policy
+}
+
+/// The stack at 1,000 services x 10 environments, rendered with the offline evaluator; what AWS
+/// limits, measured against the limit. Before: the same configuration with the narrowing and
+/// grants of before this change (every name listed), for comparison. `cargo test -p
+/// tagrelay-tests --test infra_terraform at_size -- --nocapture` prints the figures.
+#[test]
+fn at_1000_services_and_10_environments_everything_stays_within_aws_limits() {
+    let started = std::time::Instant::now();
+    let scope = configured(scale_environments(), scale_services(), &[]);
+    let rendered_in = started.elapsed();
+    let mut report = vec![format!("1,000 services x 10 environments, rendered in {:.1?}", rendered_in)];
+    let mut failures = Vec::new();
+    let mut check = |what: String, size: usize, limit: usize| {
+        report.push(format!("{what}: {size} (limit {limit})"));
+        if size > limit {
+            failures.push(format!("{what}: {size} > {limit}"));
+        }
+    };
+
+    // The configuration is valid for tagrelay, as Terraform renders it.
+    let document = string_of(&scope, "local.config_json");
+    let config = tagrelay::config::Config::from_json(&document).unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!((config.services().count(), config.environments().count()), (1000, 10));
+    assert_eq!(config.parameter_names("prod").len(), 1000);
+
+    // Rule patterns: 2,048 characters each (EventBridge quotas), as Terraform's jsonencode writes
+    // them; at most two wildcard values (EventBridge caps a rule's wildcard complexity).
+    let rules = rendered_rules(&scope);
+    for (key, pattern) in &rules {
+        let pattern = pattern.as_ref().unwrap_or_else(|| panic!("rule {key} is created at this size"));
+        let length = number_of(&scope, &format!("length(jsonencode(local.rules[\"{key}\"].pattern))")) as usize;
+        check(format!("pattern {key}, characters"), length, 2048);
+        let wildcards = pattern.to_string().matches("\"wildcard\"").count();
+        check(format!("pattern {key}, wildcard values"), wildcards, 2);
+        EventPattern::parse(pattern).unwrap_or_else(|err| panic!("{key}: {err}"));
+    }
+    // ... and they route as they should at this size.
+    let change = |name: &str| json!({ "source": "aws.ssm", "detail-type": "Parameter Store Change", "detail": { "name": name, "operation": "Update" } });
+    assert_eq!(rules_taking(&rules, &change("/payments-api-0001/prod-eu/docker-image-tag")), ["parameter-change"]);
+    assert_eq!(rules_taking(&rules, &change("/tagrelay/preprod/verified")), ["promote-parameter-change"]);
+    for name in ["/tagrelay/prod/verified-part/7", "/tagrelay/prod/manifest", "/tagrelay/prod/manifest-part/3", "/tagrelay/_config-part/12"] {
+        assert!(rules_taking(&rules, &change(name)).is_empty(), "{name}");
+    }
+
+    // Every function's variables together: 4 KB, as Lambda measures them (the JSON object).
+    let tagrelay_config = string_of(&scope, "local.function_tagrelay_config");
+    let measured = lambda_measures(&json!({ "TAGRELAY_CONFIG": tagrelay_config }));
+    check("function environment (each of 3), bytes".to_owned(), measured[0].max(measured[1]), 4096);
+    assert!(flag_of(&scope, "local.config_in_ssm"), "the document goes to SSM at this size");
+
+    // The configuration's parts: 8 KB each (SSM Advanced), at most 100; the head in 4 KB.
+    let parts = strings(eval_source(&scope, "local.config_parts"));
+    check("config parts".to_owned(), parts.len(), 100);
+    check("config part, largest, bytes".to_owned(), parts.iter().map(String::len).max().unwrap_or(0), 8192);
+    assert_eq!(parts.concat(), document);
+    let head = json!({ "tagrelay_parts": {
+        "sha256": "0".repeat(64),
+        "parts": (0..parts.len()).map(|i| format!("/tagrelay/_config-part/{i}:100")).collect::<Vec<_>>(),
+    } });
+    check("config head, bytes".to_owned(), head.to_string().len(), 4096);
+
+    // SSM names: 1,011 characters with the ARN before them, 15 levels.
+    let mut names: Vec<String> = strings(eval_source(&scope, "local.parameter_names"));
+    for env in config.environments() {
+        for record in ["verified", "approval", "rollback", "manifest"] {
+            names.push(format!("/tagrelay/{}/{record}", env.name));
+            names.push(format!("/tagrelay/{}/{record}-part/99", env.name));
+        }
+    }
+    names.push(format!("/tagrelay/_config-part/{}", parts.len() - 1));
+    let arn_prefix = "arn:aws:ssm:eu-west-1:123456789012:parameter";
+    let checked = names.len();
+    check(
+        "SSM name with its ARN, longest, characters".to_owned(),
+        names.iter().map(|n| arn_prefix.len() + n.len()).max().unwrap_or(0),
+        1011,
+    );
+    check("SSM name, deepest, levels".to_owned(), names.iter().map(|n| n.matches('/').count()).max().unwrap_or(0), 15);
+
+    check("SSM names checked (no limit: a count)".to_owned(), checked, checked);
+
+    // IAM: a role's inline policies together, 10,240 characters without whitespace.
+    for (function, document) in [("record-image-tag", "record_image_tag"), ("trigger-deploy", "trigger_deploy"), ("promote", "promote")] {
+        let policy = function_policy(function, document, &scope);
+        check(format!("IAM policy of {function}, characters"), policy.to_string().len(), 10240);
+    }
+    let largest_build = config
+        .environments()
+        .map(|env| build_role_grants(&scope, &env.name).values().flatten().map(String::len).sum::<usize>())
+        .max()
+        .unwrap_or(0);
+    check("IAM base policy of a build role, resources' characters, largest".to_owned(), largest_build, 10240);
+
+    // The dashboard: 100 widgets.
+    let dashboard = serde_json::to_value(eval_source(&scope, "local.dashboard").expect("the dashboard")).expect("JSON");
+    check("dashboard widgets".to_owned(), dashboard["widgets"].as_array().map_or(0, Vec::len), 100);
+
+    // Before: every name listed, the document inline, every ARN granted.
+    let before = |expression: &str| number_of(&scope, expression) as usize;
+    report.push("before (every name listed, the document inline):".to_owned());
+    for (what, expression) in [
+        ("pattern parameter-change", "length(jsonencode(merge(local.base_patterns.parameter, { detail = merge(local.base_patterns.parameter.detail, { name = local.parameter_names }) })))"),
+        ("pattern promote-parameter-change", "length(jsonencode(merge(local.base_patterns.parameter, { detail = merge(local.base_patterns.parameter.detail, { name = concat([for name in sort(distinct(concat(local.promotion_sources, local.rollback_environments))) : \"/tagrelay/${name}/verified\"], [for name in local.approval_environments : \"/tagrelay/${name}/approval\"]) }) })))"),
+        ("pattern ecr-push", "length(jsonencode(local.ecr_exact_pattern))"),
+        ("pattern alarm-state-change", "length(jsonencode(local.alarm_exact_pattern))"),
+        ("pattern ecs-deployment", "length(jsonencode(merge(local.base_patterns.ecs, { resources = local.ecs_cluster_service_arn_prefixes })))"),
+        ("function environment, bytes", "local.config_inline_bytes"),
+        ("image-tag ARNs of record-image-tag's policy, characters", "length(jsonencode(local.parameter_arns))"),
+        ("ECS service ARNs of trigger-deploy's policy, characters", "length(jsonencode(local.ecs_service_arns))"),
+        ("repository ARNs of each function's policy, characters", "length(jsonencode(local.repository_arns))"),
+    ] {
+        report.push(format!("  {what}: {}", before(expression)));
+    }
+    report.push(format!("  aws_ssm_parameter.image_tag resources: {}", strings(eval_source(&scope, "local.parameter_names")).len()));
+    report.push(format!("measured in {:.1?}", started.elapsed()));
+    eprintln!("{}", report.join("\n"));
+    assert!(failures.is_empty(), "over AWS's limits at 1,000 x 10:\n{}", failures.join("\n"));
+}
