@@ -408,10 +408,9 @@ fn parse_operator(operator: &Map<String, Value>, path: &str) -> Result<Leaf, Pat
         ("suffix", Value::String(suffix)) => Ok(Leaf::Suffix(suffix.clone())),
         ("wildcard", Value::String(operand)) => Wildcard::parse(operand, &here).map(Leaf::Wildcard),
         ("prefix" | "suffix" | "wildcard", Value::Object(nested)) => match nested.keys().next() {
-            Some(inner) if nested.len() == 1 => Err(unsupported(
-                &field_path(&here, inner),
-                format!("the \"{inner}\" operator inside \"{name}\""),
-            )),
+            Some(inner) if nested.len() == 1 => {
+                Err(unsupported(&field_path(&here, inner), format!("the \"{inner}\" operator inside \"{name}\"")))
+            }
             _ => Err(invalid(&here, format!("\"{name}\" takes a string or one operator"))),
         },
         ("prefix" | "suffix" | "wildcard", other) => {

@@ -279,10 +279,9 @@ fn parameter_rule_names(config: &Config) -> Vec<Value> {
 /// wildcard matches a record's parts (`…/verified-part/0`) or a run manifest.
 fn promote_parameters(config: &Config) -> Vec<Value> {
     let mut names = Vec::new();
-    if config
-        .environments()
-        .any(|environment| !config.downstream_of(&environment.name).is_empty() || !environment.rollback_alarms.is_empty())
-    {
+    if config.environments().any(|environment| {
+        !config.downstream_of(&environment.name).is_empty() || !environment.rollback_alarms.is_empty()
+    }) {
         names.push(json!({ "wildcard": "/tagrelay/*/verified" }));
     }
     if config.environments().any(|environment| environment.approval) {

@@ -162,7 +162,11 @@ fn invalid_patterns_are_refused_naming_the_place() {
         (json!({"detail": {"state": [{"prefix": 5}]}}), "detail.state[0].prefix", "takes a string, not a number"),
         (json!({"detail": {"state": [{"prefix": ["a"]}]}}), "detail.state[0].prefix", "takes a string, not an array"),
         (json!({"detail": {"state": [{"suffix": 5}]}}), "detail.state[0].suffix", "takes a string, not a number"),
-        (json!({"detail": {"state": [{"wildcard": ["a*"]}]}}), "detail.state[0].wildcard", "takes a string, not an array"),
+        (
+            json!({"detail": {"state": [{"wildcard": ["a*"]}]}}),
+            "detail.state[0].wildcard",
+            "takes a string, not an array",
+        ),
         // EventBridge's wildcard syntax: no two stars in a row, a backslash escapes only * and \.
         (json!({"detail": {"state": [{"wildcard": "a**b"}]}}), "detail.state[0].wildcard", "consecutive wildcard"),
         (json!({"detail": {"state": [{"wildcard": "**"}]}}), "detail.state[0].wildcard", "consecutive wildcard"),

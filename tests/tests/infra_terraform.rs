@@ -832,7 +832,8 @@ fn pattern_of(rendered: &BTreeMap<String, Option<Value>>, key: &str) -> Value {
 
 #[test]
 fn the_parameter_rule_takes_each_environment_by_the_side_of_the_template_that_names_it() {
-    let environments = json!({ "dev": { "codebuild_project": "tagrelay-dev" }, "prod": { "codebuild_project": "tagrelay-prod" } });
+    let environments =
+        json!({ "dev": { "codebuild_project": "tagrelay-dev" }, "prod": { "codebuild_project": "tagrelay-prod" } });
     let services = json!({ "my-api": service(json!({ "deploy_on_push": ["dev"] })) });
     let names = |template: &str| {
         let scope = configured(environments.clone(), services.clone(), &[("parameter_template", json!(template))]);
@@ -843,7 +844,10 @@ fn the_parameter_rule_takes_each_environment_by_the_side_of_the_template_that_na
         json!([{ "suffix": "/dev/docker-image-tag" }, { "suffix": "/prod/docker-image-tag" }])
     );
     assert_eq!(names("/{environment}/{service}"), json!([{ "prefix": "/dev/" }, { "prefix": "/prod/" }]));
-    assert_eq!(names("/apps/{environment}/{service}/tag"), json!([{ "prefix": "/apps/dev/" }, { "prefix": "/apps/prod/" }]));
+    assert_eq!(
+        names("/apps/{environment}/{service}/tag"),
+        json!([{ "prefix": "/apps/dev/" }, { "prefix": "/apps/prod/" }])
+    );
     assert_eq!(names("/{service}-{environment}"), json!([{ "suffix": "-dev" }, { "suffix": "-prod" }]));
     // The environment between two {service}: neither side names it, one prefix for all (wide;
     // trigger-deploy filters exactly).
@@ -891,7 +895,11 @@ fn a_list_that_would_not_fit_a_pattern_falls_back_to_prefixes_or_every_event() {
     assert!(length > 1800 && by == "prefixes", "{length} {by}");
     assert_eq!(pattern_of(&rendered, "ecr-push")["detail"]["repository-name"], json!([{ "prefix": "team/" }]));
     assert_eq!(rules_taking(&rendered, &push("team/service-0001", "PUSH")), ["ecr-push"]);
-    assert_eq!(rules_taking(&rendered, &push("team/not-configured", "PUSH")), ["ecr-push"], "wider: the function skips it");
+    assert_eq!(
+        rules_taking(&rendered, &push("team/not-configured", "PUSH")),
+        ["ecr-push"],
+        "wider: the function skips it"
+    );
     assert!(rules_taking(&rendered, &push("other/service", "PUSH")).is_empty());
     // Else every successful push: the name is there, whatever it is.
     let (_, by, rendered) = ecr(120, json!([]));
@@ -932,7 +940,10 @@ fn a_list_that_would_not_fit_a_pattern_falls_back_to_prefixes_or_every_event() {
     };
     let short = clusters(20);
     assert_eq!(short.as_array().map(Vec::len), Some(10), "{short}");
-    assert_eq!(short[0], json!({ "prefix": format!("arn:aws:ecs:eu-west-1:123456789012:service/0{}/", "c".repeat(19)) }));
+    assert_eq!(
+        short[0],
+        json!({ "prefix": format!("arn:aws:ecs:eu-west-1:123456789012:service/0{}/", "c".repeat(19)) })
+    );
     assert_eq!(clusters(255), json!([{ "prefix": "arn:aws:ecs:eu-west-1:123456789012:service/" }]));
 }
 
@@ -1912,9 +1923,8 @@ fn the_config_document_renders_the_ecs_fields_only_when_set_and_the_code_reads_i
 /// given, the SSM parameters Terraform would have written (`aws_ssm_parameter`: `config`,
 /// `config_part`, each a list of `{ name, version }`).
 fn config_scope(files: &[TfFile], document: Value, storage: &str, parameters: Option<Value>) -> Scope {
-    let mut scope = stack_scope(files)
-        .local("tagrelay_config", hcl_value(document))
-        .var("config_storage", text(storage));
+    let mut scope =
+        stack_scope(files).local("tagrelay_config", hcl_value(document)).var("config_storage", text(storage));
     if let Some(parameters) = parameters {
         scope = scope.bind("aws_ssm_parameter", hcl_value(parameters));
     }
@@ -1960,7 +1970,8 @@ fn the_configuration_stays_inline_only_while_every_variable_fits_lambdas_4_kb_wi
     let mut seen = BTreeSet::new();
     for pad in (3400..3560).step_by(23).chain([3500, 3501, 3502, 3503, 3504, 3505, 3506]) {
         for filler in ["a", "\"", "é", "😀", "<"] {
-            let document = json!({ "padding": filler.repeat(pad / filler.len().max(1) / 4) + &"x".repeat(pad * 3 / 4) });
+            let document =
+                json!({ "padding": filler.repeat(pad / filler.len().max(1) / 4) + &"x".repeat(pad * 3 / 4) });
             let scope = config_scope(&files, document, "auto", None);
             let json_text = string_of(&scope, "local.config_json");
             let bound = number_of(&scope, "local.config_inline_bytes") as usize;
@@ -2040,9 +2051,8 @@ fn a_large_configuration_is_stored_as_parts_the_head_lists_at_their_versions() {
     assert_eq!(parts.concat(), document, "the parts in order are the document");
 
     // The head, with the versions Terraform knows after writing the parts.
-    let part_parameters: Vec<Value> = (0..count)
-        .map(|i| json!({ "name": format!("/tagrelay/_config-part/{i}"), "version": i + 3 }))
-        .collect();
+    let part_parameters: Vec<Value> =
+        (0..count).map(|i| json!({ "name": format!("/tagrelay/_config-part/{i}"), "version": i + 3 })).collect();
     let written = json!({ "config": [{ "name": "/tagrelay/_config", "version": 7 }], "config_part": part_parameters });
     let files = stack_files();
     let stored = with_locals(
@@ -2070,11 +2080,18 @@ fn a_large_configuration_is_stored_as_parts_the_head_lists_at_their_versions() {
     for resource in ["config", "config_part"] {
         let block = resource_in(config_tf, "aws_ssm_parameter", resource);
         for (argument, expected) in [("type", "\"String\""), ("tier", "\"Intelligent-Tiering\"")] {
-            assert_eq!(config_tf.source_of(attribute_of(config_tf, block, argument)), expected, "{resource}.{argument}");
+            assert_eq!(
+                config_tf.source_of(attribute_of(config_tf, block, argument)),
+                expected,
+                "{resource}.{argument}"
+            );
         }
     }
     let part = resource_in(config_tf, "aws_ssm_parameter", "config_part");
-    assert_eq!(config_tf.source_of(attribute_of(config_tf, part, "name")), "\"${local.config_parameter}-part/${count.index}\"");
+    assert_eq!(
+        config_tf.source_of(attribute_of(config_tf, part, "name")),
+        "\"${local.config_parameter}-part/${count.index}\""
+    );
     assert_eq!(string_of(&scope, "local.config_parameter"), "/tagrelay/_config");
 
     // A part of 4,000 characters must fit SSM's 8 KB: 2-byte characters do, 3-byte ones do not.
@@ -2229,10 +2246,8 @@ fn trigger_deploy_may_verify_on_ecs_and_write_only_the_release_records() {
     });
     let grants = |environments: Value| {
         // The projects' ARNs as the stack computes them for named projects.
-        let scope = ecs_scope(environments.clone(), services.clone()).local(
-            "project_arns",
-            hcl_value(json!(["arn:aws:codebuild:eu-west-1:123456789012:project/tagrelay-dev"])),
-        );
+        let scope = ecs_scope(environments.clone(), services.clone())
+            .local("project_arns", hcl_value(json!(["arn:aws:codebuild:eu-west-1:123456789012:project/tagrelay-dev"])));
         let rendered = rendered_statements("trigger_deploy", &scope);
         let on = |action: &str| -> Vec<String> {
             let mut resources: Vec<String> = rendered
@@ -2249,7 +2264,9 @@ fn trigger_deploy_may_verify_on_ecs_and_write_only_the_release_records() {
         assert_eq!(
             (on("ssm:GetParameterHistory"), on("ssm:AddTagsToResource")),
             (
-                ["dev", "lab", "prod"].map(|env| format!("arn:aws:ssm:eu-west-1:123456789012:parameter/tagrelay/{env}/manifest")).to_vec(),
+                ["dev", "lab", "prod"]
+                    .map(|env| format!("arn:aws:ssm:eu-west-1:123456789012:parameter/tagrelay/{env}/manifest"))
+                    .to_vec(),
                 vec![]
             ),
             "the history of the run manifests only; no tags on what it writes"
@@ -2377,7 +2394,10 @@ fn the_build_role_finds_its_run_manifest_and_reads_its_own_environment_only() {
             arn("/worker/prod/docker-image-tag"),
         ])
     );
-    assert_eq!(grants["ssm:GetParameter"], BTreeSet::from([arn("/my-api/prod/docker-image-tag"), arn("/worker/prod/docker-image-tag")]));
+    assert_eq!(
+        grants["ssm:GetParameter"],
+        BTreeSet::from([arn("/my-api/prod/docker-image-tag"), arn("/worker/prod/docker-image-tag")])
+    );
     assert!(!grants.contains_key("ssm:PutParameter"), "a build writes no parameter");
 
     // Many services: the environment's image tags by the template's wildcard, still its own.
@@ -2412,7 +2432,11 @@ fn an_image_tag_wildcard_grant_never_covers_tagrelays_own_parameters() {
     let (holds, covered) = outcome("/{service}/{environment}/verified", two.clone(), 100);
     assert!(!holds);
     assert_eq!(covered, ["/tagrelay/dev/verified", "/tagrelay/qa/verified"]);
-    let (holds, covered) = outcome("/{service}/{environment}", json!({ "manifest": { "codebuild_project": "p" }, "dev": { "codebuild_project": "d" } }), 100);
+    let (holds, covered) = outcome(
+        "/{service}/{environment}",
+        json!({ "manifest": { "codebuild_project": "p" }, "dev": { "codebuild_project": "d" } }),
+        100,
+    );
     assert!(!holds && covered.contains(&"/tagrelay/dev/manifest".to_owned()), "{covered:?}");
 }
 
@@ -3467,7 +3491,6 @@ fn the_dashboard_body_is_valid_and_shows_each_environment() {
     assert_eq!(scope.eval(attribute_of(monitoring, check, "condition")), Ok(HclValue::Bool(true)));
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // At size: 1,000 services x 10 environments, rendered and measured against AWS's limits
 // ---------------------------------------------------------------------------------------------
@@ -3491,7 +3514,8 @@ fn scale_environments() -> Value {
     let environments: serde_json::Map<String, Value> = upstream
         .iter()
         .map(|(name, from)| {
-            let mut env = json!({ "codebuild_project": format!("tagrelay-{name}"), "ecs_cluster": format!("{name}-services") });
+            let mut env =
+                json!({ "codebuild_project": format!("tagrelay-{name}"), "ecs_cluster": format!("{name}-services") });
             if let Some(from) = from {
                 env["promote_from"] = json!(from);
                 env["soak"] = json!("30m");
@@ -3588,7 +3612,10 @@ fn function_policy(function: &str, document: &str, scope: &Scope) -> Value {
         );
     let mut policy = policy_document("function_common", &scope);
     let own = policy_document(document, &scope);
-    policy["Statement"].as_array_mut().expect("statements").extend(own["Statement"].as_array().expect("statements").clone());
+    policy["Statement"]
+        .as_array_mut()
+        .expect("statements")
+        .extend(own["Statement"].as_array().expect("statements").clone());
     policy
 }
 
@@ -3631,7 +3658,12 @@ fn at_1000_services_and_10_environments_everything_stays_within_aws_limits() {
     let change = |name: &str| json!({ "source": "aws.ssm", "detail-type": "Parameter Store Change", "detail": { "name": name, "operation": "Update" } });
     assert_eq!(rules_taking(&rules, &change("/payments-api-0001/prod-eu/docker-image-tag")), ["parameter-change"]);
     assert_eq!(rules_taking(&rules, &change("/tagrelay/preprod/verified")), ["promote-parameter-change"]);
-    for name in ["/tagrelay/prod/verified-part/7", "/tagrelay/prod/manifest", "/tagrelay/prod/manifest-part/3", "/tagrelay/_config-part/12"] {
+    for name in [
+        "/tagrelay/prod/verified-part/7",
+        "/tagrelay/prod/manifest",
+        "/tagrelay/prod/manifest-part/3",
+        "/tagrelay/_config-part/12",
+    ] {
         assert!(rules_taking(&rules, &change(name)).is_empty(), "{name}");
     }
 
@@ -3673,7 +3705,9 @@ fn at_1000_services_and_10_environments_everything_stays_within_aws_limits() {
     check("SSM names checked (no limit: a count)".to_owned(), checked, checked);
 
     // IAM: a role's inline policies together, 10,240 characters without whitespace.
-    for (function, document) in [("record-image-tag", "record_image_tag"), ("trigger-deploy", "trigger_deploy"), ("promote", "promote")] {
+    for (function, document) in
+        [("record-image-tag", "record_image_tag"), ("trigger-deploy", "trigger_deploy"), ("promote", "promote")]
+    {
         let policy = function_policy(function, document, &scope);
         check(format!("IAM policy of {function}, characters"), policy.to_string().len(), 10240);
     }
@@ -3704,7 +3738,10 @@ fn at_1000_services_and_10_environments_everything_stays_within_aws_limits() {
     ] {
         report.push(format!("  {what}: {}", before(expression)));
     }
-    report.push(format!("  aws_ssm_parameter.image_tag resources: {}", strings(eval_source(&scope, "local.parameter_names")).len()));
+    report.push(format!(
+        "  aws_ssm_parameter.image_tag resources: {}",
+        strings(eval_source(&scope, "local.parameter_names")).len()
+    ));
     report.push(format!("measured in {:.1?}", started.elapsed()));
     eprintln!("{}", report.join("\n"));
     assert!(failures.is_empty(), "over AWS's limits at 1,000 x 10:\n{}", failures.join("\n"));

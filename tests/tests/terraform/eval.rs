@@ -146,7 +146,8 @@ impl VisitMut for Flatten {
             if let Some(flat) = flat {
                 let root = Expression::Variable(Decorated::new(Ident::new(flat)));
                 let rest: Vec<_> = traversal.operators.drain(1..).collect();
-                *expr = if rest.is_empty() { root } else { Expression::Traversal(Box::new(Traversal::new(root, rest))) };
+                *expr =
+                    if rest.is_empty() { root } else { Expression::Traversal(Box::new(Traversal::new(root, rest))) };
             }
         }
         visit_expr_mut(self, expr);
@@ -181,35 +182,21 @@ fn declare_functions(ctx: &mut Context) {
     );
     ctx.declare_func(
         "replace",
-        FuncDef::builder()
-            .param(ParamType::String)
-            .param(ParamType::String)
-            .param(ParamType::String)
-            .build(replace),
+        FuncDef::builder().param(ParamType::String).param(ParamType::String).param(ParamType::String).build(replace),
     );
     ctx.declare_func("concat", FuncDef::builder().variadic_param(ParamType::Any).build(concat));
     ctx.declare_func("contains", FuncDef::builder().param(ParamType::Any).param(ParamType::Any).build(contains));
     ctx.declare_func("index", FuncDef::builder().param(ParamType::Any).param(ParamType::Any).build(index));
     ctx.declare_func("join", FuncDef::builder().param(ParamType::String).param(ParamType::Any).build(join));
     ctx.declare_func("regex", FuncDef::builder().param(ParamType::String).param(ParamType::String).build(regex));
-    ctx.declare_func(
-        "regexall",
-        FuncDef::builder().param(ParamType::String).param(ParamType::String).build(regexall),
-    );
-    ctx.declare_func(
-        "setproduct",
-        FuncDef::builder().param(ParamType::Any).param(ParamType::Any).build(setproduct),
-    );
+    ctx.declare_func("regexall", FuncDef::builder().param(ParamType::String).param(ParamType::String).build(regexall));
+    ctx.declare_func("setproduct", FuncDef::builder().param(ParamType::Any).param(ParamType::Any).build(setproduct));
     ctx.declare_func("tonumber", FuncDef::builder().param(ParamType::Any).build(tonumber));
     ctx.declare_func("toset", FuncDef::builder().param(ParamType::Any).build(toset));
     ctx.declare_func("one", FuncDef::builder().param(ParamType::Any).build(one));
     ctx.declare_func(
         "substr",
-        FuncDef::builder()
-            .param(ParamType::String)
-            .param(ParamType::Number)
-            .param(ParamType::Number)
-            .build(substr),
+        FuncDef::builder().param(ParamType::String).param(ParamType::Number).param(ParamType::Number).build(substr),
     );
     ctx.declare_func("base64encode", FuncDef::builder().param(ParamType::String).build(base64encode));
     ctx.declare_func("sha256", FuncDef::builder().param(ParamType::String).build(sha256));
@@ -223,10 +210,7 @@ fn declare_functions(ctx: &mut Context) {
         "startswith",
         FuncDef::builder().param(ParamType::String).param(ParamType::String).build(startswith),
     );
-    ctx.declare_func(
-        "endswith",
-        FuncDef::builder().param(ParamType::String).param(ParamType::String).build(endswith),
-    );
+    ctx.declare_func("endswith", FuncDef::builder().param(ParamType::String).param(ParamType::String).build(endswith));
 }
 
 /// The lists, one after the other.
@@ -742,10 +726,7 @@ mod tests {
             eval(r#"sha256("hello world")"#),
             Ok(text("b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"))
         );
-        assert_eq!(
-            eval(r#"sha256("")"#),
-            Ok(text("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"))
-        );
+        assert_eq!(eval(r#"sha256("")"#), Ok(text("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")));
     }
 
     #[test]
