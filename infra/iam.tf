@@ -46,6 +46,18 @@ data "aws_iam_policy_document" "function_common" {
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [aws_kms_key.this.arn]
   }
+
+  # The configuration document, when it is stored in SSM (config.tf): the head at the version
+  # TAGRELAY_CONFIG names, then its parts at theirs (a version selector needs no other grant: IAM
+  # authorizes the parameter's ARN). String parameters: no KMS.
+  dynamic "statement" {
+    for_each = local.config_in_ssm ? [local.config_parameter_arns] : []
+    content {
+      sid       = "ReadConfiguration"
+      actions   = ["ssm:GetParameter", "ssm:GetParameters"]
+      resources = statement.value
+    }
+  }
 }
 
 # record-image-tag: the configured repositories' images (a push's push time; the record sweep
@@ -56,16 +68,17 @@ data "aws_iam_policy_document" "record_image_tag" {
   statement {
     sid       = "DescribeConfiguredRepositories"
     actions   = ["ecr:DescribeImages"]
-    resources = local.repository_arns
+    resources = local.repository_grant_arns
   }
 
-  # AddTagsToResource: PutParameter with Tags (creating a missing parameter) needs it.
+  # AddTagsToResource: PutParameter with Tags (creating a missing parameter, which is every
+  # parameter's first write with manage_image_tag_parameters = false) needs it.
   # GetParameterHistory: after a write, the versions written between its read and its write,
   # to repair a lost race with a concurrent writer.
   statement {
     sid       = "ReadWriteImageTagParameters"
     actions   = ["ssm:GetParameters", "ssm:GetParameterHistory", "ssm:PutParameter", "ssm:AddTagsToResource"]
-    resources = local.parameter_arns
+    resources = local.image_tag_grant_arns
   }
 }
 
@@ -77,7 +90,7 @@ data "aws_iam_policy_document" "trigger_deploy" {
   statement {
     sid       = "ReadImageTagParameters"
     actions   = ["ssm:GetParameters"]
-    resources = local.parameter_arns
+    resources = local.image_tag_grant_arns
   }
 
   statement {
@@ -86,27 +99,38 @@ data "aws_iam_policy_document" "trigger_deploy" {
     resources = local.project_arns
   }
 
-  # The release record /tagrelay/<env>/verified of each environment, and nothing else under
-  # /tagrelay/: read in the same GetParameters call as the environment's image tags, and
-  # created by PutParameter on the first write (Terraform does not manage it; a String
-  # parameter without tags needs no ssm:AddTagsToResource).
+  # Of each environment and nothing else under /tagrelay/: the release record
+  # /tagrelay/<env>/verified (read in the same GetParameters call as the environment's image
+  # tags) and the parts of a large one, /tagrelay/<env>/verified-part/*, and the parts of the run
+  # manifest of each build it starts, /tagrelay/<env>/manifest-part/*. Created by PutParameter
+  # (Overwrite, Intelligent-Tiering) on the first write: Terraform does not manage them, and a
+  # String parameter written without tags needs no ssm:AddTagsToResource.
   statement {
     sid       = "ReadWriteReleaseRecords"
     actions   = ["ssm:GetParameters", "ssm:PutParameter"]
-    resources = local.release_record_arns
+    resources = local.release_record_write_arns
+  }
+
+  # The run manifest's head, /tagrelay/<env>/manifest: written for each build started, and read
+  # as a history (a build's manifest is the version whose description names its run).
+  statement {
+    sid       = "WriteRunManifests"
+    actions   = ["ssm:GetParameterHistory", "ssm:PutParameter"]
+    resources = local.run_manifest_arns
   }
 
   # A release record's digests: the images of the tags deployed, from the configured repositories.
   statement {
     sid       = "DescribeConfiguredRepositories"
     actions   = ["ecr:DescribeImages"]
-    resources = local.repository_arns
+    resources = local.repository_grant_arns
   }
 
   # Verification: the PRIMARY deployment of each ECS service of the environments with an
-  # ecs_cluster. Only when some environment has one.
+  # ecs_cluster (or every service of those clusters, when their list is too long). Only when
+  # some environment has one.
   dynamic "statement" {
-    for_each = length(local.ecs_service_arns) > 0 ? [local.ecs_service_arns] : []
+    for_each = length(local.ecs_service_arns) > 0 ? [local.ecs_service_grant_arns] : []
     content {
       sid       = "DescribeVerifiedEcsServices"
       actions   = ["ecs:DescribeServices"]
@@ -145,12 +169,20 @@ data "aws_iam_policy_document" "promote" {
     resources = local.promotion_record_arns
   }
 
+  # A record too large for one parameter is stored in parts, /tagrelay/<env>/<record>-part/<i>,
+  # which the record's value names at their versions: read with GetParameters.
+  statement {
+    sid       = "ReadPromotionRecordParts"
+    actions   = ["ssm:GetParameters"]
+    resources = local.promotion_record_part_arns
+  }
+
   # The environments promote writes. Only while one has promote_from or rollback_alarms: IAM
   # refuses a statement without resources. The same record path as record-image-tag:
   # GetParameterHistory repairs a lost race after a write; AddTagsToResource is what PutParameter
   # with Tags needs when it creates a missing parameter.
   dynamic "statement" {
-    for_each = length(local.promoted_parameter_arns) > 0 ? [local.promoted_parameter_arns] : []
+    for_each = length(local.promoted_parameter_arns) > 0 ? [local.promoted_image_tag_grant_arns] : []
     content {
       sid       = "ReadWritePromotedImageTags"
       actions   = ["ssm:GetParameters", "ssm:GetParameterHistory", "ssm:PutParameter", "ssm:AddTagsToResource"]
@@ -158,8 +190,8 @@ data "aws_iam_policy_document" "promote" {
     }
   }
 
-  # The rollback record of each environment with rollback_alarms, written before its image tags
-  # (a String parameter without tags: no ssm:AddTagsToResource).
+  # The rollback record of each environment with rollback_alarms, and its parts, written before
+  # its image tags (String parameters without tags: no ssm:AddTagsToResource).
   dynamic "statement" {
     for_each = length(local.rollback_record_arns) > 0 ? [local.rollback_record_arns] : []
     content {
@@ -173,7 +205,7 @@ data "aws_iam_policy_document" "promote" {
   statement {
     sid       = "DescribeConfiguredRepositories"
     actions   = ["ecr:DescribeImages"]
-    resources = local.repository_arns
+    resources = local.repository_grant_arns
   }
 
   # The gate and rollback alarms' states and state changes, metric and composite alike. Both
@@ -206,6 +238,16 @@ resource "aws_iam_role_policy" "function" {
   name   = "${local.function_names[each.key]}-least-privilege"
   role   = aws_iam_role.function[each.key].id
   policy = local.function_policies[each.key]
+
+  lifecycle {
+    # Beyond the budget the image-tag grants are wildcards made from parameter_template (main.tf);
+    # one that would cover tagrelay's own records, manifests or configuration would let a function
+    # (or a build) write them.
+    precondition {
+      condition     = length(local.image_tag_grants_cover_reserved) == 0
+      error_message = "parameter_template's wildcard grant would cover tagrelay's own parameters (${join(", ", local.image_tag_grants_cover_reserved)}): give the template a fixed part these names do not end with (the default ends with /docker-image-tag)."
+    }
+  }
 }
 
 # X-Ray active tracing: PutTraceSegments/PutTelemetryRecords have no resource-level permissions.
@@ -317,14 +359,26 @@ data "aws_iam_policy_document" "codebuild_base" {
     resources = ["arn:${local.partition}:s3:::${var.state_bucket}/${each.value.state_key}.tflock"]
   }
 
-  # The team's Terraform reads its image tags with data "aws_ssm_parameter".
+  # The team's Terraform reads its image tags with data "aws_ssm_parameter" (the environment's
+  # parameters, or all its parameters by the template's wildcard when they are many: main.tf).
   statement {
-    sid     = "ReadEnvironmentImageTags"
-    actions = ["ssm:GetParameter", "ssm:GetParameters"]
-    resources = [
-      for key, p in local.parameters :
-      "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${p.name}" if p.environment == each.key
-    ]
+    sid       = "ReadEnvironmentImageTags"
+    actions   = ["ssm:GetParameter", "ssm:GetParameters"]
+    resources = local.build_image_tag_grant_arns[each.key]
+  }
+
+  # The run manifest (the buildspec's exact-run resolution): the build finds its manifest by its
+  # description in the history of /tagrelay/<env>/manifest, then reads its parts.
+  statement {
+    sid       = "FindRunManifest"
+    actions   = ["ssm:GetParameterHistory"]
+    resources = ["arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/tagrelay/${each.key}/manifest"]
+  }
+
+  statement {
+    sid       = "ReadRunManifestParts"
+    actions   = ["ssm:GetParameters"]
+    resources = ["arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/tagrelay/${each.key}/manifest-part/*"]
   }
 
   # Checking out the source, by source_type, as the CodeBuild User Guide's service role policy

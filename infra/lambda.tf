@@ -102,7 +102,7 @@ resource "aws_lambda_function" "this" {
 
   environment {
     variables = {
-      TAGRELAY_CONFIG = jsonencode(local.tagrelay_config)
+      TAGRELAY_CONFIG = local.function_tagrelay_config # the document, or ssm:/tagrelay/_config:<version> (config.tf)
     }
   }
   kms_key_arn = aws_kms_key.this.arn
@@ -145,9 +145,19 @@ resource "aws_lambda_function" "this" {
       condition     = length(distinct(local.parameter_names)) == length(local.parameter_names)
       error_message = "parameter_template renders the same parameter name for two (service, environment) pairs."
     }
+    # /tagrelay/ holds tagrelay's own parameters: records, run manifests, the configuration.
+    precondition {
+      condition     = alltrue([for name in local.parameter_names : !startswith(name, "/tagrelay/")])
+      error_message = "An image-tag parameter would be under /tagrelay/, where tagrelay keeps its records, run manifests and configuration: change parameter_template, or rename the service or environment named tagrelay."
+    }
     precondition {
       condition     = alltrue([for name in local.parameter_names : length(split("/", name)) - 1 <= 15])
       error_message = "An SSM parameter name rendered from parameter_template has more than 15 levels."
+    }
+    # Forced into the environment, the document must fit Lambda's 4 KB (config.tf measures it).
+    precondition {
+      condition     = local.config_in_ssm || local.config_inline_bytes <= 4096
+      error_message = "With config_storage = \"environment\" the functions' variables would take up to ${local.config_inline_bytes} bytes; Lambda allows 4,096. Use config_storage = \"auto\" or \"ssm\"."
     }
     # SSM User Guide, parameter name requirements: "The maximum length constraint of 1011
     # characters for the parameter name includes the characters in the ARN that precede the name

@@ -69,10 +69,19 @@ locals {
   # there (verify_on_ecs), by their ECS name (default: the service's); each environment's release
   # record, which trigger-deploy writes (PutParameter creates it; Terraform does not manage it).
   ecs_clusters = sort(distinct([for env in values(local.environments) : env.ecs_cluster if env.ecs_cluster != null]))
-  # What the ECS deployment rule matches: the long service ARN format names the cluster.
-  ecs_service_arn_prefixes = [
+  # What the ECS deployment rule matches: the long service ARN format names the cluster. One
+  # prefix per cluster while the rule fits local.event_pattern_budget (events.tf; ten clusters of
+  # 255 characters would not); beyond, the service ARN prefix of the account and region: every
+  # ECS deployment here reaches trigger-deploy, which ignores services of clusters it does not
+  # know (one INFO line each).
+  ecs_cluster_service_arn_prefixes = [
     for cluster in local.ecs_clusters : { prefix = "arn:${local.partition}:ecs:${local.region}:${local.account_id}:service/${cluster}/" }
   ]
+  ecs_service_arn_prefixes = (
+    length(jsonencode(merge(local.base_patterns.ecs, { resources = local.ecs_cluster_service_arn_prefixes }))) <= local.event_pattern_budget
+    ? local.ecs_cluster_service_arn_prefixes
+    : [{ prefix = "arn:${local.partition}:ecs:${local.region}:${local.account_id}:service/" }]
+  )
   ecs_service_arns = sort(distinct(flatten([
     for env in values(local.environments) : [
       for name, svc in local.services :
@@ -82,6 +91,18 @@ locals {
   ])))
   release_record_arns = [
     for name in sort(keys(local.environments)) : "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/tagrelay/${name}/verified"
+  ]
+  # What trigger-deploy writes besides (and reads back): a release record too large for one
+  # parameter in parts, /tagrelay/<env>/verified-part/<i>, and the run manifest of each build it
+  # starts, /tagrelay/<env>/manifest (the head, found again by its history) and its parts.
+  release_record_write_arns = flatten([
+    for name in sort(keys(local.environments)) : [
+      for record in ["verified", "verified-part/*", "manifest-part/*"] :
+      "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/tagrelay/${name}/${record}"
+    ]
+  ])
+  run_manifest_arns = [
+    for name in sort(keys(local.environments)) : "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/tagrelay/${name}/manifest"
   ]
 
   # Promotion and rollback (promote). The environments whose releases move on into another one
@@ -93,11 +114,17 @@ locals {
   promoted_environments = sort([for name, env in local.environments : name if env.promote_from != null || contains(local.rollback_environments, name)])
   approval_environments = sort([for name, env in local.environments : name if env.approval == true])
 
-  # What the promote-parameter-change rule takes: those release records, and the approval records
-  # of the environments that wait for one.
+  # What the promote-parameter-change rule takes: the release records, while some environment is
+  # promoted from another or has rollback_alarms, and the approval records, while one waits for
+  # approvals. One wildcard each, whatever the number of environments: `*` matches any run of
+  # characters, but a record's own name ends in /verified (or /approval), so neither its parts
+  # (/tagrelay/<env>/verified-part/<i>) nor the run manifests (/tagrelay/<env>/manifest…) nor the
+  # configuration (/tagrelay/_config…) match. The records of environments nothing depends on reach
+  # promote too; it ignores them (one INFO line). Two wildcard values keep the rule's wildcard
+  # complexity at 4 (events.tf says why that matters).
   promote_parameter_names = concat(
-    [for name in sort(distinct(concat(local.promotion_sources, local.rollback_environments))) : "/tagrelay/${name}/verified"],
-    [for name in local.approval_environments : "/tagrelay/${name}/approval"],
+    length(concat(local.promotion_sources, local.rollback_environments)) > 0 ? [{ wildcard = "/tagrelay/*/verified" }] : [],
+    length(local.approval_environments) > 0 ? [{ wildcard = "/tagrelay/*/approval" }] : [],
   )
   # Every gate and rollback alarm, once (the alarm-state-change rule).
   promotion_alarm_names = sort(distinct(flatten([
@@ -118,9 +145,83 @@ locals {
       "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/tagrelay/${name}/${record}"
     ]
   ])
-  rollback_record_arns = [
-    for name in local.rollback_environments : "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/tagrelay/${name}/rollback"
+  # The records' parts (a record too large for one parameter): promote reads the parts of every
+  # environment's records and writes those of its rollback records.
+  promotion_record_part_arns = flatten([
+    for name in sort(keys(local.environments)) : [
+      for record in ["verified", "approval", "rollback"] :
+      "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/tagrelay/${name}/${record}-part/*"
+    ]
+  ])
+  rollback_record_arns = flatten([
+    for name in local.rollback_environments : [
+      for record in ["rollback", "rollback-part/*"] :
+      "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/tagrelay/${name}/${record}"
+    ]
+  ])
+
+  # The grants on names that are the team's or that grow with the services: the exact ARNs while
+  # their list stays within this budget (characters, as IAM counts a policy: without whitespace);
+  # beyond, one ARN with a wildcard per environment (IAM's `*` spans `/`). A role's inline policies
+  # may hold 10,240 characters together (IAM quotas); 1,000 services x 10 environments list
+  # 10,000 image-tag parameters (about 700,000 characters). The wildcard grants what the rules
+  # hear: every parameter of an environment that the template shape names (a service added later
+  # included), and never a record, manifest or the configuration (a precondition on the roles'
+  # policies).
+  iam_arn_list_budget = 1500
+  image_tag_arn_wildcards = {
+    for name in keys(local.environments) :
+    name => "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${replace(replace(var.parameter_template, "{service}", "*"), "{environment}", name)}"
+  }
+  image_tag_grant_arns = (
+    length(jsonencode(local.parameter_arns)) <= local.iam_arn_list_budget ? local.parameter_arns : [for name in sort(keys(local.environments)) : local.image_tag_arn_wildcards[name]]
+  )
+  promoted_image_tag_grant_arns = (
+    length(jsonencode(local.promoted_parameter_arns)) <= local.iam_arn_list_budget ? local.promoted_parameter_arns : [for name in local.promoted_environments : local.image_tag_arn_wildcards[name]]
+  )
+  # The build role of each environment reads that environment's image tags.
+  environment_parameter_arns = {
+    for env in keys(local.environments) : env => [
+      for key, p in local.parameters : "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${p.name}" if p.environment == env
+    ]
+  }
+  build_image_tag_grant_arns = {
+    for env, arns in local.environment_parameter_arns : env => length(jsonencode(arns)) <= local.iam_arn_list_budget ? arns : [local.image_tag_arn_wildcards[env]]
+  }
+  # Repositories: their names, or the repository_prefixes, or every repository (ecr:DescribeImages,
+  # read only).
+  repository_grant_arns = (
+    length(jsonencode(local.repository_arns)) <= local.iam_arn_list_budget ? local.repository_arns :
+    length(var.repository_prefixes) > 0 ? [for prefix in var.repository_prefixes : "arn:${local.partition}:ecr:${local.region}:${local.account_id}:repository/${prefix}*"] :
+    ["arn:${local.partition}:ecr:${local.region}:${local.account_id}:repository/*"]
+  )
+  # ECS services: their ARNs, or every service of the environments' clusters.
+  ecs_service_grant_arns = (
+    length(jsonencode(local.ecs_service_arns)) <= local.iam_arn_list_budget ? local.ecs_service_arns :
+    [for cluster in local.ecs_clusters : "arn:${local.partition}:ecs:${local.region}:${local.account_id}:service/${cluster}/*"]
+  )
+  # The names tagrelay keeps for itself, which no image-tag grant may cover (checked on the roles'
+  # policies): each environment's records, their parts, the run manifests, the configuration.
+  reserved_parameter_samples = concat(
+    flatten([
+      for name in keys(local.environments) : [
+        for record in ["verified", "approval", "rollback", "manifest"] : ["/tagrelay/${name}/${record}", "/tagrelay/${name}/${record}-part/0"]
+      ]
+    ]),
+    ["/tagrelay/_config", "/tagrelay/_config-part/0"],
+  )
+  # A wildcard ARN as a regular expression: `.` literal, `*` any run (template names hold no other
+  # special character: variables.tf).
+  image_tag_wildcard_regexes = [
+    for arn in distinct(concat(local.image_tag_grant_arns, flatten(values(local.build_image_tag_grant_arns)))) :
+    "^${replace(replace(arn, ".", "\\."), "*", ".*")}$" if strcontains(arn, "*")
   ]
+  image_tag_grants_cover_reserved = sort(distinct(flatten([
+    for regex in local.image_tag_wildcard_regexes : [
+      for sample in local.reserved_parameter_samples : sample
+      if length(regexall(regex, "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${sample}")) > 0
+    ]
+  ])))
 
   # A loop in the promotion chain, found without recursion: what each environment is promoted
   # from, followed 1, 2, 4, ... 64 steps (each map composed with itself). Without a loop every

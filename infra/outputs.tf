@@ -19,8 +19,8 @@ output "log_group_names" {
 }
 
 output "parameter_names" {
-  description = "The image-tag parameter of each service in each environment, keyed \"<service>/<environment>\"."
-  value       = { for key, p in local.parameters : key => aws_ssm_parameter.image_tag[key].name }
+  description = "The image-tag parameter of each service in each environment, keyed \"<service>/<environment>\" (created by this stack with manage_image_tag_parameters, else on its first write)."
+  value       = { for key, p in local.parameters : key => p.name }
 }
 
 output "codebuild_projects" {
@@ -57,6 +57,11 @@ output "kms_key_arn" {
 }
 
 output "tagrelay_config" {
-  description = "The TAGRELAY_CONFIG document the functions run with (also what the `tagrelay` CLI needs)."
-  value       = jsonencode(local.tagrelay_config)
+  description = "The configuration document the functions run with, as JSON (what the `tagrelay` CLI needs in TAGRELAY_CONFIG or --config), wherever it is stored."
+  value       = local.config_json
+}
+
+output "config_reference" {
+  description = "What the functions' TAGRELAY_CONFIG holds when the document is stored in SSM (config_storage): `ssm:/tagrelay/_config:<version>`; null while it is inline."
+  value       = local.config_in_ssm ? local.config_reference : null
 }

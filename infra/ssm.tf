@@ -1,5 +1,6 @@
 ################################################################################
-# The image-tag parameters: one per (service, environment).
+# The image-tag parameters: one per (service, environment), unless manage_image_tag_parameters is
+# false (then record-image-tag, promote and the CLI create each one, tagged, on its first write).
 #
 # Created once with a placeholder; from then on record-image-tag (and `tagrelay promote`) own the
 # value, so Terraform ignores it and never fights the function. tagrelay cannot order the
@@ -11,7 +12,7 @@
 
 resource "aws_ssm_parameter" "image_tag" {
   # checkov:skip=CKV2_AWS_34:An image tag is not a secret; a String parameter keeps it readable in plans through insecure_value and needs no KMS grant for the functions and builds.
-  for_each = local.parameters
+  for_each = var.manage_image_tag_parameters ? local.parameters : {}
 
   name        = each.value.name
   description = "Image tag of ${each.value.service} in ${each.value.environment}, written by tagrelay"
@@ -25,12 +26,7 @@ resource "aws_ssm_parameter" "image_tag" {
   })
 
   lifecycle {
+    # No image-tag parameter is under /tagrelay/: a precondition on the functions (lambda.tf).
     ignore_changes = [value, description]
-
-    # /tagrelay/ holds the release records trigger-deploy writes (and may write).
-    precondition {
-      condition     = !startswith(each.value.name, "/tagrelay/")
-      error_message = "The image-tag parameter ${each.value.name} would be under /tagrelay/, where tagrelay keeps its release records: change parameter_template, or rename the service or environment named tagrelay."
-    }
   }
 }

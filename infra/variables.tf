@@ -367,6 +367,69 @@ variable "services" {
   }
 }
 
+variable "repository_prefixes" {
+  description = "Optional ECR repository name prefixes (e.g. `team/`) for the ECR push rule when the configured repositories' names no longer fit an EventBridge pattern (about 50 names of 20 characters): the rule then takes pushes to any repository starting with one of them. Unused while the names fit. Empty (default): beyond that size the rule takes every successful push in the account and region, and record-image-tag ignores the repositories no service has (one short invocation and one INFO line per foreign push). Every configured repository must start with one of them."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition = alltrue([
+      for prefix in var.repository_prefixes : length(prefix) >= 1 && length(prefix) <= 256 && length(regexall("^[a-z0-9][a-z0-9._/-]*$", prefix)) > 0
+    ]) && length(distinct(var.repository_prefixes)) == length(var.repository_prefixes)
+    error_message = "repository_prefixes must be distinct, 1-256 characters each, the start of an ECR repository name (lowercase letters, digits, '.', '_', '-', '/'; starting with a letter or digit)."
+  }
+
+  # A configured repository no prefix covers would never hear of its pushes once the rule uses
+  # the prefixes.
+  validation {
+    condition = length(var.repository_prefixes) == 0 || alltrue([
+      for name, svc in var.services : anytrue([for prefix in var.repository_prefixes : startswith(coalesce(svc.repository, name), prefix)])
+    ])
+    error_message = <<EOT
+Every configured repository must start with one of repository_prefixes: ${join(", ", [
+    for name, svc in var.services : "services.${name}.repository = ${coalesce(svc.repository, name)}"
+    if !anytrue([for prefix in var.repository_prefixes : startswith(coalesce(svc.repository, name), prefix)])
+])}.
+EOT
+  }
+}
+
+variable "alarm_name_prefixes" {
+  description = "Optional CloudWatch alarm name prefixes for promote's alarm rule when the gate and rollback alarms' names no longer fit an EventBridge pattern: the rule then takes state changes of alarms starting with one of them. Unused while the names fit. Empty (default): beyond that size the rule takes every alarm state change in the account and region, and promote ignores the alarms it does not gate on (one short invocation and one INFO line each). Every gate and rollback alarm must start with one of them."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition = alltrue([
+      for prefix in var.alarm_name_prefixes : length(prefix) >= 1 && length(prefix) <= 255 && length(regexall("\\p{Cc}", prefix)) == 0
+    ]) && length(distinct(var.alarm_name_prefixes)) == length(var.alarm_name_prefixes)
+    error_message = "alarm_name_prefixes must be distinct, 1-255 characters each, without control characters."
+  }
+
+  validation {
+    condition = length(var.alarm_name_prefixes) == 0 || alltrue(flatten([
+      for env in values(var.environments) : [
+        for alarm in concat(env.gate_alarms == null ? [] : env.gate_alarms, env.rollback_alarms == null ? [] : env.rollback_alarms) :
+        anytrue([for prefix in var.alarm_name_prefixes : startswith(alarm, prefix)])
+      ]
+    ]))
+    error_message = <<EOT
+Every gate and rollback alarm must start with one of alarm_name_prefixes: ${join(", ", distinct(flatten([
+    for env in values(var.environments) : [
+      for alarm in concat(env.gate_alarms == null ? [] : env.gate_alarms, env.rollback_alarms == null ? [] : env.rollback_alarms) : alarm
+      if !anytrue([for prefix in var.alarm_name_prefixes : startswith(alarm, prefix)])
+    ]
+])))}.
+EOT
+  }
+}
+
+variable "manage_image_tag_parameters" {
+  description = "Whether this stack creates the image-tag parameters, one per service and environment, with parameter_placeholder (then ignore_changes: tagrelay owns the value). true (default): as before. Recommended false beyond a few hundred parameters: 1,000 services x 10 environments are 10,000 aws_ssm_parameter resources, which every plan refreshes (a GetParameter and a DescribeParameters each, against SSM's default 40 requests a second, shared by the account), and 10,000 is the account's whole Standard-tier quota per region. false: none is created; record-image-tag (and promote, the CLI) create each parameter, tagged, on its first write, and the team's Terraform must plan a service without one (examples/ecs-service). Turning it off on an existing stack would destroy the parameters and their history: run `terraform state rm 'aws_ssm_parameter.image_tag'` first (README, Scale)."
+  type        = bool
+  default     = true
+}
+
 variable "parameter_placeholder" {
   description = "Value the SSM parameters are created with. Terraform never updates it afterwards (ignore_changes). Pick a value no tag_pattern matches: tagrelay treats a value it cannot order as 'anything advances'."
   type        = string
@@ -381,6 +444,17 @@ variable "parameter_placeholder" {
 ################################################################################
 # Functions
 ################################################################################
+
+variable "config_storage" {
+  description = "Where the functions find the configuration document: `environment` (the JSON itself in TAGRELAY_CONFIG; Lambda allows 4 KB for all of a function's variables, about 25 services), `ssm` (String parameters /tagrelay/_config and /tagrelay/_config-part/<i> that this stack writes; TAGRELAY_CONFIG = `ssm:/tagrelay/_config:<version>`), or `auto` (default): the environment while the variables stay within 3,584 bytes, SSM beyond."
+  type        = string
+  default     = "auto"
+
+  validation {
+    condition     = contains(["auto", "environment", "ssm"], var.config_storage)
+    error_message = "config_storage must be auto, environment or ssm."
+  }
+}
 
 variable "lambda_package_dir" {
   description = "Directory holding `<function>/bootstrap.zip` as built by `make build` (cargo lambda). Default: `<repo>/target/lambda/arm64`."

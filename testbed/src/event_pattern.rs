@@ -2,14 +2,24 @@
 //! matched against events the way an EventBridge rule does
 //! (<https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-event-patterns.html>).
 //!
-//! `infra/event-patterns/*.json` and `infra/events.tf` (which narrows them with lists of our
-//! repository, parameter and project names, and the ECS rule with the service ARN prefixes of our
-//! clusters) use three things, and those are emulated:
+//! `infra/event-patterns/*.json` and `infra/events.tf` (which narrows them to what is ours: lists
+//! of repository, project and alarm names, the image-tag parameters by `suffix` or `prefix` per
+//! environment, the release and approval records by `wildcard`, the ECS rule by the service ARN
+//! prefixes of our clusters, and `exists` where a name list would not fit a pattern) use these,
+//! and those are emulated:
 //!
 //! * nested objects: a pattern field whose value is an object matches the event field's object;
 //! * leaf arrays of strings, any of which may match exactly (`""` matches only `""`);
 //! * in such an array, `{"prefix": "<string>"}`: a string value that starts with it (case
-//!   sensitive; never a number, boolean or `null`).
+//!   sensitive; never a number, boolean or `null`);
+//! * `{"suffix": "<string>"}`: a string value that ends with it, likewise;
+//! * `{"wildcard": "<string>"}`: a string value that the whole wildcard matches, `*` standing for
+//!   any run of characters (none included, `/` included); `\*` is a literal `*` and `\\` a literal
+//!   `\`; a backslash before anything else and two unescaped `*` in a row are invalid, as
+//!   EventBridge has it (aws/event-ruler README, "Wildcard matching"; EventBridge User Guide,
+//!   "Wildcard matching");
+//! * `{"exists": true}`: the field is there with a value that is not an object (any string,
+//!   number, boolean or `null`; in an array, any such element).
 //!
 //! On the event side, as EventBridge does: a field that is an array matches when any element does
 //! (nested arrays are flattened), and objects inside an array are matched one element at a time,
@@ -17,17 +27,18 @@
 //!
 //! Everything else of EventBridge's grammar is refused when the pattern is parsed, with
 //! [`PatternError::Unsupported`] naming the operator and where it is: the other operators
-//! (`suffix`, `equals-ignore-case`, `wildcard`, `anything-but`, `exists`, `numeric`, `cidr`),
-//! `prefix` with anything but a non-empty string (`{"prefix": {"equals-ignore-case": …}}`),
-//! `$or`, and number, boolean and `null` values. A rule that needs one gets it here first, with
-//! its tests; until then a local rule can never match differently from the one in AWS.
+//! (`equals-ignore-case`, `anything-but`, `numeric`, `cidr`), `{"exists": false}`, `prefix`,
+//! `suffix` or `wildcard` with anything but a string (`{"prefix": {"equals-ignore-case": …}}`), an
+//! empty `prefix` or `suffix`, `$or`, and number, boolean and `null` values. A rule that needs one
+//! gets it here first, with its tests; until then a local rule can never match differently from
+//! the one in AWS.
 
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-/// The operators of EventBridge's grammar; all but `prefix` (with a string) are refused:
-/// `infra/` uses none of them.
+/// The operators of EventBridge's grammar; `prefix`, `suffix` and `wildcard` with a string and
+/// `exists` with `true` are emulated, the rest refused: `infra/` uses none of them.
 const OPERATORS: [&str; 8] =
     ["prefix", "suffix", "equals-ignore-case", "wildcard", "anything-but", "exists", "numeric", "cidr"];
 
@@ -99,7 +110,7 @@ fn describe(file: Option<&Path>, verdict: &str, path: &str, message: &str) -> St
 fn not_emulated(feature: &str) -> String {
     format!(
         "{feature} is not emulated by the local EventBridge, which matches what infra/ uses: nested \
-         fields, lists of strings and string prefixes (see testbed/README.md)"
+         fields, lists of strings, prefix, suffix, wildcard and exists: true (see testbed/README.md)"
     )
 }
 
@@ -169,14 +180,97 @@ enum Leaf {
     Exact(String),
     /// `{"prefix": "text"}`: a string starting with this (case sensitive).
     Prefix(String),
+    /// `{"suffix": "text"}`: a string ending with this (case sensitive).
+    Suffix(String),
+    /// `{"wildcard": "a*b"}`: a string the whole wildcard matches.
+    Wildcard(Wildcard),
+    /// `{"exists": true}`: any value that is not an object.
+    Exists,
 }
 
 impl Leaf {
-    fn matches(&self, text: &str) -> bool {
-        match self {
-            Leaf::Exact(exact) => text == exact,
-            Leaf::Prefix(prefix) => text.starts_with(prefix.as_str()),
+    /// Whether this entry takes `value`, one leaf value of the event's field.
+    fn matches(&self, value: &Value) -> bool {
+        match (self, value) {
+            (Leaf::Exists, _) => true,
+            (Leaf::Exact(exact), Value::String(text)) => text == exact,
+            (Leaf::Prefix(prefix), Value::String(text)) => text.starts_with(prefix.as_str()),
+            (Leaf::Suffix(suffix), Value::String(text)) => text.ends_with(suffix.as_str()),
+            (Leaf::Wildcard(wildcard), Value::String(text)) => wildcard.matches(text),
+            _ => false,
         }
+    }
+}
+
+/// A `wildcard` operand: literal runs separated by `*`, each `*` standing for any run of
+/// characters (including none and `/`). The operand must match the whole value.
+#[derive(Debug, Clone, PartialEq)]
+struct Wildcard {
+    /// The literal runs between the stars, unescaped: `a*b*` is `["a", "b", ""]`; a string
+    /// without a star is one run that must equal the value.
+    literals: Vec<String>,
+}
+
+impl Wildcard {
+    /// Parses an operand as EventBridge does: `\*` is a literal star, `\\` a literal backslash,
+    /// any other backslash is invalid, and so are two unescaped stars in a row.
+    fn parse(operand: &str, path: &str) -> Result<Wildcard, PatternError> {
+        let mut literals = vec![String::new()];
+        let mut chars = operand.chars().peekable();
+        let mut position = 0;
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some(escaped @ ('*' | '\\')) => {
+                        literals.last_mut().expect("one run at least").push(escaped);
+                        position += 1;
+                    }
+                    _ => {
+                        return Err(invalid(
+                            path,
+                            format!(
+                                "invalid escape character at position {position} of the wildcard (only \\* and \\\\ are escapes)"
+                            ),
+                        ))
+                    }
+                },
+                '*' => {
+                    if chars.peek() == Some(&'*') {
+                        return Err(invalid(
+                            path,
+                            format!("consecutive wildcard characters at position {position} of the wildcard"),
+                        ));
+                    }
+                    literals.push(String::new());
+                }
+                c => literals.last_mut().expect("one run at least").push(c),
+            }
+            position += 1;
+        }
+        Ok(Wildcard { literals })
+    }
+
+    /// Whether the whole of `text` matches: the first run at the start, the last at the end, the
+    /// ones between in order, each as early as it can be (which finds a match whenever there is
+    /// one: an earlier run never makes a later one impossible).
+    fn matches(&self, text: &str) -> bool {
+        let (first, rest) = self.literals.split_first().expect("one run at least");
+        let Some((last, middle)) = rest.split_last() else {
+            return text == first; // no star
+        };
+        // The first and last runs must not overlap: `a*a` does not match "a".
+        if !text.starts_with(first.as_str()) || !text.ends_with(last.as_str()) || text.len() < first.len() + last.len()
+        {
+            return false;
+        }
+        let mut remaining = &text[first.len()..text.len() - last.len()];
+        for run in middle {
+            match remaining.find(run.as_str()) {
+                Some(at) => remaining = &remaining[at + run.len()..],
+                None => return false,
+            }
+        }
+        true
     }
 }
 
@@ -251,7 +345,7 @@ impl FieldPattern {
             FieldPattern::Leaf(leaves) => {
                 let mut values = Vec::new();
                 collect_leaves(value, &mut values);
-                values.iter().any(|value| value.as_str().is_some_and(|text| leaves.iter().any(|l| l.matches(text))))
+                values.iter().any(|value| leaves.iter().any(|leaf| leaf.matches(value)))
             }
         }
     }
@@ -296,8 +390,9 @@ fn parse_leaf(values: &[Value], path: &str) -> Result<Vec<Leaf>, PatternError> {
         .collect()
 }
 
-/// `{"operator": …}` in a list of values: `prefix` with a non-empty string is emulated; what
-/// EventBridge would refuse is invalid, what it would take otherwise is not emulated.
+/// `{"operator": …}` in a list of values: `prefix`, `suffix` and `wildcard` with a string and
+/// `exists` with `true` are emulated; what EventBridge would refuse is invalid, what it would take
+/// otherwise is not emulated.
 fn parse_operator(operator: &Map<String, Value>, path: &str) -> Result<Leaf, PatternError> {
     let mut names = operator.keys();
     let name = match (names.next(), names.next()) {
@@ -306,15 +401,24 @@ fn parse_operator(operator: &Map<String, Value>, path: &str) -> Result<Leaf, Pat
     };
     let here = field_path(path, name);
     match (name, &operator[name]) {
-        ("prefix", Value::String(prefix)) if !prefix.is_empty() => Ok(Leaf::Prefix(prefix.clone())),
-        ("prefix", Value::String(_)) => Err(unsupported(&here, "an empty \"prefix\"")),
-        ("prefix", Value::Object(nested)) => match nested.keys().next() {
+        ("prefix" | "suffix", Value::String(text)) if text.is_empty() => {
+            Err(unsupported(&here, format!("an empty \"{name}\"")))
+        }
+        ("prefix", Value::String(prefix)) => Ok(Leaf::Prefix(prefix.clone())),
+        ("suffix", Value::String(suffix)) => Ok(Leaf::Suffix(suffix.clone())),
+        ("wildcard", Value::String(operand)) => Wildcard::parse(operand, &here).map(Leaf::Wildcard),
+        ("prefix" | "suffix" | "wildcard", Value::Object(nested)) => match nested.keys().next() {
             Some(inner) if nested.len() == 1 => {
-                Err(unsupported(&field_path(&here, inner), format!("the \"{inner}\" operator inside \"prefix\"")))
+                Err(unsupported(&field_path(&here, inner), format!("the \"{inner}\" operator inside \"{name}\"")))
             }
-            _ => Err(invalid(&here, "\"prefix\" takes a string or one operator")),
+            _ => Err(invalid(&here, format!("\"{name}\" takes a string or one operator"))),
         },
-        ("prefix", other) => Err(invalid(&here, format!("\"prefix\" takes a string, not {}", json_kind(other)))),
+        ("prefix" | "suffix" | "wildcard", other) => {
+            Err(invalid(&here, format!("\"{name}\" takes a string, not {}", json_kind(other))))
+        }
+        ("exists", Value::Bool(true)) => Ok(Leaf::Exists),
+        ("exists", Value::Bool(false)) => Err(unsupported(&here, "\"exists\": false")),
+        ("exists", other) => Err(invalid(&here, format!("\"exists\" takes true or false, not {}", json_kind(other)))),
         _ => Err(refuse_operator(operator, path)),
     }
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tagrelay::config::Config;
+use tagrelay::naming::{ENVIRONMENT_PLACEHOLDER, SERVICE_PLACEHOLDER};
 use tagrelay::ports::{BuildRecord, BuildStatus};
 
 use crate::ecs_config::{ecs_environments, parameter_placeholder, EcsEnvironment};
@@ -187,15 +188,19 @@ impl LocalSystem {
 }
 
 /// The local EventBridge's rules: each pattern of `infra/event-patterns/` narrowed to what is
-/// ours as `infra/events.tf` narrows it, by route name. Image-tag parameter changes by name (so
-/// the release records' own changes reach no function, as in AWS), builds by the environments'
-/// projects, ECS deployments by the service ARN prefix of each environment's cluster (the rule
-/// exists only when an environment has an `ecs_cluster`); promote's: the release records that feed
-/// a promotion or a rollback decision and the approvals (`promote-parameter-change`), and the
-/// configured alarms (`alarm-state-change`), each only when it lists something. ECR pushes are
-/// not narrowed by
-/// repository here: the rule's `action-type`/`result` are kept, and events of repositories no
-/// service has are the function's to skip (the tests send it such events).
+/// ours as `infra/events.tf` narrows it, by route name. Image-tag parameter changes by one
+/// `suffix` (or `prefix`) entry per environment made from `parameter_template` (so the release
+/// records' own changes, their parts and the run manifests reach no function, as in AWS), builds
+/// by the environments' projects, ECS deployments by the service ARN prefix of each environment's
+/// cluster (the rule exists only when an environment has an `ecs_cluster`); promote's: the release
+/// records by the wildcard `/tagrelay/*/verified` while some environment feeds a promotion or
+/// decides its own rollback, the approvals by `/tagrelay/*/approval` while one requires them
+/// (`promote-parameter-change`), and the configured alarms (`alarm-state-change`), each only when
+/// it lists something. ECR pushes are not narrowed by repository here (as `infra/` does once the
+/// names no longer fit a pattern and no `repository_prefixes` are set): the rule's
+/// `action-type`/`result` are kept, and events of repositories no service has are the function's
+/// to skip (the tests send it such events). The size fallbacks of `infra/` (a prefix or `exists`
+/// for a list that would not fit) are not needed at the test bed's sizes.
 pub fn rules(config: &Config, ecs: &[EcsEnvironment]) -> Result<Vec<(&'static str, EventPattern)>, HarnessError> {
     let directory = workspace_root().join("infra/event-patterns");
     let base = |file: &str| {
@@ -203,17 +208,13 @@ pub fn rules(config: &Config, ecs: &[EcsEnvironment]) -> Result<Vec<(&'static st
             .map(|pattern| pattern.as_json().clone())
             .map_err(|err| HarnessError::setup("a local EventBridge rule", err))
     };
-    let mut parameters: Vec<String> =
-        config.environments().flat_map(|environment| config.parameter_names(&environment.name)).collect();
-    parameters.sort();
-    parameters.dedup();
     let projects: Vec<&str> = config.environments().map(|e| e.codebuild_project.as_str()).collect();
     let mut clusters: Vec<&str> = ecs.iter().map(|e| e.cluster.as_str()).collect();
     clusters.sort_unstable();
     clusters.dedup();
 
     let mut parameter = base("parameter-store-change.json")?;
-    parameter["detail"]["name"] = json!(parameters);
+    parameter["detail"]["name"] = json!(parameter_rule_names(config));
     let mut build = base("codebuild-build-state-change.json")?;
     build["detail"]["project-name"] = json!(projects);
     let mut patterns = vec![
@@ -252,20 +253,40 @@ pub fn rules(config: &Config, ecs: &[EcsEnvironment]) -> Result<Vec<(&'static st
         .collect()
 }
 
-/// The record parameters promote listens to: the release records of environments that feed a
-/// promotion or decide their own rollback, and the approvals of environments that require one.
-fn promote_parameters(config: &Config) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
+/// The parameter rule's `detail.name` entries, as `infra/events.tf` makes them: per environment
+/// the side of `{service}` in `parameter_template` that holds `{environment}`, with the
+/// environment's name in it: `{"suffix": "/dev/docker-image-tag"}` for the default template,
+/// `{"prefix": "/dev/"}` for `/{environment}/{service}`; the same entry once.
+fn parameter_rule_names(config: &Config) -> Vec<Value> {
+    let template = config.parameter_template().as_str();
+    let parts: Vec<&str> = template.split(SERVICE_PLACEHOLDER).collect();
+    let (before, after) = (parts[0], parts[parts.len() - 1]);
+    let (operator, operand) =
+        if after.contains(ENVIRONMENT_PLACEHOLDER) { ("suffix", after) } else { ("prefix", before) };
+    let mut entries: Vec<Value> = Vec::new();
     for environment in config.environments() {
-        let feeds = !config.downstream_of(&environment.name).is_empty();
-        if feeds || !environment.rollback_alarms.is_empty() {
-            names.push(environment.release_parameter());
-        }
-        if environment.approval {
-            names.push(environment.approval_parameter());
+        let entry = json!({ operator: operand.replace(ENVIRONMENT_PLACEHOLDER, &environment.name) });
+        if !entries.contains(&entry) {
+            entries.push(entry);
         }
     }
-    names.sort();
+    entries
+}
+
+/// The record parameters promote listens to, as `infra/` writes them: every environment's release
+/// record (`/tagrelay/*/verified`) while some environment feeds a promotion or decides its own
+/// rollback, every approval record (`/tagrelay/*/approval`) while one requires approval. Neither
+/// wildcard matches a record's parts (`…/verified-part/0`) or a run manifest.
+fn promote_parameters(config: &Config) -> Vec<Value> {
+    let mut names = Vec::new();
+    if config.environments().any(|environment| {
+        !config.downstream_of(&environment.name).is_empty() || !environment.rollback_alarms.is_empty()
+    }) {
+        names.push(json!({ "wildcard": "/tagrelay/*/verified" }));
+    }
+    if config.environments().any(|environment| environment.approval) {
+        names.push(json!({ "wildcard": "/tagrelay/*/approval" }));
+    }
     names
 }
 
@@ -347,9 +368,22 @@ mod tests {
         let rules = rules_of(&document(true));
         assert_eq!(matches(&rules, &parameter_change("/my-api/dev/docker-image-tag")), ["parameter-store-change"]);
         assert_eq!(matches(&rules, &parameter_change("/my-api/prod/docker-image-tag")), ["parameter-store-change"]);
-        // trigger-deploy's own release records are not image-tag parameters: no route.
-        assert!(matches(&rules, &parameter_change("/tagrelay/dev/verified")).is_empty());
-        assert!(matches(&rules, &parameter_change("/other/setting")).is_empty());
+        // One entry per environment, not per parameter: a service added later is heard at once.
+        assert_eq!(matches(&rules, &parameter_change("/new-api/dev/docker-image-tag")), ["parameter-store-change"]);
+        assert!(matches(&rules, &parameter_change("/my-api/qa/docker-image-tag")).is_empty(), "no environment qa");
+        // trigger-deploy's own release records, their parts and the run manifests are not
+        // image-tag parameters: no route; nor the configuration.
+        for name in [
+            "/tagrelay/dev/verified",
+            "/tagrelay/dev/verified-part/0",
+            "/tagrelay/dev/manifest",
+            "/tagrelay/dev/manifest-part/3",
+            "/tagrelay/_config",
+            "/tagrelay/_config-part/0",
+            "/other/setting",
+        ] {
+            assert!(matches(&rules, &parameter_change(name)).is_empty(), "{name}");
+        }
         assert_eq!(matches(&rules, &build_change("tagrelay-prod")), ["codebuild-build-state-change"]);
         assert!(matches(&rules, &build_change("someone-elses")).is_empty());
         assert_eq!(matches(&rules, &deployment("dev-cluster")), ["ecs-deployment-state-change"]);
@@ -376,9 +410,20 @@ mod tests {
         ] {
             assert_eq!(matches(&rules, &parameter_change(name)), ["promote-parameter-change"], "{name}");
         }
-        // Its own rollback records, and approvals nobody needs, reach nothing.
-        assert!(matches(&rules, &parameter_change("/tagrelay/prod/rollback")).is_empty());
-        assert!(matches(&rules, &parameter_change("/tagrelay/staging/approval")).is_empty());
+        // Its own rollback records reach nothing; nor the records' parts, or the run manifests.
+        for name in [
+            "/tagrelay/prod/rollback",
+            "/tagrelay/prod/rollback-part/0",
+            "/tagrelay/dev/verified-part/0",
+            "/tagrelay/prod/approval-part/1",
+            "/tagrelay/dev/manifest",
+            "/tagrelay/dev/manifest-part/0",
+        ] {
+            assert!(matches(&rules, &parameter_change(name)).is_empty(), "{name}");
+        }
+        // By wildcard, as infra/ has it: the approval record of an environment that needs none
+        // reaches promote too, which ignores it.
+        assert_eq!(matches(&rules, &parameter_change("/tagrelay/staging/approval")), ["promote-parameter-change"]);
         let alarm = |name: &str| {
             json!({ "source": "aws.cloudwatch", "detail-type": "CloudWatch Alarm State Change",
                                           "detail": { "alarmName": name, "state": { "value": "ALARM" } } })
@@ -386,6 +431,25 @@ mod tests {
         assert_eq!(matches(&rules, &alarm("prod-5xx")), ["alarm-state-change"]);
         assert_eq!(matches(&rules, &alarm("dev-5xx")), ["alarm-state-change"]);
         assert!(matches(&rules, &alarm("someone-elses")).is_empty());
+    }
+
+    #[test]
+    fn a_template_with_the_environment_first_narrows_by_prefix() {
+        let document = json!({
+            "parameter_template": "/{environment}/{service}/image-tag",
+            "environments": { "dev": {}, "prod": {} },
+            "services": { "my-api": { "deploy_on_push": ["dev"] } }
+        });
+        let config = Config::from_json(&document.to_string()).expect("a valid config");
+        assert_eq!(
+            parameter_rule_names(&config),
+            [json!({ "prefix": "/dev/" }), json!({ "prefix": "/prod/" })],
+            "the environment is before {{service}}"
+        );
+        let rules = rules_of(&document);
+        assert_eq!(matches(&rules, &parameter_change("/dev/my-api/image-tag")), ["parameter-store-change"]);
+        assert!(matches(&rules, &parameter_change("/qa/my-api/image-tag")).is_empty());
+        assert!(matches(&rules, &parameter_change("/tagrelay/dev/verified")).is_empty());
     }
 
     #[test]

@@ -161,6 +161,18 @@ fn invalid_patterns_are_refused_naming_the_place() {
         (json!({"detail": {"state": [{"begins-with": "a"}]}}), "detail.state[0]", "unknown operator"),
         (json!({"detail": {"state": [{"prefix": 5}]}}), "detail.state[0].prefix", "takes a string, not a number"),
         (json!({"detail": {"state": [{"prefix": ["a"]}]}}), "detail.state[0].prefix", "takes a string, not an array"),
+        (json!({"detail": {"state": [{"suffix": 5}]}}), "detail.state[0].suffix", "takes a string, not a number"),
+        (
+            json!({"detail": {"state": [{"wildcard": ["a*"]}]}}),
+            "detail.state[0].wildcard",
+            "takes a string, not an array",
+        ),
+        // EventBridge's wildcard syntax: no two stars in a row, a backslash escapes only * and \.
+        (json!({"detail": {"state": [{"wildcard": "a**b"}]}}), "detail.state[0].wildcard", "consecutive wildcard"),
+        (json!({"detail": {"state": [{"wildcard": "**"}]}}), "detail.state[0].wildcard", "consecutive wildcard"),
+        (json!({"detail": {"state": [{"wildcard": "a\\b"}]}}), "detail.state[0].wildcard", "invalid escape"),
+        (json!({"detail": {"state": [{"wildcard": "a\\"}]}}), "detail.state[0].wildcard", "invalid escape"),
+        (json!({"detail": {"state": [{"exists": "yes"}]}}), "detail.state[0].exists", "takes true or false"),
     ];
     for (json, path, message) in cases {
         match EventPattern::parse(&json) {
@@ -227,6 +239,118 @@ fn prefix_matches_the_start_of_a_string_in_any_element() {
     assert!(!rule.matches(&deployment(json!([]))));
 }
 
+/// Suffix matching (EventBridge User Guide, "Content filtering in Amazon EventBridge event
+/// patterns", suffix matching): a string value that ends with the suffix, case sensitive; on an
+/// array field any element. `infra/events.tf` narrows the image-tag parameters by the part of
+/// `parameter_template` after `{service}` (`/dev/docker-image-tag`) when the environment is there.
+#[test]
+fn suffix_matches_the_end_of_a_string_in_any_element() {
+    let event = ec2_event();
+    let cases: Vec<(Value, bool)> = vec![
+        (json!({"detail": {"state": [{"suffix": "ning"}]}}), true),
+        (json!({"detail": {"state": [{"suffix": "running"}]}}), true),
+        (json!({"detail": {"state": [{"suffix": "Ning"}]}}), false),
+        (json!({"detail": {"state": [{"suffix": "xrunning"}]}}), false),
+        (json!({"detail": {"state": ["pending", {"suffix": "ing"}]}}), true),
+        // Only strings.
+        (json!({"detail": {"c-count": [{"suffix": "5"}]}}), false),
+        (json!({"detail": {"missing": [{"suffix": "a"}]}}), false),
+        (json!({"resources": [{"suffix": "/i-000000aaaaaa00000"}]}), true),
+        (json!({"resources": [{"suffix": "/i-1"}]}), false),
+    ];
+    for (json, expected) in cases {
+        assert_eq!(pattern(json.clone()).matches(&event), expected, "{json}");
+    }
+    // The parameter rule of one environment: its parameters, not another's, not the records.
+    let rule = pattern(json!({"detail": {"name": [{"suffix": "/dev/docker-image-tag"}]}}));
+    let change = |name: &str| json!({"detail": {"name": name}});
+    assert!(rule.matches(&change("/my-api/dev/docker-image-tag")));
+    assert!(rule.matches(&change("/team/my-api/dev/docker-image-tag")), "a service name with a /");
+    assert!(!rule.matches(&change("/my-api/qa/docker-image-tag")));
+    assert!(!rule.matches(&change("/my-api/predev/docker-image-tag")), "the leading / ends the environment");
+    assert!(!rule.matches(&change("/tagrelay/dev/verified")));
+    assert!(!rule.matches(&change("/tagrelay/dev/manifest-part/0")));
+}
+
+/// Wildcard matching (aws/event-ruler README, "Wildcard matching", which EventBridge runs; the
+/// EventBridge User Guide's examples): `*` matches zero or more characters, `/` included; the
+/// whole value must match; `\*` is a literal star and `\\` a literal backslash; only strings.
+#[test]
+fn wildcard_matches_the_whole_string_as_eventbridge_does() {
+    let file = |name: &str| json!({"detail": {"FileName": name, "FilePath": name}});
+    let cases: Vec<(&str, &str, bool)> = vec![
+        // The User Guide's: "dir/*.png" for a .png file located within the folder "dir".
+        ("dir/*.png", "dir/a.png", true),
+        ("dir/*.png", "dir/sub/a.png", true),
+        ("dir/*.png", "dir/a.jpg", false),
+        ("dir/*.png", "xdir/a.png", false),
+        ("dir/*.png", "dir/.png", true),
+        // event-ruler's: a star at either end, several stars, none.
+        ("*Title*", "A Title here", true),
+        ("*Title*", "Title", true),
+        ("*Title*", "title", false),
+        ("Simple*Service", "SimpleNotificationService", true),
+        ("Simple*Service", "SimpleService", true),
+        ("Simple*Service", "Simple Queue Service!", false),
+        ("exact", "exact", true),
+        ("exact", "exactly", false),
+        ("*", "", true),
+        ("*", "anything/at/all", true),
+        ("", "", true),
+        ("", "x", false),
+        // Runs around a star may not overlap.
+        ("a*a", "a", false),
+        ("a*a", "aa", true),
+        ("ab*ba", "aba", false),
+        // Several runs, each found in order: backtracking is never needed.
+        ("*a*b*c", "xxaxxbxxbxxc", true),
+        ("*a*b*c", "xxcxxbxxa", false),
+        ("a*b*a", "abba", true),
+        ("a*b*a", "abab", false),
+        // Escapes: a literal star, a literal backslash.
+        ("a\\*b", "a*b", true),
+        ("a\\*b", "aXb", false),
+        ("a\\**", "a*anything", true),
+        ("a\\**", "aXanything", false),
+        ("C:\\\\*", "C:\\dir", true),
+        ("C:\\\\*", "C:dir", false),
+        // The release and approval records promote listens to: not their parts, not the manifest.
+        ("/tagrelay/*/verified", "/tagrelay/dev/verified", true),
+        ("/tagrelay/*/verified", "/tagrelay/dev/verified-part/0", false),
+        ("/tagrelay/*/verified", "/tagrelay/dev/manifest", false),
+        ("/tagrelay/*/verified", "/my-api/dev/verified", false),
+        ("/tagrelay/*/verified", "/tagrelay/a/b/verified", true),
+    ];
+    for (operand, name, expected) in cases {
+        let rule = pattern(json!({"detail": {"FileName": [{"wildcard": operand}]}}));
+        assert_eq!(rule.matches(&file(name)), expected, "wildcard {operand:?} on {name:?}");
+    }
+    // Only strings; any element of an array.
+    assert!(!pattern(json!({"detail": {"c-count": [{"wildcard": "*"}]}})).matches(&ec2_event()));
+    assert!(pattern(json!({"resources": [{"wildcard": "arn:aws:ec2:*:instance/*"}]})).matches(&ec2_event()));
+}
+
+/// `exists: true` (EventBridge User Guide, exists matching; event-ruler README: "only works on
+/// the leaf nodes"): the field is there with a leaf value, whatever it is. `infra/events.tf` uses
+/// it where a list of our names would not fit in a pattern (every push, every alarm).
+#[test]
+fn exists_true_matches_any_leaf_value_that_is_there() {
+    let event = ec2_event();
+    for (json, expected) in [
+        (json!({"detail": {"state": [{"exists": true}]}}), true),
+        (json!({"detail": {"c-count": [{"exists": true}]}}), true),
+        (json!({"resources": [{"exists": true}]}), true),
+        (json!({"detail": {"missing": [{"exists": true}]}}), false),
+    ] {
+        assert_eq!(pattern(json.clone()).matches(&event), expected, "{json}");
+    }
+    // A null value is there; an object is no leaf; an empty array holds nothing.
+    let rule = pattern(json!({"detail": {"x": [{"exists": true}]}}));
+    assert!(rule.matches(&json!({"detail": {"x": null}})));
+    assert!(!rule.matches(&json!({"detail": {"x": {"y": 1}}})));
+    assert!(!rule.matches(&json!({"detail": {"x": []}})));
+}
+
 /// What EventBridge takes but `infra/` does not use is refused when the rule is made, naming
 /// what and where, so a local rule never matches differently from the one in AWS.
 #[test]
@@ -238,23 +362,31 @@ fn grammar_infra_does_not_use_is_refused_naming_what_and_where() {
             "source[0].prefix.equals-ignore-case",
             "the \"equals-ignore-case\" operator inside \"prefix\"",
         ),
+        (
+            json!({"detail": {"FileName": [{"suffix": {"equals-ignore-case": ".PNG"}}]}}),
+            "detail.FileName[0].suffix.equals-ignore-case",
+            "the \"equals-ignore-case\" operator inside \"suffix\"",
+        ),
         (json!({"source": [{"prefix": ""}]}), "source[0].prefix", "an empty \"prefix\""),
-        (json!({"detail": {"FileName": [{"suffix": ".png"}]}}), "detail.FileName[0].suffix", "\"suffix\""),
+        (json!({"source": [{"suffix": ""}]}), "source[0].suffix", "an empty \"suffix\""),
         (
             json!({"source": [{"equals-ignore-case": "AWS.EC2"}]}),
             "source[0].equals-ignore-case",
             "\"equals-ignore-case\"",
         ),
-        (json!({"source": [{"wildcard": "Simple*Service"}]}), "source[0].wildcard", "\"wildcard\""),
         (
             json!({"detail": {"state": [{"anything-but": "initializing"}]}}),
             "detail.state[0].anything-but",
             "\"anything-but\"",
         ),
-        (json!({"detail": {"c-count": [{"exists": true}]}}), "detail.c-count[0].exists", "\"exists\""),
+        (json!({"detail": {"c-count": [{"exists": false}]}}), "detail.c-count[0].exists", "\"exists\": false"),
         (json!({"detail": {"c-count": [{"numeric": [">", 0]}]}}), "detail.c-count[0].numeric", "\"numeric\""),
         (json!({"detail": {"source-ip": [{"cidr": "10.0.0.0/24"}]}}), "detail.source-ip[0].cidr", "\"cidr\""),
-        (json!({"detail": {"state": ["pending", {"suffix": "ing"}]}}), "detail.state[1].suffix", "\"suffix\""),
+        (
+            json!({"detail": {"state": ["pending", {"anything-but": {"wildcard": "*ing"}}]}}),
+            "detail.state[1].anything-but",
+            "\"anything-but\"",
+        ),
         (json!({"source": ["aws.cloudwatch"], "$or": or}), "$or", "the \"$or\" operator"),
         (json!({"detail": {"$or": or}}), "detail.$or", "\"$or\""),
         (json!({"detail": {"c-count": [5]}}), "detail.c-count[0]", "matching a number"),
@@ -281,7 +413,7 @@ fn pattern_files_report_the_file() {
     let invalid = dir.join("invalid.json");
     std::fs::write(&invalid, r#"{"detail": {"state": "running"}}"#).expect("write");
     let unsupported = dir.join("unsupported.json");
-    std::fs::write(&unsupported, r#"{"detail": {"state": [{"suffix": "ing"}]}}"#).expect("write");
+    std::fs::write(&unsupported, r#"{"detail": {"state": [{"anything-but": "ing"}]}}"#).expect("write");
 
     let err = EventPattern::from_file(dir.join("missing.json")).expect_err("a missing file");
     assert!(matches!(err, PatternError::Read { .. }), "{err:?}");
@@ -294,7 +426,7 @@ fn pattern_files_report_the_file() {
     let err = EventPattern::from_file(&unsupported).expect_err("unsupported");
     assert!(matches!(&err, PatternError::Unsupported { file: Some(file), .. } if file == &unsupported), "{err:?}");
     let text = err.to_string();
-    assert!(text.contains("unsupported.json") && text.contains("at detail.state[0].suffix:"), "{text}");
+    assert!(text.contains("unsupported.json") && text.contains("at detail.state[0].anything-but:"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

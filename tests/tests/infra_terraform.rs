@@ -439,24 +439,25 @@ fn the_environment_comparison_fails_both_ways() {
 // Event rules: pattern files, narrowing, fixtures
 // ---------------------------------------------------------------------------------------------
 
-/// Which rule of events.tf each fixture event must reach (`None`: no pattern rule; the
-/// scheduled event reaches every function through the sweep's schedule, not a pattern). A rule
-/// from the same pattern file takes it too when its own narrowing lists the event's name
-/// (Parameter Store changes: `parameter-change` for image tags, `promote-parameter-change` for
-/// release and approval records; which names each lists is checked on its own).
-/// Every file in tests/fixtures/events/ must be listed.
+/// Which rule of events.tf each fixture event reaches when the stack is configured with the names
+/// the fixtures carry (`fixture_owner`: their repositories, project, cluster, alarms, and the
+/// service `my-api` in `dev`): `None` for none (the scheduled event reaches every function
+/// through the sweep's schedule, not a pattern). Every file in tests/fixtures/events/ must be
+/// listed.
 const FIXTURE_RULES: [(&str, Option<&str>); 16] = [
     ("ecr-push.json", Some("ecr-push")),
     ("ecr-push-media-types.json", Some("ecr-push")),
     // Delivered; record-image-tag then skips it (no tag) with an INFO line.
     ("ecr-push-empty-tag.json", Some("ecr-push")),
     ("ecr-delete.json", None),
-    ("ssm-parameter-create.json", Some("parameter-change")),
+    // Its parameter, `foo`, can be no image-tag parameter (names start with /): the same event
+    // for `/my-api/dev/docker-image-tag` is one of `derived_events`.
+    ("ssm-parameter-create.json", None),
     ("ssm-parameter-update-no-description.json", Some("parameter-change")),
     ("codebuild-succeeded.json", Some("build-finished")),
     ("codebuild-in-progress.json", None),
     ("scheduled-event.json", None),
-    // In cluster `default`, which the check narrows the ECS rule to.
+    // In cluster `default`.
     ("ecs-deployment-in-progress.json", Some("ecs-deployment")),
     ("ecs-deployment-rollback-in-progress.json", Some("ecs-deployment")),
     ("ecs-deployment-completed.json", Some("ecs-deployment")),
@@ -570,40 +571,136 @@ fn every_pattern_file_feeds_a_rule_and_every_rule_targets_a_function() {
     }
 }
 
-/// The rule's pattern as Terraform renders it when the environments' ECS clusters are exactly
-/// `clusters`, in the fixtures' region and account: the base pattern with `resources` set to
-/// what the rule's narrowing (`local.ecs_service_arn_prefixes`) evaluates to.
-fn narrowed_by_prefix(base: &Value, narrowed_to: &str, clusters: &[&str]) -> EventPattern {
-    let files = stack_files();
-    let environments: serde_json::Map<String, Value> = clusters
-        .iter()
-        .enumerate()
-        .map(|(index, cluster)| (format!("env{index}"), json!({ "ecs_cluster": cluster })))
-        .collect();
-    let scope = stack_scope(&files)
-        .local("region", text("us-west-2"))
-        .local("account_id", text("111122223333"))
-        .local("environments", hcl_value(Value::Object(environments)));
-    let scope = with_locals(scope, &files);
-    let probe = snippet(&format!("probe = {narrowed_to}\n"));
-    let prefixes = scope
-        .eval(&probe.body.get_attribute("probe").expect("probe").value)
-        .unwrap_or_else(|err| panic!("{narrowed_to} does not evaluate: {err}"));
-    let mut pattern = base.clone();
-    pattern["resources"] = serde_json::to_value(&prefixes).expect("JSON");
-    EventPattern::parse(&pattern).unwrap_or_else(|err| panic!("the narrowed pattern {pattern} is invalid: {err}"))
+/// `local.base_patterns` as `jsondecode(file(...))` reads them: key → the pattern file's JSON.
+fn base_patterns() -> HclValue {
+    let (_, rules) = event_rules();
+    let dir = workspace_root().join("infra/event-patterns");
+    let patterns: serde_json::Map<String, Value> =
+        rules.base_patterns.iter().map(|(key, file)| (key.clone(), read_json(&dir.join(file)))).collect();
+    hcl_value(Value::Object(patterns))
 }
 
-/// The rule's pattern as Terraform renders it when the configured names (`local.repositories`,
-/// …) are exactly `names`: the base pattern's `detail` with the narrowed field set to them.
-fn narrowed(base: &Value, field: &str, names: &[&str]) -> EventPattern {
-    let mut pattern = base.clone();
-    // A base without a detail gets one (the rule's `detail = { field = names }`).
-    let object = pattern.as_object_mut().expect("a pattern is an object");
-    let detail = object.entry("detail").or_insert_with(|| json!({}));
-    let detail = detail.as_object_mut().expect("a base pattern's detail is an object");
-    detail.insert(field.to_owned(), json!(names));
-    EventPattern::parse(&pattern).unwrap_or_else(|err| panic!("the narrowed pattern {pattern} is invalid: {err}"))
+/// Every rule of `local.rules` as this configuration renders it: key → its pattern, or `None`
+/// when its `create` is false (the rule is not made; `local.created_rules` keeps the others).
+fn rendered_rules(scope: &Scope) -> BTreeMap<String, Option<Value>> {
+    let rules = eval_source(scope, "local.rules").unwrap_or_else(|err| panic!("local.rules: {err}"));
+    let rules = serde_json::to_value(rules).expect("JSON");
+    let Some(rules) = rules.as_object() else { panic!("local.rules did not evaluate: {rules}") };
+    rules
+        .iter()
+        .map(|(key, rule)| {
+            let created = rule.get("create").is_none_or(|create| create.as_bool().expect("create is a bool"));
+            (key.clone(), created.then(|| rule["pattern"].clone()))
+        })
+        .collect()
+}
+
+/// The rules of `rendered` that take `event` (each pattern parsed as the test bed's EventBridge
+/// parses it, which refuses what it does not emulate).
+fn rules_taking(rendered: &BTreeMap<String, Option<Value>>, event: &Value) -> Vec<String> {
+    rendered
+        .iter()
+        .filter_map(|(key, pattern)| pattern.as_ref().map(|pattern| (key, pattern)))
+        .filter(|(key, pattern)| {
+            EventPattern::parse(pattern)
+                .unwrap_or_else(|err| panic!("rule {key}: the rendered pattern {pattern} is refused: {err}"))
+                .matches(event)
+        })
+        .map(|(key, _)| key.clone())
+        .collect()
+}
+
+/// The stack configured with the names the fixture events carry, in their region and account:
+/// repositories `my-repository-name` and `team/my-api` (service `my-api`), the project
+/// `my-sample-project` and cluster `default` of `dev`, and `prod` promoted from `dev` with approval
+/// and the fixtures' three alarms.
+fn fixture_owner() -> Scope {
+    scope_in(
+        "us-west-2",
+        "111122223333",
+        json!({
+            "dev": { "codebuild_project": "my-sample-project", "ecs_cluster": "default" },
+            "prod": {
+                "codebuild_project": "tagrelay-prod", "promote_from": "dev", "approval": true,
+                "gate_alarms": ["ServerCpuTooHigh", "TotalNetworkTrafficTooHigh"],
+                "rollback_alarms": ["ServiceAggregatedAlarm"],
+            },
+        }),
+        json!({
+            "my-api": service(json!({ "repository": "team/my-api", "deploy_on_push": ["dev"] })),
+            "my-repository-name": service(json!({ "deploy_on_push": ["dev"] })),
+        }),
+    )
+}
+
+/// The same shape configured with names none of the fixtures carry.
+fn fixture_stranger() -> Scope {
+    scope_in(
+        "us-west-2",
+        "111122223333",
+        json!({
+            "lab": { "codebuild_project": "another-project", "ecs_cluster": "another" },
+            "live": {
+                "codebuild_project": "tagrelay-live", "promote_from": "lab", "approval": true,
+                "gate_alarms": ["another-alarm"], "rollback_alarms": ["yet-another-alarm"],
+            },
+        }),
+        json!({ "other": service(json!({ "repository": "other", "deploy_on_push": ["lab"] })) }),
+    )
+}
+
+/// Events derived from the fixtures, with the rules each must reach under `fixture_owner`: the
+/// names the narrowing must take and the near misses it must not (another environment, the parts
+/// of a record, the run manifests, the configuration, the records promote does not decide on).
+fn derived_events() -> Vec<(String, Value, Vec<&'static str>)> {
+    let fixtures = workspace_root().join("tests/fixtures/events");
+    let named = |file: &str, pointer: &str, value: &str| {
+        let mut event = read_json(&fixtures.join(file));
+        *event.pointer_mut(pointer).unwrap_or_else(|| panic!("{file} has no {pointer}")) = json!(value);
+        (format!("{file} with {pointer} = {value}"), event)
+    };
+    let parameter = |name: &str| named("ssm-parameter-create.json", "/detail/name", name);
+    let mut cases = Vec::new();
+    for (name, rules) in [
+        ("/my-api/dev/docker-image-tag", vec!["parameter-change"]),
+        ("/my-api/prod/docker-image-tag", vec!["parameter-change"]),
+        // A service not configured (yet): the rule takes every service of a configured
+        // environment; trigger-deploy ignores it.
+        ("/new-api/dev/docker-image-tag", vec!["parameter-change"]),
+        // Another environment's parameter.
+        ("/my-api/qa/docker-image-tag", vec![]),
+        ("/my-api/predev/docker-image-tag", vec![]),
+        ("/my-api/dev/docker-image-tag-part/0", vec![]),
+        // The records promote decides on; their parts and the other records never.
+        ("/tagrelay/dev/verified", vec!["promote-parameter-change"]),
+        ("/tagrelay/prod/verified", vec!["promote-parameter-change"]),
+        ("/tagrelay/prod/approval", vec!["promote-parameter-change"]),
+        ("/tagrelay/dev/verified-part/0", vec![]),
+        ("/tagrelay/prod/approval-part/0", vec![]),
+        ("/tagrelay/prod/rollback", vec![]),
+        ("/tagrelay/prod/rollback-part/0", vec![]),
+        // The run manifest of a build and its parts, and the configuration: no rule needs them.
+        ("/tagrelay/dev/manifest", vec![]),
+        ("/tagrelay/dev/manifest-part/0", vec![]),
+        ("/tagrelay/dev/manifest-part/12", vec![]),
+        ("/tagrelay/_config", vec![]),
+        ("/tagrelay/_config-part/0", vec![]),
+        ("foo", vec![]),
+    ] {
+        let (what, event) = parameter(name);
+        cases.push((what, event, rules));
+    }
+    for (file, pointer, value) in [
+        ("ecr-push.json", "/detail/repository-name", "someone-elses"),
+        ("codebuild-succeeded.json", "/detail/project-name", "someone-elses"),
+        ("cloudwatch-alarm-metric.json", "/detail/alarmName", "someone-elses"),
+        ("ecs-deployment-completed.json", "/resources/0", "arn:aws:ecs:us-west-2:111122223333:service/defaults/x"),
+        ("ecs-deployment-completed.json", "/resources/0", "arn:aws:ecs:us-west-2:111122223333:service/servicetest"),
+    ] {
+        let (what, event) = named(file, pointer, value);
+        cases.push((what, event, vec![]));
+    }
+    cases
 }
 
 #[test]
@@ -618,61 +715,40 @@ fn after_narrowing_every_fixture_matches_the_rule_of_its_kind_and_no_other() {
         "FIXTURE_RULES must say which rule each fixture in {} reaches",
         fixtures_dir.display()
     );
+    for rule in FIXTURE_RULES.iter().filter_map(|(_, rule)| *rule) {
+        assert!(
+            rules.rules.iter().any(|r| r.key == rule),
+            "FIXTURE_RULES names rule {rule}, which events.tf does not define"
+        );
+    }
 
-    let bases: BTreeMap<&str, Value> = rules
-        .base_patterns
+    let owner = rendered_rules(&fixture_owner());
+    let stranger = rendered_rules(&fixture_stranger());
+    assert!(owner.values().all(Option::is_some), "the owner configuration makes every rule: {owner:?}");
+    assert!(stranger.values().all(Option::is_some), "so does the stranger's");
+    let mut failures = Vec::new();
+    let mut cases: Vec<(String, Value, Vec<&str>)> = FIXTURE_RULES
         .iter()
-        .map(|(key, name)| (key.as_str(), read_json(&root.join("infra/event-patterns").join(name))))
+        .map(|(name, rule)| ((*name).to_owned(), read_json(&fixtures_dir.join(name)), rule.iter().copied().collect()))
         .collect();
-    for (name, expected) in FIXTURE_RULES {
-        if let Some(rule) = expected {
-            assert!(
-                rules.rules.iter().any(|r| r.key == rule),
-                "FIXTURE_RULES names rule {rule}, which events.tf does not define"
-            );
+    cases.extend(derived_events());
+    for (what, event, expected) in &cases {
+        let taken = rules_taking(&owner, event);
+        if taken != *expected {
+            failures.push(format!("{what}: taken by {taken:?}, expected {expected:?}"));
         }
-        let event = read_json(&fixtures_dir.join(name));
-        for rule in &rules.rules {
-            let base = &bases[rule.base.as_str()];
-            let field = rule.narrowed_field.as_str();
-            // The narrowing lists our names: when the event's name is one of them, the rule takes
-            // the event iff it is of the rule's kind; when it is not, the rule never takes it.
-            let own_name = if rule.top_level { Some("default") } else { event["detail"][field].as_str() };
-            let (ours, not_ours) = if rule.top_level {
-                (
-                    narrowed_by_prefix(base, &rule.narrowed_to, &["default", "another"]),
-                    narrowed_by_prefix(base, &rule.narrowed_to, &["not-configured"]),
-                )
-            } else {
-                (
-                    narrowed(base, field, &[own_name.unwrap_or("ours"), "another"]),
-                    narrowed(base, field, &["not-configured"]),
-                )
-            };
-            let expected_base = expected.and_then(|key| rules.rules.iter().find(|r| r.key == key)).map(|r| &r.base);
-            let wanted = expected_base == Some(&rule.base);
-            assert_eq!(
-                ours.matches(&event),
-                wanted,
-                "{name}: rule {} ({}: {} narrowed by detail.{field} = {}) should {}match it{}",
-                rule.key,
-                rule.at,
-                rules.base_patterns[&rule.base],
-                rule.narrowed_to,
-                if wanted { "" } else { "not " },
-                if wanted && own_name.is_none() {
-                    format!(" (the event has no string detail.{field})")
-                } else {
-                    String::new()
-                },
-            );
-            assert!(
-                !not_ours.matches(&event),
-                "{name}: rule {} takes it although its detail.{field} is not configured",
-                rule.key
-            );
+        // With names none of the fixtures carry, none of ours takes them (the release and approval
+        // records excepted: promote's wildcards take every environment's).
+        let promote_record = event["detail"]["name"].as_str().is_some_and(|name| {
+            name.starts_with("/tagrelay/") && (name.ends_with("/verified") || name.ends_with("/approval"))
+        });
+        let taken = rules_taking(&stranger, event);
+        let expected: Vec<&str> = if promote_record { vec!["promote-parameter-change"] } else { vec![] };
+        if taken != expected {
+            failures.push(format!("{what}: configured for other names, taken by {taken:?}, expected {expected:?}"));
         }
     }
+    assert!(failures.is_empty(), "{} of {} events misrouted:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }
 
 /// `expression` (Terraform source) evaluated in `scope`.
@@ -726,6 +802,189 @@ fn service(fields: Value) -> Value {
         service[key] = value.clone();
     }
     service
+}
+
+/// `count` services named `<stem>-0001`… with repositories `<repo_stem>-0001`…, pushed into `dev`.
+fn many_services(count: usize, stem: &str, repo_stem: &str) -> Value {
+    let services: serde_json::Map<String, Value> = (1..=count)
+        .map(|i| {
+            let repository = format!("{repo_stem}-{i:04}");
+            (format!("{stem}-{i:04}"), service(json!({ "repository": repository, "deploy_on_push": ["dev"] })))
+        })
+        .collect();
+    Value::Object(services)
+}
+
+/// `count` environments, `dev` first (where `many_services` pushes), each with its project.
+fn environment_names(count: usize) -> Value {
+    const NAMES: [&str; 10] = ["dev", "qa", "int", "uat", "perf", "staging", "preprod", "prod", "prod-eu", "prod-us"];
+    let environments: serde_json::Map<String, Value> = NAMES
+        .iter()
+        .take(count)
+        .map(|name| ((*name).to_owned(), json!({ "codebuild_project": format!("tagrelay-{name}") })))
+        .collect();
+    Value::Object(environments)
+}
+
+fn pattern_of(rendered: &BTreeMap<String, Option<Value>>, key: &str) -> Value {
+    rendered[key].clone().unwrap_or_else(|| panic!("rule {key} is not created"))
+}
+
+#[test]
+fn the_parameter_rule_takes_each_environment_by_the_side_of_the_template_that_names_it() {
+    let environments =
+        json!({ "dev": { "codebuild_project": "tagrelay-dev" }, "prod": { "codebuild_project": "tagrelay-prod" } });
+    let services = json!({ "my-api": service(json!({ "deploy_on_push": ["dev"] })) });
+    let names = |template: &str| {
+        let scope = configured(environments.clone(), services.clone(), &[("parameter_template", json!(template))]);
+        serde_json::to_value(eval_source(&scope, "local.parameter_rule_names").expect("evaluates")).expect("JSON")
+    };
+    assert_eq!(
+        names("/{service}/{environment}/docker-image-tag"),
+        json!([{ "suffix": "/dev/docker-image-tag" }, { "suffix": "/prod/docker-image-tag" }])
+    );
+    assert_eq!(names("/{environment}/{service}"), json!([{ "prefix": "/dev/" }, { "prefix": "/prod/" }]));
+    assert_eq!(
+        names("/apps/{environment}/{service}/tag"),
+        json!([{ "prefix": "/apps/dev/" }, { "prefix": "/apps/prod/" }])
+    );
+    assert_eq!(names("/{service}-{environment}"), json!([{ "suffix": "-dev" }, { "suffix": "-prod" }]));
+    // The environment between two {service}: neither side names it, one prefix for all (wide;
+    // trigger-deploy filters exactly).
+    assert_eq!(names("/{service}/{environment}/{service}"), json!([{ "prefix": "/" }]));
+    // No wildcard: each wildcard value adds to a rule's complexity, which EventBridge caps.
+    for template in ["/{service}/{environment}/docker-image-tag", "/{environment}/{service}"] {
+        assert!(!names(template).to_string().contains("wildcard"), "{template}");
+    }
+}
+
+#[test]
+fn a_list_that_would_not_fit_a_pattern_falls_back_to_prefixes_or_every_event() {
+    let environments = json!({ "dev": { "codebuild_project": "tagrelay-dev" } });
+    let push = |repository: &str, action: &str| {
+        let mut event = read_json(&workspace_root().join("tests/fixtures/events/ecr-push.json"));
+        event["detail"]["repository-name"] = json!(repository);
+        event["detail"]["action-type"] = json!(action);
+        event
+    };
+    let ecr = |count: usize, prefixes: Value| {
+        let scope = configured(
+            environments.clone(),
+            many_services(count, "svc", "team/service"),
+            &[("repository_prefixes", prefixes)],
+        );
+        let length = eval_source(&scope, "length(jsonencode(local.ecr_exact_pattern))").expect("a length");
+        let length = length.as_number().and_then(hcl::Number::as_u64).expect("a whole number");
+        let by = eval_source(&scope, "local.ecr_repository_filter_by").expect("evaluates");
+        (length, by.as_str().expect("a string").to_owned(), rendered_rules(&scope))
+    };
+
+    // The names while the exact pattern fits 1,800 characters, whatever the prefixes.
+    for count in [1, 50, 70] {
+        let (length, by, _) = ecr(count, json!(["team/"]));
+        assert_eq!(by == "names", length <= 1800, "{count} repositories: {length} characters, by {by}");
+    }
+    let (length, by, rendered) = ecr(70, json!([]));
+    assert!(length <= 1800 && by == "names", "{length}");
+    assert_eq!(pattern_of(&rendered, "ecr-push")["detail"]["repository-name"][69], "team/service-0070");
+    assert_eq!(rules_taking(&rendered, &push("team/service-0070", "PUSH")), ["ecr-push"]);
+    assert!(rules_taking(&rendered, &push("team/service-0071", "PUSH")).is_empty());
+
+    // Beyond: the prefixes, when set.
+    let (length, by, rendered) = ecr(120, json!(["team/"]));
+    assert!(length > 1800 && by == "prefixes", "{length} {by}");
+    assert_eq!(pattern_of(&rendered, "ecr-push")["detail"]["repository-name"], json!([{ "prefix": "team/" }]));
+    assert_eq!(rules_taking(&rendered, &push("team/service-0001", "PUSH")), ["ecr-push"]);
+    assert_eq!(
+        rules_taking(&rendered, &push("team/not-configured", "PUSH")),
+        ["ecr-push"],
+        "wider: the function skips it"
+    );
+    assert!(rules_taking(&rendered, &push("other/service", "PUSH")).is_empty());
+    // Else every successful push: the name is there, whatever it is.
+    let (_, by, rendered) = ecr(120, json!([]));
+    assert_eq!(by, "any");
+    assert_eq!(pattern_of(&rendered, "ecr-push")["detail"]["repository-name"], json!([{ "exists": true }]));
+    assert_eq!(rules_taking(&rendered, &push("someone/elses", "PUSH")), ["ecr-push"]);
+    assert!(rules_taking(&rendered, &push("team/service-0001", "DELETE")).is_empty(), "still pushes only");
+    for (_, pattern) in rendered.iter().filter_map(|(k, p)| p.as_ref().map(|p| (k, p))) {
+        assert!(pattern.to_string().len() <= 2048, "{pattern}");
+    }
+
+    // Alarms: the same three steps.
+    let alarms = |count: usize, prefixes: Value| {
+        let names: Vec<String> = (1..=count).map(|i| format!("payments-platform-gate-alarm-{i:04}")).collect();
+        let environments = json!({
+            "dev": { "codebuild_project": "tagrelay-dev" },
+            "prod": { "codebuild_project": "tagrelay-prod", "promote_from": "dev", "gate_alarms": names },
+        });
+        let scope =
+            configured(environments, many_services(1, "svc", "team/service"), &[("alarm_name_prefixes", prefixes)]);
+        pattern_of(&rendered_rules(&scope), "alarm-state-change")["detail"]["alarmName"].clone()
+    };
+    assert_eq!(alarms(3, json!(["payments-"]))[2], "payments-platform-gate-alarm-0003");
+    assert_eq!(alarms(60, json!(["payments-"])), json!([{ "prefix": "payments-" }]));
+    assert_eq!(alarms(60, json!([])), json!([{ "exists": true }]));
+
+    // ECS: one prefix per cluster, or the account's service ARN prefix.
+    let clusters = |length: usize| {
+        let environments: serde_json::Map<String, Value> = (0..10)
+            .map(|i| {
+                let name = format!("env{i}");
+                let cluster = format!("{i}{}", "c".repeat(length - 1));
+                (name.clone(), json!({ "codebuild_project": format!("tagrelay-{name}"), "ecs_cluster": cluster }))
+            })
+            .collect();
+        let scope = ecs_scope(Value::Object(environments), many_services(1, "svc", "team/service"));
+        pattern_of(&rendered_rules(&scope), "ecs-deployment")["resources"].clone()
+    };
+    let short = clusters(20);
+    assert_eq!(short.as_array().map(Vec::len), Some(10), "{short}");
+    assert_eq!(
+        short[0],
+        json!({ "prefix": format!("arn:aws:ecs:eu-west-1:123456789012:service/0{}/", "c".repeat(19)) })
+    );
+    assert_eq!(clusters(255), json!([{ "prefix": "arn:aws:ecs:eu-west-1:123456789012:service/" }]));
+}
+
+#[test]
+fn the_name_prefixes_are_validated_and_must_cover_every_configured_name() {
+    let files = stack_files();
+    let services = json!({
+        "my-api": service(json!({ "repository": "team/my-api", "deploy_on_push": ["dev"] })),
+        "worker": service(json!({ "repository": "ops/worker", "deploy_on_push": ["dev"] })),
+    });
+    let check = |prefixes: Value, message_start: &str| {
+        let scope = stack_scope(&files)
+            .var("environments", hcl_value(var_environments(json!({ "dev": {} }))))
+            .var("services", hcl_value(services.clone()))
+            .var("repository_prefixes", hcl_value(prefixes));
+        validation_result("repository_prefixes", message_start, &scope)
+    };
+    for accepted in [json!([]), json!(["team/", "ops/"]), json!(["t", "o"])] {
+        assert_eq!(check(accepted.clone(), "repository_prefixes must"), (true, String::new()), "{accepted}");
+        assert_eq!(check(accepted.clone(), "Every configured repository"), (true, String::new()), "{accepted}");
+    }
+    for refused in [json!([""]), json!(["Team/"]), json!(["team/", "team/"]), json!(["-x"])] {
+        assert!(!check(refused.clone(), "repository_prefixes must").0, "{refused}");
+    }
+    let (ok, message) = check(json!(["team/"]), "Every configured repository");
+    assert!(!ok && message.ends_with(": services.worker.repository = ops/worker."), "{message}");
+
+    let alarms = |prefixes: Value, message_start: &str| {
+        let environments = json!({
+            "dev": { "rollback_alarms": ["dev-api-5xx"] },
+            "prod": { "promote_from": "dev", "gate_alarms": ["dev-api-5xx", "shared-latency"] },
+        });
+        let scope = stack_scope(&files)
+            .var("environments", hcl_value(var_environments(environments)))
+            .var("alarm_name_prefixes", hcl_value(prefixes));
+        validation_result("alarm_name_prefixes", message_start, &scope)
+    };
+    assert_eq!(alarms(json!(["dev-", "shared-"]), "Every gate and rollback alarm"), (true, String::new()));
+    let (ok, message) = alarms(json!(["dev-"]), "Every gate and rollback alarm");
+    assert!(!ok && message.ends_with(": shared-latency."), "{message}");
+    assert!(!alarms(json!(["a\u{7}"]), "alarm_name_prefixes must").0);
 }
 
 #[test]
@@ -829,13 +1088,39 @@ fn text(value: &str) -> HclValue {
     HclValue::String(value.to_owned())
 }
 
-/// The stack's variables at their defaults, in a known partition, region and account.
+/// The stack's variables at their defaults, in a known partition, region and account, with the
+/// pattern files read as `local.base_patterns` reads them.
 fn stack_scope(files: &[TfFile]) -> Scope {
     let refs: Vec<&TfFile> = files.iter().collect();
     Scope::with_defaults(&refs)
         .local("partition", text("aws"))
         .local("region", text("eu-west-1"))
         .local("account_id", text("123456789012"))
+        .local("base_patterns", base_patterns())
+}
+
+/// The stack's locals for these environments and services (as `ecs_scope`) and these variables.
+fn configured(environments: Value, services: Value, vars: &[(&str, Value)]) -> Scope {
+    let files = stack_files();
+    let mut scope = stack_scope(&files)
+        .local("environments", hcl_value(with_optional_fields(environments)))
+        .var("services", hcl_value(services));
+    for (name, value) in vars {
+        scope = scope.var(name, hcl_value(value.clone()));
+    }
+    with_locals(scope, &files)
+}
+
+/// The stack's locals for these environments and services (as `ecs_scope`), in another region
+/// and account.
+fn scope_in(region: &str, account: &str, environments: Value, services: Value) -> Scope {
+    let files = stack_files();
+    let scope = stack_scope(&files)
+        .local("region", text(region))
+        .local("account_id", text(account))
+        .local("environments", hcl_value(with_optional_fields(environments)))
+        .var("services", hcl_value(services));
+    with_locals(scope, &files)
 }
 
 fn with_locals(scope: Scope, files: &[TfFile]) -> Scope {
@@ -1369,9 +1654,9 @@ fn record_image_tag_may_repair_a_lost_race_and_sweep_its_repositories() {
         found
     };
     // After a PutParameter, the versions written between its read and its write.
-    assert_eq!(granted_on("ssm:GetParameterHistory"), ["local.parameter_arns"]);
+    assert_eq!(granted_on("ssm:GetParameterHistory"), ["local.image_tag_grant_arns"]);
     // The push time of a pushed tag, and the record sweep's pages of each repository.
-    assert_eq!(granted_on("ecr:DescribeImages"), ["local.repository_arns"]);
+    assert_eq!(granted_on("ecr:DescribeImages"), ["local.repository_grant_arns"]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1630,6 +1915,238 @@ fn the_config_document_renders_the_ecs_fields_only_when_set_and_the_code_reads_i
     assert_eq!(ecs_names("reports").and_then(|(ecs_service, _)| ecs_service), None);
 }
 
+// ---------------------------------------------------------------------------------------------
+// The configuration document: inline, or in SSM parameters (infra/config.tf)
+// ---------------------------------------------------------------------------------------------
+
+/// The stack's locals with this document as `local.tagrelay_config`, `config_storage` and, when
+/// given, the SSM parameters Terraform would have written (`aws_ssm_parameter`: `config`,
+/// `config_part`, each a list of `{ name, version }`).
+fn config_scope(files: &[TfFile], document: Value, storage: &str, parameters: Option<Value>) -> Scope {
+    let mut scope =
+        stack_scope(files).local("tagrelay_config", hcl_value(document)).var("config_storage", text(storage));
+    if let Some(parameters) = parameters {
+        scope = scope.bind("aws_ssm_parameter", hcl_value(parameters));
+    }
+    with_locals(scope, files)
+}
+
+fn number_of(scope: &Scope, expression: &str) -> u64 {
+    let value = eval_source(scope, expression).unwrap_or_else(|err| panic!("{expression}: {err}"));
+    value.as_number().and_then(hcl::Number::as_u64).unwrap_or_else(|| panic!("{expression} = {value}"))
+}
+
+fn flag_of(scope: &Scope, expression: &str) -> bool {
+    eval_source(scope, expression).unwrap_or_else(|err| panic!("{expression}: {err}")).as_bool().expect("a bool")
+}
+
+fn string_of(scope: &Scope, expression: &str) -> String {
+    let value = eval_source(scope, expression).unwrap_or_else(|err| panic!("{expression}: {err}"));
+    value.as_str().unwrap_or_else(|| panic!("{expression} = {value}")).to_owned()
+}
+
+/// What Lambda measures of a function's variables, in bytes, written by two JSON writers: one that
+/// keeps characters outside ASCII as UTF-8 (serde_json) and one that escapes them as `\uXXXX`.
+fn lambda_measures(variables: &Value) -> [usize; 2] {
+    let utf8 = serde_json::to_string(variables).expect("JSON");
+    let escaped: String = utf8
+        .chars()
+        .map(|c| {
+            if c.is_ascii() {
+                c.to_string()
+            } else {
+                c.encode_utf16(&mut [0; 2]).iter().map(|unit| format!("\\u{unit:04x}")).collect()
+            }
+        })
+        .collect();
+    [utf8.len(), escaped.len()]
+}
+
+#[test]
+fn the_configuration_stays_inline_only_while_every_variable_fits_lambdas_4_kb_with_margin() {
+    // Documents of every size around the threshold, ASCII and not: the bound infra computes is at
+    // least what Lambda measures (by either writer), and inline means at most 3,584 of 4,096.
+    let files = stack_files();
+    let mut seen = BTreeSet::new();
+    for pad in (3400..3560).step_by(23).chain([3500, 3501, 3502, 3503, 3504, 3505, 3506]) {
+        for filler in ["a", "\"", "é", "😀", "<"] {
+            let document =
+                json!({ "padding": filler.repeat(pad / filler.len().max(1) / 4) + &"x".repeat(pad * 3 / 4) });
+            let scope = config_scope(&files, document, "auto", None);
+            let json_text = string_of(&scope, "local.config_json");
+            let bound = number_of(&scope, "local.config_inline_bytes") as usize;
+            let inline = !flag_of(&scope, "local.config_in_ssm");
+            let measured = lambda_measures(&json!({ "TAGRELAY_CONFIG": json_text }));
+            assert!(measured.iter().all(|m| *m <= bound), "{filler:?} x {pad}: Lambda {measured:?} > bound {bound}");
+            assert_eq!(inline, bound <= 3584, "{filler:?} x {pad}: bound {bound}");
+            if inline {
+                assert!(measured.iter().all(|m| *m <= 3584), "{measured:?}");
+            }
+            seen.insert(inline);
+        }
+    }
+    assert_eq!(seen, BTreeSet::from([false, true]), "both sides of the threshold were tried");
+
+    // Forced: the environment whatever the size (a precondition stops one over 4 KB), or SSM.
+    let small = json!({ "environments": {}, "services": {} });
+    assert!(!flag_of(&config_scope(&files, small.clone(), "environment", None), "local.config_in_ssm"));
+    assert!(flag_of(&config_scope(&files, small.clone(), "ssm", None), "local.config_in_ssm"));
+    assert!(!flag_of(&config_scope(&files, small, "auto", None), "local.config_in_ssm"));
+    let lambda = named(&files, "infra/lambda.tf");
+    let function = resource_in(lambda, "aws_lambda_function", "this");
+    let check = lifecycle_check(lambda, function, "config_inline_bytes");
+    for (pad, storage, holds) in [(100, "environment", true), (5000, "environment", false), (5000, "auto", true)] {
+        let scope = config_scope(&files, json!({ "padding": "x".repeat(pad) }), storage, None);
+        assert_eq!(scope.eval(attribute_of(lambda, check, "condition")), Ok(HclValue::Bool(holds)), "{pad} {storage}");
+    }
+    let variables = named(&files, "infra/variables.tf");
+    for (value, accepted) in [("auto", true), ("environment", true), ("ssm", true), ("s3", false), ("", false)] {
+        let results = validations(variables, "config_storage", &stack_scope(&files).var("config_storage", text(value)));
+        assert_eq!(all_pass(&results), accepted, "config_storage = {value:?}: {results:?}");
+    }
+
+    // The functions get the document itself while inline: their one variable.
+    let scope = config_scope(&files, json!({ "services": {} }), "auto", None);
+    assert_eq!(string_of(&scope, "local.function_tagrelay_config"), r#"{"services":{}}"#);
+    let environment = function.body.get_blocks("environment").next().expect("environment");
+    assert_eq!(
+        lambda.source_of(attribute_of(lambda, environment, "variables")).split_whitespace().collect::<Vec<_>>().join(" "),
+        "{ TAGRELAY_CONFIG = local.function_tagrelay_config # the document, or ssm:/tagrelay/_config:<version> (config.tf) }"
+    );
+
+    // How many services that is, rendered by main.tf: three environments, services like the
+    // Deploy example's.
+    let services_inline = |environments: usize| {
+        let envs = environment_names(environments);
+        // The largest count still inline, by bisection (the size grows with each service).
+        let (mut inline, mut in_ssm) = (0, 200);
+        while in_ssm - inline > 1 {
+            let count = (inline + in_ssm) / 2;
+            let scope = configured(envs.clone(), many_services(count, "payments-api", "payments-api"), &[]);
+            if flag_of(&scope, "local.config_in_ssm") {
+                in_ssm = count;
+            } else {
+                inline = count;
+            }
+        }
+        inline
+    };
+    let (three, ten) = (services_inline(3), services_inline(10));
+    eprintln!("config inline: up to {three} services with 3 environments, {ten} with 10 (then SSM)");
+    assert!(three >= 20, "{three}");
+}
+
+#[test]
+fn a_large_configuration_is_stored_as_parts_the_head_lists_at_their_versions() {
+    use sha2::{Digest, Sha256};
+    let environments = environment_names(4);
+    let scope = configured(environments.clone(), many_services(300, "payments-api", "payments-api"), &[]);
+    let document = string_of(&scope, "local.config_json");
+    assert!(flag_of(&scope, "local.config_in_ssm"), "{} characters", document.len());
+    let count = number_of(&scope, "local.config_part_count") as usize;
+    assert_eq!(count, document.chars().count().div_ceil(4000));
+    let parts = strings(eval_source(&scope, "local.config_parts"));
+    assert_eq!(parts.len(), count);
+    assert!(parts.iter().all(|part| part.chars().count() <= 4000), "4,000 characters a part");
+    assert_eq!(parts.concat(), document, "the parts in order are the document");
+
+    // The head, with the versions Terraform knows after writing the parts.
+    let part_parameters: Vec<Value> =
+        (0..count).map(|i| json!({ "name": format!("/tagrelay/_config-part/{i}"), "version": i + 3 })).collect();
+    let written = json!({ "config": [{ "name": "/tagrelay/_config", "version": 7 }], "config_part": part_parameters });
+    let files = stack_files();
+    let stored = with_locals(
+        stack_scope(&files)
+            .local("environments", hcl_value(with_optional_fields(environments)))
+            .var("services", hcl_value(many_services(300, "payments-api", "payments-api")))
+            .bind("aws_ssm_parameter", hcl_value(written)),
+        &files,
+    );
+    let config_tf = named(&files, "infra/config.tf");
+    let head = resource_in(config_tf, "aws_ssm_parameter", "config");
+    let value = stored.eval(attribute_of(config_tf, head, "insecure_value")).expect("the head's value");
+    let value: Value = serde_json::from_str(value.as_str().expect("a string")).expect("JSON");
+    let sha256: String = Sha256::digest(document.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect();
+    let listed: Vec<String> = (0..count).map(|i| format!("/tagrelay/_config-part/{i}:{}", i + 3)).collect();
+    assert_eq!(value, json!({ "tagrelay_parts": { "sha256": sha256, "parts": listed } }), "tagrelay parts/1");
+    assert!(value.to_string().len() <= 4096, "the head fits the Standard tier");
+    // The functions name the head at its version.
+    assert_eq!(string_of(&stored, "local.function_tagrelay_config"), "ssm:/tagrelay/_config:7");
+    assert_eq!(string_of(&stored, "local.config_reference"), "ssm:/tagrelay/_config:7");
+    // Read back the way the functions read it: the parts in order, checked, are a valid document.
+    let config = tagrelay::config::Config::from_json(&parts.concat()).unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(config.services().count(), 300);
+
+    for resource in ["config", "config_part"] {
+        let block = resource_in(config_tf, "aws_ssm_parameter", resource);
+        for (argument, expected) in [("type", "\"String\""), ("tier", "\"Intelligent-Tiering\"")] {
+            assert_eq!(
+                config_tf.source_of(attribute_of(config_tf, block, argument)),
+                expected,
+                "{resource}.{argument}"
+            );
+        }
+    }
+    let part = resource_in(config_tf, "aws_ssm_parameter", "config_part");
+    assert_eq!(
+        config_tf.source_of(attribute_of(config_tf, part, "name")),
+        "\"${local.config_parameter}-part/${count.index}\""
+    );
+    assert_eq!(string_of(&scope, "local.config_parameter"), "/tagrelay/_config");
+
+    // A part of 4,000 characters must fit SSM's 8 KB: 2-byte characters do, 3-byte ones do not.
+    let check = lifecycle_check(config_tf, part, "base64encode");
+    for (filler, fits) in [("a", true), ("é", true), ("€", false)] {
+        let document = json!({ "padding": filler.repeat(8000) });
+        let scope = config_scope(&files, document, "ssm", None).bind("count", hcl_value(json!({ "index": 0 })));
+        assert_eq!(scope.eval(attribute_of(config_tf, check, "condition")), Ok(HclValue::Bool(fits)), "{filler}");
+    }
+    // At most 100 parts.
+    let check = lifecycle_check(config_tf, head, "config_part_count");
+    for (parts, holds) in [(100, true), (101, false)] {
+        let scope = stack_scope(&files).local("config_part_count", hcl_value(json!(parts)));
+        assert_eq!(scope.eval(attribute_of(config_tf, check, "condition")), Ok(HclValue::Bool(holds)), "{parts}");
+    }
+}
+
+#[test]
+fn every_function_may_read_the_configuration_parameters_only_when_they_are_used() {
+    let grants = |storage: &str| {
+        let scope = config_scope(&stack_files(), json!({ "services": {} }), storage, None)
+            .bind("each", hcl_value(json!({ "key": "promote", "value": "promote" })))
+            .bind("aws_cloudwatch_log_group", hcl_value(json!({ "function": { "promote": { "arn": "arn:log" } } })))
+            .bind("aws_sqs_queue", hcl_value(json!({ "dlq": { "promote": { "arn": "arn:queue" } } })))
+            .bind("aws_kms_key", hcl_value(json!({ "this": { "arn": "arn:key" } })));
+        rendered_statements("function_common", &scope)
+            .into_iter()
+            .filter(|(actions, _)| actions.iter().any(|a| a.starts_with("ssm:")))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(grants("environment"), []);
+    assert_eq!(
+        grants("ssm"),
+        [(
+            vec!["ssm:GetParameter".to_owned(), "ssm:GetParameters".to_owned()],
+            vec![
+                "arn:aws:ssm:eu-west-1:123456789012:parameter/tagrelay/_config".to_owned(),
+                "arn:aws:ssm:eu-west-1:123456789012:parameter/tagrelay/_config-part/*".to_owned(),
+            ]
+        )]
+    );
+    // The three functions share function_common.
+    let files = stack_files();
+    let iam = named(&files, "infra/iam.tf");
+    for document in ["record_image_tag", "trigger_deploy", "promote"] {
+        let (found, _) = declarations(iam);
+        let block = found
+            .iter()
+            .find(|d| d.type_name == "aws_iam_policy_document" && d.name == document)
+            .unwrap_or_else(|| panic!("{document}"));
+        let sources = block.block.body.get_attribute("source_policy_documents").map(|a| iam.source_of(&a.value));
+        assert!(sources.is_some_and(|s| s.contains("function_common")), "{document}: {sources:?}");
+    }
+}
+
 #[test]
 fn infra_and_the_code_agree_on_the_placeholder_the_release_records_and_ecs_names() {
     let files = stack_files();
@@ -1728,24 +2245,44 @@ fn trigger_deploy_may_verify_on_ecs_and_write_only_the_release_records() {
         "reports": service(json!({ "verify_on_ecs": false })),
     });
     let grants = |environments: Value| {
-        let mut scope = ecs_scope(environments.clone(), services.clone());
-        // The role's other resources, computed from the same configuration.
-        for (name, value) in [
-            ("parameter_arns", json!(["arn:aws:ssm:eu-west-1:123456789012:parameter/p"])),
-            ("project_arns", json!(["arn:aws:codebuild:eu-west-1:123456789012:project/tagrelay-dev"])),
-        ] {
-            scope = scope.local(name, hcl_value(value));
-        }
+        // The projects' ARNs as the stack computes them for named projects.
+        let scope = ecs_scope(environments.clone(), services.clone())
+            .local("project_arns", hcl_value(json!(["arn:aws:codebuild:eu-west-1:123456789012:project/tagrelay-dev"])));
         let rendered = rendered_statements("trigger_deploy", &scope);
         let on = |action: &str| -> Vec<String> {
-            let found: Vec<&(Vec<String>, Vec<String>)> =
-                rendered.iter().filter(|(actions, _)| actions.iter().any(|a| a == action)).collect();
-            assert!(found.len() <= 1, "{action} is granted by {} statements", found.len());
-            found.first().map(|(_, resources)| resources.clone()).unwrap_or_default()
+            let mut resources: Vec<String> = rendered
+                .iter()
+                .filter(|(actions, _)| actions.iter().any(|a| a == action))
+                .flat_map(|(_, resources)| resources.iter().cloned())
+                .collect();
+            resources.sort();
+            resources
         };
         let actions_of = |prefix: &str| -> Vec<String> {
             rendered.iter().flat_map(|(actions, _)| actions.iter().filter(|a| a.starts_with(prefix)).cloned()).collect()
         };
+        assert_eq!(
+            (on("ssm:GetParameterHistory"), on("ssm:AddTagsToResource")),
+            (
+                ["dev", "lab", "prod"]
+                    .map(|env| format!("arn:aws:ssm:eu-west-1:123456789012:parameter/tagrelay/{env}/manifest"))
+                    .to_vec(),
+                vec![]
+            ),
+            "the history of the run manifests only; no tags on what it writes"
+        );
+        let mut reads: Vec<String> = ["dev", "lab", "prod"]
+            .iter()
+            .flat_map(|env| {
+                ["verified", "verified-part/*", "manifest-part/*"]
+                    .map(|record| format!("arn:aws:ssm:eu-west-1:123456789012:parameter/tagrelay/{env}/{record}"))
+            })
+            .collect();
+        reads.sort();
+        let (records, image_tags): (Vec<String>, Vec<String>) =
+            on("ssm:GetParameters").into_iter().partition(|arn| arn.contains(":parameter/tagrelay/"));
+        assert_eq!(records, reads, "the release records and their parts, the manifests' parts");
+        assert!(image_tags.iter().all(|arn| arn.ends_with("/docker-image-tag")), "and the image tags: {image_tags:?}");
         (
             on("ecs:DescribeServices"),
             on("ecs:DescribeTaskDefinition"),
@@ -1759,11 +2296,15 @@ fn trigger_deploy_may_verify_on_ecs_and_write_only_the_release_records() {
         )
     };
 
-    let records = [
-        "arn:aws:ssm:eu-west-1:123456789012:parameter/tagrelay/dev/verified",
-        "arn:aws:ssm:eu-west-1:123456789012:parameter/tagrelay/lab/verified",
-        "arn:aws:ssm:eu-west-1:123456789012:parameter/tagrelay/prod/verified",
-    ];
+    // Each environment's release record and its parts, its run manifest and the manifest's parts.
+    let mut records: Vec<String> = ["dev", "lab", "prod"]
+        .iter()
+        .flat_map(|env| {
+            ["verified", "verified-part/*", "manifest", "manifest-part/*"]
+                .map(|record| format!("arn:aws:ssm:eu-west-1:123456789012:parameter/tagrelay/{env}/{record}"))
+        })
+        .collect();
+    records.sort();
     let repositories = [
         "arn:aws:ecr:eu-west-1:123456789012:repository/my-api",
         "arn:aws:ecr:eu-west-1:123456789012:repository/reports",
@@ -1784,7 +2325,7 @@ fn trigger_deploy_may_verify_on_ecs_and_write_only_the_release_records() {
         "the ECS services of the environments with a cluster, by their ECS name; not `reports`"
     );
     assert_eq!(task_definitions, ["*"], "DescribeTaskDefinition has no resource-level permissions");
-    assert_eq!(release, records, "PutParameter on the release records only, one per environment");
+    assert_eq!(release, records, "PutParameter on the release records and run manifests (and their parts) only");
     assert_eq!(images, repositories);
     assert_eq!(ecs, ["ecs:DescribeServices", "ecs:DescribeTaskDefinition"], "ECS: read only");
 
@@ -1807,9 +2348,96 @@ fn trigger_deploy_may_verify_on_ecs_and_write_only_the_release_records() {
     let iam = named(&files, "infra/iam.tf");
     for statement in policy::statements(iam, "trigger_deploy") {
         if statement.actions.contains(&"ssm:PutParameter") {
-            assert_eq!(statement.source(iam, "resources"), Some("local.release_record_arns"), "{}", statement.at);
+            let resources = statement.source(iam, "resources");
+            assert!(
+                matches!(resources, Some("local.release_record_write_arns" | "local.run_manifest_arns")),
+                "{}: {resources:?}",
+                statement.at
+            );
         }
     }
+}
+
+/// `codebuild_base` of environment `env` as this configuration renders it: action → resources.
+fn build_role_grants(scope: &Scope, env: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let scope = scope
+        .clone()
+        .var("state_bucket", text("acme-terraform-state"))
+        .var("source_type", text("GITHUB"))
+        .var("source_location", text("https://github.com/acme/platform-terraform.git"))
+        .bind("each", hcl_value(json!({ "key": env, "value": { "state_key": format!("{env}/terraform.tfstate") } })))
+        .bind("aws_cloudwatch_log_group", hcl_value(json!({ "build": { env: { "arn": "arn:log" } } })))
+        .bind("aws_kms_key", hcl_value(json!({ "this": { "arn": "arn:key" } })));
+    let mut grants: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (actions, resources) in rendered_statements("codebuild_base", &scope) {
+        for action in actions {
+            grants.entry(action).or_default().extend(resources.iter().cloned());
+        }
+    }
+    grants
+}
+
+#[test]
+fn the_build_role_finds_its_run_manifest_and_reads_its_own_environment_only() {
+    let scope = ecs_scope(
+        json!({ "dev": { "codebuild_project": "tagrelay-dev" }, "prod": { "codebuild_project": "tagrelay-prod" } }),
+        json!({ "my-api": service(json!({ "deploy_on_push": ["dev"] })), "worker": service(json!({ "deploy_on_push": ["dev"] })) }),
+    );
+    let grants = build_role_grants(&scope, "prod");
+    let arn = |name: &str| format!("arn:aws:ssm:eu-west-1:123456789012:parameter{name}");
+    assert_eq!(grants["ssm:GetParameterHistory"], BTreeSet::from([arn("/tagrelay/prod/manifest")]));
+    assert_eq!(
+        grants["ssm:GetParameters"],
+        BTreeSet::from([
+            arn("/my-api/prod/docker-image-tag"),
+            arn("/tagrelay/prod/manifest-part/*"),
+            arn("/worker/prod/docker-image-tag"),
+        ])
+    );
+    assert_eq!(
+        grants["ssm:GetParameter"],
+        BTreeSet::from([arn("/my-api/prod/docker-image-tag"), arn("/worker/prod/docker-image-tag")])
+    );
+    assert!(!grants.contains_key("ssm:PutParameter"), "a build writes no parameter");
+
+    // Many services: the environment's image tags by the template's wildcard, still its own.
+    let scope = ecs_scope(environment_names(2), many_services(100, "payments-api", "payments-api"));
+    let grants = build_role_grants(&scope, "qa");
+    assert_eq!(grants["ssm:GetParameter"], BTreeSet::from([arn("/*/qa/docker-image-tag")]));
+    assert_eq!(grants["ssm:GetParameterHistory"], BTreeSet::from([arn("/tagrelay/qa/manifest")]));
+}
+
+#[test]
+fn an_image_tag_wildcard_grant_never_covers_tagrelays_own_parameters() {
+    let files = stack_files();
+    let iam = named(&files, "infra/iam.tf");
+    let policy = resource_in(iam, "aws_iam_role_policy", "function");
+    let check = lifecycle_check(iam, policy, "image_tag_grants_cover_reserved");
+    let outcome = |template: &str, environments: Value, services: usize| {
+        let scope = configured(
+            environments,
+            many_services(services, "payments-api", "payments-api"),
+            &[("parameter_template", json!(template))],
+        );
+        let holds = scope.eval(attribute_of(iam, check, "condition")).and_then(|v| boolean(&v)).expect("evaluates");
+        (holds, strings(eval_source(&scope, "local.image_tag_grants_cover_reserved")))
+    };
+    let two = environment_names(2);
+    // Few services: exact names, nothing to cover.
+    assert_eq!(outcome("/{service}/{environment}/verified", two.clone(), 2), (true, vec![]));
+    // Many: the default's wildcard /*/dev/docker-image-tag covers none of tagrelay's names...
+    assert_eq!(outcome("/{service}/{environment}/docker-image-tag", two.clone(), 100), (true, vec![]));
+    assert_eq!(outcome("/{environment}/{service}", two.clone(), 100), (true, vec![]));
+    // ... one that ends like a record does, and is refused, naming them.
+    let (holds, covered) = outcome("/{service}/{environment}/verified", two.clone(), 100);
+    assert!(!holds);
+    assert_eq!(covered, ["/tagrelay/dev/verified", "/tagrelay/qa/verified"]);
+    let (holds, covered) = outcome(
+        "/{service}/{environment}",
+        json!({ "manifest": { "codebuild_project": "p" }, "dev": { "codebuild_project": "d" } }),
+        100,
+    );
+    assert!(!holds && covered.contains(&"/tagrelay/dev/manifest".to_owned()), "{covered:?}");
 }
 
 #[test]
@@ -2055,33 +2683,102 @@ fn a_manual_run_exports_no_image_tags() {
 }
 
 #[test]
+fn the_image_tag_parameters_are_optional_and_the_functions_may_create_them() {
+    let files = stack_files();
+    let ssm = named(&files, "infra/ssm.tf");
+    let parameters = resource_in(ssm, "aws_ssm_parameter", "image_tag");
+    let keys = |manage: Option<bool>| {
+        let mut scope = stack_scope(&files)
+            .local("environments", hcl_value(with_optional_fields(environment_names(2))))
+            .var("services", hcl_value(many_services(2, "payments-api", "payments-api")));
+        if let Some(manage) = manage {
+            scope = scope.var("manage_image_tag_parameters", HclValue::Bool(manage));
+        }
+        let scope = with_locals(scope, &files);
+        let for_each = scope.eval(attribute_of(ssm, parameters, "for_each")).expect("for_each");
+        let keys: Vec<String> = for_each.as_object().expect("a map").keys().cloned().collect();
+        keys
+    };
+    assert_eq!(keys(None).len(), 4, "by default, as before: one per service and environment");
+    assert_eq!(keys(Some(true)).len(), 4);
+    assert_eq!(keys(Some(false)), Vec::<String>::new(), "none: the functions create them");
+
+    // Whoever writes a tag may create its parameter with tags (PutParameter with Tags needs
+    // AddTagsToResource), on every name it writes, exact or by wildcard.
+    let iam = named(&files, "infra/iam.tf");
+    for (document, grants) in [("record_image_tag", "local.image_tag_grant_arns"), ("promote", "statement.value")] {
+        let statement = policy::statements(iam, document)
+            .into_iter()
+            .find(|s| s.actions.contains(&"ssm:PutParameter") && s.actions.contains(&"ssm:AddTagsToResource"))
+            .unwrap_or_else(|| panic!("{document}: PutParameter with AddTagsToResource"));
+        assert_eq!(statement.source(iam, "resources"), Some(grants), "{}", statement.at);
+    }
+
+    // No image-tag parameter under /tagrelay/, created or not: checked on the functions.
+    let lambda = named(&files, "infra/lambda.tf");
+    let function = resource_in(lambda, "aws_lambda_function", "this");
+    let check = lifecycle_check(lambda, function, "/tagrelay/");
+    for (name, holds) in [("my-api", true), ("tagrelay", false)] {
+        let scope = configured(
+            environment_names(1),
+            json!({ name: service(json!({ "deploy_on_push": ["dev"] })) }),
+            &[("parameter_template", json!("/{service}/{environment}/docker-image-tag"))],
+        );
+        assert_eq!(scope.eval(attribute_of(lambda, check, "condition")), Ok(HclValue::Bool(holds)), "{name}");
+    }
+}
+
+#[test]
 fn the_example_service_deploys_the_tag_its_run_was_started_for() {
     let files = example_files();
     let refs: Vec<&TfFile> = files.iter().collect();
-    let data = json!({ "aws_ssm_parameter": { "image_tag": { "insecure_value": "43" } } });
-    let image_tag = |tagrelay_image_tags: Value| {
+    let main = named(&files, "infra/examples/ecs-service/main.tf");
+    let (found, _) = declarations(main);
+    let data_source = found
+        .iter()
+        .find(|d| d.kind == DeclarationKind::Data && d.type_name == "aws_ssm_parameter" && d.name == "image_tag")
+        .map(|d| d.block)
+        .expect("data.aws_ssm_parameter.image_tag");
+    // (the image tag, how many times the run reads the parameter, the tasks it runs)
+    let plan = |tagrelay_image_tags: Value| {
         let scope = Scope::with_defaults(&refs)
             .var("environment", text("dev"))
-            .var("tagrelay_image_tags", hcl_value(tagrelay_image_tags))
-            .bind("data", hcl_value(data.clone()));
-        let scope = scope.with_locals_of(&refs);
-        eval_source(&scope, "local.image_tag")
+            .var("tagrelay_image_tags", hcl_value(tagrelay_image_tags));
+        // local.tagrelay_run first: the data source's count reads it.
+        let tagrelay_run = eval_source(&scope, "length(var.tagrelay_image_tags) > 0").expect("evaluates");
+        let scope = scope.local("tagrelay_run", tagrelay_run);
+        let reads = scope.eval(attribute_of(main, data_source, "count")).expect("count");
+        let reads = reads.as_number().and_then(hcl::Number::as_u64).expect("a count");
+        // What SSM answers the data source, as a list of `count` instances.
+        let read: Vec<Value> = (0..reads).map(|_| json!({ "insecure_value": "43" })).collect();
+        let scope =
+            scope.bind("data", hcl_value(json!({ "aws_ssm_parameter": { "image_tag": read } }))).with_locals_of(&refs);
+        let tasks = eval_source(&scope, "local.has_image ? var.desired_count : 0").expect("desired count");
+        (eval_source(&scope, "local.image_tag").expect("the tag"), reads, tasks)
     };
-    // A tagrelay run: the value at the fingerprint's version, though the parameter moved on.
+    // A tagrelay run: the value at the fingerprint's version, though the parameter moved on;
+    // nothing read from SSM.
     assert_eq!(
-        image_tag(json!({ "/my-api/dev/docker-image-tag": "42", "/worker/dev/docker-image-tag": "7" })),
-        Ok(text("42"))
+        plan(json!({ "/my-api/dev/docker-image-tag": "42", "/worker/dev/docker-image-tag": "7" })),
+        (text("42"), 0, hcl_value(json!(2)))
     );
-    // A manual run (nothing passed), or a run that does not name this service's parameter.
-    assert_eq!(image_tag(json!({})), Ok(text("43")));
-    assert_eq!(image_tag(json!({ "/my-api/prod/docker-image-tag": "40" })), Ok(text("43")));
+    // A tagrelay run that does not name this service's parameter: it does not exist yet (nobody
+    // pushed the service, with manage_image_tag_parameters = false): planned like the
+    // placeholder, no tasks, no failure.
+    assert_eq!(plan(json!({ "/worker/dev/docker-image-tag": "7" })), (text("initial"), 0, hcl_value(json!(0))));
+    // A manual run (nothing passed): the newest value, read.
+    assert_eq!(plan(json!({})), (text("43"), 1, hcl_value(json!(2))));
+    let service = resource_in(main, "aws_ecs_service", "this");
+    assert_eq!(
+        main.source_of(attribute_of(main, service, "desired_count")),
+        "local.has_image ? var.desired_count : 0",
+        "what the check above evaluates"
+    );
 
     let defaults = Scope::with_defaults(&refs);
     assert_eq!(eval_source(&defaults, "var.tagrelay_image_tags"), Ok(hcl_value(json!({}))));
     // The circuit breaker with rollback stays: it is what turns a bad image into a FAILED
     // deployment that verification reports.
-    let main = named(&files, "infra/examples/ecs-service/main.tf");
-    let service = resource_in(main, "aws_ecs_service", "this");
     let breaker = service.body.get_blocks("deployment_circuit_breaker").next().expect("a circuit breaker");
     for argument in ["enable", "rollback"] {
         assert_eq!(defaults.eval(attribute_of(main, breaker, argument)), Ok(HclValue::Bool(true)), "{argument}");
@@ -2447,7 +3144,7 @@ fn strings(value: Result<HclValue, String>) -> Vec<String> {
 }
 
 #[test]
-fn the_promote_rules_take_exactly_the_events_promote_acts_on() {
+fn the_promote_rules_take_every_event_promote_acts_on_and_none_of_the_records_parts() {
     use tagrelay::event::promote::{parse_promote_event, PromoteEvent};
     use tagrelay::promote::trigger;
 
@@ -2455,17 +3152,27 @@ fn the_promote_rules_take_exactly_the_events_promote_acts_on() {
     let rule = |key: &str| rules.rules.iter().find(|r| r.key == key).unwrap_or_else(|| panic!("no rule {key}"));
     let scope = chain_scope();
     let config = chain_config(&scope);
+    let rendered = rendered_rules(&scope);
 
-    // Parameter Store: the release records of dev and staging (promoted from) and prod
-    // (rollback_alarms), the approval record of prod; not lab's, no rollback record.
+    // Parameter Store: by wildcard, the release records and the approval records of every
+    // environment (two values whatever their number).
     let parameter = rule("promote-parameter-change");
     assert_eq!((parameter.function.as_str(), parameter.narrowed_field.as_str()), ("promote", "name"));
-    let names = strings(eval_source(&scope, &parameter.narrowed_to));
     assert_eq!(
-        names,
-        ["/tagrelay/dev/verified", "/tagrelay/prod/verified", "/tagrelay/staging/verified", "/tagrelay/prod/approval"]
+        serde_json::to_value(eval_source(&scope, &parameter.narrowed_to).expect("evaluates")).expect("JSON"),
+        json!([{ "wildcard": "/tagrelay/*/verified" }, { "wildcard": "/tagrelay/*/approval" }])
     );
-    // ... which is every record promote acts on, and nothing it ignores.
+    let change = |name: &str| {
+        json!({
+            "version": "0", "id": "1", "detail-type": "Parameter Store Change", "source": "aws.ssm",
+            "account": "123456789012", "time": "2026-11-30T12:00:00Z", "region": "eu-west-1",
+            "resources": [format!("arn:aws:ssm:eu-west-1:123456789012:parameter{name}")],
+            "detail": { "name": name, "type": "String", "operation": "Update" },
+        })
+    };
+    let takes = |name: &str| rules_taking(&rendered, &change(name)).contains(&"promote-parameter-change".to_owned());
+    // ... every record promote acts on (wider: the records of environments nothing depends on,
+    // which promote ignores), never a rollback record, a part or a manifest.
     for env in config.environments() {
         for name in [env.release_parameter(), env.approval_parameter(), env.rollback_parameter()] {
             let event = PromoteEvent::ParameterChange(tagrelay::event::ssm::ParameterChange {
@@ -2473,11 +3180,16 @@ fn the_promote_rules_take_exactly_the_events_promote_acts_on() {
                 name: name.clone(),
                 description: None,
             });
-            assert_eq!(
-                names.contains(&name),
-                trigger::environments(&config, &event).is_ok(),
-                "{name}: the rule and promote's trigger selection disagree"
-            );
+            if trigger::environments(&config, &event).is_ok() {
+                assert!(takes(&name), "{name}: promote acts on it, the rule must take it");
+            }
+            assert_eq!(takes(&name), !name.ends_with("/rollback"), "{name}");
+            for part in [format!("{name}-part/0"), format!("{name}-part/99")] {
+                assert!(!takes(&part), "{part}: a record's part is read with the record, never heard");
+            }
+        }
+        for name in ["manifest", "manifest-part/0"] {
+            assert!(!takes(&format!("/tagrelay/{}/{name}", env.name)), "{name}");
         }
     }
 
@@ -2491,9 +3203,6 @@ fn the_promote_rules_take_exactly_the_events_promote_acts_on() {
 
     // The narrowed alarm rule takes a configured alarm's state change (the CloudWatch User
     // Guide's sample, "CloudWatch Alarm State Change" of a metric alarm) and no other alarm's.
-    let base = read_json(&workspace_root().join("infra/event-patterns").join(&rules.base_patterns[&alarm.base]));
-    let names: Vec<&str> = alarms.iter().map(String::as_str).collect();
-    let pattern = narrowed(&base, &alarm.narrowed_field, &names);
     let event = |name: &str| {
         json!({
             "version": "0", "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
@@ -2508,14 +3217,15 @@ fn the_promote_rules_take_exactly_the_events_promote_acts_on() {
             },
         })
     };
-    assert!(pattern.matches(&event("prod-api-5xx")));
-    assert!(!pattern.matches(&event("someone-elses-alarm")));
+    assert_eq!(rules_taking(&rendered, &event("prod-api-5xx")), ["alarm-state-change"]);
+    assert!(rules_taking(&rendered, &event("someone-elses-alarm")).is_empty());
     let parsed = parse_promote_event(&event("prod-api-5xx")).unwrap_or_else(|err| panic!("{err}"));
     let concerned: Vec<String> =
         trigger::environments(&config, &parsed).expect("prod's alarm").iter().map(|e| e.name.clone()).collect();
     assert_eq!(concerned, ["prod"]);
 
-    // Nothing promoted, rolled back or approved, no alarm: neither rule is created.
+    // Nothing promoted, rolled back or approved, no alarm: neither rule is created. Promoted
+    // without approval: only the release records.
     let plain = ecs_scope(
         json!({ "dev": { "codebuild_project": "tagrelay-dev" }, "lab": { "codebuild_project": "tagrelay-lab" } }),
         json!({ "my-api": service(json!({ "deploy_on_push": ["dev"] })) }),
@@ -2524,7 +3234,16 @@ fn the_promote_rules_take_exactly_the_events_promote_acts_on() {
         let create = rule(key).create.as_deref().expect("conditional");
         assert_eq!(eval_source(&plain, create), Ok(HclValue::Bool(false)), "{key} without promotion");
         assert_eq!(eval_source(&scope, create), Ok(HclValue::Bool(true)), "{key} with the chain");
+        assert_eq!(rendered_rules(&plain)[key], None, "{key}");
     }
+    let promoted = ecs_scope(
+        json!({ "dev": { "codebuild_project": "tagrelay-dev" }, "prod": { "codebuild_project": "tagrelay-prod", "promote_from": "dev" } }),
+        json!({ "my-api": service(json!({ "deploy_on_push": ["dev"] })) }),
+    );
+    assert_eq!(
+        serde_json::to_value(eval_source(&promoted, &parameter.narrowed_to).expect("evaluates")).expect("JSON"),
+        json!([{ "wildcard": "/tagrelay/*/verified" }])
+    );
 }
 
 #[test]
@@ -2565,20 +3284,25 @@ fn promote_may_write_only_the_environments_it_feeds_or_rolls_back() {
     ]);
     let mut writes = image_tags.clone();
     writes.insert(arn("/tagrelay/prod/rollback"));
+    writes.insert(arn("/tagrelay/prod/rollback-part/*"));
     assert_eq!(
         grants["ssm:PutParameter"], writes,
-        "staging's and prod's image tags, prod's rollback record; never dev, lab or a release record"
+        "staging's and prod's image tags, prod's rollback record and its parts; never dev, lab or a release record"
     );
     assert_eq!(grants["ssm:AddTagsToResource"], image_tags);
     let mut reads = image_tags.clone();
+    let mut parts = image_tags.clone();
     for env in ["dev", "lab", "prod", "staging"] {
         for record in ["verified", "approval", "rollback"] {
             reads.insert(arn(&format!("/tagrelay/{env}/{record}")));
+            parts.insert(arn(&format!("/tagrelay/{env}/{record}-part/*")));
         }
     }
-    // The records are read as histories only; current values only of the image tags it decides.
-    assert_eq!(grants["ssm:GetParameters"], image_tags);
+    // The records are read as histories (and their parts, which a record names at their
+    // versions); current values only of the image tags it decides. Never a manifest.
+    assert_eq!(grants["ssm:GetParameters"], parts);
     assert_eq!(grants["ssm:GetParameterHistory"], reads);
+    assert!(grants.values().flatten().all(|arn| !arn.contains("/manifest")), "{grants:?}");
     assert_eq!(
         grants["ecr:DescribeImages"],
         BTreeSet::from([
@@ -2598,7 +3322,8 @@ fn promote_may_write_only_the_environments_it_feeds_or_rolls_back() {
     );
     let grants = on(&plain);
     let actions: Vec<&str> = grants.keys().map(String::as_str).collect();
-    assert_eq!(actions, ["ecr:DescribeImages", "ssm:GetParameterHistory"]);
+    assert_eq!(actions, ["ecr:DescribeImages", "ssm:GetParameterHistory", "ssm:GetParameters"]);
+    assert!(grants["ssm:GetParameters"].iter().all(|arn| arn.contains("-part/")), "the records' parts only");
 
     // Its common grants are its own log group, queue and the key; and the role runs promote.
     let files = stack_files();
@@ -2864,4 +3589,260 @@ fn the_dashboard_body_is_valid_and_shows_each_environment() {
     // The 100-widget limit is a precondition: 3 + 3 per environment.
     let check = lifecycle_check(monitoring, dashboard, "widgets");
     assert_eq!(scope.eval(attribute_of(monitoring, check, "condition")), Ok(HclValue::Bool(true)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// At size: 1,000 services x 10 environments, rendered and measured against AWS's limits
+// ---------------------------------------------------------------------------------------------
+
+/// Ten environments in chains (dev → qa → int → uat → staging → preprod → prod → prod-eu, prod-us;
+/// perf from int), each with its ECS cluster; the promoted ones gated by their upstream's alarm,
+/// prod approved by hand, the prod ones rolled back by their own alarm.
+fn scale_environments() -> Value {
+    let upstream = [
+        ("dev", None),
+        ("qa", Some("dev")),
+        ("int", Some("qa")),
+        ("perf", Some("int")),
+        ("uat", Some("int")),
+        ("staging", Some("uat")),
+        ("preprod", Some("staging")),
+        ("prod", Some("preprod")),
+        ("prod-eu", Some("prod")),
+        ("prod-us", Some("prod")),
+    ];
+    let environments: serde_json::Map<String, Value> = upstream
+        .iter()
+        .map(|(name, from)| {
+            let mut env =
+                json!({ "codebuild_project": format!("tagrelay-{name}"), "ecs_cluster": format!("{name}-services") });
+            if let Some(from) = from {
+                env["promote_from"] = json!(from);
+                env["soak"] = json!("30m");
+                env["gate_alarms"] = json!([format!("{from}-api-5xx-rate"), format!("{from}-p99-latency")]);
+            }
+            if name.starts_with("prod") {
+                env["rollback_alarms"] = json!([format!("{name}-api-5xx-rate")]);
+                env["rollback_window"] = json!("1h");
+            }
+            if *name == "prod" {
+                env["approval"] = json!(true);
+            }
+            ((*name).to_owned(), env)
+        })
+        .collect();
+    Value::Object(environments)
+}
+
+/// 1,000 services of ten teams (`payments-api-0001`, `ledger-worker-0002`, …), each in its team's
+/// ECR namespace (`payments/payments-api-0001`), pushed into dev; a tenth by another tag policy.
+fn scale_services() -> Value {
+    const TEAMS: [(&str, &str); 10] = [
+        ("payments", "api"),
+        ("ledger", "worker"),
+        ("identity", "api"),
+        ("search", "indexer"),
+        ("catalog", "api"),
+        ("checkout", "web"),
+        ("fraud", "scorer"),
+        ("notify", "sender"),
+        ("reports", "batch"),
+        ("shipping", "api"),
+    ];
+    let services: serde_json::Map<String, Value> = (1..=1000)
+        .map(|i| {
+            let (team, kind) = TEAMS[i % TEAMS.len()];
+            let name = format!("{team}-{kind}-{i:04}");
+            let mut fields = json!({ "repository": format!("{team}/{name}"), "deploy_on_push": ["dev"] });
+            if i % 10 == 0 {
+                fields["tag_pattern"] = json!("^v[0-9]+\\.[0-9]+\\.[0-9]+$");
+                fields["order"] = json!("semver");
+            }
+            (name, service(fields))
+        })
+        .collect();
+    Value::Object(services)
+}
+
+/// The policy document `document` as IAM receives it, compact (IAM counts a policy's characters
+/// without whitespace): every statement this configuration renders, with its Sid.
+fn policy_document(document: &str, scope: &Scope) -> Value {
+    let files = stack_files();
+    let iam = named(&files, "infra/iam.tf");
+    let mut statements = Vec::new();
+    for statement in policy::statements(iam, document) {
+        let sid = statement.body.get_attribute("sid").and_then(|a| a.value.as_str().map(str::to_owned));
+        let resources = &statement.body.get_attribute("resources").expect("resources").value;
+        let instances = match statement.for_each {
+            None => vec![None],
+            Some(for_each) => match scope.eval(for_each) {
+                Ok(HclValue::Array(items)) => items.into_iter().map(Some).collect(),
+                other => panic!("{}: for_each should evaluate to a list, got {other:?}", statement.at),
+            },
+        };
+        for instance in instances {
+            let scope = match instance {
+                Some(value) => scope.clone().bind("statement", hcl_value(json!({ "value": value }))),
+                None => scope.clone(),
+            };
+            let value = scope.eval(resources).unwrap_or_else(|err| panic!("{}: {err}", statement.at));
+            statements.push(json!({
+                "Sid": sid, "Effect": "Allow", "Action": statement.actions,
+                "Resource": serde_json::to_value(&value).expect("JSON"),
+            }));
+        }
+    }
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+/// A function's inline policy: its own statements and `function_common`'s, in one document.
+fn function_policy(function: &str, document: &str, scope: &Scope) -> Value {
+    let prefix = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/tagrelay-";
+    let scope = scope
+        .clone()
+        .bind("each", hcl_value(json!({ "key": function, "value": function })))
+        .bind("aws_cloudwatch_log_group", hcl_value(json!({ "function": { function: { "arn": format!("{prefix}{function}") } } })))
+        .bind(
+            "aws_sqs_queue",
+            hcl_value(json!({ "dlq": { function: { "arn": format!("arn:aws:sqs:eu-west-1:123456789012:tagrelay-{function}-dlq") } } })),
+        )
+        .bind(
+            "aws_kms_key",
+            hcl_value(json!({ "this": { "arn": "arn:aws:kms:eu-west-1:123456789012:key/6f0c1a52-3b7e-4a4e-9d55-0d9c8a1f2b3c" } })),
+        );
+    let mut policy = policy_document("function_common", &scope);
+    let own = policy_document(document, &scope);
+    policy["Statement"]
+        .as_array_mut()
+        .expect("statements")
+        .extend(own["Statement"].as_array().expect("statements").clone());
+    policy
+}
+
+/// The stack at 1,000 services x 10 environments, rendered with the offline evaluator; what AWS
+/// limits, measured against the limit. Before: the same configuration with the narrowing and
+/// grants of before this change (every name listed), for comparison. `cargo test -p
+/// tagrelay-tests --test infra_terraform at_size -- --nocapture` prints the figures.
+#[test]
+fn at_1000_services_and_10_environments_everything_stays_within_aws_limits() {
+    let started = std::time::Instant::now();
+    let scope = configured(scale_environments(), scale_services(), &[]);
+    let rendered_in = started.elapsed();
+    let mut report = vec![format!("1,000 services x 10 environments, rendered in {:.1?}", rendered_in)];
+    let mut failures = Vec::new();
+    let mut check = |what: String, size: usize, limit: usize| {
+        report.push(format!("{what}: {size} (limit {limit})"));
+        if size > limit {
+            failures.push(format!("{what}: {size} > {limit}"));
+        }
+    };
+
+    // The configuration is valid for tagrelay, as Terraform renders it.
+    let document = string_of(&scope, "local.config_json");
+    let config = tagrelay::config::Config::from_json(&document).unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!((config.services().count(), config.environments().count()), (1000, 10));
+    assert_eq!(config.parameter_names("prod").len(), 1000);
+
+    // Rule patterns: 2,048 characters each (EventBridge quotas), as Terraform's jsonencode writes
+    // them; at most two wildcard values (EventBridge caps a rule's wildcard complexity).
+    let rules = rendered_rules(&scope);
+    for (key, pattern) in &rules {
+        let pattern = pattern.as_ref().unwrap_or_else(|| panic!("rule {key} is created at this size"));
+        let length = number_of(&scope, &format!("length(jsonencode(local.rules[\"{key}\"].pattern))")) as usize;
+        check(format!("pattern {key}, characters"), length, 2048);
+        let wildcards = pattern.to_string().matches("\"wildcard\"").count();
+        check(format!("pattern {key}, wildcard values"), wildcards, 2);
+        EventPattern::parse(pattern).unwrap_or_else(|err| panic!("{key}: {err}"));
+    }
+    // ... and they route as they should at this size.
+    let change = |name: &str| json!({ "source": "aws.ssm", "detail-type": "Parameter Store Change", "detail": { "name": name, "operation": "Update" } });
+    assert_eq!(rules_taking(&rules, &change("/payments-api-0001/prod-eu/docker-image-tag")), ["parameter-change"]);
+    assert_eq!(rules_taking(&rules, &change("/tagrelay/preprod/verified")), ["promote-parameter-change"]);
+    for name in [
+        "/tagrelay/prod/verified-part/7",
+        "/tagrelay/prod/manifest",
+        "/tagrelay/prod/manifest-part/3",
+        "/tagrelay/_config-part/12",
+    ] {
+        assert!(rules_taking(&rules, &change(name)).is_empty(), "{name}");
+    }
+
+    // Every function's variables together: 4 KB, as Lambda measures them (the JSON object).
+    let tagrelay_config = string_of(&scope, "local.function_tagrelay_config");
+    let measured = lambda_measures(&json!({ "TAGRELAY_CONFIG": tagrelay_config }));
+    check("function environment (each of 3), bytes".to_owned(), measured[0].max(measured[1]), 4096);
+    assert!(flag_of(&scope, "local.config_in_ssm"), "the document goes to SSM at this size");
+
+    // The configuration's parts: 8 KB each (SSM Advanced), at most 100; the head in 4 KB.
+    let parts = strings(eval_source(&scope, "local.config_parts"));
+    check("config parts".to_owned(), parts.len(), 100);
+    check("config part, largest, bytes".to_owned(), parts.iter().map(String::len).max().unwrap_or(0), 8192);
+    assert_eq!(parts.concat(), document);
+    let head = json!({ "tagrelay_parts": {
+        "sha256": "0".repeat(64),
+        "parts": (0..parts.len()).map(|i| format!("/tagrelay/_config-part/{i}:100")).collect::<Vec<_>>(),
+    } });
+    check("config head, bytes".to_owned(), head.to_string().len(), 4096);
+
+    // SSM names: 1,011 characters with the ARN before them, 15 levels.
+    let mut names: Vec<String> = strings(eval_source(&scope, "local.parameter_names"));
+    for env in config.environments() {
+        for record in ["verified", "approval", "rollback", "manifest"] {
+            names.push(format!("/tagrelay/{}/{record}", env.name));
+            names.push(format!("/tagrelay/{}/{record}-part/99", env.name));
+        }
+    }
+    names.push(format!("/tagrelay/_config-part/{}", parts.len() - 1));
+    let arn_prefix = "arn:aws:ssm:eu-west-1:123456789012:parameter";
+    let checked = names.len();
+    check(
+        "SSM name with its ARN, longest, characters".to_owned(),
+        names.iter().map(|n| arn_prefix.len() + n.len()).max().unwrap_or(0),
+        1011,
+    );
+    check("SSM name, deepest, levels".to_owned(), names.iter().map(|n| n.matches('/').count()).max().unwrap_or(0), 15);
+
+    check("SSM names checked (no limit: a count)".to_owned(), checked, checked);
+
+    // IAM: a role's inline policies together, 10,240 characters without whitespace.
+    for (function, document) in
+        [("record-image-tag", "record_image_tag"), ("trigger-deploy", "trigger_deploy"), ("promote", "promote")]
+    {
+        let policy = function_policy(function, document, &scope);
+        check(format!("IAM policy of {function}, characters"), policy.to_string().len(), 10240);
+    }
+    let largest_build = config
+        .environments()
+        .map(|env| build_role_grants(&scope, &env.name).values().flatten().map(String::len).sum::<usize>())
+        .max()
+        .unwrap_or(0);
+    check("IAM base policy of a build role, resources' characters, largest".to_owned(), largest_build, 10240);
+
+    // The dashboard: 100 widgets.
+    let dashboard = serde_json::to_value(eval_source(&scope, "local.dashboard").expect("the dashboard")).expect("JSON");
+    check("dashboard widgets".to_owned(), dashboard["widgets"].as_array().map_or(0, Vec::len), 100);
+
+    // Before: every name listed, the document inline, every ARN granted.
+    let before = |expression: &str| number_of(&scope, expression) as usize;
+    report.push("before (every name listed, the document inline):".to_owned());
+    for (what, expression) in [
+        ("pattern parameter-change", "length(jsonencode(merge(local.base_patterns.parameter, { detail = merge(local.base_patterns.parameter.detail, { name = local.parameter_names }) })))"),
+        ("pattern promote-parameter-change", "length(jsonencode(merge(local.base_patterns.parameter, { detail = merge(local.base_patterns.parameter.detail, { name = concat([for name in sort(distinct(concat(local.promotion_sources, local.rollback_environments))) : \"/tagrelay/${name}/verified\"], [for name in local.approval_environments : \"/tagrelay/${name}/approval\"]) }) })))"),
+        ("pattern ecr-push", "length(jsonencode(local.ecr_exact_pattern))"),
+        ("pattern alarm-state-change", "length(jsonencode(local.alarm_exact_pattern))"),
+        ("pattern ecs-deployment", "length(jsonencode(merge(local.base_patterns.ecs, { resources = local.ecs_cluster_service_arn_prefixes })))"),
+        ("function environment, bytes", "local.config_inline_bytes"),
+        ("image-tag ARNs of record-image-tag's policy, characters", "length(jsonencode(local.parameter_arns))"),
+        ("ECS service ARNs of trigger-deploy's policy, characters", "length(jsonencode(local.ecs_service_arns))"),
+        ("repository ARNs of each function's policy, characters", "length(jsonencode(local.repository_arns))"),
+    ] {
+        report.push(format!("  {what}: {}", before(expression)));
+    }
+    report.push(format!(
+        "  aws_ssm_parameter.image_tag resources: {}",
+        strings(eval_source(&scope, "local.parameter_names")).len()
+    ));
+    report.push(format!("measured in {:.1?}", started.elapsed()));
+    eprintln!("{}", report.join("\n"));
+    assert!(failures.is_empty(), "over AWS's limits at 1,000 x 10:\n{}", failures.join("\n"));
 }

@@ -7,7 +7,10 @@
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
 
+# Read only by a manual run: a tagrelay run passes every parameter of the environment.
 data "aws_ssm_parameter" "image_tag" {
+  count = local.tagrelay_run ? 0 : 1
+
   name = local.parameter_name
 }
 
@@ -15,17 +18,29 @@ locals {
   parameter_name = replace(replace(var.parameter_template, "{service}", var.service), "{environment}", var.environment)
 
   # A tagrelay run passes the values it was started for (TF_VAR_tagrelay_image_tags, from
-  # TAGRELAY_FINGERPRINT): deploy exactly those, so what ECS runs is what tagrelay verifies even
-  # when the parameter moved on during the run. A manual run passes nothing: the newest value.
+  # TAGRELAY_FINGERPRINT): every image-tag parameter of the environment that exists, at the
+  # version the run was started for. Deploy exactly that, so what ECS runs is what tagrelay
+  # verifies even when the parameter moved on during the run. A parameter the map does not hold
+  # does not exist yet: with manage_image_tag_parameters = false tagrelay creates it on the
+  # service's first push, so a service nobody pushed yet has none; it is planned like one that
+  # holds the placeholder (no tasks), not as an error that would stop the environment's apply.
+  # Nothing is read from SSM then: at 1,000 services that is 1,000 GetParameter calls fewer per
+  # plan.
+  # A manual run passes nothing: the newest value, read here (its parameter must exist).
   # insecure_value, not value: an image tag is no secret, and `value` is marked sensitive, which
   # would hide the new tag in the plan (the one line a reviewer of a deploy wants to see).
-  image_tag = lookup(var.tagrelay_image_tags, local.parameter_name, data.aws_ssm_parameter.image_tag.insecure_value)
+  tagrelay_run = length(var.tagrelay_image_tags) > 0
+  image_tag = (
+    local.tagrelay_run
+    ? lookup(var.tagrelay_image_tags, local.parameter_name, var.parameter_placeholder)
+    : one(data.aws_ssm_parameter.image_tag[*].insecure_value)
+  )
   # aws_region's `id` (the region's name in provider 5 and 6), not `name`: deprecated in 6.
   region = data.aws_region.current.id
   image  = "${data.aws_caller_identity.current.account_id}.dkr.ecr.${local.region}.amazonaws.com/${var.repository}:${local.image_tag}"
 
-  # Before the first push the parameter holds tagrelay's placeholder, which names no image: run
-  # no tasks rather than tasks that cannot pull.
+  # Before the first push the parameter holds tagrelay's placeholder (or does not exist yet), which
+  # names no image: run no tasks rather than tasks that cannot pull.
   has_image = local.image_tag != var.parameter_placeholder
 }
 

@@ -22,13 +22,13 @@ variable "parameter_template" {
 }
 
 variable "parameter_placeholder" {
-  description = "tagrelay's parameter_placeholder: the value before the first push. While the parameter holds it, the service runs no tasks."
+  description = "tagrelay's parameter_placeholder: the value before the first push. While the parameter holds it, or does not exist yet in a tagrelay run, the service runs no tasks."
   type        = string
   default     = "initial"
 }
 
 variable "tagrelay_image_tags" {
-  description = "Set by a tagrelay run (TF_VAR_tagrelay_image_tags): parameter name -> the value the run was started for. When it has this service's parameter, that value is deployed; otherwise (a manual run, or an older tagrelay) the parameter's newest value."
+  description = "Set by a tagrelay run (TF_VAR_tagrelay_image_tags): every existing image-tag parameter of the environment -> the value the run was started for. Set (a tagrelay run): its value for this service's parameter is deployed; a parameter it does not name does not exist yet, and the service runs no tasks, as with the placeholder. Empty (a manual run): the parameter's newest value, read from SSM."
   type        = map(string)
   default     = {}
 }
