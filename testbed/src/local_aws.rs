@@ -377,7 +377,8 @@ impl CallCounts {
         let traces = answer.get("by_trace").and_then(serde_json::Value::as_object).ok_or_else(|| bad("by_trace"))?;
         for (trace, calls) in traces {
             let calls = calls.as_object().ok_or_else(|| bad("by_trace object"))?;
-            let calls = calls.iter().map(|(operation, n)| Ok((operation.clone(), n.as_u64().ok_or_else(|| bad("count"))?)));
+            let calls =
+                calls.iter().map(|(operation, n)| Ok((operation.clone(), n.as_u64().ok_or_else(|| bad("count"))?)));
             counts.by_trace.insert(trace.clone(), calls.collect::<Result<_, HarnessError>>()?);
         }
         Ok(counts)

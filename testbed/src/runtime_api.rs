@@ -108,6 +108,8 @@ pub struct Invocation {
     pub started_at: Instant,
     /// When the function posted its response or error (`None`: not yet).
     pub ended_at: Option<Instant>,
+    /// The event's `detail-type`, when it is an EventBridge event.
+    pub detail_type: Option<String>,
     /// Answered with a response (`false`: an error, or no answer yet).
     pub succeeded: bool,
 }
@@ -323,6 +325,7 @@ async fn next_invocation(state: &State) -> Response<Full<Bytes>> {
             queued_at: queued.queued_at,
             started_at: Instant::now(),
             ended_at: None,
+            detail_type: detail_type(&queued.event),
             succeeded: false,
         });
     }
@@ -367,6 +370,12 @@ async fn read_diagnostic(request: Request<Incoming>) -> Result<Diagnostic, Respo
         error_type: field("errorType").or(header_type).unwrap_or_else(|| "Unknown".to_string()),
         error_message: field("errorMessage").unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned()),
     })
+}
+
+/// The `detail-type` of an EventBridge event.
+fn detail_type(event: &[u8]) -> Option<String> {
+    let event: Value = serde_json::from_slice(event).ok()?;
+    event.get("detail-type")?.as_str().map(str::to_owned)
 }
 
 fn body_value(body: &[u8]) -> Value {

@@ -217,11 +217,15 @@ async fn function_errors_come_back_as_outcome_error() {
         Outcome::Error { error_type: "EchoFailure".into(), error_message: "no such repository".into() }
     );
     // The runtime goes on polling after an error.
-    let outcome = api.invoke(json!({"echo": 1}), TIMEOUT).await.expect("an answer");
+    let outcome = api.invoke(json!({"echo": 1, "detail-type": "Scheduled Event"}), TIMEOUT).await.expect("an answer");
     assert!(matches!(&outcome, Outcome::Response(body) if body["echo"] == json!(1)), "{outcome:?}");
-    let answered: Vec<(bool, bool)> =
-        api.invocations().iter().map(|i| (i.succeeded, i.ended_at.is_some())).collect();
-    assert_eq!(answered, [(false, true), (true, true)], "the error is logged as answered, not succeeded");
+    let answered: Vec<(bool, bool, Option<String>)> =
+        api.invocations().iter().map(|i| (i.succeeded, i.ended_at.is_some(), i.detail_type.clone())).collect();
+    assert_eq!(
+        answered,
+        [(false, true, None), (true, true, Some("Scheduled Event".into()))],
+        "the error is logged as answered, not succeeded; an event's detail-type is kept"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
