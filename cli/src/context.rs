@@ -18,20 +18,39 @@ use tagrelay::record::Recorder;
 
 use crate::error::CliError;
 
-/// `--config FILE` wins over `TAGRELAY_CONFIG`, which holds the document or, as the functions
-/// get it at scale, a reference to the SSM parameter that holds it (`ssm:<name>[:<version>]`).
-pub async fn load_config(file: Option<&Path>, sdk: &SdkConfig) -> Result<Config, CliError> {
+/// The configuration, or where to read it once the SDK is configured.
+pub enum ConfigAt {
+    Ready(Config),
+    /// `TAGRELAY_CONFIG` references an SSM parameter (as the functions get it at scale).
+    Referenced(ConfigSource),
+}
+
+/// `--config FILE` wins over `TAGRELAY_CONFIG`, which holds the document or a reference to the
+/// SSM parameter that holds it (`ssm:<name>[:<version>]`). A document is validated here, before
+/// any AWS call: a bad one is a usage error at once.
+pub fn locate_config(file: Option<&Path>) -> Result<ConfigAt, CliError> {
     match file {
         Some(path) => {
             let document = std::fs::read_to_string(path)
                 .map_err(|source| CliError::ConfigFile { path: path.to_owned(), source })?;
-            Config::from_json(&document).map_err(|source| CliError::ConfigFileInvalid { path: path.to_owned(), source })
+            let config = Config::from_json(&document)
+                .map_err(|source| CliError::ConfigFileInvalid { path: path.to_owned(), source })?;
+            Ok(ConfigAt::Ready(config))
         }
         None if std::env::var_os(CONFIG_ENV).is_none() => Err(CliError::NoConfig),
-        None => {
-            let source = ConfigSource::from_env()?;
-            let (config, _) = source.load(&SsmParameterStore::from_sdk_config(sdk)).await?;
-            Ok(config)
+        None => match ConfigSource::from_env()? {
+            ConfigSource::Inline(document) => Ok(ConfigAt::Ready(Config::from_json(&document)?)),
+            reference => Ok(ConfigAt::Referenced(reference)),
+        },
+    }
+}
+
+impl ConfigAt {
+    /// The validated configuration, read from SSM when referenced.
+    pub async fn load(self, sdk: &SdkConfig) -> Result<Config, CliError> {
+        match self {
+            Self::Ready(config) => Ok(config),
+            Self::Referenced(source) => Ok(source.load(&SsmParameterStore::from_sdk_config(sdk)).await?.0),
         }
     }
 }

@@ -13,7 +13,7 @@ pub mod time;
 use std::io::Write;
 
 use crate::args::{Cli, Command, Output};
-use crate::context::{load_config, Context};
+use crate::context::{locate_config, Context};
 use crate::error::{CliError, ErrorReport};
 pub use crate::report::Report;
 
@@ -48,8 +48,9 @@ fn print_error(report: &ErrorReport, out: &mut impl Write) {
 
 /// Runs one command. `progress` gets redrive's line per message.
 pub async fn run(cli: &Cli, progress: &mut impl Write) -> Result<Report, CliError> {
+    let located = locate_config(cli.global.config.as_deref())?;
     let sdk = tagrelay::aws::load_sdk_config().await;
-    let config = load_config(cli.global.config.as_deref(), &sdk).await?;
+    let config = located.load(&sdk).await?;
     let context = Context { config, sdk };
     match &cli.command {
         Command::Status(args) => Report::of(&args.run(&context).await?),

@@ -32,6 +32,7 @@ fn tag(service: &str, environment: &str, tag: Option<&str>, version: Option<i64>
         tag: tag.map(s),
         version,
         changed: changed.map(s),
+        deployed: tag.map(s),
     }
 }
 
@@ -63,7 +64,11 @@ fn status_table() {
                 stale: false,
                 fingerprint: s("/my-api/dev/docker-image-tag=12@9a0e51c2,/worker/dev/docker-image-tag=4@77d1c0aa"),
                 services: vec![
-                    tag("my-api", "dev", Some("1043"), Some(12), Some("2026-11-28T09:58:12Z")),
+                    // The newest run deployed 1042 (its run manifest); 1043 came since.
+                    ServiceTag {
+                        deployed: Some(s("1042")),
+                        ..tag("my-api", "dev", Some("1043"), Some(12), Some("2026-11-28T09:58:12Z"))
+                    },
                     tag("worker", "dev", Some("207"), Some(4), Some("2026-11-27T16:02:40Z")),
                 ],
                 newest_build: Some(build(

@@ -63,6 +63,7 @@ async fn status_promote_pin_and_history_on_a_running_pipeline() {
     assert_eq!(dev["services"][0]["version"], 2);
     assert_eq!(dev["newest_build"]["status"], "SUCCEEDED");
     assert_eq!(dev["newest_build"]["deploys_current"], true);
+    assert_eq!(dev["services"][0]["deployed"], "1042", "read from the newest run's manifest: {dev}");
     assert_eq!(environment(&status, "prod")["state"], "no_parameters");
     // No ECS here: the build's success is the release, recorded by the reconcile after it.
     assert_eq!(dev["verification"]["state"], "verified", "{dev}");
@@ -232,7 +233,8 @@ async fn redrive_replays_dead_lettered_events_and_keeps_those_that_fail_again() 
     system.wait_settled(SETTLE).await.expect("settles");
     let builds = system.builds("tagrelay-dev").await.expect("builds");
     assert_eq!(builds.len(), 1);
-    assert_eq!(builds[0].fingerprint.as_deref(), Some("/my-api/dev/docker-image-tag=1@7902699b"));
+    let started_for = tagrelay::deploy::fingerprint::of_state("/my-api/dev/docker-image-tag=1@7902699b");
+    assert_eq!(builds[0].fingerprint.as_deref(), Some(started_for.as_str()));
     let empty = run(&system, &["redrive", "--function", "trigger-deploy"]);
     assert_eq!(empty.code, 0);
     assert!(empty.stdout.contains("0 replayed, 0 failed again"), "{}", empty.stdout);

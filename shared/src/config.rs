@@ -269,14 +269,6 @@ fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<O
 }
 
 impl Config {
-    /// Reads and validates the document from `TAGRELAY_CONFIG`.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        match std::env::var(CONFIG_ENV) {
-            Ok(document) => Self::from_json(&document),
-            Err(_) => Err(ConfigError::NotSet),
-        }
-    }
-
     pub fn from_json(document: &str) -> Result<Self, ConfigError> {
         let mut deserializer = serde_json::Deserializer::from_str(document);
         let raw: RawConfig = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {

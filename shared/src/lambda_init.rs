@@ -49,16 +49,17 @@ pub fn default_lambda_env(function_name: &str) {
 pub async fn cold_start(function_name: &str) -> Result<Started, ExitCode> {
     default_lambda_env(function_name);
     crate::telemetry::init();
-    let sdk = load_sdk_config().await;
     let source = match ConfigSource::from_env() {
         Ok(source) => source,
         Err(err) => return Err(fail_init("InvalidConfig", err).await),
     };
-    // Only a reference makes a call: the document in the environment needs no AWS.
+    // Only a reference makes calls: GetParameters of the head, then of its parts.
+    let sdk = load_sdk_config().await;
     match source.load(&SsmParameterStore::from_sdk_config(&sdk)).await {
         Ok((config, loaded)) => {
+            // Not a decision line: said once per cold start, so a configuration change is seen
+            // (source and version, SHA-256) and what reading it cost.
             info!(
-                decision = "config_loaded",
                 source = %loaded.source,
                 bytes = loaded.bytes,
                 sha256 = %loaded.sha256,

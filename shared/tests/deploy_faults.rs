@@ -9,6 +9,7 @@ use aws_sdk_codebuild::operation::list_builds_for_project::ListBuildsForProjectO
 use aws_sdk_codebuild::operation::start_build::StartBuildOutput;
 use aws_sdk_codebuild::types::{Build, EnvironmentVariable, ProjectEnvironment, StatusType};
 use aws_sdk_ssm::operation::get_parameters::GetParametersOutput;
+use aws_sdk_ssm::operation::put_parameter::PutParameterOutput;
 use aws_sdk_ssm::types::Parameter;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use serde_json::json;
@@ -17,6 +18,7 @@ use tagrelay::aws::codebuild::CodeBuildRunner;
 use tagrelay::aws::ecr::EcrImageRegistry;
 use tagrelay::aws::ecs::EcsServiceReader;
 use tagrelay::aws::ssm::SsmParameterStore;
+use tagrelay::deploy::fingerprint::of_state;
 use tagrelay::deploy::Outcome;
 use tagrelay::deploy::{DeployError, Deployer, ReconcileError};
 use tagrelay::handler::Handler;
@@ -62,6 +64,13 @@ fn parameters() -> Rule {
             .parameters(Parameter::builder().name(API).value("1043").version(7).build())
             .build()
     })
+}
+
+/// The run manifest's write, before each start.
+fn manifest() -> Rule {
+    mock!(aws_sdk_ssm::Client::put_parameter)
+        .match_requests(|req| req.name() == Some("/tagrelay/dev/manifest"))
+        .then_output(|| PutParameterOutput::builder().version(1).build())
 }
 
 fn build(id: &str, status: StatusType, fingerprint: Option<&str>) -> Build {
@@ -125,7 +134,7 @@ async fn a_start_refused_while_a_build_of_the_project_runs_is_a_wait_for_it() {
         })
         .build();
     let refused = refused("Cannot have more than 1 builds in queue for the account");
-    let d = deployer(&[&parameters()], &[&list, &get, &refused]);
+    let d = deployer(&[&parameters(), &manifest()], &[&list, &get, &refused]);
 
     let summary = d.handle(&event()).await.expect("a wait, not an error");
     assert_eq!(summary.environments[0].outcome, Outcome::Wait { build: "tagrelay-dev:2".into() });
@@ -137,7 +146,7 @@ async fn a_start_refused_while_a_build_of_the_project_runs_is_a_wait_for_it() {
 async fn a_start_refused_while_nothing_of_the_project_runs_is_the_account_quota_and_an_error() {
     let (list, get) = history();
     let refused = refused("Cannot have more than 0 builds in queue for the account");
-    let d = deployer(&[&parameters()], &[&list, &get, &refused]);
+    let d = deployer(&[&parameters(), &manifest()], &[&list, &get, &refused]);
 
     let err = d.handle(&event()).await.expect_err("not a silent wait: no end event will come");
     let DeployError::Reconcile { failed, .. } = &err else { panic!("{err}") };
@@ -160,15 +169,35 @@ async fn start_build_gets_the_fingerprint_the_environment_and_an_idempotency_tok
             req.project_name() == Some("tagrelay-dev")
                 && req.idempotency_token().is_some_and(|t| t.len() == 32)
                 && vars.len() == 2
-                && vars.iter().any(|v| v.name() == "TAGRELAY_FINGERPRINT" && v.value() == format!("{API}=7@c0aa4a0b"))
+                && vars
+                    .iter()
+                    .any(|v| v.name() == "TAGRELAY_FINGERPRINT" && v.value() == of_state(&format!("{API}=7@c0aa4a0b")))
                 && vars.iter().any(|v| v.name() == "TAGRELAY_ENVIRONMENT" && v.value() == "dev")
         })
         .then_output(|| StartBuildOutput::builder().build_value(Build::builder().id("tagrelay-dev:2").build()).build());
-    let d = deployer(&[&parameters()], &[&list, &get, &start]);
+    let manifest = manifest();
+    let d = deployer(&[&parameters(), &manifest], &[&list, &get, &start]);
 
     let summary = d.handle(&event()).await.expect("started");
     assert!(matches!(&summary.environments[0].outcome, Outcome::Start { build, .. } if build == "tagrelay-dev:2"));
     assert_eq!(start.num_calls(), 1);
+    assert_eq!(manifest.num_calls(), 1, "the run manifest is written for the build to find");
+}
+
+#[tokio::test]
+async fn a_manifest_that_cannot_be_written_starts_nothing() {
+    let (list, get) = history();
+    let throttled = mock!(aws_sdk_ssm::Client::put_parameter)
+        .sequence()
+        .http_status(400, Some(aws_error("ThrottlingException")))
+        .times(ATTEMPTS as usize + 5)
+        .build();
+    let start = mock!(aws_sdk_codebuild::Client::start_build).then_output(|| StartBuildOutput::builder().build());
+    let d = deployer(&[&parameters(), &throttled], &[&list, &get, &start]);
+
+    let err = d.handle(&event()).await.expect_err("must fail: the build could not find what to deploy");
+    assert!(err.to_string().contains("PutParameter /tagrelay/dev/manifest"), "{err}");
+    assert_eq!(start.num_calls(), 0, "nothing started without its manifest");
 }
 
 #[tokio::test]

@@ -6,6 +6,8 @@ mod support;
 
 use serde_json::{json, Value};
 use support::{config, record, scheduled, FakeBuilds, FakeEcs, FakeParameters, FakeRegistry, Refusal};
+use tagrelay::deploy::fingerprint::of_state;
+use tagrelay::deploy::manifest::find;
 use tagrelay::deploy::reconcile::{Decision, StartReason, Trigger};
 use tagrelay::deploy::verify::VerifiedBy;
 use tagrelay::deploy::{DeployError, Deployer, ReconcileError};
@@ -64,9 +66,16 @@ async fn a_parameter_change_starts_one_fingerprinted_run_for_its_environment() {
     assert_eq!(starts.len(), 1);
     let start = &starts[0];
     assert_eq!(start.project, DEV);
-    // name=version@(first 8 hex digits of the value's SHA-256)
-    let fingerprint = format!("{API}=1@c0aa4a0b,{WORKER}=1@ba7816bf");
+    // SHA-256 of the state: name=version@(first 8 hex digits of the value's SHA-256), sorted.
+    let fingerprint = of_state(&format!("{API}=1@c0aa4a0b,{WORKER}=1@ba7816bf"));
     assert_eq!(env_var(start, "TAGRELAY_FINGERPRINT"), Some(fingerprint.as_str()));
+    // The run manifest names every value at its version, under the description the build finds.
+    let history = d.ports().0.history.lock().expect("lock").get("/tagrelay/dev/manifest").cloned().unwrap_or_default();
+    let manifest = find(&history, &fingerprint).expect("the manifest of the run");
+    let values: Vec<(&str, i64, &str)> =
+        manifest.parameters.iter().map(|(n, e)| (n.as_str(), e.version, e.value.as_str())).collect();
+    assert_eq!(values, [(API, 1, "1043"), (WORKER, 1, "abc")]);
+    assert_eq!(manifest.environment, "dev");
     assert_eq!(env_var(start, "TAGRELAY_ENVIRONMENT"), Some("dev"));
     let names: Vec<&str> = start.environment.iter().map(|(name, _)| name.as_str()).collect();
     assert_eq!(names, ["TAGRELAY_FINGERPRINT", "TAGRELAY_ENVIRONMENT"], "nothing that differs per trigger");
@@ -89,12 +98,15 @@ async fn a_burst_during_a_run_yields_exactly_one_follow_up_with_the_final_state(
     let d = deployer(params, FakeBuilds::default());
     d.handle(&ssm_change(API, "Update")).await.expect("first run");
 
-    // Five more pushes land while the first run holds the state lock.
+    // Five more pushes land while the first run holds the state lock: each is decided from the
+    // builds alone, without reading the parameters (at 1,000 services, 100 calls each).
+    let reads = *d.ports().0.get_calls.lock().expect("lock");
     for (name, value) in [(API, "2"), (WORKER, "b"), (API, "3"), (API, "4"), (WORKER, "c")] {
         d.ports().0.bump(name, value);
         let summary = d.handle(&ssm_change(name, "Update")).await.expect("reconciled");
         assert_eq!(summary.environments[0].outcome, Outcome::Wait { build: format!("{DEV}:1") });
     }
+    assert_eq!(*d.ports().0.get_calls.lock().expect("lock"), reads, "no parameter read while a build runs");
     assert_eq!(d.ports().1.starts().len(), 1, "no run collides with the running one");
 
     let finished = d.ports().1.finish(DEV, Succeeded);
@@ -108,7 +120,7 @@ async fn a_burst_during_a_run_yields_exactly_one_follow_up_with_the_final_state(
     assert_eq!(starts.len(), 2, "exactly one follow-up run");
     assert_eq!(
         env_var(&starts[1], "TAGRELAY_FINGERPRINT"),
-        Some(format!("{API}=4@4b227777,{WORKER}=3@2e7d2c03").as_str())
+        Some(of_state(&format!("{API}=4@4b227777,{WORKER}=3@2e7d2c03")).as_str())
     );
 
     // When it ends, the environment is verified (no cluster: the build's success is the
@@ -122,7 +134,7 @@ async fn a_burst_during_a_run_yields_exactly_one_follow_up_with_the_final_state(
     assert_eq!(d.ports().1.starts().len(), 2);
     let releases = d.ports().0.releases("dev");
     assert_eq!(releases.len(), 1, "one release per fingerprint");
-    assert_eq!(releases[0].fingerprint, format!("{API}=4@4b227777,{WORKER}=3@2e7d2c03"));
+    assert_eq!(releases[0].fingerprint, of_state(&format!("{API}=4@4b227777,{WORKER}=3@2e7d2c03")));
     assert_eq!(releases[0].build, format!("{DEV}:2"));
 }
 
@@ -193,7 +205,8 @@ async fn a_stopped_run_is_started_again_with_a_new_idempotency_token() {
 
 #[tokio::test]
 async fn the_schedule_starts_no_first_run_until_a_change_is_recorded_and_catches_a_lost_event() {
-    let params = FakeParameters::with(&[(API, "1"), ("/my-api/prod/docker-image-tag", "1")]);
+    // As infra/ creates them: the placeholder at version 1.
+    let params = FakeParameters::with(&[(API, "initial"), ("/my-api/prod/docker-image-tag", "initial")]);
     let d = deployer(params, FakeBuilds::with(DEV, vec![record("manual:1", Succeeded, None)]));
     let summary = d.handle(&scheduled()).await.expect("reconciled");
     let decisions: Vec<_> = summary.environments.iter().map(|e| (e.environment.as_str(), e.outcome.clone())).collect();
@@ -208,6 +221,13 @@ async fn the_schedule_starts_no_first_run_until_a_change_is_recorded_and_catches
     assert!(matches!(dev.outcome, Outcome::Start { reason: StartReason::FirstRun, .. }), "{dev:?}");
     let prod = summary.environments.iter().find(|e| e.environment == "prod").expect("prod");
     assert_eq!(prod.outcome, Outcome::NoBaseline, "prod's parameter is as Terraform created it");
+
+    // Without Terraform-managed parameters (manage_image_tag_parameters = false) the first push
+    // creates the parameter at version 1 with its tag: a recorded change too, if its event is lost.
+    let d = deployer(FakeParameters::with(&[(API, "1043")]), FakeBuilds::default());
+    let summary = d.handle(&scheduled()).await.expect("reconciled");
+    let dev = summary.environments.iter().find(|e| e.environment == "dev").expect("dev");
+    assert!(matches!(dev.outcome, Outcome::Start { reason: StartReason::FirstRun, .. }), "{dev:?}");
 
     // dev has a baseline; a change whose event was lost is found by the sweep.
     let fingerprint = format!("{API}=1@6b86b273");
@@ -338,7 +358,7 @@ async fn a_parameter_deleted_and_created_again_with_another_tag_is_deployed() {
     assert!(matches!(summary.environments[0].outcome, Outcome::Start { reason: StartReason::Changed, .. }));
     let starts = d.ports().1.starts();
     assert_eq!(starts.len(), 2);
-    assert_eq!(env_var(&starts[1], "TAGRELAY_FINGERPRINT"), Some(format!("{API}=1@a0a53112").as_str()));
+    assert_eq!(env_var(&starts[1], "TAGRELAY_FINGERPRINT"), Some(of_state(&format!("{API}=1@a0a53112")).as_str()));
 }
 
 #[tokio::test]

@@ -206,7 +206,7 @@ async fn an_interrupted_rollback_is_completed_without_choosing_again() {
         by: "promote".into(),
         reason: "alarm prod-5xx in ALARM".into(),
     };
-    promoter.ports().0.bump("/tagrelay/prod/rollback", &record.document().expect("small"));
+    promoter.ports().0.bump("/tagrelay/prod/rollback", &record.document());
     let summary = promoter.handle(&scheduled()).await.expect("handled");
     let prod = summary.environments.iter().find(|e| e.environment == "prod").expect("prod");
     assert!(matches!(prod.rollback, Some(RollbackDecision::Resume { rollback: 1, .. })), "{prod:?}");

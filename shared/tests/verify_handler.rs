@@ -41,7 +41,11 @@ fn deployer(params: FakeParameters, builds: FakeBuilds) -> TestDeployer {
             "batch": { "deploy_on_push": ["dev"], "ecs_service": null }
         }
     }));
-    let images = FakeRegistry::with(&[("my-api", "42", "sha256:aaa", 100), ("batch", "7", "sha256:bbb", 100)]);
+    let images = FakeRegistry::with(&[
+        ("my-api", "42", "sha256:aaa", 100),
+        ("batch", "7", "sha256:bbb", 100),
+        ("batch", "8", "sha256:ccc", 200),
+    ]);
     Deployer::new(config, params, builds, FakeEcs::default(), images)
 }
 
@@ -80,6 +84,15 @@ fn ecs_event(service: &str, name: &str) -> Value {
     })
 }
 
+fn ssm_change(name: &str) -> Value {
+    json!({
+        "version": "0", "id": "6a7e4feb-b491-4cf7-a9f1-bf3703497718",
+        "detail-type": "Parameter Store Change", "source": "aws.ssm",
+        "account": "111122223333", "time": "2026-11-30T12:31:14Z", "region": "eu-west-1",
+        "resources": [], "detail": { "operation": "Update", "name": name, "type": "String" }
+    })
+}
+
 async fn dev_outcome(d: &TestDeployer, event: &Value) -> Outcome {
     let summary = d.handle(event).await.expect("reconciled");
     summary.environments.into_iter().find(|e| e.environment == "dev").expect("dev reconciled").outcome
@@ -114,6 +127,30 @@ async fn a_completed_rollout_of_the_tag_is_recorded_once_as_the_release() {
     assert_eq!(ecs(&d).describe_calls(), calls);
     assert_eq!(d.ports().0.releases("dev").len(), 1);
     assert!(d.ports().1.starts().is_empty());
+}
+
+#[tokio::test]
+async fn a_release_looks_on_ecs_only_at_the_services_its_run_changed() {
+    let (d, _) = after_a_successful_run(now() - 30).await;
+    ecs(&d).set(CLUSTER, "api", vec![deployment("ecs-svc/2", true, NEW_TD, Some(Completed), None)]);
+    ecs(&d).image(NEW_TD, "app", &format!("{REPO}:42"));
+    dev_outcome(&d, &ecs_event("api", "SERVICE_DEPLOYMENT_COMPLETED")).await;
+    let calls = ecs(&d).describe_calls();
+
+    // batch changes; my-api keeps the tag the release verified. ECS now shows my-api rolling
+    // out something else (an infra change of the team's): not this run's doing, not asked.
+    d.ports().0.bump(BATCH, "8");
+    assert!(matches!(dev_outcome(&d, &ssm_change(BATCH)).await, Outcome::Start { .. }));
+    let build = d.ports().1.finish(DEV, Succeeded);
+    ecs(&d).set(CLUSTER, "api", vec![deployment("ecs-svc/3", true, OLD_TD, Some(InProgress), None)]);
+    let outcome = dev_outcome(&d, &scheduled()).await;
+    assert!(matches!(&outcome, Outcome::Verified { build: b, .. } if *b == build), "{outcome:?}");
+    assert_eq!(ecs(&d).describe_calls(), calls, "my-api was verified at 42 already");
+    let releases = d.ports().0.releases("dev");
+    let newest = releases.last().expect("two releases");
+    assert_eq!(newest.tags.get("batch").map(String::as_str), Some("8"));
+    assert_eq!(newest.digests.get("batch").map(String::as_str), Some("sha256:ccc"));
+    assert_eq!(newest.digests.get("my-api").map(String::as_str), Some("sha256:aaa"), "carried from the release");
 }
 
 #[tokio::test]

@@ -1,10 +1,13 @@
 """What the team's Terraform does to ECS when a tagrelay build applies, for launcher.py.
 
 A project with an ECS mapping (POST /_tagrelay/ecs/terraform) applies before its build reports
-SUCCEEDED: the build's TAGRELAY_FINGERPRINT (`name=version@digest8,...`, shared/src/deploy/
-fingerprint.rs) is resolved to values by reading each parameter at that version, as the
-buildspec does (Terraform gets the fingerprint's values, not the newest ones); a build without a
-fingerprint (manual) reads the current values. Each mapped service whose container runs another
+SUCCEEDED: the build's TAGRELAY_FINGERPRINT (`sha256:<hex>`, shared/src/deploy/fingerprint.rs)
+is resolved to values through its run manifest, as the buildspec does: the newest version of
+`/tagrelay/<TAGRELAY_ENVIRONMENT>/manifest` described `tagrelay run <fingerprint>`, its parts
+joined and checked ("tagrelay parts/1", shared/src/document/format.rs), its `parameters`' values
+(Terraform gets the fingerprint's values, not the newest ones). A fingerprint of an older tagrelay
+(`name=version@digest8,...`) reads each parameter at that version. A build without a fingerprint
+(manual) reads the current values. Each mapped service whose container runs another
 image gets a new task definition revision (family = service name) with `<image_repository>:<tag>`
 and an UpdateService to it. Terraform does not wait for steady state. A failure here (a version
 gone, a value that is not the fingerprint's, a service or container missing) fails the build as
@@ -13,6 +16,7 @@ a failed `terraform apply` would.
 
 import copy
 import hashlib
+import json
 
 import ecs_deployments
 
@@ -46,11 +50,47 @@ def apply(build, account, region):
     return "SUCCEEDED"
 
 
-def fingerprint_of(build):
+def variable_of(build, name):
     for variable in build["environment"].get("environmentVariables", []):
-        if variable["name"] == "TAGRELAY_FINGERPRINT":
+        if variable["name"] == name:
             return variable.get("value") or ""
     return ""
+
+
+def fingerprint_of(build):
+    return variable_of(build, "TAGRELAY_FINGERPRINT")
+
+
+def manifest_of(ssm, environment, fingerprint):
+    """The run manifest of `fingerprint` (a dict), or ApplyError as the buildspec fails."""
+    head = f"/tagrelay/{environment}/manifest"
+    described = [p for p in ssm._parameters.get(head, []) if p.description == f"tagrelay run {fingerprint}"]
+    if not described:
+        raise ApplyError(f"no version of {head} is described 'tagrelay run {fingerprint}'")
+    value = described[-1].value
+    try:
+        parsed = json.loads(value)
+    except ValueError as err:
+        raise ApplyError(f"{head}: not JSON: {err}") from err
+    if isinstance(parsed, dict) and list(parsed) == ["tagrelay_parts"]:
+        head_parts = parsed["tagrelay_parts"]
+        texts = []
+        for selector in head_parts["parts"]:
+            part = ssm.get_parameter(selector)
+            if part is None:
+                raise ApplyError(f"{head}: part {selector} is missing")
+            texts.append(part.value)
+        value = "".join(texts)
+        if hashlib.sha256(value.encode()).hexdigest() != head_parts["sha256"]:
+            raise ApplyError(f"{head}: the parts do not add up to the document the head names")
+        parsed = json.loads(value)
+    entries = parsed.get("parameters", {})
+    state = ",".join(
+        f"{name}={entries[name]['version']}@{hashlib.sha256(entries[name]['value'].encode()).hexdigest()[:8]}"
+        for name in sorted(entries))
+    if parsed.get("environment") != environment or "sha256:" + hashlib.sha256(state.encode()).hexdigest() != fingerprint:
+        raise ApplyError(f"{head}: the manifest is not the state of {fingerprint} in {environment}")
+    return parsed
 
 
 def resolve(build, names, account, region):
@@ -58,6 +98,16 @@ def resolve(build, names, account, region):
     from moto.ssm.models import ssm_backends
 
     ssm = ssm_backends[account][region]
+    fingerprint = fingerprint_of(build)
+    if fingerprint.startswith("sha256:"):
+        manifest = manifest_of(ssm, variable_of(build, "TAGRELAY_ENVIRONMENT"), fingerprint)
+        values = {}
+        for name in names:
+            entry = manifest["parameters"].get(name)
+            if entry is None:
+                raise ApplyError(f"parameter {name} is not in the run manifest of {fingerprint}")
+            values[name] = entry["value"]
+        return values
     pinned = {}
     for entry in filter(None, fingerprint_of(build).split(",")):
         name, _, state = entry.rpartition("=")  # SSM names cannot hold "=", "@" or ","

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use aws_sdk_codebuild::types::StatusType;
 use serde_json::{json, Value};
 use support::{assert_envelope, is, variable, Sink, WAIT};
-use tagrelay::deploy::fingerprint::fingerprint;
+use tagrelay::aws::ssm::SsmParameterStore;
+use tagrelay::deploy::fingerprint::state;
+use tagrelay::deploy::manifest::Manifest;
 use tagrelay::ports::StoredParameter;
 use tagrelay_testbed::ecs_config::EcsEnvironment;
 use tagrelay_testbed::event_pattern::EventPattern;
@@ -255,8 +257,20 @@ async fn deployment_events_can_be_dropped_and_describe_services_takes_at_most_10
 // Builds that apply to ECS.
 
 /// The fingerprint tagrelay would start a build with, of `PARAMETER` at `version` holding `value`.
+/// The state as builds of older tagrelay versions carry it (`name=version@digest`).
 fn fingerprint_of(version: i64, value: &str) -> String {
-    fingerprint(&BTreeMap::from([(PARAMETER.to_owned(), StoredParameter::string(value, version, None))]))
+    state(&BTreeMap::from([(PARAMETER.to_owned(), StoredParameter::string(value, version, None))]))
+}
+
+/// What trigger-deploy does before a start: the run manifest of `PARAMETER` = `value` at
+/// `version`, written with the core's adapter; returns the fingerprint to start the build with.
+async fn manifest_of(aws: &LocalAws, version: i64, value: &str) -> String {
+    let parameters = BTreeMap::from([(PARAMETER.to_owned(), StoredParameter::string(value, version, None))]);
+    let manifest = Manifest::of(CLUSTER, &parameters);
+    let store = SsmParameterStore::from_sdk_config(&aws.sdk_config().await);
+    let head = format!("/tagrelay/{CLUSTER}/manifest");
+    tagrelay::document::write(&store, &head, &manifest.document(), &manifest.description()).await.expect("manifest");
+    manifest.fingerprint
 }
 
 /// A project whose builds take `duration` and deploy `PARAMETER` to the service.
@@ -304,11 +318,14 @@ async fn a_build_deploys_its_fingerprints_values_not_newer_ones() {
     let version = put_parameter(&ssm, PARAMETER, "1043").await.expect("1043");
     let codebuild = terraform_project(&aws, Duration::from_secs(1), "SUCCEEDED").await;
 
-    // 1044 is written while the build of 1043 runs: the build still deploys 1043.
+    // 1044 is written while the build of 1043 runs: the build still deploys 1043, found
+    // through its run manifest as the buildspec finds it.
+    let fingerprint = manifest_of(&aws, version, "1043").await;
     let build = codebuild
         .start_build()
         .project_name(PROJECT)
-        .environment_variables_override(variable("TAGRELAY_FINGERPRINT", &fingerprint_of(version, "1043")))
+        .environment_variables_override(variable("TAGRELAY_FINGERPRINT", &fingerprint))
+        .environment_variables_override(variable("TAGRELAY_ENVIRONMENT", CLUSTER))
         .send()
         .await
         .expect("StartBuild");
@@ -324,7 +341,8 @@ async fn a_build_deploys_its_fingerprints_values_not_newer_ones() {
     assert_eq!(aws.ecs_service_image(CLUSTER, SERVICE, SERVICE).await.expect("image"), image("1043"));
     aws.wait_ecs_rollout(CLUSTER, SERVICE, WAIT).await.expect("rollout");
 
-    // The same fingerprint again: the service already runs it, nothing is registered or deployed.
+    // The same state again, as an older tagrelay started it (each value read at its version):
+    // the service already runs it, nothing is registered or deployed.
     let (_, status) = run_build(&codebuild, Some(&fingerprint_of(version, "1043"))).await;
     assert_eq!(status, StatusType::Succeeded);
     assert_eq!(primary(&aws).await.id, deployed.id);
@@ -337,6 +355,10 @@ async fn a_build_deploys_its_fingerprints_values_not_newer_ones() {
 
     // A fingerprint whose value digest is not what that version holds: the apply fails.
     let (_, status) = run_build(&codebuild, Some(&fingerprint_of(version, "9999"))).await;
+    assert_eq!(status, StatusType::Failed);
+    assert_eq!(primary(&aws).await.task_definition, task_definition(3), "a failed apply deploys nothing");
+    // A fingerprint without a run manifest: nothing says what to deploy, the apply fails.
+    let (_, status) = run_build(&codebuild, Some(&format!("sha256:{}", "0".repeat(64)))).await;
     assert_eq!(status, StatusType::Failed);
     assert_eq!(primary(&aws).await.task_definition, task_definition(3), "a failed apply deploys nothing");
 }

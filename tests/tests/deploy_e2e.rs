@@ -3,6 +3,7 @@
 //! are observed in the local AWS. Only AWS calls are made by the tests.
 
 use std::time::Duration;
+use tagrelay::deploy::fingerprint::of_state;
 
 use serde_json::{json, Value};
 use tagrelay::ports::BuildStatus;
@@ -52,7 +53,10 @@ async fn a_burst_while_a_build_runs_yields_exactly_one_follow_up_with_the_final_
     let builds = system.builds(DEV).await.expect("builds");
     assert_eq!(builds.len(), 2, "the first run and exactly one follow-up: {builds:?}");
     let final_state = system.fingerprint("dev").await.expect("fingerprint");
-    assert_eq!(final_state, "/my-api/dev/docker-image-tag=4@4b227777,/worker/dev/docker-image-tag=2@3e23e816");
+    assert_eq!(
+        final_state,
+        of_state("/my-api/dev/docker-image-tag=4@4b227777,/worker/dev/docker-image-tag=2@3e23e816")
+    );
     assert_eq!(builds[0].fingerprint.as_deref(), Some(final_state.as_str()), "the follow-up deploys the final state");
     assert!(builds.iter().all(|b| b.status == BuildStatus::Succeeded), "no run failed on the lock: {builds:?}");
     assert!(system.bridge.deliveries().iter().all(|d| !d.outcome.is_error()), "no function error");
@@ -141,7 +145,7 @@ async fn an_ecr_push_runs_terraform_for_its_environment_by_itself() {
     assert_eq!(parameter.parameter().and_then(|p| p.value()), Some("1043"));
     let builds = system.builds(DEV).await.expect("builds");
     assert_eq!(builds.len(), 1);
-    assert_eq!(builds[0].fingerprint.as_deref(), Some("/my-api/dev/docker-image-tag=1@c0aa4a0b"));
+    assert_eq!(builds[0].fingerprint, Some(of_state("/my-api/dev/docker-image-tag=1@c0aa4a0b")));
     assert_eq!(builds[0].status, BuildStatus::Succeeded);
 
     // The same push event delivered again changes nothing anywhere.
@@ -211,7 +215,7 @@ async fn a_parameter_deleted_and_created_again_with_another_tag_is_deployed() {
 
     let builds = system.builds(DEV).await.expect("builds");
     assert_eq!(builds.len(), 2, "the new tag is deployed: {builds:?}");
-    assert_eq!(builds[0].fingerprint.as_deref(), Some("/my-api/dev/docker-image-tag=1@a0a53112"));
+    assert_eq!(builds[0].fingerprint, Some(of_state("/my-api/dev/docker-image-tag=1@a0a53112")));
     assert_eq!(builds[0].status, BuildStatus::Succeeded);
     assert!(system.bridge.deliveries().iter().all(|d| !d.outcome.is_error()), "no function error");
 }

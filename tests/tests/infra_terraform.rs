@@ -1866,15 +1866,14 @@ fn resolution_script() -> String {
     format!("{before_init}status=$?\nprintenv TF_VAR_tagrelay_image_tags || echo '<not exported>'\nexit $status\n")
 }
 
-/// The fingerprint tagrelay starts a run with, from the one definition.
-fn fingerprint_of(parameters: &[(&str, &str, i64)]) -> String {
-    let stored = parameters
+/// What SSM holds for these parameters (name, value, version).
+fn stored_of(parameters: &[(&str, &str, i64)]) -> BTreeMap<String, tagrelay::ports::StoredParameter> {
+    parameters
         .iter()
         .map(|(name, value, version)| {
             ((*name).to_owned(), tagrelay::ports::StoredParameter::string(*value, *version, None))
         })
-        .collect();
-    tagrelay::deploy::fingerprint::fingerprint(&stored)
+        .collect()
 }
 
 /// The exported map, as the last line of stdout.
@@ -1883,14 +1882,130 @@ fn exported(stdout: &str) -> Value {
     serde_json::from_str(last).unwrap_or_else(|err| panic!("not a JSON object ({err}): {stdout}"))
 }
 
+/// SSM as trigger-deploy leaves it before a start: the manifest head's history (versions
+/// `manifests`, oldest first, each with its description) and the part parameters, written with
+/// the core's one format.
+struct Ssm {
+    histories: Vec<(&'static str, String)>,
+    parts: Vec<(String, String)>,
+}
+
+fn ssm_with(manifests: &[(String, String)]) -> Ssm {
+    use tagrelay::document::format::{head_value, needs_parts, part_name, split};
+    let head = "/tagrelay/dev/manifest";
+    let mut versions = Vec::new();
+    let mut parts = Vec::new();
+    for (index, (document, description)) in manifests.iter().enumerate() {
+        let version = index as i64 + 1;
+        let value = if needs_parts(document) {
+            let pieces = split(head, document).expect("fits");
+            let written: Vec<(String, i64)> = (0..pieces.len()).map(|i| (part_name(head, i), version)).collect();
+            for ((name, v), piece) in written.iter().zip(&pieces) {
+                parts.push((format!("{name}:{v}"), json!({ "Name": name, "Version": v, "Value": piece }).to_string()));
+            }
+            head_value(document, &written)
+        } else {
+            document.clone()
+        };
+        versions.push(json!({ "Name": head, "Version": version, "Value": value, "Description": description }));
+    }
+    Ssm { histories: vec![(head, json!({ "Parameters": versions }).to_string())], parts }
+}
+
+fn run_manifest(parameters: &[(&str, &str, i64)]) -> tagrelay::deploy::manifest::Manifest {
+    tagrelay::deploy::manifest::Manifest::of("dev", &stored_of(parameters))
+}
+
+fn resolve_with(label: &str, fingerprint: &str, ssm: &Ssm) -> buildspec::Run {
+    let env = [("TAGRELAY_ENVIRONMENT", "dev"), ("TAGRELAY_FINGERPRINT", fingerprint)];
+    buildspec::run_with_stub_ssm(label, &resolution_script(), &env, &ssm.histories, &ssm.parts)
+}
+
 #[test]
-fn a_tagrelay_run_deploys_the_values_at_its_fingerprints_versions() {
+fn a_tagrelay_run_deploys_the_values_of_its_run_manifest() {
+    let manifest =
+        run_manifest(&[("/my-api/dev/docker-image-tag", "42", 3), ("/worker/dev/docker-image-tag", "1.2.3", 1)]);
+    assert_eq!(manifest.fingerprint.len(), 71, "sha256:<64 hex>");
+    let later =
+        run_manifest(&[("/my-api/dev/docker-image-tag", "43", 4), ("/worker/dev/docker-image-tag", "1.2.3", 1)]);
+    // A later run's manifest was written since: this run still deploys its own.
+    let ssm = ssm_with(&[(manifest.document(), manifest.description()), (later.document(), later.description())]);
+    let run = resolve_with("manifest", &manifest.fingerprint, &ssm);
+    assert!(run.success, "{run:#?}");
+    assert_eq!(
+        exported(&run.stdout),
+        json!({ "/my-api/dev/docker-image-tag": "42", "/worker/dev/docker-image-tag": "1.2.3" }),
+        "{run:#?}"
+    );
+    assert_eq!(run.aws_calls, ["ssm get-parameter-history --name /tagrelay/dev/manifest --output json"]);
+
+    // A placeholder is passed on as Terraform reads it: JSON escapes, `${` and `%{` doubled.
+    let odd = r#"no "tag" \ ${yet} %{x}"#;
+    let manifest = run_manifest(&[("/my-api/dev/docker-image-tag", odd, 1)]);
+    let run =
+        resolve_with("placeholder", &manifest.fingerprint, &ssm_with(&[(manifest.document(), manifest.description())]));
+    assert!(run.success, "{run:#?}");
+    assert_eq!(exported(&run.stdout), json!({ "/my-api/dev/docker-image-tag": r#"no "tag" \ $${yet} %%{x}"# }));
+}
+
+#[test]
+fn a_run_of_1000_services_reads_its_manifest_in_parts_with_a_few_calls() {
+    let values: Vec<(String, String)> =
+        (0..1_000).map(|n| (format!("/payments-api-{n:04}/dev/docker-image-tag"), format!("{}", 10_000 + n))).collect();
+    let parameters: Vec<(&str, &str, i64)> = values.iter().map(|(n, v)| (n.as_str(), v.as_str(), 2)).collect();
+    let manifest = run_manifest(&parameters);
+    let ssm = ssm_with(&[(manifest.document(), manifest.description())]);
+    let parts = ssm.parts.len();
+    assert!(parts > 5, "{parts} parts");
+    let run = resolve_with("parts", &manifest.fingerprint, &ssm);
+    assert!(run.success, "{run:#?}");
+    let exported = exported(&run.stdout);
+    assert_eq!(exported.as_object().map(|o| o.len()), Some(1_000));
+    assert_eq!(exported["/payments-api-0999/dev/docker-image-tag"], "10999");
+    assert_eq!(
+        run.aws_calls.len(),
+        1 + parts.div_ceil(10),
+        "the history, then ten parts per call: {:#?}",
+        run.aws_calls
+    );
+
+    // A part edited by hand: its hash no longer holds, and nothing is deployed.
+    let mut tampered = ssm_with(&[(manifest.document(), manifest.description())]);
+    tampered.parts[2].1 = tampered.parts[2].1.replace("10", "99");
+    let run = resolve_with("tampered", &manifest.fingerprint, &tampered);
+    assert!(!run.success && run.stderr.contains("the parts do not add up"), "{run:#?}");
+    assert!(run.stdout.contains("<not exported>"), "{run:#?}");
+
+    // A part SSM no longer has.
+    let mut gone = ssm_with(&[(manifest.document(), manifest.description())]);
+    gone.parts.remove(1);
+    let run = resolve_with("part-gone", &manifest.fingerprint, &gone);
+    assert!(!run.success && run.stderr.contains("/tagrelay/dev/manifest-part/1:1 is missing"), "{run:#?}");
+}
+
+#[test]
+fn a_run_without_its_manifest_or_with_an_edited_one_fails_before_terraform() {
+    let manifest = run_manifest(&[("/my-api/dev/docker-image-tag", "42", 3)]);
+    let other = run_manifest(&[("/my-api/dev/docker-image-tag", "41", 2)]);
+    let run = resolve_with("no-manifest", &manifest.fingerprint, &ssm_with(&[(other.document(), other.description())]));
+    assert!(!run.success && run.stderr.contains("nothing says what this run deploys"), "{run:#?}");
+    assert!(run.stdout.contains("<not exported>"), "{run:#?}");
+
+    // Described as this run's, but an entry was edited: it is not the fingerprint's state.
+    let edited = manifest.document().replace(r#""value":"42""#, r#""value":"43""#);
+    let run = resolve_with("edited", &manifest.fingerprint, &ssm_with(&[(edited, manifest.description())]));
+    assert!(!run.success && run.stderr.contains("is not the state of"), "{run:#?}");
+}
+
+#[test]
+fn a_run_started_by_an_older_tagrelay_reads_each_value_at_its_version() {
     let script = resolution_script();
-    let fingerprint =
-        fingerprint_of(&[("/my-api/dev/docker-image-tag", "42", 3), ("/worker/dev/docker-image-tag", "1.2.3", 1)]);
-    assert!(fingerprint.contains("/my-api/dev/docker-image-tag=3@"), "{fingerprint}");
-    let env = [("TAGRELAY_ENVIRONMENT", "dev"), ("TAGRELAY_FINGERPRINT", fingerprint.as_str())];
-    // Version 4 was written since the run was started: the run still deploys version 3.
+    // Older builds carry the state itself: name=version@digest.
+    let state = tagrelay::deploy::fingerprint::state(&stored_of(&[
+        ("/my-api/dev/docker-image-tag", "42", 3),
+        ("/worker/dev/docker-image-tag", "1.2.3", 1),
+    ]));
+    let env = [("TAGRELAY_ENVIRONMENT", "dev"), ("TAGRELAY_FINGERPRINT", state.as_str())];
     let parameters = [
         ("/my-api/dev/docker-image-tag:3", "42"),
         ("/my-api/dev/docker-image-tag:4", "43"),
@@ -1911,38 +2026,23 @@ fn a_tagrelay_run_deploys_the_values_at_its_fingerprints_versions() {
         ]
     );
 
-    // A build started by an older tagrelay: name=version, nothing to check the value against.
+    // Older still: name=version, nothing to check the value against.
     let env = [("TAGRELAY_ENVIRONMENT", "dev"), ("TAGRELAY_FINGERPRINT", "/my-api/dev/docker-image-tag=4")];
     let run = buildspec::run_with_stub_aws("resolve-legacy", &script, &env, &parameters);
     assert!(run.success, "{run:#?}");
     assert_eq!(exported(&run.stdout), json!({ "/my-api/dev/docker-image-tag": "43" }));
 
-    // A placeholder is passed on as Terraform reads it: JSON escapes, `${` and `%{` doubled.
-    let odd = r#"no "tag" \ ${yet} %{x}"#;
-    let fingerprint = fingerprint_of(&[("/my-api/dev/docker-image-tag", odd, 1)]);
-    let env = [("TAGRELAY_ENVIRONMENT", "dev"), ("TAGRELAY_FINGERPRINT", fingerprint.as_str())];
-    let run =
-        buildspec::run_with_stub_aws("resolve-placeholder", &script, &env, &[("/my-api/dev/docker-image-tag:1", odd)]);
-    assert!(run.success, "{run:#?}");
-    assert_eq!(exported(&run.stdout), json!({ "/my-api/dev/docker-image-tag": r#"no "tag" \ $${yet} %%{x}"# }));
-}
-
-#[test]
-fn a_run_whose_parameter_was_re_created_since_fails_before_terraform() {
-    let script = resolution_script();
     // Started for version 1 = "42"; the parameter was deleted and created again: version 1 is "7".
-    let fingerprint = fingerprint_of(&[("/my-api/dev/docker-image-tag", "42", 1)]);
-    let env = [("TAGRELAY_ENVIRONMENT", "dev"), ("TAGRELAY_FINGERPRINT", fingerprint.as_str())];
+    let state = tagrelay::deploy::fingerprint::state(&stored_of(&[("/my-api/dev/docker-image-tag", "42", 1)]));
+    let env = [("TAGRELAY_ENVIRONMENT", "dev"), ("TAGRELAY_FINGERPRINT", state.as_str())];
     let run = buildspec::run_with_stub_aws("re-created", &script, &env, &[("/my-api/dev/docker-image-tag:1", "7")]);
     assert!(!run.success, "the phase must fail: {run:#?}");
-    assert!(run.stderr.contains("/my-api/dev/docker-image-tag version 1"), "{}", run.stderr);
     assert!(run.stderr.contains("deleted and created again"), "{}", run.stderr);
     assert!(run.stdout.contains("<not exported>"), "{run:#?}");
 
     // A version that no longer exists (SSM keeps the newest 100): the CLI's error, then a failure.
     let run = buildspec::run_with_stub_aws("version-gone", &script, &env, &[]);
     assert!(!run.success && run.stderr.contains("ParameterVersionNotFound"), "{run:#?}");
-    assert!(run.stdout.contains("<not exported>"), "{run:#?}");
 }
 
 #[test]

@@ -377,3 +377,57 @@ async fn an_invalid_config_stops_the_function_at_init() {
     let diagnostic = api.init_error(WAIT).await.expect("init error");
     assert!(diagnostic.error_message.contains("TAGRELAY_CONFIG is not set"), "{}", diagnostic.error_message);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configuration_is_read_from_the_ssm_parameter_it_references_in_parts() {
+    use tagrelay::aws::ssm::SsmParameterStore;
+
+    let aws = LocalAws::start().await.expect("local AWS");
+    let sdk = aws.sdk_config().await;
+    // 400 services: far beyond a Lambda's 4 KB of variables, and beyond one parameter.
+    let mut document = config();
+    for n in 0..400 {
+        document["services"][format!("payments-api-{n:04}")] = json!({ "deploy_on_push": ["dev"] });
+    }
+    let text = document.to_string();
+    assert!(text.len() > 16_000, "{} bytes", text.len());
+    let store = SsmParameterStore::from_sdk_config(&sdk);
+    let version = tagrelay::document::write(&store, "/tagrelay/_config", &text, "tagrelay configuration")
+        .await
+        .expect("written in parts");
+
+    let binary = lambda_binary("record-image-tag").expect("release binary (make lambdas-local)");
+    let api = RuntimeApi::start().await.expect("runtime API");
+    let mut env = aws.env();
+    env.push(("TAGRELAY_CONFIG".into(), format!("ssm:/tagrelay/_config:{version}")));
+    let function = FunctionProcess::spawn(&binary, &api, &env).expect("function starts");
+    let ecr = aws_sdk_ecr::Client::new(&sdk);
+    create_repository(&ecr, "my-api").await.expect("repository");
+    let digest = push_image(&ecr, "my-api", "100").await.expect("push");
+    match api.invoke(ecr_push("my-api", "100", &digest), WAIT).await.expect("invocation completes") {
+        Outcome::Response(body) => {
+            let written = decisions(&body);
+            assert!(written.iter().any(|(e, d, _)| e == "dev" && d == "write"), "{body}");
+        }
+        Outcome::Error { error_type, error_message } => panic!("{error_type}: {error_message}"),
+    }
+    let line = function.wait_for_log_line("configuration loaded", WAIT).await.expect("the cold start's line");
+    let line: Value = serde_json::from_str(&line).expect("JSON");
+    assert_eq!(line["fields"]["source"], format!("ssm:/tagrelay/_config:{version}"), "{line}");
+    assert_eq!(line["fields"]["services"], 402, "{line}");
+    assert_eq!(line["fields"]["bytes"], text.len(), "{line}");
+
+    // A version that does not exist: the function does not start, and says which reference.
+    let api = RuntimeApi::start().await.expect("runtime API");
+    let mut env = aws.env();
+    env.push(("TAGRELAY_CONFIG".into(), "ssm:/tagrelay/_config:99".into()));
+    let _function = FunctionProcess::spawn(&binary, &api, &env).expect("spawn");
+    let diagnostic = api.init_error(WAIT).await.expect("init error");
+    assert_eq!(diagnostic.error_type, "InvalidConfig");
+    assert!(
+        diagnostic.error_message.starts_with("TAGRELAY_CONFIG = ssm:/tagrelay/_config:99:"),
+        "{}",
+        diagnostic.error_message
+    );
+    assert!(!api.has_polled(), "never asked for an event");
+}

@@ -75,19 +75,10 @@ async fn release_records_are_written_and_read_back_with_their_history() {
     };
     let first = release("/my-api/dev/docker-image-tag=2@73475cb4", "tagrelay-dev:1");
     let second = release("/my-api/dev/docker-image-tag=3@73475cb4", "tagrelay-dev:2");
-    assert_eq!(
-        store.put_record(parameter, &first.document().expect("small"), "tagrelay: releases").await.expect("created"),
-        1
-    );
-    assert_eq!(
-        store.put_record(parameter, &second.document().expect("small"), "tagrelay: releases").await.expect("written"),
-        2
-    );
+    assert_eq!(store.put_record(parameter, &first.document(), "tagrelay: releases").await.expect("created"), 1);
+    assert_eq!(store.put_record(parameter, &second.document(), "tagrelay: releases").await.expect("written"), 2);
     // A racing writer's copy of the same record.
-    assert_eq!(
-        store.put_record(parameter, &second.document().expect("small"), "tagrelay: releases").await.expect("written"),
-        3
-    );
+    assert_eq!(store.put_record(parameter, &second.document(), "tagrelay: releases").await.expect("written"), 3);
 
     // Written in the Intelligent-Tiering tier: a record may outgrow a Standard parameter's 4 KB.
     let ssm = aws_sdk_ssm::Client::new(&aws.sdk_config().await);

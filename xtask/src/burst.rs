@@ -181,7 +181,7 @@ fn simulate(tagrelay: bool) -> Report {
             }
         };
         if tagrelay {
-            let desired = Desired::of(&stored(&world.versions));
+            let desired = Desired::of(&stored(&world.versions), "initial");
             if let Decision::Start { fingerprint, .. } = reconcile(&desired, &world.records(), &trigger) {
                 world.start(now, Some(fingerprint));
             }

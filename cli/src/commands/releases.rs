@@ -1,8 +1,8 @@
 //! `tagrelay releases`: an environment's verified releases, newest first, as trigger-deploy
 //! recorded them in `/tagrelay/{environment}/verified` (the parameter's versions are the list).
 
-use tagrelay::document::read_history;
 use std::collections::BTreeMap;
+use tagrelay::document::read_history;
 
 use clap::Args;
 use serde::Serialize;

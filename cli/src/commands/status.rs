@@ -5,14 +5,15 @@
 //! the core's `observe` (trigger-deploy's, and promote's), the same the functions act on; this
 //! file maps them to what an operator reads.
 
-use tagrelay::document::read_history;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use tagrelay::document::read_history;
 
 use aws_smithy_types::DateTime;
 use clap::Args;
 use serde::Serialize;
-use tagrelay::deploy::fingerprint::same_state;
+use tagrelay::deploy::fingerprint::{same_state, FINGERPRINT_PREFIX};
+use tagrelay::deploy::manifest::find;
 use tagrelay::deploy::observe::Observation;
 use tagrelay::deploy::reconcile::{Decision, Trigger};
 use tagrelay::deploy::release::{releases, Release};
@@ -477,6 +478,9 @@ pub struct ServiceTag {
     pub tag: Option<String>,
     pub version: Option<i64>,
     pub changed: Option<String>,
+    /// The tag the newest tagrelay run deployed (its run manifest); `null` when unknown (no run,
+    /// a run of an older tagrelay, or its manifest is gone) or the service was not in it.
+    pub deployed: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -542,6 +546,16 @@ where
             });
         }
 
+        // What the newest tagrelay run deployed, from its run manifest: the fingerprint on the
+        // build is a digest, the manifest says what it stands for.
+        let newest = recent.iter().find_map(|b| b.fingerprint.as_deref());
+        let deployed = match newest {
+            Some(fingerprint) if fingerprint.starts_with(FINGERPRINT_PREFIX) => {
+                let (parameters, _, _) = promoter.ports();
+                find(&read_history(parameters, &environment.manifest_parameter()).await?, fingerprint)
+            }
+            _ => None,
+        };
         let services = config
             .services()
             .filter(|service| request.service.is_none_or(|wanted| wanted == service.name))
@@ -553,6 +567,7 @@ where
                     tag: found.map(|p| p.value.clone()),
                     version: found.map(|p| p.version),
                     changed: found.and_then(|p| format_opt(p.last_modified)),
+                    deployed: deployed.as_ref().and_then(|m| m.parameters.get(&parameter)).map(|e| e.value.clone()),
                     parameter,
                 }
             })
@@ -673,7 +688,10 @@ impl Render for StatusReport {
                 tags.row([
                     e.environment.clone(),
                     s.service.clone(),
-                    or_nothing(s.tag.as_ref()),
+                    match (&s.tag, &s.deployed) {
+                        (Some(tag), Some(deployed)) if tag != deployed => format!("{tag} (last run: {deployed})"),
+                        (tag, _) => or_nothing(tag.as_ref()),
+                    },
                     or_nothing(s.version),
                     or_nothing(s.changed.as_ref()),
                 ]);
@@ -784,10 +802,12 @@ mod tests {
                 State::Behind,
             ),
             (
+                // Two versions back (name=version): not comparable with a fingerprint; one run
+                // of the same state follows the upgrade.
                 "a run of this state's versions by a tagrelay without digests",
                 CURRENT,
                 vec![build("b2", Succeeded, Some("/a/dev/tag=3"))],
-                State::InSync,
+                State::Behind,
             ),
             ("no parameters", "", vec![], State::NoParameters),
         ];
@@ -865,14 +885,6 @@ mod tests {
                 "recorded: verified since the record's time",
                 Decision::UpToDate { build: "b2".into() },
                 record(CURRENT, "b2", t1),
-                State::InSync,
-                Some(Verification::Verified { since: t1.into(), build: "b2".into(), recorded: true }),
-                Some(true),
-            ),
-            (
-                "recorded by a tagrelay without digests",
-                Decision::UpToDate { build: "b2".into() },
-                record("/a/dev/tag=3", "b2", t1),
                 State::InSync,
                 Some(Verification::Verified { since: t1.into(), build: "b2".into(), recorded: true }),
                 Some(true),

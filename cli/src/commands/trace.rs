@@ -4,8 +4,8 @@
 //! the release records that hold the tag, the rollback records that name it, the approvals of
 //! upstream releases that hold it, and what promotion waits on now (promote's own decision).
 
-use tagrelay::document::read_history;
 use std::collections::BTreeMap;
+use tagrelay::document::read_history;
 
 use aws_smithy_types::DateTime;
 use clap::Args;

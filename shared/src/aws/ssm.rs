@@ -61,7 +61,11 @@ impl ParameterStore for SsmParameterStore {
             .name(&write.name)
             .value(&write.value)
             .description(&write.description)
-            .r#type(ParameterType::String);
+            .r#type(ParameterType::String)
+            // Standard while the account has Standard parameters left (10,000 per region, which
+            // 1,000 services x 10 environments use up alone), Advanced beyond: never refused for
+            // the quota.
+            .tier(ParameterTier::IntelligentTiering);
         // SSM refuses tags together with Overwrite, so tags go only on the creating write.
         request = match &write.create_with_tags {
             Some(tags) => {

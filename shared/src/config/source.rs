@@ -119,14 +119,15 @@ mod tests {
 
     #[test]
     fn a_document_or_a_reference_and_anything_else_names_the_variable() {
-        assert_eq!(ConfigSource::parse(" {\"a\":1}"), Ok(ConfigSource::Inline(" {\"a\":1}".into())));
+        let parse = |value: &str| ConfigSource::parse(value).expect(value);
+        assert_eq!(parse(" {\"a\":1}"), ConfigSource::Inline(" {\"a\":1}".into()));
         assert_eq!(
-            ConfigSource::parse("ssm:/tagrelay/_config:7"),
-            Ok(ConfigSource::Ssm { name: "/tagrelay/_config".into(), version: Some(7) })
+            parse("ssm:/tagrelay/_config:7"),
+            ConfigSource::Ssm { name: "/tagrelay/_config".into(), version: Some(7) }
         );
         assert_eq!(
-            ConfigSource::parse("ssm:/tagrelay/_config"),
-            Ok(ConfigSource::Ssm { name: "/tagrelay/_config".into(), version: None })
+            parse("ssm:/tagrelay/_config"),
+            ConfigSource::Ssm { name: "/tagrelay/_config".into(), version: None }
         );
         for bad in ["", "s3://bucket/key", "ssm:", "ssm:/a:0", "ssm:/a:x", "ssm:/a:b:3", "ssm:/a b", "[1]"] {
             let err = ConfigSource::parse(bad).expect_err(bad);

@@ -111,10 +111,7 @@ mod tests {
         let parameters = stored(&[("/b/dev/tag", 3, "abc"), ("/a/dev/tag", 12, "1043")]);
         assert_eq!(state(&parameters), "/a/dev/tag=12@c0aa4a0b,/b/dev/tag=3@ba7816bf");
         // printf %s '/a/dev/tag=12@c0aa4a0b,/b/dev/tag=3@ba7816bf' | sha256sum: the buildspec checks it so.
-        assert_eq!(
-            fingerprint(&parameters),
-            "sha256:ebc92115730b8e6063591fe227a69fcfda4b9ca4b3fbd38a15aba6ec55b581a8"
-        );
+        assert_eq!(fingerprint(&parameters), "sha256:ebc92115730b8e6063591fe227a69fcfda4b9ca4b3fbd38a15aba6ec55b581a8");
         assert_eq!(fingerprint(&BTreeMap::new()), "");
         // Fixed size at any number of services: a CodeBuild variable holds 4,096 characters.
         let many: Vec<(String, i64, String)> =
@@ -147,7 +144,11 @@ mod tests {
         let cases = [
             ("itself", current.clone(), true),
             ("another fingerprint", of_state("/a/dev/tag=12@00000000,/b/dev/tag=3@ba7816bf"), false),
-            ("the state, as builds before the digest recorded it", "/a/dev/tag=12@c0aa4a0b,/b/dev/tag=3@ba7816bf".into(), true),
+            (
+                "the state, as builds before the digest recorded it",
+                "/a/dev/tag=12@c0aa4a0b,/b/dev/tag=3@ba7816bf".into(),
+                true,
+            ),
             ("another state", "/a/dev/tag=11@c0aa4a0b,/b/dev/tag=3@ba7816bf".into(), false),
             ("name=version only: cannot be compared", "/a/dev/tag=12,/b/dev/tag=3".into(), false),
             ("empty", String::new(), false),

@@ -42,8 +42,9 @@ impl Observation {
         release: Option<Release>,
         history: BuildHistory,
         trigger: &Trigger,
+        placeholder: &str,
     ) -> Self {
-        let desired = Desired::of(&parameters);
+        let desired = Desired::of(&parameters, placeholder);
         let decision = reconcile(&desired, &history.builds, trigger);
         Self { parameters, release, desired, history, decision }
     }
@@ -101,11 +102,13 @@ where
             match resolve(&self.parameters, &release_parameter, &record.value).await {
                 Ok(document) => record.value = document,
                 Err(DocumentError::Aws { source, .. }) => return Err(source.into()),
-                Err(err) => warn!(environment = %environment.name, parameter = %release_parameter, error = %err, "release record unreadable; treated as none"),
+                Err(err) => {
+                    warn!(environment = %environment.name, parameter = %release_parameter, error = %err, "release record unreadable; treated as none")
+                }
             }
         }
         let release = stored_release(&release_parameter, current)?;
-        let mut observation = Observation::of(stored, release, history, trigger);
+        let mut observation = Observation::of(stored, release, history, trigger, self.config.parameter_placeholder());
         if let Some(build) = observation.unverified_success().map(str::to_owned) {
             observation.decision = self.verify_release(environment, &observation, &build, trigger).await?;
         }
@@ -129,6 +132,15 @@ where
             let name = self.config.parameter_name(&service.name, &environment.name);
             let Some(stored) = observation.parameters.get(&name) else { continue };
             if stored.value == self.config.parameter_placeholder() {
+                continue;
+            }
+            // A service whose tag the newest release already verified keeps that verification
+            // and digest: only what this run changed is looked up on ECR and ECS. At 1,000
+            // services a release that changes one reads one image and one service, not 1,000.
+            let recorded = observation.release.as_ref().filter(|r| r.tags.get(&service.name) == Some(&stored.value));
+            if let Some(digest) = recorded.and_then(|r| r.digests.get(&service.name)) {
+                tags.insert(service.name.clone(), stored.value.clone());
+                digests.insert(service.name.clone(), digest.clone());
                 continue;
             }
             let digest = self.images.image_by_tag(&service.repository, &stored.value).await?.map(|image| image.digest);
@@ -203,7 +215,7 @@ mod tests {
     #[test]
     fn the_decision_is_reconcile_on_what_was_read() {
         let parameters = BTreeMap::from([("/a/dev/tag".to_owned(), parameter(2, 100))]);
-        let desired = Desired::of(&parameters);
+        let desired = Desired::of(&parameters, "initial");
         let builds = vec![BuildRecord {
             id: "b1".into(),
             status: BuildStatus::Failed,
@@ -213,7 +225,7 @@ mod tests {
         }];
         let history = BuildHistory { builds: builds.clone(), bound_reached: false };
         for trigger in [Trigger::Schedule, Trigger::Retry { by: "ana".into() }] {
-            let observed = Observation::of(parameters.clone(), None, history.clone(), &trigger);
+            let observed = Observation::of(parameters.clone(), None, history.clone(), &trigger, "initial");
             assert_eq!(observed.decision, reconcile(&desired, &builds, &trigger), "{trigger:?}");
             assert_eq!(observed.desired, desired);
         }
@@ -221,7 +233,7 @@ mod tests {
 
     #[test]
     fn the_last_change_is_the_newest_write() {
-        let none = Observation::of(BTreeMap::new(), None, BuildHistory::default(), &Trigger::Schedule);
+        let none = Observation::of(BTreeMap::new(), None, BuildHistory::default(), &Trigger::Schedule, "initial");
         assert_eq!(none.last_change(), None);
         assert_eq!(none.decision, Decision::NothingToDeploy);
         let parameters = BTreeMap::from([
@@ -229,14 +241,14 @@ mod tests {
             ("/b/dev/tag".to_owned(), parameter(1, 100)),
             ("/c/dev/tag".to_owned(), StoredParameter::string("1", 1, None)),
         ]);
-        let observed = Observation::of(parameters, None, BuildHistory::default(), &Trigger::Schedule);
+        let observed = Observation::of(parameters, None, BuildHistory::default(), &Trigger::Schedule, "initial");
         assert_eq!(observed.last_change(), Some(DateTime::from_secs(300)));
     }
 
     #[test]
     fn only_a_success_not_yet_recorded_as_a_release_is_verified() {
         let parameters = BTreeMap::from([("/a/dev/tag".to_owned(), parameter(2, 100))]);
-        let fingerprint = Desired::of(&parameters).fingerprint;
+        let fingerprint = Desired::of(&parameters, "initial").fingerprint;
         let build = |status| BuildRecord {
             id: "b1".into(),
             status,
@@ -253,7 +265,7 @@ mod tests {
             verified_at: "2026-11-30T00:00:00Z".into(),
         };
         let observed = |status, record: Option<Release>| {
-            Observation::of(parameters.clone(), record, history(status), &Trigger::Schedule)
+            Observation::of(parameters.clone(), record, history(status), &Trigger::Schedule, "initial")
                 .unverified_success()
                 .map(str::to_owned)
         };

@@ -17,17 +17,20 @@ use crate::ports::{BuildRecord, BuildStatus};
 pub struct Desired {
     /// The fingerprint of the parameters; empty when the environment has none.
     pub fingerprint: String,
-    /// Some parameter was written since it was created (version 2 or more): Terraform creates
-    /// each one with a placeholder at version 1, so a later version is a change that tagrelay,
-    /// an operator or a person recorded, and it is worth a first run even from the schedule.
+    /// Some parameter holds a change that tagrelay, an operator or a person recorded: it was
+    /// written since it was created (version 2 or more; infra/ creates each one with the
+    /// placeholder at version 1), or it holds something else than the placeholder (with
+    /// `manage_image_tag_parameters = false` a push creates it, at version 1). Worth a first run
+    /// even from the schedule.
     pub change_recorded: bool,
 }
 
 impl Desired {
-    pub fn of(parameters: &BTreeMap<String, StoredParameter>) -> Self {
+    /// `placeholder`: the configuration's `parameter_placeholder`.
+    pub fn of(parameters: &BTreeMap<String, StoredParameter>, placeholder: &str) -> Self {
         Self {
             fingerprint: fingerprint(parameters),
-            change_recorded: parameters.values().any(|stored| stored.version >= 2),
+            change_recorded: parameters.values().any(|stored| stored.version >= 2 || stored.value != placeholder),
         }
     }
 }
@@ -331,11 +334,13 @@ mod tests {
                 Decision::UpToDate { build: "b1".into() },
             ),
             (
+                // Two versions back, builds recorded name=version only: not comparable with a
+                // digest, so one run of the same state (deploys what runs) after the upgrade.
                 "deployed this state's versions by a tagrelay that recorded no digests",
                 now(),
                 vec![build("b1", Succeeded, Some("/a/dev/tag=3,/b/dev/tag=7"))],
                 Trigger::Schedule,
-                Decision::UpToDate { build: "b1".into() },
+                start(StartReason::Changed, Some("b1")),
             ),
             (
                 "same versions, another value (a re-created parameter)",
@@ -444,17 +449,21 @@ mod tests {
     }
 
     #[test]
-    fn a_change_is_recorded_once_some_parameter_is_past_version_1() {
-        let stored = |version| StoredParameter::string("1043", version, None);
+    fn a_change_is_recorded_once_some_parameter_is_past_version_1_or_holds_a_tag() {
         let cases = [
             ("no parameter", vec![], false),
-            ("as created", vec![("/a/dev/tag", 1), ("/b/dev/tag", 1)], false),
-            ("one written since", vec![("/a/dev/tag", 1), ("/b/dev/tag", 2)], true),
-            ("written many times", vec![("/a/dev/tag", 40)], true),
+            ("as infra/ created them", vec![("/a/dev/tag", 1, "initial"), ("/b/dev/tag", 1, "initial")], false),
+            ("one written since", vec![("/a/dev/tag", 1, "initial"), ("/b/dev/tag", 2, "1043")], true),
+            ("written many times", vec![("/a/dev/tag", 40, "1043")], true),
+            // manage_image_tag_parameters = false: the first push creates it, at version 1.
+            ("created by a push", vec![("/a/dev/tag", 1, "initial"), ("/b/dev/tag", 1, "1043")], true),
         ];
         for (name, versions, recorded) in cases {
-            let parameters = versions.into_iter().map(|(n, v)| (n.to_owned(), stored(v))).collect();
-            let desired = Desired::of(&parameters);
+            let parameters = versions
+                .into_iter()
+                .map(|(n, v, value)| (n.to_owned(), StoredParameter::string(value, v, None)))
+                .collect();
+            let desired = Desired::of(&parameters, "initial");
             assert_eq!(desired.change_recorded, recorded, "{name}");
             assert_eq!(desired.fingerprint, fingerprint(&parameters), "{name}");
         }

@@ -59,8 +59,7 @@ where
         let rollback = if environment.rollback_alarms.is_empty() {
             None
         } else {
-            let own: Vec<StoredRelease> =
-                releases(&read_history(parameters, &environment.release_parameter()).await?);
+            let own: Vec<StoredRelease> = releases(&read_history(parameters, &environment.release_parameter()).await?);
             let alarms = self.watch(&environment.rollback_alarms, written_at).await?;
             // The target's images must still be in ECR (a lifecycle policy may have expired
             // them): each one found gone is passed over and the target chosen again.

@@ -103,13 +103,17 @@ where
         let approval =
             Approval { fingerprint, by: by.to_owned(), at: timestamp::format(now), comment: comment.to_owned() };
         let (parameters, _, _) = self.ports();
-        let version =
-            crate::document::write(parameters, &environment.approval_parameter(), &approval.document(), APPROVAL_DESCRIPTION)
-                .await
-                .map_err(|err| match err {
-                    RecordError::Aws { source, .. } => OperatorError::Aws(source),
-                    other => OperatorError::Record(other),
-                })?;
+        let version = crate::document::write(
+            parameters,
+            &environment.approval_parameter(),
+            &approval.document(),
+            APPROVAL_DESCRIPTION,
+        )
+        .await
+        .map_err(|err| match err {
+            RecordError::Aws { source, .. } => OperatorError::Aws(source),
+            other => OperatorError::Record(other),
+        })?;
         Ok(Approved { release, approval, version })
     }
 

@@ -11,6 +11,7 @@
 //! bounded at `MAX_PAGES`; for `pushed-at`, one `DescribeImages` per distinct current tag.
 
 use aws_smithy_types::DateTime;
+use futures_util::stream::{self, StreamExt};
 use tracing::warn;
 
 use super::decision::{decide, Decision, Push, SkipReason};
@@ -69,6 +70,9 @@ pub fn newest_candidate<'a>(
     best
 }
 
+/// Services swept at once.
+const SWEEP_CONCURRENCY: usize = 4;
+
 impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Recorder<P, R> {
     /// Sweeps every service that deploys on push. A service whose reads fail does not stop the
     /// others; the sweep then returns an error (Lambda retries it; the next sweep comes anyway).
@@ -76,8 +80,20 @@ impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Recor
         let mut summary = SweepSummary { trigger: "scheduled sweep", services: Vec::new() };
         let mut failed = Vec::new();
         let services: Vec<&Service> = self.config.services().filter(|s| !s.deploy_on_push.is_empty()).collect();
-        for service in &services {
-            match self.sweep_service(service, &mut failed).await {
+        // A few services at a time, in order: at 1,000 services one after the other is 1,000
+        // DescribeImages round trips (~40 s), close to the function's time-out; more at once
+        // would only meet ECR's and SSM's rate limits sooner (throttling is retried).
+        let swept: Vec<_> = stream::iter(&services)
+            .map(|service| async move {
+                let mut failed = Vec::new();
+                (self.sweep_service(service, &mut failed).await, failed)
+            })
+            .buffered(SWEEP_CONCURRENCY)
+            .collect()
+            .await;
+        for (service, (result, writes_failed)) in services.iter().zip(swept) {
+            failed.extend(writes_failed);
+            match result {
                 Ok(swept) => summary.services.push(swept),
                 Err(err) => {
                     warn!(service = %service.name, repository = %service.repository, decision = "error", error = %err, "record sweep of the service failed");

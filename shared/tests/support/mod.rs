@@ -165,7 +165,17 @@ impl ParameterStore for FakeParameters {
     async fn get_parameters(&self, names: &[String]) -> Result<BTreeMap<String, StoredParameter>, AwsError> {
         *self.get_calls.lock().expect("lock") += 1;
         let values = self.values.lock().expect("lock");
-        Ok(names.iter().filter_map(|n| values.get(n).map(|p| (n.clone(), p.clone()))).collect())
+        let history = self.history.lock().expect("lock");
+        // As SSM: `name:version` selects a version, and the answer is keyed by the bare name.
+        let selected = |selector: &String| match selector.rsplit_once(':') {
+            Some((name, version)) => {
+                let version: i64 = version.parse().ok()?;
+                let found = history.get(name)?.iter().find(|v| v.version == version)?;
+                Some((name.to_owned(), StoredParameter::string(found.value.clone(), version, found.modified_at)))
+            }
+            None => values.get(selector).map(|p| (selector.clone(), p.clone())),
+        };
+        Ok(names.iter().filter_map(selected).collect())
     }
 
     async fn put_parameter(&self, write: &ParameterWrite) -> Result<i64, AwsError> {
@@ -532,7 +542,7 @@ impl FakeParameters {
             build: format!("tagrelay-{environment}:{tag}"),
             verified_at: tagrelay::timestamp::format(DateTime::from_secs(at)),
         };
-        self.bump(&format!("/tagrelay/{environment}/verified"), &release.document().expect("small"));
+        self.bump(&format!("/tagrelay/{environment}/verified"), &release.document());
         release.fingerprint
     }
 }

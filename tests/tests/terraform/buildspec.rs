@@ -101,13 +101,82 @@ fi
 cat "$file"
 echo
 "#;
-    let calls = dir.join("aws-calls");
-    let (calls_path, store_path) = (calls.display().to_string(), store.display().to_string());
-    let mut full_env: Vec<(&str, &str)> = vec![("AWS_CALLS", &calls_path), ("AWS_PARAMETERS", &store_path)];
-    full_env.extend_from_slice(env);
-    let output = bash_with_stubs(&dir, script, &full_env, &[("aws", aws)]);
-    let aws_calls = std::fs::read_to_string(&calls).unwrap_or_default().lines().map(str::to_owned).collect();
+    run_with_aws(&dir, script, env, ("AWS_PARAMETERS", &store), aws)
+}
+
+/// Runs `script` like [`run_with_stub_aws`], with an `aws` that answers, as the CLI does with
+/// `--output json`, `aws ssm get-parameter-history --name <name>` with `histories`' JSON for that
+/// name and `aws ssm get-parameters --names <selector>…` with `{"Parameters":[…]}` of the
+/// `parameters` objects (`("<name>:<version>", {"Name","Version","Value"})`) it has, leaving out
+/// the others as SSM does (under `InvalidParameters`).
+pub fn run_with_stub_ssm(
+    label: &str,
+    script: &str,
+    env: &[(&str, &str)],
+    histories: &[(&str, String)],
+    parameters: &[(String, String)],
+) -> Run {
+    let dir = std::env::temp_dir().join(format!("tagrelay-buildspec-ssm-{label}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    let store = dir.join("ssm");
+    std::fs::create_dir_all(&store).unwrap_or_else(|err| panic!("{}: {err}", store.display()));
+    let file_name = |kind: &str, key: &str| format!("{kind}{}", key.replace('/', "%").replace(':', "+"));
+    for (name, json) in histories {
+        std::fs::write(store.join(file_name("history", name)), json).expect("a stub history");
+    }
+    for (selector, json) in parameters {
+        std::fs::write(store.join(file_name("parameter", selector)), json).expect("a stub parameter");
+    }
+    let aws = r#"#!/bin/sh
+printf '%s\n' "$*" >> "$AWS_CALLS"
+key() { printf '%s' "$1" | tr '/:' '%+'; }
+case "$2" in
+  get-parameter-history)
+    file="$AWS_SSM/history$(key "$4")"
+    if [ ! -f "$file" ]; then echo "An error occurred (ParameterNotFound) when calling the GetParameterHistory operation: Parameter $4 not found." >&2; exit 254; fi
+    cat "$file" ;;
+  get-parameters)
+    shift 3
+    printf '{"Parameters":['
+    sep=""
+    while [ $# -gt 0 ] && [ "$1" != "--output" ]; do
+      file="$AWS_SSM/parameter$(key "$1")"
+      if [ -f "$file" ]; then printf '%s' "$sep"; cat "$file"; sep=","; fi
+      shift
+    done
+    printf ']}\n' ;;
+  *) echo "stub aws: unexpected call: $*" >&2; exit 2 ;;
+esac
+"#;
+    // The interpreter itself, not a version manager's shim (pyenv's puts its own bin directory,
+    // with a real `aws`, first on PATH): CodeBuild's python3 is a plain binary too.
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap_or_else(|err| panic!("{}: {err}", bin.display()));
+    let found = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3 runs (CodeBuild's standard images have it)");
+    let python = String::from_utf8_lossy(&found.stdout).trim().to_owned();
+    std::os::unix::fs::symlink(&python, bin.join("python3")).expect("python3 in the stubs' bin");
+    run_with_aws(&dir, script, env, ("AWS_SSM", &store), aws)
+}
+
+/// Runs `script` with the stub `aws` in `dir`, which appends its arguments to `$AWS_CALLS` and
+/// reads its answers under `store` (named by the variable `store.0`); removes `dir` after.
+fn run_with_aws(
+    dir: &std::path::Path,
+    script: &str,
+    env: &[(&str, &str)],
+    store: (&str, &std::path::Path),
+    aws: &str,
+) -> Run {
+    let calls = dir.join("aws-calls");
+    let (calls_path, store_path) = (calls.display().to_string(), store.1.display().to_string());
+    let mut full_env: Vec<(&str, &str)> = vec![("AWS_CALLS", &calls_path), (store.0, &store_path)];
+    full_env.extend_from_slice(env);
+    let output = bash_with_stubs(dir, script, &full_env, &[("aws", aws)]);
+    let aws_calls = std::fs::read_to_string(&calls).unwrap_or_default().lines().map(str::to_owned).collect();
+    let _ = std::fs::remove_dir_all(dir);
     Run {
         success: output.status.success(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
