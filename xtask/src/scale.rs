@@ -16,7 +16,7 @@
 //!   S seconds, default 5), an ECR repository per service, the three release functions behind
 //!   the Runtime API emulator and the local EventBridge.
 //! * Init: K cold starts of each function (default 3) against that SSM: process start to the first
-//!   `/next` poll, the function's own `config_loaded` line (read and parse times), its AWS calls and
+//!   `/next` poll, the function's own "configuration loaded" line (read and parse times), its AWS calls and
 //!   its peak memory.
 //! * The burst: P pushes (default 1,000) as fast as one client pushes them, to services picked by a
 //!   fixed pseudo-random sequence, each service's tags counting up; then the pipeline runs until
@@ -343,7 +343,7 @@ async fn cold_start(aws: &LocalAws, function: &str, config: (&String, &String)) 
     api.wait_first_poll(SPAWN_WAIT).await?;
     let to_first_poll = started.elapsed();
     let peak_rss_kib = process.pid().and_then(peak_rss);
-    let line = process.wait_for_log_line("config_loaded", Duration::from_secs(5)).await;
+    let line = process.wait_for_log_line("parse_micros", Duration::from_secs(5)).await;
     let field = |name: &str| line.as_deref().and_then(|line| log_field(line, name));
     let calls = aws.call_counts().await?.untraced();
     Ok(ColdStart {
@@ -399,6 +399,33 @@ struct Measurement {
 }
 
 impl Measurement {
+    /// Several measurements as one: their invocations and deliveries together.
+    fn merged(measurements: &[&Measurement]) -> Measurement {
+        let mut runs: Vec<FunctionRun> = Vec::new();
+        let mut deliveries = Vec::new();
+        for measured in measurements {
+            for run in &measured.runs {
+                let index = match runs.iter().position(|merged| merged.name == run.name) {
+                    Some(index) => index,
+                    None => {
+                        runs.push(FunctionRun { name: run.name.clone(), ..FunctionRun::default() });
+                        runs.len() - 1
+                    }
+                };
+                runs[index].invocations.extend(run.invocations.iter().cloned());
+                runs[index].calls.extend(run.calls.iter().cloned());
+            }
+            deliveries.extend(measured.deliveries.iter().cloned());
+        }
+        Measurement {
+            runs,
+            counts: CallCounts::default(),
+            deliveries,
+            burst: measurements.iter().map(|m| m.burst).sum(),
+            to_quiet: measurements.iter().map(|m| m.to_quiet).sum(),
+        }
+    }
+
     /// Every function's calls by operation.
     fn totals(&self) -> BTreeMap<String, u64> {
         let mut totals = BTreeMap::new();
@@ -498,7 +525,7 @@ async fn burst(system: &LocalSystem, config: &Config, options: &Options, out: &m
             ],
         ],
     );
-    function_tables(&burst, system, out);
+    function_tables("Per function", &burst, system, out);
     builds_table(system, config, &pushes, out).await?;
 
     // One push at a time, each to quiet: what a push costs when nothing coalesces it.
@@ -513,6 +540,11 @@ async fn burst(system: &LocalSystem, config: &Config, options: &Options, out: &m
         next_tag.insert(service, tag + 1);
         isolated.push((Push { service, tag }, measure(system, &repositories, &[Push { service, tag }]).await?));
     }
+    if !isolated.is_empty() {
+        let together: Vec<&Measurement> = isolated.iter().map(|(_, measured)| measured).collect();
+        let heading = format!("Per function, {} isolated pushes together", isolated.len());
+        function_tables(&heading, &Measurement::merged(&together), system, out);
+    }
     per_push_table(&burst, pushes.len(), &isolated, out);
     extrapolation_table(&burst, pushes.len(), &isolated, out);
     let mut all_pushes = pushes.clone();
@@ -520,7 +552,7 @@ async fn burst(system: &LocalSystem, config: &Config, options: &Options, out: &m
     check_end_state(system, config, &all_pushes, out).await
 }
 
-fn function_tables(measured: &Measurement, system: &LocalSystem, out: &mut Report) {
+fn function_tables(heading: &str, measured: &Measurement, system: &LocalSystem, out: &mut Report) {
     let processes =
         [("record-image-tag", &system.record), ("trigger-deploy", &system.deploy), ("promote", &system.promote)];
     let mut rows = Vec::new();
@@ -552,7 +584,7 @@ fn function_tables(measured: &Measurement, system: &LocalSystem, out: &mut Repor
             rss,
         ]);
     }
-    out.heading("Per function");
+    out.heading(heading);
     out.table(
         &[
             "function",
@@ -605,7 +637,7 @@ fn function_tables(measured: &Measurement, system: &LocalSystem, out: &mut Repor
             }
         }
     }
-    out.heading("AWS calls per event, by function, event and operation");
+    out.heading(&format!("{heading}: AWS calls per event, by event and operation"));
     out.table(
         &[
             "function",
