@@ -1,6 +1,6 @@
 //! `make bench-scale`, and the last part of `make bench` (`cargo run -p xtask -- scale [--services N]
 //! [--environments M] [--pushes P] [--build-seconds S] [--cold-starts K] [--isolated I]
-//! [--inline-config]`): one installation at the size of issue 13 on the local AWS, measured.
+//! [--sweeps W] [--inline-config]`): one installation at the size of issue 13 on the local AWS, measured.
 //!
 //! * The configuration: N services (default 1,000) × M environments (default 10): `dev` takes
 //!   every push (`deploy_on_push`), `staging` is promoted from dev, and the other eight are
@@ -21,7 +21,8 @@
 //! * The burst: P pushes (default 1,000) as fast as one client pushes them, to services picked by a
 //!   fixed pseudo-random sequence, each service's tags counting up; then the pipeline runs until
 //!   it is quiet (no event in flight, no build running). Then I pushes (default 3) one at a time,
-//!   each to quiet: what a push costs when nothing coalesces it.
+//!   each to quiet: what a push costs when nothing coalesces it; then W scheduled sweeps (default
+//!   3) with nothing to do: what the safety net takes of the limits at rest.
 //! * The local EventBridge gives each invocation up to 15 minutes (Lambda's maximum) rather than
 //!   infra/'s 60 s, so a slow one (moto is slower than AWS) is measured, not cut short and retried;
 //!   the tables count the invocations over 60 s.
@@ -46,11 +47,12 @@ use tagrelay_testbed::local_aws::{push_image, CallCounts, LocalAws};
 use tagrelay_testbed::runtime_api::{lambda_binary, FunctionProcess, Invocation, RuntimeApi};
 use tagrelay_testbed::system::{FunctionOptions, LocalSystem};
 use tagrelay_testbed::workspace_root;
+use tagrelay_tests::events::scheduled;
 
 use crate::error::TaskError;
 
 pub const USAGE: &str = "scale [--services N] [--environments M] [--pushes P] [--build-seconds S] \
-                         [--cold-starts K] [--isolated I] [--inline-config]";
+                         [--cold-starts K] [--isolated I] [--sweeps W] [--inline-config]";
 const FUNCTIONS: [&str; 3] = ["record-image-tag", "trigger-deploy", "promote"];
 const CONFIG_HEAD: &str = "/tagrelay/_config";
 /// Production regions after dev and staging; more environments are `prod-<n>`.
@@ -61,6 +63,8 @@ const TEAMS: usize = 40;
 const ENV_STRING_LIMIT: usize = 32 * 4096;
 const SPAWN_WAIT: Duration = Duration::from_secs(60);
 const QUIET_TIMEOUT: Duration = Duration::from_secs(4 * 60 * 60);
+/// infra/'s default `schedule_expression`, `rate(5 minutes)`.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(300);
 /// infra/'s default `lambda_timeout`: an invocation longer than this would time out in AWS.
 const LAMBDA_TIMEOUT: Duration = Duration::from_secs(60);
 /// The local EventBridge's invocation timeout here: Lambda's maximum, so that no invocation is
@@ -77,6 +81,8 @@ pub struct Options {
     pub cold_starts: usize,
     /// Pushes made one at a time after the burst, each to quiet.
     pub isolated: usize,
+    /// Scheduled sweeps after those, each to quiet.
+    pub sweeps: usize,
     pub inline_config: bool,
 }
 
@@ -89,6 +95,7 @@ impl Default for Options {
             build: Duration::from_secs(5),
             cold_starts: 3,
             isolated: 3,
+            sweeps: 3,
             inline_config: false,
         }
     }
@@ -110,6 +117,7 @@ impl Options {
                 "--pushes" => options.pushes = number()?,
                 "--cold-starts" => options.cold_starts = number()?,
                 "--isolated" => options.isolated = number()?,
+                "--sweeps" => options.sweeps = number()?,
                 "--build-seconds" => {
                     let seconds = value.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0);
                     let seconds = seconds.ok_or_else(|| TaskError::Usage(format!("{flag} {value}: seconds")))?;
@@ -447,21 +455,36 @@ fn function_of_route(route: &str) -> &'static str {
     }
 }
 
-/// Pushes `pushes` one after the other, waits until the pipeline is quiet, and attributes every
-/// AWS call made meanwhile to the invocation that made it.
+/// What starts a measured stretch.
+enum Stimulus<'a> {
+    /// These pushes, one after the other.
+    Pushes(&'a [Push]),
+    /// One "Scheduled Event" (the sweep's rule), numbered.
+    Sweep(usize),
+}
+
+/// Applies `stimulus`, waits until the pipeline is quiet, and attributes every AWS call made
+/// meanwhile to the invocation that made it.
 async fn measure(
     system: &LocalSystem,
     repositories: &BTreeMap<String, String>,
-    pushes: &[Push],
+    stimulus: Stimulus<'_>,
 ) -> Result<Measurement, TaskError> {
     let targets = system.bridge.targets();
     let before: Vec<usize> = targets.iter().map(|target| target.invocations().len()).collect();
     let deliveries_before = system.bridge.deliveries().len();
     system.aws.reset_call_counts().await?;
     let started = Instant::now();
-    for push in pushes {
-        let repository = &repositories[&service_name(push.service)];
-        push_image(&system.ecr, repository, &push.tag.to_string()).await?;
+    match stimulus {
+        Stimulus::Pushes(pushes) => {
+            for push in pushes {
+                let repository = &repositories[&service_name(push.service)];
+                push_image(&system.ecr, repository, &push.tag.to_string()).await?;
+            }
+        }
+        Stimulus::Sweep(n) => {
+            system.bridge.put_events(scheduled(&format!("00000000-0000-4000-8000-{n:012}"))).await?;
+        }
     }
     let last_push = Instant::now();
     system.wait_settled(QUIET_TIMEOUT).await?;
@@ -493,7 +516,7 @@ async fn burst(system: &LocalSystem, config: &Config, options: &Options, out: &m
     let repositories: BTreeMap<String, String> =
         config.services().map(|service| (service.name.clone(), service.repository.clone())).collect();
     let pushes = pushes(options.pushes, options.services);
-    let burst = measure(system, &repositories, &pushes).await?;
+    let burst = measure(system, &repositories, Stimulus::Pushes(&pushes)).await?;
 
     let distinct = {
         let mut services: Vec<usize> = pushes.iter().map(|push| push.service).collect();
@@ -538,15 +561,27 @@ async fn burst(system: &LocalSystem, config: &Config, options: &Options, out: &m
         let service = (index * 7919) % options.services;
         let tag = next_tag.get(&service).copied().unwrap_or(1);
         next_tag.insert(service, tag + 1);
-        isolated.push((Push { service, tag }, measure(system, &repositories, &[Push { service, tag }]).await?));
+        let push = Push { service, tag };
+        let measured = measure(system, &repositories, Stimulus::Pushes(std::slice::from_ref(&push))).await?;
+        isolated.push((push, measured));
+    }
+    // The schedule's sweeps, with nothing to do: what the safety net costs at rest.
+    let mut sweeps = Vec::new();
+    for n in 0..options.sweeps {
+        sweeps.push(measure(system, &repositories, Stimulus::Sweep(n)).await?);
     }
     if !isolated.is_empty() {
         let together: Vec<&Measurement> = isolated.iter().map(|(_, measured)| measured).collect();
         let heading = format!("Per function, {} isolated pushes together", isolated.len());
         function_tables(&heading, &Measurement::merged(&together), system, out);
     }
+    if !sweeps.is_empty() {
+        let together: Vec<&Measurement> = sweeps.iter().collect();
+        let heading = format!("Per function, {} scheduled sweeps at rest together", sweeps.len());
+        function_tables(&heading, &Measurement::merged(&together), system, out);
+    }
     per_push_table(&burst, pushes.len(), &isolated, out);
-    extrapolation_table(&burst, pushes.len(), &isolated, out);
+    extrapolation_table(&burst, pushes.len(), &isolated, &sweeps, out);
     let mut all_pushes = pushes.clone();
     all_pushes.extend(isolated.iter().map(|(push, _)| push.clone()));
     check_end_state(system, config, &all_pushes, out).await
@@ -757,7 +792,13 @@ const LIMITS: [Limit; 6] = [
 
 /// calls per push c_k for each limit k; the push rate a limit L_k sustains is L_k / c_k, and
 /// the account sustains the smallest of them.
-fn extrapolation_table(burst: &Measurement, pushes: usize, isolated: &[(Push, Measurement)], out: &mut Report) {
+fn extrapolation_table(
+    burst: &Measurement,
+    pushes: usize,
+    isolated: &[(Push, Measurement)],
+    sweeps: &[Measurement],
+    out: &mut Report,
+) {
     let burst_totals = burst.totals();
     let mut isolated_totals: BTreeMap<String, u64> = BTreeMap::new();
     for (_, measured) in isolated {
@@ -765,24 +806,38 @@ fn extrapolation_table(burst: &Measurement, pushes: usize, isolated: &[(Push, Me
             *isolated_totals.entry(operation).or_default() += n;
         }
     }
+    let mut sweep_totals: BTreeMap<String, u64> = BTreeMap::new();
+    for measured in sweeps {
+        for (operation, n) in measured.totals() {
+            *sweep_totals.entry(operation).or_default() += n;
+        }
+    }
     let per_push = |totals: &BTreeMap<String, u64>, limit: &Limit, of: usize| {
         let calls: u64 = limit.operations.iter().map(|operation| totals.get(*operation).copied().unwrap_or(0)).sum();
         calls as f64 / of.max(1) as f64
-    };
-    let rate = |tps: Option<f64>, calls: f64| match tps {
-        Some(tps) if calls > 0.0 => format!("{:.2}", tps / calls),
-        Some(_) => "∞".to_owned(),
-        None => "not published".to_owned(),
     };
     let mut rows = Vec::new();
     for limit in &LIMITS {
         let in_burst = per_push(&burst_totals, limit, pushes);
         let alone = per_push(&isolated_totals, limit, isolated.len());
+        // What the sweeps take of the limit on average, every SWEEP_INTERVAL.
+        let baseline = per_push(&sweep_totals, limit, sweeps.len()) / SWEEP_INTERVAL.as_secs_f64();
+        let rate = |tps: Option<f64>, calls: f64| match tps {
+            Some(tps) if tps <= baseline => "0 (the sweeps take it all)".to_owned(),
+            Some(tps) if calls > 0.0 => format!("{:.2}", (tps - baseline) / calls),
+            Some(_) => "∞".to_owned(),
+            None => "not published".to_owned(),
+        };
         let tps = |tps: Option<f64>| tps.map_or("?".to_owned(), |tps| format!("{tps}"));
         rows.push(vec![
             limit.what.to_owned(),
             format!("{in_burst:.2}"),
             if isolated.is_empty() { "–".to_owned() } else { format!("{alone:.2}") },
+            if sweeps.is_empty() {
+                "–".to_owned()
+            } else {
+                format!("{:.1} ({baseline:.2}/s)", baseline * SWEEP_INTERVAL.as_secs_f64())
+            },
             format!("{} / {}", tps(limit.default_tps), tps(limit.higher_tps)),
             format!("{} / {}", rate(limit.default_tps, in_burst), rate(limit.higher_tps, in_burst)),
             if isolated.is_empty() {
@@ -792,12 +847,16 @@ fn extrapolation_table(burst: &Measurement, pushes: usize, isolated: &[(Push, Me
             },
         ]);
     }
-    out.heading("Extrapolation: sustained pushes per second each limit allows (limit ÷ calls per push)");
+    out.heading(&format!(
+        "Extrapolation: sustained pushes per second each limit allows ((limit − sweeps every {} s) ÷ calls per push)",
+        SWEEP_INTERVAL.as_secs()
+    ));
     out.table(
         &[
             "limit",
             "calls/push, burst",
             "calls/push, isolated",
+            "calls/sweep (per second)",
             "TPS default / higher throughput",
             "pushes/s, burst-shaped: default / higher",
             "pushes/s, isolated: default / higher",
