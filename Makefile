@@ -2,7 +2,8 @@
 #
 #   make test           fmt check, clippy -D warnings, checkov over infra/, every test (installs what it needs)
 #   make demo           the whole pipeline on a local AWS (moto server on loopback), no account needed
-#   make bench          binary and zip sizes, cold start, warm invocation; burst simulation (docs/)
+#   make bench          binary and zip sizes, cold start, warm invocation; burst simulation; the scale run (docs/)
+#   make bench-scale    only the scale run: 1,000 services × 10 environments, 1,000 pushes (docs/performance.md)
 #   make build          release Lambda zips for arm64 (what gets deployed)
 #   make tools          .venv/ with moto_server and cargo-lambda (+ zig), and the arm64 Rust target
 #   make lambdas-local  optimised Lambda binaries for this machine's architecture, for the e2e tests
@@ -38,7 +39,7 @@ else
   HOST_ARCH_FLAG := --x86-64
 endif
 
-.PHONY: help test demo bench tools infra-check rust-components rust-targets lambdas-local lambdas-release-host build clean
+.PHONY: help test demo bench bench-scale tools infra-check rust-components rust-targets lambdas-local lambdas-release-host build clean
 
 # A bare `make` explains itself rather than starting a cross-compilation.
 help:
@@ -108,9 +109,16 @@ demo: $(TOOLS_STAMP) lambdas-local
 	cargo build --quiet -p tagrelay-cli --bin tagrelay
 	cargo run --quiet -p xtask -- demo
 
+# SCALE_ARGS: the scale run's options, e.g. SCALE_ARGS="--services 100 --pushes 100" for a quick one.
+SCALE_ARGS ?=
+
 bench: $(TOOLS_STAMP) lambdas-release-host
 	TAGRELAY_LAMBDA_DIR=$(CURDIR)/target/lambda/host-release cargo run --quiet -p xtask -- bench
 	cargo run --quiet -p xtask -- burst
+	TAGRELAY_LAMBDA_DIR=$(CURDIR)/target/lambda/host-release cargo run --quiet -p xtask -- scale $(SCALE_ARGS)
+
+bench-scale: $(TOOLS_STAMP) lambdas-release-host
+	TAGRELAY_LAMBDA_DIR=$(CURDIR)/target/lambda/host-release cargo run --quiet -p xtask -- scale $(SCALE_ARGS)
 
 clean:
 	cargo clean

@@ -7,8 +7,9 @@ for tagrelay and EventBridge events sent where the tests listen.
 PINNED TO moto 5.2.5's INTERNALS (moto.codebuild/ecr/ecs/ssm responses and models, moto.server's
 WSGI app). ECS deployments live in ecs_deployments.py, what a build's Terraform does to ECS in
 terraform_apply.py, CloudWatch alarms (their RPC v2 CBOR protocol, transitions, history and
-events) in cloudwatch_alarms.py. The patches wrap or replace methods of moto's response classes at start-up; nothing in
-site-packages is edited. Another moto version is refused at start rather than half-patched.
+events) in cloudwatch_alarms.py, the count of every AWS request in call_counts.py. The patches
+wrap or replace methods of moto's response classes at start-up; nothing in site-packages is
+edited. Another moto version is refused at start rather than half-patched.
 See README.md next to this file for the control endpoint and the events.
 """
 
@@ -31,12 +32,14 @@ from werkzeug.serving import make_server
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
+import call_counts
 import cloudwatch_alarms
 import ecs_deployments
 import terraform_apply
 
 MOTO_VERSION = "5.2.5"
-SCHEDULE_RULE = "arn:aws:events:us-east-1:123456789012:rule/tagrelay-sweep"
+ACCOUNT_ID = "123456789012"  # moto's default account
+SCHEDULE_RULE = f"arn:aws:events:us-east-1:{ACCOUNT_ID}:rule/tagrelay-sweep"
 OUTCOMES = ("SUCCEEDED", "FAILED", "FAULT", "TIMED_OUT")
 IDEMPOTENCY_WINDOW_SECONDS = 300  # StartBuild's idempotencyToken "is valid for 5 minutes" (API reference)
 PAGE_SIZE = 100  # ListBuildsForProject returns at most 100 ids per call
@@ -632,7 +635,40 @@ def drop_events(body):
     return {"detail_type": detail_type, "count": count}
 
 
+def put_parameters(body):
+    """POST /_tagrelay/ssm/parameters: creates or overwrites many String parameters at once in
+    moto's SSM model, as a Terraform apply long before the test would have: no request is
+    counted and no event is sent. For set-ups of thousands of parameters, which one PutParameter
+    each would take minutes to make."""
+    parameters = body.get("parameters")
+    if not isinstance(parameters, list) or not parameters:
+        raise ValueError("parameters: a non-empty list of {name, value}")
+    tier = body.get("tier", "Standard")
+    if tier not in ("Standard", "Advanced", "Intelligent-Tiering"):
+        raise ValueError(f"tier: Standard, Advanced or Intelligent-Tiering, not {tier!r}")
+    for parameter in parameters:
+        if not isinstance(parameter, dict) or not all(
+                isinstance(parameter.get(key), str) and parameter.get(key) for key in ("name", "value")):
+            raise ValueError(f"each parameter: {{name, value}}, both non-empty strings, not {parameter!r}")
+    from moto.ssm.models import ssm_backends
+
+    backend = ssm_backends[ACCOUNT_ID]["us-east-1"]
+    with LOCK:
+        for parameter in parameters:
+            try:
+                backend.put_parameter(name=parameter["name"], description=parameter.get("description"),
+                                      value=parameter["value"], parameter_type="String", allowed_pattern=None,
+                                      keyid=None, overwrite=True, tags=[], data_type="text", tier=tier,
+                                      policies=None)
+            except Exception as err:  # noqa: BLE001 - moto's own validation: name the parameter
+                raise ValueError(f"{parameter['name']}: {err}") from err
+    return {"written": len(parameters)}
+
+
 CONTROL = {
+    "/_tagrelay/calls": call_counts.snapshot,
+    "/_tagrelay/calls/reset": call_counts.reset,
+    "/_tagrelay/ssm/parameters": put_parameters,
     "/_tagrelay/codebuild/behaviour": set_behaviour,
     "/_tagrelay/codebuild/account": set_account,
     "/_tagrelay/events/sink": set_sink,
@@ -665,6 +701,8 @@ def application(moto_app):
                 return respond(start_response, "400 Bad Request", {"message": str(err)})
         if path.startswith("/_tagrelay/"):
             return respond(start_response, "404 Not Found", {"message": f"no control endpoint {path}"})
+        if not path.startswith("/moto-api"):
+            call_counts.count(environ)  # every AWS request, before anything can refuse it
         if cloudwatch_alarms.handles(path):
             # moto speaks no CBOR: the CloudWatch front answers the SDK's RPC v2 CBOR calls.
             if not PATCHED.wait(120):

@@ -101,6 +101,9 @@ pub struct Delivery {
     /// 1 for the first invocation, 2 for the first retry, …; for a dead-letter line, the number of
     /// invocations made (0 when the event expired before any).
     pub attempt: u32,
+    /// When the bridge accepted the event (the same for every attempt).
+    pub accepted_at: Instant,
+    /// When this line happened: the attempt's answer, or the dead-lettering.
     pub at: Instant,
     pub outcome: DeliveryOutcome,
 }
@@ -251,6 +254,12 @@ impl LocalEventBridge {
     pub async fn put_events(&self, event: Value) -> Result<Vec<String>, RejectedEvent> {
         let raw = event.to_string();
         accept(&self.shared, raw, event)
+    }
+
+    /// The functions events are delivered to, one per target (routes that share a function
+    /// share its entry), in the order of the routes that first named them.
+    pub fn targets(&self) -> Vec<Arc<RuntimeApi>> {
+        self.shared.targets.iter().map(|target| target.api.clone()).collect()
     }
 
     /// The delivery log so far, in the order things happened.
@@ -426,6 +435,7 @@ fn record(shared: &Shared, queued: &Queued, attempt: u32, outcome: DeliveryOutco
         route: shared.routes[queued.route].name.clone(),
         request_id: queued.request_id.clone(),
         attempt,
+        accepted_at: queued.accepted_at,
         at: Instant::now(),
         outcome,
     });

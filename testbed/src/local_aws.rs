@@ -17,6 +17,11 @@
 //! * CloudWatch alarms start in INSUFFICIENT_DATA; a state value change records a history item and
 //!   emits "CloudWatch Alarm State Change"; the SDK's RPC v2 CBOR calls (DescribeAlarms,
 //!   DescribeAlarmHistory, …) are answered by the launcher: `crate::local_cloudwatch`.
+//! * Every AWS request is counted by service and operation, and by the Lambda invocation that
+//!   made it (the SDK's `X-Amzn-Trace-Id`): [`LocalAws::call_counts`],
+//!   [`LocalAws::reset_call_counts`], [`CallCounts`].
+//! * [`LocalAws::put_parameters`] creates thousands of parameters at once, inside moto (no
+//!   request counted, no event), for set-ups at scale.
 //! * With [`LocalAwsOptions::event_sink`], "ECR Image Action", "Parameter Store Change",
 //!   "CodeBuild Build State Change", "ECS Deployment State Change", "CloudWatch Alarm State
 //!   Change" and (with
@@ -43,7 +48,7 @@
 //!   and CodeBuild code (about 2 s more on a quiet machine, more beside a build), and AWS calls
 //!   wait for that. See [`LocalAws::warm_up`].
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,6 +85,11 @@ const SINK_PATH: &str = "/_tagrelay/events/sink";
 const DROP_PATH: &str = "/_tagrelay/events/drop";
 const BEHAVIOUR_PATH: &str = "/_tagrelay/codebuild/behaviour";
 const ACCOUNT_PATH: &str = "/_tagrelay/codebuild/account";
+const CALLS_PATH: &str = "/_tagrelay/calls";
+const CALLS_RESET_PATH: &str = "/_tagrelay/calls/reset";
+const PARAMETERS_PATH: &str = "/_tagrelay/ssm/parameters";
+/// Parameters per bulk request: keeps each control request's body well under a megabyte.
+const PARAMETERS_PER_REQUEST: usize = 2_000;
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -234,6 +244,31 @@ impl LocalAws {
         self.post_control(DROP_PATH, "local-aws:DropEvents", body).await
     }
 
+    /// Every AWS request counted since the start or the last [`LocalAws::reset_call_counts`].
+    pub async fn call_counts(&self) -> Result<CallCounts, HarnessError> {
+        let answer = self.control(CALLS_PATH, "local-aws:CallCounts", serde_json::json!({})).await?;
+        CallCounts::from_answer(&answer)
+    }
+
+    /// Starts counting again from zero; returns what was counted until now.
+    pub async fn reset_call_counts(&self) -> Result<CallCounts, HarnessError> {
+        let answer = self.control(CALLS_RESET_PATH, "local-aws:ResetCallCounts", serde_json::json!({})).await?;
+        CallCounts::from_answer(&answer)
+    }
+
+    /// Creates (or overwrites) String parameters in the Standard tier straight in moto's model, as
+    /// a Terraform apply long before the test would have: no request is counted and no event is
+    /// sent, whatever the sink. Thousands a second, where PutParameter makes a few hundred.
+    pub async fn put_parameters(&self, parameters: &[(String, String)]) -> Result<(), HarnessError> {
+        for chunk in parameters.chunks(PARAMETERS_PER_REQUEST) {
+            let list: Vec<serde_json::Value> =
+                chunk.iter().map(|(name, value)| serde_json::json!({ "name": name, "value": value })).collect();
+            self.post_control(PARAMETERS_PATH, "local-aws:PutParameters", serde_json::json!({ "parameters": list }))
+                .await?;
+        }
+        Ok(())
+    }
+
     pub(crate) async fn post_control(
         &self,
         path: &str,
@@ -282,6 +317,71 @@ impl LocalAws {
 impl Drop for LocalAws {
     fn drop(&mut self) {
         kill_and_reap(&mut self.child);
+    }
+}
+
+/// What the local AWS counted: each AWS request once, when it arrived (so SDK retries and
+/// refused calls count, as they do against an account's limits), named `service:Operation`
+/// (`ssm:GetParameters`; the service is the SigV4 signing name, so CloudWatch is `monitoring`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallCounts {
+    /// `service:Operation` → requests.
+    pub calls: BTreeMap<String, u64>,
+    /// The `X-Amzn-Trace-Id` a function's SDK sent (one per invocation: the Runtime API's
+    /// `Lambda-Runtime-Trace-Id`) → its requests by `service:Operation`. Requests without one (a
+    /// function's init, the test's own) are only in `calls`.
+    pub by_trace: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+impl CallCounts {
+    /// Every request counted.
+    pub fn total(&self) -> u64 {
+        self.calls.values().sum()
+    }
+
+    /// Requests of one operation, e.g. `("ssm", "GetParameters")`.
+    pub fn get(&self, service: &str, operation: &str) -> u64 {
+        self.calls.get(&format!("{service}:{operation}")).copied().unwrap_or(0)
+    }
+
+    /// The requests made under `trace` (an invocation's trace header), by operation.
+    pub fn of_trace(&self, trace: &str) -> BTreeMap<String, u64> {
+        self.by_trace.get(trace).cloned().unwrap_or_default()
+    }
+
+    /// The requests made under no trace: `calls` less every invocation's.
+    pub fn untraced(&self) -> BTreeMap<String, u64> {
+        let mut rest = self.calls.clone();
+        for calls in self.by_trace.values() {
+            for (operation, n) in calls {
+                if let Some(left) = rest.get_mut(operation) {
+                    *left = left.saturating_sub(*n);
+                }
+            }
+        }
+        rest.retain(|_, n| *n > 0);
+        rest
+    }
+
+    fn from_answer(answer: &serde_json::Value) -> Result<CallCounts, HarnessError> {
+        let bad = |what: &str| HarnessError::Aws {
+            operation: "local-aws:CallCounts",
+            message: format!("the answer has no {what}: {answer}"),
+        };
+        let mut counts = CallCounts::default();
+        for entry in answer.get("calls").and_then(serde_json::Value::as_array).ok_or_else(|| bad("calls list"))? {
+            let field = |name: &str| entry.get(name).and_then(serde_json::Value::as_str).ok_or_else(|| bad(name));
+            let n = entry.get("count").and_then(serde_json::Value::as_u64).ok_or_else(|| bad("count"))?;
+            counts.calls.insert(format!("{}:{}", field("service")?, field("operation")?), n);
+        }
+        let traces = answer.get("by_trace").and_then(serde_json::Value::as_object).ok_or_else(|| bad("by_trace"))?;
+        for (trace, calls) in traces {
+            let calls = calls.as_object().ok_or_else(|| bad("by_trace object"))?;
+            let calls =
+                calls.iter().map(|(operation, n)| Ok((operation.clone(), n.as_u64().ok_or_else(|| bad("count"))?)));
+            counts.by_trace.insert(trace.clone(), calls.collect::<Result<_, HarnessError>>()?);
+        }
+        Ok(counts)
     }
 }
 

@@ -12,6 +12,10 @@
 //! * `POST /2018-06-01/runtime/invocation/{id}/error`: 202; `{"errorType","errorMessage"}`
 //!   becomes [`Outcome::Error`].
 //! * `POST /2018-06-01/runtime/init/error`: 202; kept for [`RuntimeApi::init_error`].
+//!
+//! Every invocation handed out is logged with its trace id and times ([`RuntimeApi::invocations`]):
+//! how long the function took, and which AWS calls were its (the local AWS counts them by the
+//! trace header the SDK sends, `crate::local_aws::CallCounts`).
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
@@ -77,6 +81,9 @@ struct State {
     pending: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     first_poll: watch::Sender<bool>,
     init_error: watch::Sender<Option<Diagnostic>>,
+    /// Every invocation handed to the function, in that order; `running` indexes the unanswered.
+    invocations: Mutex<Vec<Invocation>>,
+    running: Mutex<HashMap<String, usize>>,
 }
 
 struct Queued {
@@ -84,6 +91,34 @@ struct Queued {
     event: Bytes,
     deadline_ms: u128,
     trace_id: String,
+    queued_at: Instant,
+}
+
+/// One invocation as the Runtime API saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    pub request_id: String,
+    /// The `Lambda-Runtime-Trace-Id` it was sent with. The Rust runtime puts it in
+    /// `_X_AMZN_TRACE_ID`, and the AWS SDK sends it as `X-Amzn-Trace-Id` on every call the
+    /// function makes for this invocation.
+    pub trace_id: String,
+    /// When [`RuntimeApi::invoke`] queued it.
+    pub queued_at: Instant,
+    /// When a `/next` poll handed it to the function.
+    pub started_at: Instant,
+    /// When the function posted its response or error (`None`: not yet).
+    pub ended_at: Option<Instant>,
+    /// The event's `detail-type`, when it is an EventBridge event.
+    pub detail_type: Option<String>,
+    /// Answered with a response (`false`: an error, or no answer yet).
+    pub succeeded: bool,
+}
+
+impl Invocation {
+    /// From `/next` to the answer: what Lambda bills as the duration.
+    pub fn duration(&self) -> Option<Duration> {
+        self.ended_at.map(|end| end.duration_since(self.started_at))
+    }
 }
 
 impl RuntimeApi {
@@ -96,6 +131,8 @@ impl RuntimeApi {
             pending: Mutex::new(HashMap::new()),
             first_poll: watch::Sender::new(false),
             init_error: watch::Sender::new(None),
+            invocations: Mutex::new(Vec::new()),
+            running: Mutex::new(HashMap::new()),
         });
         let server = tokio::spawn(crate::http_server::serve(listener, state.clone(), |state, request| async move {
             route(&state, request).await
@@ -137,6 +174,7 @@ impl RuntimeApi {
             event: Bytes::from(payload),
             deadline_ms: now_ms() + timeout.as_millis(),
             trace_id: trace_id(),
+            queued_at: Instant::now(),
         });
         self.state.queued.notify_one();
 
@@ -199,6 +237,11 @@ impl RuntimeApi {
     pub fn has_polled(&self) -> bool {
         *self.state.first_poll.borrow()
     }
+
+    /// Every invocation handed to the function so far, in the order it got them.
+    pub fn invocations(&self) -> Vec<Invocation> {
+        lock(&self.state.invocations).clone()
+    }
 }
 
 impl Drop for RuntimeApi {
@@ -240,6 +283,14 @@ async fn route(state: &State, request: Request<Incoming>) -> Response<Full<Bytes
                 },
                 _ => return not_found(&method, &path),
             };
+            let succeeded = matches!(outcome, Outcome::Response(_));
+            let index = lock(&state.running).remove(request_id);
+            if let Some(index) = index {
+                if let Some(invocation) = lock(&state.invocations).get_mut(index) {
+                    invocation.ended_at = Some(Instant::now());
+                    invocation.succeeded = succeeded;
+                }
+            }
             match lock(&state.pending).remove(request_id) {
                 Some(sender) => {
                     let _ = sender.send(outcome);
@@ -265,6 +316,19 @@ async fn next_invocation(state: &State) -> Response<Full<Bytes>> {
         state.queued.notified().await;
     };
     let arn = function_arn(&lock(&state.function_name));
+    {
+        let mut invocations = lock(&state.invocations);
+        lock(&state.running).insert(queued.request_id.clone(), invocations.len());
+        invocations.push(Invocation {
+            request_id: queued.request_id.clone(),
+            trace_id: queued.trace_id.clone(),
+            queued_at: queued.queued_at,
+            started_at: Instant::now(),
+            ended_at: None,
+            detail_type: detail_type(&queued.event),
+            succeeded: false,
+        });
+    }
     let mut response = Response::new(Full::new(queued.event));
     for (name, value) in [
         ("lambda-runtime-aws-request-id", queued.request_id),
@@ -306,6 +370,12 @@ async fn read_diagnostic(request: Request<Incoming>) -> Result<Diagnostic, Respo
         error_type: field("errorType").or(header_type).unwrap_or_else(|| "Unknown".to_string()),
         error_message: field("errorMessage").unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned()),
     })
+}
+
+/// The `detail-type` of an EventBridge event.
+fn detail_type(event: &[u8]) -> Option<String> {
+    let event: Value = serde_json::from_slice(event).ok()?;
+    event.get("detail-type")?.as_str().map(str::to_owned)
 }
 
 fn body_value(body: &[u8]) -> Value {

@@ -31,6 +31,16 @@ pub const RECORD_DLQ: &str = "tagrelay-record-image-tag-dlq";
 pub const DEPLOY_DLQ: &str = "tagrelay-trigger-deploy-dlq";
 pub const PROMOTE_DLQ: &str = "tagrelay-promote-dlq";
 
+/// How [`LocalSystem::start_on`] runs the functions.
+#[derive(Debug, Clone, Default)]
+pub struct FunctionOptions {
+    /// Added to the functions' environment last, so it wins: e.g.
+    /// `TAGRELAY_CONFIG=ssm:<name>:<version>` for a configuration the caller stored in SSM.
+    pub env: Vec<(String, String)>,
+    /// Lambda's asynchronous invocation settings, as the local EventBridge applies them.
+    pub invoke: AsyncInvokeConfig,
+}
+
 /// A running local system; everything stops when it is dropped.
 pub struct LocalSystem {
     pub config: Config,
@@ -55,10 +65,21 @@ impl LocalSystem {
     /// take `build_duration`, then SUCCEED unless a test says otherwise) and every service its
     /// ECR repository. An environment with an `ecs_cluster` gets it set up by [`set_up_ecs`].
     pub async fn start(config: &Value, build_duration: Duration) -> Result<LocalSystem, HarnessError> {
-        let parsed =
-            Config::from_json(&config.to_string()).map_err(|err| HarnessError::setup("the tagrelay config", err))?;
         let aws = LocalAws::start_with(LocalAwsOptions::default()).await?;
         aws.warm_up().await?;
+        LocalSystem::start_on(aws, config, build_duration, FunctionOptions::default()).await
+    }
+
+    /// [`LocalSystem::start`] on a local AWS the caller started (warmed up) and set up as it
+    /// needs, with the functions run as `functions` says.
+    pub async fn start_on(
+        aws: LocalAws,
+        config: &Value,
+        build_duration: Duration,
+        functions: FunctionOptions,
+    ) -> Result<LocalSystem, HarnessError> {
+        let parsed =
+            Config::from_json(&config.to_string()).map_err(|err| HarnessError::setup("the tagrelay config", err))?;
         let sdk = aws.sdk_config().await;
         let (ssm, ecr) = (aws_sdk_ssm::Client::new(&sdk), aws_sdk_ecr::Client::new(&sdk));
         let (codebuild, sqs) = (aws_sdk_codebuild::Client::new(&sdk), aws_sdk_sqs::Client::new(&sdk));
@@ -89,6 +110,7 @@ impl LocalSystem {
 
         let mut env = aws.env();
         env.push(("TAGRELAY_CONFIG".into(), config.to_string()));
+        env.extend(functions.env);
         let record_api = Arc::new(RuntimeApi::start().await?);
         let record = FunctionProcess::spawn(&lambda_binary("record-image-tag")?, &record_api, &env)?;
         let deploy_api = Arc::new(RuntimeApi::start().await?);
@@ -121,7 +143,7 @@ impl LocalSystem {
         routes.push(route("schedule", &schedule, &deploy_api, &queues[1].1));
         routes.push(route("schedule-record", &schedule, &record_api, &queues[0].1));
         routes.push(route("schedule-promote", &schedule, &promote_api, &queues[2].1));
-        let bridge = LocalEventBridge::start(routes, sqs.clone(), AsyncInvokeConfig::default()).await?;
+        let bridge = LocalEventBridge::start(routes, sqs.clone(), functions.invoke).await?;
         aws.set_event_sink(&bridge.sink_url()).await?;
         let dead_letter_queues = [queues[0].clone(), queues[1].clone(), queues[2].clone()];
         Ok(LocalSystem {

@@ -170,6 +170,7 @@ async fn emulator_delivers_events_and_returns_responses() {
     assert_eq!(api.function_name(), "echo");
 
     let mut request_ids = Vec::new();
+    let mut traces = Vec::new();
     for n in 0..3 {
         let before_ms =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64;
@@ -185,7 +186,18 @@ async fn emulator_delivers_events_and_returns_responses() {
         assert!(body["traceId"].as_str().is_some_and(|t| t.starts_with("Root=1-")));
         let request_id = body["requestId"].as_str().expect("an id").to_string();
         assert_eq!(request_id.len(), 36, "{request_id}");
+        traces.push((request_id.clone(), body["traceId"].as_str().unwrap_or_default().to_owned()));
         request_ids.push(request_id);
+    }
+    // The log of invocations: the ids and trace headers the function got, in order, with times.
+    let invocations = api.invocations();
+    let logged: Vec<(String, String)> =
+        invocations.iter().map(|i| (i.request_id.clone(), i.trace_id.clone())).collect();
+    assert_eq!(logged, traces);
+    for invocation in &invocations {
+        assert!(invocation.succeeded, "{invocation:?}");
+        assert!(invocation.queued_at <= invocation.started_at, "{invocation:?}");
+        assert!(invocation.duration().is_some_and(|d| d < TIMEOUT), "{invocation:?}");
     }
     request_ids.sort();
     request_ids.dedup();
@@ -205,8 +217,15 @@ async fn function_errors_come_back_as_outcome_error() {
         Outcome::Error { error_type: "EchoFailure".into(), error_message: "no such repository".into() }
     );
     // The runtime goes on polling after an error.
-    let outcome = api.invoke(json!({"echo": 1}), TIMEOUT).await.expect("an answer");
+    let outcome = api.invoke(json!({"echo": 1, "detail-type": "Scheduled Event"}), TIMEOUT).await.expect("an answer");
     assert!(matches!(&outcome, Outcome::Response(body) if body["echo"] == json!(1)), "{outcome:?}");
+    let answered: Vec<(bool, bool, Option<String>)> =
+        api.invocations().iter().map(|i| (i.succeeded, i.ended_at.is_some(), i.detail_type.clone())).collect();
+    assert_eq!(
+        answered,
+        [(false, true, None), (true, true, Some("Scheduled Event".into()))],
+        "the error is logged as answered, not succeeded; an event's detail-type is kept"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

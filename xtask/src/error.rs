@@ -26,6 +26,12 @@ pub enum TaskError {
         source: std::io::Error,
     },
 
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("set-up: {0}")]
+    Setup(String),
+
     #[error("cannot start the async runtime: {source}")]
     Runtime {
         #[source]

@@ -4,6 +4,8 @@
 //! * `bench`: sizes, cold start and warm invocation of record-image-tag ([`bench`]).
 //! * `burst`: a deterministic burst of pushes, deployed two ways; writes
 //!   `docs/burst-simulation.md` ([`burst`]).
+//! * `scale`: 1,000 services × 10 environments on the local AWS, a burst of 1,000 pushes: AWS
+//!   calls per event, invocation times, init and memory (`docs/performance.md`, [`scale`]).
 //!
 //! They print what they measure and assert nothing.
 
@@ -13,10 +15,11 @@ mod bench;
 mod burst;
 mod demo;
 mod error;
+mod scale;
 
 use error::TaskError;
 
-const USAGE: &str = "usage: cargo run -p xtask -- demo|bench|burst";
+const USAGE: &str = "usage: cargo run -p xtask -- demo|bench|burst|scale [options]";
 
 fn main() -> ExitCode {
     let Some(task) = std::env::args().nth(1) else {
@@ -27,6 +30,13 @@ fn main() -> ExitCode {
         "demo" => on_runtime(demo::run()),
         "bench" => on_runtime(bench::run()),
         "burst" => burst::run(),
+        "scale" => match scale::Options::parse(std::env::args().skip(2)) {
+            Ok(options) => on_runtime(scale::run(options)),
+            Err(err) => {
+                eprintln!("{err}; usage: cargo run -p xtask -- {}", scale::USAGE);
+                return ExitCode::from(2);
+            }
+        },
         other => {
             eprintln!("no task {other:?}; {USAGE}");
             return ExitCode::from(2);
