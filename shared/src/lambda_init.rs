@@ -105,7 +105,11 @@ pub async fn serve<H: Handler>(handler: &H) -> ExitCode {
         let result = match event.payload.0 {
             // Boxed: the handler's future nested inside the runtime's is deeper than rustc's
             // default recursion limit lets it compute the layout of `main`'s future.
-            Ok(event) => Box::pin(handler.handle(&event)).await,
+            // Work that can stop part-way (promote's writes) stops before Lambda's time-out.
+            Ok(payload) => {
+                let deadline = crate::time_budget::from_epoch_millis(event.context.deadline);
+                Box::pin(crate::time_budget::within(deadline, handler.handle(&payload))).await
+            }
             Err(err) => {
                 let err = H::Error::from(err);
                 log_failure(&err);

@@ -17,4 +17,5 @@ pub mod ports;
 pub mod promote;
 pub mod record;
 pub mod telemetry;
+pub mod time_budget;
 pub mod timestamp;

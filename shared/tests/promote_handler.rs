@@ -4,7 +4,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_smithy_types::DateTime;
 use serde_json::json;
@@ -16,7 +16,8 @@ use tagrelay::promote::operator::{ByHand, OperatorError};
 use tagrelay::promote::records::{Approval, RollbackRecord};
 use tagrelay::promote::rollback::RollbackDecision;
 use tagrelay::promote::Promoter;
-use tagrelay::record::Outcome;
+use tagrelay::record::{Outcome, SkipReason};
+use tagrelay::time_budget;
 use tagrelay::timestamp;
 
 const DEV: &str = "/web/dev/docker-image-tag";
@@ -299,4 +300,49 @@ async fn events_that_concern_nothing_are_ignored_and_bad_ones_name_the_field() {
     let bad = event("aws.cloudwatch", "CloudWatch Alarm State Change", json!({ "alarm": "x" }));
     let err = promoter.handle(&bad).await.expect_err("invalid");
     assert!(err.to_string().contains("detail"), "{err}");
+}
+
+#[tokio::test]
+async fn a_promotion_stops_before_the_time_out_and_the_next_look_writes_the_rest() {
+    let config = config(json!({
+        "environments": { "dev": {}, "staging": { "promote_from": "dev" } },
+        "services": { "api": { "deploy_on_push": ["dev"] }, "web": { "deploy_on_push": ["dev"] }, "worker": { "deploy_on_push": ["dev"] } }
+    }));
+    let images = [("api", "7", "sha256:7", 1), ("web", "41", "sha256:41", 2), ("worker", "3", "sha256:3", 3)];
+    let parameters = FakeParameters::default().on(Clock::Wall);
+    for (service, tag) in [("api", "7"), ("web", "41"), ("worker", "3")] {
+        parameters.bump(&format!("/{service}/dev/docker-image-tag"), tag);
+        parameters.bump(&format!("/{service}/staging/docker-image-tag"), "1");
+    }
+    let promoter: Fake = Promoter::new(config, parameters, FakeRegistry::with(&images), FakeAlarms::default());
+    promoter.ports().0.verify_release("dev", &[("api", "7"), ("web", "41"), ("worker", "3")], now() - 60);
+
+    // An invocation whose time-out is already near: one write, the rest deferred, and no error
+    // (a time-out would be retried and dead-lettered for nothing but the size of the work).
+    let near = Some(Instant::now() + Duration::from_secs(1));
+    let summary = time_budget::within(near, promoter.handle(&verified_changed("dev"))).await.expect("handled");
+    let outcomes: Vec<_> = summary.environments[0].writes.iter().map(|w| (w.parameter.as_str(), &w.outcome)).collect();
+    assert!(
+        matches!(outcomes[0], ("/api/staging/docker-image-tag", Outcome::Write { to, .. }) if to == "7"),
+        "{outcomes:?}"
+    );
+    let deferred = Outcome::Skip { reason: SkipReason::Deferred };
+    assert_eq!(
+        outcomes[1..],
+        [("/web/staging/docker-image-tag", &deferred), ("/worker/staging/docker-image-tag", &deferred)]
+    );
+    assert_eq!(promoter.ports().0.writes().len(), 1);
+
+    // The schedule's next look, with time: the other two, and nothing twice.
+    let summary = time_budget::within(Some(Instant::now() + Duration::from_secs(60)), promoter.handle(&scheduled()))
+        .await
+        .expect("handled");
+    let writes: Vec<(String, String)> = promoter.ports().0.writes().into_iter().map(|w| (w.name, w.value)).collect();
+    let expected = [
+        ("/api/staging/docker-image-tag", "7"),
+        ("/web/staging/docker-image-tag", "41"),
+        ("/worker/staging/docker-image-tag", "3"),
+    ];
+    assert_eq!(writes, expected.map(|(n, v)| (n.to_owned(), v.to_owned())));
+    assert!(summary.environments[0].writes.iter().all(|w| !matches!(w.outcome, Outcome::Skip { .. })));
 }

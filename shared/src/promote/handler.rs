@@ -158,14 +158,31 @@ where
     ) -> Result<Vec<EnvironmentOutcome>, EnvironmentError> {
         let mut written = Vec::with_capacity(tags.len());
         let mut failed = Vec::new();
+        let mut deferred = 0;
         for (service, tag) in tags {
             let Some(service) = self.config().service(service) else { continue };
+            // At least one write a look, so a look that spent its time reading still moves on.
+            let tried = written.len() + failed.len() > 0;
+            if deferred > 0 || (tried && crate::time_budget::running_out(WRITE_RESERVE)) {
+                deferred += 1;
+                written.push(EnvironmentOutcome {
+                    environment: environment.name.clone(),
+                    parameter: self.config().parameter_name(&service.name, &environment.name),
+                    previous: None,
+                    outcome: Outcome::Skip { reason: SkipReason::Deferred },
+                });
+                continue;
+            }
             let request = TagChange { service, environment: &environment.name, tag, change, dry_run: false };
             match self.recorder.change_tag(request).await {
                 Ok(outcome) => written.push(outcome),
                 Err(RecordError::Writes { failed: some, .. }) => failed.extend(some),
                 Err(err) => return Err(EnvironmentError::Write { environment: environment.name.clone(), source: err }),
             }
+        }
+        if deferred > 0 {
+            let done = written.len() - deferred;
+            warn!(environment = %environment.name, decision = "deferred", reason = "time_budget", written = done, deferred, "the invocation's time-out is near: the schedule's next look writes the rest");
         }
         if failed.is_empty() {
             Ok(written)
@@ -176,6 +193,10 @@ where
     }
 }
 
+/// What one write can take with the SDK's retries (backoff 1 s, 2 s, 4 s, 8 s: 15 s at worst) and
+/// the response after it, kept free before the deadline; infra/'s default time-out is 60 s.
+const WRITE_RESERVE: std::time::Duration = std::time::Duration::from_secs(15);
+
 fn is_write(outcome: &EnvironmentOutcome) -> bool {
     matches!(outcome.outcome, Outcome::Write { .. })
 }
@@ -183,7 +204,9 @@ fn is_write(outcome: &EnvironmentOutcome) -> bool {
 /// A rollback tag the record path refused (its image vanished since the check, the parameter
 /// was retyped): the environment still runs the suspect, and a person must know.
 fn stuck_rollback(environment: &Environment, writes: &[EnvironmentOutcome]) {
-    for refused in writes.iter().filter(|w| matches!(w.outcome, Outcome::Skip { .. })) {
+    let refused =
+        |w: &&EnvironmentOutcome| matches!(w.outcome, Outcome::Skip { reason } if reason != SkipReason::Deferred);
+    for refused in writes.iter().filter(refused) {
         let Outcome::Skip { reason } = &refused.outcome else { continue };
         if *reason != SkipReason::Unchanged {
             error!(environment = %environment.name, parameter = %refused.parameter, decision = "rollback_stuck", reason = reason.as_str(), "a rollback tag was not written: the environment still runs the release under suspicion");

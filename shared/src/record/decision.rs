@@ -39,6 +39,8 @@ crate::names::named_enum! {
         NoNewerImage => "no_newer_image",
         /// The record sweep creates no parameter: infra/ creates them, or the first push does.
         NoParameter => "no_parameter",
+        /// Promote stopped writing before the invocation's time-out; the next look writes it.
+        Deferred => "deferred",
     }
 }
 

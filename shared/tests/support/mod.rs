@@ -535,9 +535,17 @@ impl FakeParameters {
     /// `environment` verified `service` at `tag`, at `at` (seconds): a release record as
     /// trigger-deploy writes it. Returns its fingerprint.
     pub fn verify(&self, environment: &str, service: &str, tag: &str, at: i64) -> String {
+        self.verify_release(environment, &[(service, tag)], at)
+    }
+
+    /// `environment` verified each `(service, tag)` together, at `at` (seconds).
+    pub fn verify_release(&self, environment: &str, tags: &[(&str, &str)], at: i64) -> String {
+        let state: Vec<String> =
+            tags.iter().map(|(service, tag)| format!("/{service}/{environment}/docker-image-tag=1@{tag}")).collect();
+        let tag = tags.iter().map(|(_, tag)| *tag).collect::<Vec<_>>().join("+");
         let release = Release {
-            fingerprint: format!("/{service}/{environment}/docker-image-tag=1@{tag}"),
-            tags: BTreeMap::from([(service.to_owned(), tag.to_owned())]),
+            fingerprint: state.join(","),
+            tags: tags.iter().map(|(service, tag)| ((*service).to_owned(), (*tag).to_owned())).collect(),
             digests: BTreeMap::new(),
             build: format!("tagrelay-{environment}:{tag}"),
             verified_at: tagrelay::timestamp::format(DateTime::from_secs(at)),
