@@ -242,7 +242,7 @@ resource "aws_cloudwatch_query_definition" "promotions" {
   log_group_names = [aws_cloudwatch_log_group.function["promote"].name]
   query_string    = <<-EOT
     fields @timestamp, fields.environment, fields.decision, fields.upstream, fields.release, fields.fingerprint, fields.alarm, fields.until
-    | filter fields.decision in ["up_to_date", "rolled_back", "blocked_upstream", "blocked", "soaking", "awaiting_approval", "promote", "healthy", "outside_window", "rollback_done", "rollback_resumed", "no_previous_release", "rollback"]
+    | filter fields.decision in ["up_to_date", "rolled_back", "blocked_upstream", "blocked", "soaking", "awaiting_approval", "promote", "healthy", "outside_window", "rollback_done", "rollback_resumed", "no_previous_release", "rollback", "deferred"]
     | stats count(*) as looks, latest(@timestamp) as last_at, latest(fields.upstream) as upstream, latest(fields.release) as release, latest(fields.alarm) as alarm, latest(fields.until) as until by fields.environment, fields.decision
     | sort fields.environment asc, last_at desc
   EOT

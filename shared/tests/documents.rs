@@ -33,11 +33,13 @@ async fn a_release_of_1000_services_is_written_in_parts_and_read_back_whole_thro
     let head = "/tagrelay/prod/verified";
     let first = release("1043").document();
     assert!(first.len() > 100_000, "{} bytes: far beyond one parameter", first.len());
-    let parts = first.len().div_ceil(PART_BYTES);
 
     document::write(&ssm, head, &first, "releases").await.expect("written");
-    assert_eq!(ssm.order.lock().expect("lock").len(), parts + 1, "the parts, then the head");
-    assert_eq!(ssm.order.lock().expect("lock").last().map(String::as_str), Some(head), "the head last");
+    let order = ssm.order.lock().expect("lock").clone();
+    let parts = order.iter().filter(|name| name.starts_with("/tagrelay/prod/verified-part/")).count();
+    assert!(parts > first.len() / PART_BYTES, "{parts} parts of at most {PART_BYTES} bytes");
+    assert_eq!(order.len(), parts + 1, "the parts, then the head");
+    assert_eq!(order.last().map(String::as_str), Some(head), "the head last");
     let second = release("1044").document();
     document::write(&ssm, head, &second, "releases").await.expect("written");
 
@@ -51,6 +53,26 @@ async fn a_release_of_1000_services_is_written_in_parts_and_read_back_whole_thro
     let listed = releases(&history);
     assert_eq!(listed.len(), 1, "one fingerprint");
     assert_eq!(history.iter().map(|v| v.value.clone()).collect::<Vec<_>>(), [first, second]);
+}
+
+#[tokio::test]
+async fn a_release_of_one_more_service_writes_only_the_part_that_holds_it() {
+    let ssm = FakeParameters::default();
+    let head = "/tagrelay/prod/verified";
+    document::write(&ssm, head, &release("1044").document(), "releases").await.expect("written");
+    // One service released: the one part that holds its tag is written, then the head; the
+    // other parts are named at the versions they have (PutParameter is SSM's scarcest rate).
+    let mut one = release("1044");
+    one.tags.insert("payments-api-0500".into(), "1045-hotfix".into());
+    let next = one.document();
+    let before = ssm.order.lock().expect("lock").len();
+    document::write(&ssm, head, &next, "releases").await.expect("written");
+    let written = ssm.order.lock().expect("lock")[before..].to_vec();
+    assert_eq!(written.len(), 2, "one part and the head: {written:?}");
+    assert_eq!(written[1], head);
+    assert_eq!(document::read(&ssm, head, head).await.expect("readable"), Some(next));
+    let history = document::read_history(&ssm, head).await.expect("readable");
+    assert_eq!(history.len(), 2, "both versions still read whole");
 }
 
 #[tokio::test]

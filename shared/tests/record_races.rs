@@ -217,3 +217,24 @@ async fn the_sweep_goes_on_past_a_failing_repository_and_then_reports_the_failur
     assert!(matches!(err, RecordError::Sweep { services: 1, .. }), "{err}");
     assert!(err.to_string().contains("DescribeImages"), "{err}");
 }
+
+#[tokio::test]
+async fn the_sweep_reads_every_parameter_in_one_request_and_a_refused_one_fails_only_its_service() {
+    let images = [("my-api", "12", "sha256:12", 1500), ("worker", "bbb", "sha256:b", 1500)];
+    let params = FakeParameters::with(&[(DEV, "10"), (WORKER, "aaa")]);
+    let joined = recorder(params, &images);
+    joined.handle(&scheduled()).await.expect("swept");
+    let params = joined.ports().0;
+    assert_eq!(*params.get_calls.lock().expect("lock"), 1, "both services' parameters in one read");
+    assert_eq!((params.value(DEV).as_deref(), params.value(WORKER).as_deref()), (Some("12"), Some("bbb")));
+
+    // The role may not read worker's parameter: the joined read is refused, each service reads
+    // its own, my-api is swept and the sweep reports worker's failure.
+    let params = FakeParameters::with(&[(DEV, "10"), (WORKER, "aaa")]).unreadable(WORKER);
+    let each = recorder(params, &images);
+    let err = each.handle(&scheduled()).await.expect_err("worker's read fails");
+    assert!(matches!(err, RecordError::Sweep { services: 2, .. }) && err.to_string().contains(WORKER), "{err}");
+    let params = each.ports().0;
+    assert_eq!(params.value(DEV).as_deref(), Some("12"), "my-api swept all the same");
+    assert_eq!(params.value(WORKER).as_deref(), Some("aaa"));
+}

@@ -68,22 +68,104 @@ pub fn needs_parts(document: &str) -> bool {
     document.len() > INLINE_BYTES
 }
 
+/// About this many parts a document is cut into by content (fewer when they would exceed
+/// `PART_BYTES`' share, more when a part reaches `PART_BYTES` first).
+const PARTS_BY_CONTENT: usize = 24;
+/// Bytes of the key after a comma that decide whether it ends a part.
+const ANCHOR_BYTES: usize = 48;
+/// Commas this deep or less separate entries (`{"tags":{"a":"1","b":"2"}}`: depth 2); deeper
+/// ones sit inside an entry, before keys that repeat in every entry (`"value"`).
+const ENTRY_DEPTH: usize = 2;
+
 /// `document` cut into parts of at most `PART_BYTES` bytes, each ending on a character boundary.
+///
+/// Where to cut is decided by the content (between two entries, by a hash of the key that
+/// follows), not by offsets: a change to one entry, even one that changes its length, changes
+/// the part that holds it and leaves the others' text as it was, so `store::write` writes only
+/// that part again. Any cut is valid (readers concatenate), so this is the writer's choice alone.
 pub fn split(head: &str, document: &str) -> Result<Vec<String>, DocumentError> {
     if document.len() > MAX_DOCUMENT_BYTES {
         return Err(DocumentError::TooLarge { head: head.to_owned(), bytes: document.len() });
     }
+    let points = entry_boundaries(document);
+    let parts = cut_all(document, |start| cut_by_content(document, &points, start));
+    // Parts cut by content average ~5 KB: a document near the maximum is cut full instead.
+    Ok(if parts.len() <= MAX_PARTS { parts } else { cut_all(document, |start| cut_full(document, start)) })
+}
+
+fn cut_all(document: &str, cut: impl Fn(usize) -> usize) -> Vec<String> {
     let mut parts = Vec::new();
-    let mut rest = document;
-    while !rest.is_empty() {
-        let mut end = rest.len().min(PART_BYTES);
-        while !rest.is_char_boundary(end) {
-            end -= 1;
-        }
-        parts.push(rest[..end].to_owned());
-        rest = &rest[end..];
+    let mut start = 0;
+    while start < document.len() {
+        let end = if document.len() - start <= PART_BYTES { document.len() } else { cut(start) };
+        parts.push(document[start..end].to_owned());
+        start = end;
     }
-    Ok(parts)
+    parts
+}
+
+/// The last character boundary at most `PART_BYTES` after `start`.
+fn cut_full(document: &str, start: usize) -> usize {
+    let mut limit = start + PART_BYTES;
+    while !document.is_char_boundary(limit) {
+        limit -= 1;
+    }
+    limit
+}
+
+/// Where the part starting at `start` ends (more than `PART_BYTES` remain): the first anchored
+/// entry boundary after it, else the last entry boundary, else the last character boundary.
+fn cut_by_content(document: &str, points: &[(usize, bool)], start: usize) -> usize {
+    let limit = cut_full(document, start);
+    let within =
+        &points[points.partition_point(|(at, _)| *at <= start)..points.partition_point(|(at, _)| *at <= limit)];
+    within.iter().find(|(_, anchored)| *anchored).or(within.last()).map_or(limit, |(at, _)| *at)
+}
+
+/// The position just after each comma between entries (outside strings, at most `ENTRY_DEPTH`
+/// deep), and whether it ends a part: one in `k` by the hash of the key that follows, `k` a
+/// power of two from the number of entries alone (never from their bytes), so that editing a
+/// value moves no cut. A document that is not JSON has fewer or none; it is cut all the same.
+fn entry_boundaries(document: &str) -> Vec<(usize, bool)> {
+    let bytes = document.as_bytes();
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let mut points = Vec::new();
+    for (at, byte) in bytes.iter().enumerate() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            // After an ASCII comma: a character boundary.
+            b',' if depth <= ENTRY_DEPTH => points.push(at + 1),
+            _ => {}
+        }
+    }
+    let per_part = (points.len() / PARTS_BY_CONTENT).max(1);
+    // The largest power of two not above it.
+    let one_in = 1u64 << per_part.ilog2();
+    points.into_iter().map(|at| (at, anchor(&bytes[at..]) % one_in == 0)).collect()
+}
+
+/// A hash of the key that follows a comma (up to its `:`, at most `ANCHOR_BYTES`), so a value
+/// edited in place never moves a cut: FNV-1a, then MurmurHash3's 64-bit finaliser (FNV's bits
+/// alone are too alike for keys that differ in their last characters).
+fn anchor(rest: &[u8]) -> u64 {
+    let key = rest.iter().take(ANCHOR_BYTES).take_while(|b| **b != b':');
+    let mut hash = key.fold(0xcbf2_9ce4_8422_2325, |hash, b| (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    hash ^ (hash >> 33)
 }
 
 /// The head's value for a document written as parts at these versions.
@@ -174,11 +256,41 @@ mod tests {
         assert_eq!(split("/h", "").expect("empty"), Vec::<String>::new());
     }
 
+    /// A release record's shape: 1,000 services, `"service":"tag"` entries.
+    fn record(tags: &[(usize, &str)]) -> String {
+        let entry = |i: usize| {
+            let tag = tags.iter().find(|(at, _)| *at == i).map_or("1042", |(_, tag)| *tag);
+            format!("\"payments-api-{i:04}\":\"{tag}\"")
+        };
+        format!("{{\"tags\":{{{}}}}}", (0..1_000).map(entry).collect::<Vec<_>>().join(","))
+    }
+
+    #[test]
+    fn parts_are_cut_by_content_so_an_edited_entry_changes_only_its_part() {
+        let before = split("/h", &record(&[])).expect("fits");
+        assert!(before.len() >= 4, "{}", before.len());
+        assert!(before[..before.len() - 1].iter().all(|p| p.ends_with(',')), "cut between entries");
+        assert!(before[..before.len() - 1].iter().all(|p| p.ends_with(',')), "cut between entries");
+        // One tag edited in place, one made longer (every later byte moves): each changes the
+        // one part that holds it.
+        for edit in [(500, "1043"), (500, "1043-hotfix-with-a-longer-tag")] {
+            let after = split("/h", &record(&[edit])).expect("fits");
+            assert_eq!(after.len(), before.len(), "{edit:?}");
+            let changed = before.iter().zip(&after).filter(|(b, a)| b != a).count();
+            assert_eq!(changed, 1, "{edit:?}");
+            assert_eq!(after.concat(), record(&[edit]));
+        }
+    }
+
     #[test]
     fn a_document_beyond_the_part_limit_is_refused_naming_the_head() {
         let err = split("/tagrelay/dev/verified", &"x".repeat(MAX_DOCUMENT_BYTES + 1)).expect_err("too large");
         assert!(err.to_string().starts_with("/tagrelay/dev/verified: the document is 800001 bytes"), "{err}");
         assert_eq!(split("/h", &"x".repeat(MAX_DOCUMENT_BYTES)).expect("the limit fits").len(), MAX_PARTS);
+        // Commas everywhere would cut parts of ~5 KB: at the limit they are cut full instead.
+        let commas = "ab,".repeat(MAX_DOCUMENT_BYTES / 3);
+        let parts = split("/h", &commas).expect("the limit fits");
+        assert_eq!((parts.len(), parts.concat() == commas), (MAX_PARTS, true));
     }
 
     #[test]

@@ -99,7 +99,11 @@ where
 /// Writes `document` as `head`'s next version: inline when it fits, else its parts first and
 /// then the head naming their versions, so a head never names a part that is not written. An
 /// interrupted write leaves at most unused part versions behind. Returns the head's version.
-pub async fn write<S: RecordStore>(
+///
+/// A part whose newest version already holds its text is named at that version, not written
+/// again: `PutParameter` is SSM's scarcest rate (3 a second by default), and a release of one
+/// service at 1,000 changes one or two of a record's parts (see `split`).
+pub async fn write<S: RecordStore + ParameterStore>(
     store: &S,
     head: &str,
     document: &str,
@@ -111,9 +115,14 @@ pub async fn write<S: RecordStore>(
     }
     let parts = split(head, document)?;
     let count = parts.len();
+    let names: Vec<String> = (0..count).map(|index| part_name(head, index)).collect();
+    let newest = store.get_parameters(&names).await.map_err(aws)?;
     let mut written = Vec::with_capacity(count);
-    for (index, part) in parts.iter().enumerate() {
-        let name = part_name(head, index);
+    for (index, (part, name)) in parts.iter().zip(names).enumerate() {
+        if let Some(stored) = newest.get(&name).filter(|stored| stored.value == *part) {
+            written.push((name, stored.version));
+            continue;
+        }
         let part_description = format!("tagrelay: part {} of {count} of {head}", index + 1);
         let version = store.put_record(&name, part, &part_description).await.map_err(aws)?;
         written.push((name, version));

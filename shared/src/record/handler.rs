@@ -135,7 +135,20 @@ impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Recor
     ) -> Result<Vec<Target<'a>>, AwsError> {
         let names: Vec<String> =
             environments.iter().map(|environment| self.config.parameter_name(&service.name, environment)).collect();
-        let mut current = self.parameters.get_parameters(&names).await?;
+        let current = self.parameters.get_parameters(&names).await?;
+        self.service_targets(service, except, environments, names, current).await
+    }
+
+    /// The targets of `service` from parameters already read (`current`, keyed by `names`, the
+    /// parameters of `environments` in order).
+    pub(super) async fn service_targets<'a>(
+        &self,
+        service: &Service,
+        except: Option<&str>,
+        environments: &[&'a str],
+        names: Vec<String>,
+        mut current: BTreeMap<String, StoredParameter>,
+    ) -> Result<Vec<Target<'a>>, AwsError> {
         let pushed_at = self.push_times(service, except, &current).await?;
         let targets = environments
             .iter()

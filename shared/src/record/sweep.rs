@@ -6,20 +6,23 @@
 //! moves anything backwards, and never undoes a pin, a rollback or a hand edit (those are
 //! writes: only images pushed after them count).
 //!
-//! Cost per sweep and service: one `GetParameters` (up to 10 environments), one
-//! `DescribeImages` per 1,000 tagged images (no sort, no time filter, so every page is read),
+//! Cost per sweep: the parameters of every swept service read together, ten names a
+//! `GetParameters` call (100 calls at 1,000 services in one environment, not 1,000); per service
+//! one `DescribeImages` per 1,000 tagged images (no sort, no time filter, so every page is read),
 //! bounded at `MAX_PAGES`; for `pushed-at`, one `DescribeImages` per distinct current tag.
+
+use std::collections::BTreeMap;
 
 use aws_smithy_types::DateTime;
 use futures_util::stream::{self, StreamExt};
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::decision::{decide, Decision, Push, SkipReason};
 use super::outcome::{EnvironmentOutcome, RecordError, ServiceSweep, SweepSummary, WriteFailure};
 use super::recorder::Recorder;
 use crate::config::Service;
 use crate::order::{OrderPolicy, TagFacts, Verdict};
-use crate::ports::{AwsError, ImageRegistry, ListedImage, ParameterHistory, ParameterStore};
+use crate::ports::{AwsError, ImageRegistry, ListedImage, ParameterHistory, ParameterStore, StoredParameter};
 
 /// Pages of up to 1,000 images read per repository and sweep: 10,000 tagged images. Past that
 /// the sweep sees an arbitrary part of the repository and says so (an ECR lifecycle policy
@@ -80,13 +83,14 @@ impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Recor
         let mut summary = SweepSummary { trigger: "scheduled sweep", services: Vec::new() };
         let mut failed = Vec::new();
         let services: Vec<&Service> = self.config.services().filter(|s| !s.deploy_on_push.is_empty()).collect();
+        let read = &self.read_all(&services).await;
         // A few services at a time, in order: at 1,000 services one after the other is 1,000
         // DescribeImages round trips (~40 s), close to the function's time-out; more at once
         // would only meet ECR's and SSM's rate limits sooner (throttling is retried).
         let swept: Vec<_> = stream::iter(&services)
             .map(|service| async move {
                 let mut failed = Vec::new();
-                (self.sweep_service(service, &mut failed).await, failed)
+                (self.sweep_service(service, read.as_ref(), &mut failed).await, failed)
             })
             .buffered(SWEEP_CONCURRENCY)
             .collect()
@@ -108,13 +112,47 @@ impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Recor
         }
     }
 
-    async fn sweep_service(&self, service: &Service, failed: &mut Vec<WriteFailure>) -> Result<ServiceSweep, AwsError> {
+    /// Every swept parameter in one read (ten names a call). `None` when it fails: then each
+    /// service reads its own, so a parameter the role may not read (or one throttled read) fails
+    /// only its service, as before the reads were joined.
+    async fn read_all(&self, services: &[&Service]) -> Option<BTreeMap<String, StoredParameter>> {
+        let names: Vec<String> = services
+            .iter()
+            .flat_map(|s| s.deploy_on_push.iter().map(|environment| self.config.parameter_name(&s.name, environment)))
+            .collect();
+        match self.parameters.get_parameters(&names).await {
+            Ok(read) => Some(read),
+            Err(err) => {
+                info!(parameters = names.len(), decision = "read_each", error = %err, "the sweep's joined read failed: each service reads its own parameters");
+                None
+            }
+        }
+    }
+
+    async fn sweep_service(
+        &self,
+        service: &Service,
+        read: Option<&BTreeMap<String, StoredParameter>>,
+        failed: &mut Vec<WriteFailure>,
+    ) -> Result<ServiceSweep, AwsError> {
         let (images, truncated) = self.list_tagged_images(&service.repository).await?;
         if truncated {
             warn!(service = %service.name, repository = %service.repository, images = images.len(), decision = "truncated", reason = "too_many_images", "the repository has more tagged images than the sweep reads; images past them are not caught up (add an ECR lifecycle policy)");
         }
         let environments: Vec<&str> = service.deploy_on_push.iter().map(String::as_str).collect();
-        let targets = self.read_service_targets(service, None, &environments).await?;
+        // Read before the images were listed, so possibly older than them: a push handled in
+        // between is caught by the write path's race check, as any concurrent write is.
+        let targets = match read {
+            Some(read) => {
+                let names: Vec<String> = environments
+                    .iter()
+                    .map(|environment| self.config.parameter_name(&service.name, environment))
+                    .collect();
+                let current = names.iter().filter_map(|n| read.get(n).map(|p| (n.clone(), p.clone()))).collect();
+                self.service_targets(service, None, &environments, names, current).await?
+            }
+            None => self.read_service_targets(service, None, &environments).await?,
+        };
         let mut decisions = Vec::new();
         for target in &targets {
             // Without a parameter there is no last write to be behind, and nothing to tell an

@@ -68,6 +68,8 @@ pub struct FakeParameters {
     pub writes: Mutex<Vec<ParameterWrite>>,
     pub get_calls: Mutex<usize>,
     pub failing: BTreeSet<String>,
+    /// Names whose `GetParameters` is refused (`unreadable`).
+    pub unreadable: BTreeSet<String>,
     /// Writes by someone else, slipped in just before our next write of that parameter: the
     /// interleaving of a race, made deterministic.
     pub interleaved: Mutex<BTreeMap<String, Vec<String>>>,
@@ -147,6 +149,12 @@ impl FakeParameters {
         version
     }
 
+    /// `GetParameters` is refused for any request that names `name` (IAM denies the whole call).
+    pub fn unreadable(mut self, name: &str) -> Self {
+        self.unreadable.insert(name.to_owned());
+        self
+    }
+
     pub fn failing_on(mut self, name: &str) -> Self {
         self.failing.insert(name.to_owned());
         self
@@ -164,6 +172,9 @@ impl FakeParameters {
 impl ParameterStore for FakeParameters {
     async fn get_parameters(&self, names: &[String]) -> Result<BTreeMap<String, StoredParameter>, AwsError> {
         *self.get_calls.lock().expect("lock") += 1;
+        if let Some(name) = names.iter().find(|n| self.unreadable.contains(*n)) {
+            return Err(denied("GetParameters", name));
+        }
         let values = self.values.lock().expect("lock");
         let history = self.history.lock().expect("lock");
         // As SSM: `name:version` selects a version, and the answer is keyed by the bare name.
