@@ -152,7 +152,7 @@ fn entry_boundaries(document: &str) -> Vec<(usize, bool)> {
     let per_part = (points.len() / PARTS_BY_CONTENT).max(1);
     // The largest power of two not above it.
     let one_in = 1u64 << per_part.ilog2();
-    points.into_iter().map(|at| (at, anchor(&bytes[at..]) % one_in == 0)).collect()
+    points.into_iter().map(|at| (at, anchor(&bytes[at..]).is_multiple_of(one_in))).collect()
 }
 
 /// A hash of the key that follows a comma (up to its `:`, at most `ANCHOR_BYTES`), so a value
