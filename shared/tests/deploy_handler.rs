@@ -93,6 +93,35 @@ async fn a_parameter_change_starts_one_fingerprinted_run_for_its_environment() {
 }
 
 #[tokio::test]
+async fn a_queued_change_the_newest_run_already_has_is_decided_in_one_read() {
+    let params = FakeParameters::with(&[(API, "1"), (WORKER, "a")]);
+    let d = deployer(params, FakeBuilds::default());
+    d.handle(&ssm_change(API, "Update")).await.expect("first run");
+    d.ports().0.bump(API, "2");
+    let finished = d.ports().1.finish(DEV, Succeeded);
+    d.handle(&build_change(DEV, &finished, Succeeded)).await.expect("the follow-up with API at 2");
+    d.ports().1.finish(DEV, Succeeded);
+
+    // API's event was queued behind the others (Lambda hands them over one at a time): run 2
+    // deployed API at version 2 already. One read (API and the manifest's head), not every
+    // parameter of the environment; nothing starts.
+    *d.ports().0.get_calls.lock().expect("lock") = 0;
+    let summary = d.handle(&ssm_change(API, "Update")).await.expect("reconciled");
+    assert_eq!(summary.environments[0].outcome, Outcome::Included { build: format!("{DEV}:2") });
+    assert_eq!(*d.ports().0.get_calls.lock().expect("lock"), 1);
+    let body = serde_json::to_value(&summary).expect("serialisable");
+    assert_eq!(body["environments"][0]["decision"], "included");
+
+    // A change the run does not have is reconciled in full, and starts the next run.
+    d.ports().0.bump(WORKER, "b");
+    let summary = d.handle(&ssm_change(WORKER, "Update")).await.expect("reconciled");
+    assert_eq!(
+        summary.environments[0].outcome,
+        Outcome::Start { reason: StartReason::Changed, build: format!("{DEV}:3") }
+    );
+}
+
+#[tokio::test]
 async fn a_burst_during_a_run_yields_exactly_one_follow_up_with_the_final_state() {
     let params = FakeParameters::with(&[(API, "1"), (WORKER, "a")]);
     let d = deployer(params, FakeBuilds::default());
@@ -145,8 +174,12 @@ async fn a_duplicate_change_event_starts_nothing() {
     let finished = d.ports().1.finish(DEV, Succeeded);
     d.handle(&build_change(DEV, &finished, Succeeded)).await.expect("reconciled");
 
+    // The change is in run 1, which deployed it: said so, from one read.
     let summary = d.handle(&ssm_change(API, "Update")).await.expect("reconciled");
-    assert_eq!(summary.environments[0].outcome, Outcome::UpToDate { build: format!("{DEV}:1") });
+    assert_eq!(summary.environments[0].outcome, Outcome::Included { build: format!("{DEV}:1") });
+    let summary = d.handle(&scheduled()).await.expect("reconciled");
+    let dev = summary.environments.iter().find(|e| e.environment == "dev").expect("dev");
+    assert_eq!(dev.outcome, Outcome::UpToDate { build: format!("{DEV}:1") });
     assert_eq!(d.ports().1.starts().len(), 1);
 }
 
@@ -156,11 +189,14 @@ async fn a_failed_state_is_held_until_the_next_change() {
     d.handle(&ssm_change(API, "Update")).await.expect("first run");
     let failed = d.ports().1.finish(DEV, Failed);
 
-    for event in [build_change(DEV, &failed, Failed), scheduled(), ssm_change(API, "Update")] {
+    for event in [build_change(DEV, &failed, Failed), scheduled()] {
         let summary = d.handle(&event).await.expect("reconciled");
         let dev = summary.environments.iter().find(|e| e.environment == "dev").expect("dev");
         assert_eq!(dev.outcome, Outcome::Hold { build: failed.clone(), status: Failed });
     }
+    // The change's own event, again: it is in the failed run, nothing new to start.
+    let summary = d.handle(&ssm_change(API, "Update")).await.expect("reconciled");
+    assert_eq!(summary.environments[0].outcome, Outcome::Included { build: failed.clone() });
     assert_eq!(d.ports().1.starts().len(), 1, "a broken change is not retried in a loop");
 
     d.ports().0.bump(API, "2");

@@ -125,6 +125,20 @@ where
                 outcome,
             });
         }
+        // A queued event whose change the newest run already has: one call, not ⌈N/10⌉.
+        if let (Trigger::ParameterChange { parameter }, Some(newest)) = (trigger, history.newest_tagrelay()) {
+            if self.change_in_newest_run(environment, parameter, newest).await? {
+                let outcome = Outcome::Included { build: newest.id.clone() };
+                let fingerprint = newest.fingerprint.clone().unwrap_or_default();
+                log_decision(environment, &fingerprint, trigger, &outcome);
+                return Ok(EnvironmentOutcome {
+                    environment: environment.name.clone(),
+                    project: project.clone(),
+                    fingerprint,
+                    outcome,
+                });
+            }
+        }
         let Observation { parameters, desired, history, decision, .. } =
             self.observe_with(environment, trigger, history).await?;
         if history.bound_reached {

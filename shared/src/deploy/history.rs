@@ -36,6 +36,11 @@ impl BuildHistory {
     pub fn running(&self) -> Option<&BuildRecord> {
         self.builds.iter().find(|build| build.status == crate::ports::BuildStatus::InProgress)
     }
+
+    /// The newest build tagrelay started (with a fingerprint).
+    pub fn newest_tagrelay(&self) -> Option<&BuildRecord> {
+        self.builds.iter().find(|build| build.fingerprint.is_some())
+    }
 }
 
 /// The builds reconcile needs: newest first, down to the newest tagrelay build.

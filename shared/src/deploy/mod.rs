@@ -5,6 +5,7 @@ pub mod deployer;
 pub mod fingerprint;
 pub mod handler;
 pub mod history;
+pub mod included;
 pub mod manifest;
 pub mod observe;
 pub mod outcome;

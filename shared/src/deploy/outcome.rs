@@ -87,6 +87,11 @@ crate::names::named_enum! {
         } => "hold",
         NoBaseline => "no_baseline",
         NothingToDeploy => "nothing_to_deploy",
+        /// The parameter change that triggered is in the newest run, `build`, already: nothing
+        /// new (`included.rs`).
+        Included {
+            build: String,
+        } => "included",
         /// The state `build` deployed is verified and recorded as a release (`version` of
         /// `/tagrelay/{environment}/verified`).
         Verified {
@@ -121,6 +126,7 @@ impl Outcome {
             Self::Hold { .. } => "same_state_failed",
             Self::NoBaseline => "no_tagrelay_build_yet",
             Self::NothingToDeploy => "no_parameter",
+            Self::Included { .. } => "change_in_newest_run",
             Self::Verified { basis, .. } => basis.as_str(),
             Self::Verifying { .. } => "rollout_in_progress",
             Self::RolloutHeld { hold, .. } => hold.as_str(),
@@ -132,6 +138,7 @@ impl Outcome {
             Self::Start { build, .. }
             | Self::Wait { build }
             | Self::UpToDate { build }
+            | Self::Included { build }
             | Self::Hold { build, .. }
             | Self::Verified { build, .. }
             | Self::Verifying { build, .. }
