@@ -95,7 +95,9 @@ mod tests {
         // Another run's manifest (a racing start wrote it), or one edited by hand.
         assert!(!in_run(&manifest, &build("sha256:other"), "/a/dev/t", now.get("/a/dev/t")));
         let mut edited = manifest.clone();
-        edited.parameters.get_mut("/b/dev/t").map(|entry| entry.version = 9);
+        if let Some(entry) = edited.parameters.get_mut("/b/dev/t") {
+            entry.version = 9;
+        }
         assert!(!in_run(&edited, &newest, "/a/dev/t", now.get("/a/dev/t")));
     }
 }
