@@ -111,11 +111,12 @@ data "aws_iam_policy_document" "trigger_deploy" {
     resources = local.release_record_write_arns
   }
 
-  # The run manifest's head, /tagrelay/<env>/manifest: written for each build started, and read
-  # as a history (a build's manifest is the version whose description names its run).
+  # The run manifest's head, /tagrelay/<env>/manifest: written for each build started, read as a
+  # history (a build's manifest is the version whose description names its run), and read now
+  # with a changed parameter (GetParameters) to tell whether the newest run has that change.
   statement {
     sid       = "WriteRunManifests"
-    actions   = ["ssm:GetParameterHistory", "ssm:PutParameter"]
+    actions   = ["ssm:GetParameterHistory", "ssm:GetParameters", "ssm:PutParameter"]
     resources = local.run_manifest_arns
   }
 

@@ -2209,32 +2209,18 @@ fn infra_and_the_code_agree_on_the_placeholder_the_release_records_and_ecs_names
 /// Every statement of `data.aws_iam_policy_document.<document>` as this configuration renders
 /// it: (actions sorted, resources), a dynamic statement once per instance of its `for_each`.
 fn rendered_statements(document: &str, scope: &Scope) -> Vec<(Vec<String>, Vec<String>)> {
-    let files = stack_files();
-    let iam = named(&files, "infra/iam.tf");
-    let mut rendered = Vec::new();
-    for statement in policy::statements(iam, document) {
-        let mut actions: Vec<String> = statement.actions.iter().map(|a| (*a).to_owned()).collect();
-        actions.sort();
-        let resources = &statement.body.get_attribute("resources").expect("resources").value;
-        let instances = match statement.for_each {
-            None => vec![None],
-            Some(for_each) => match scope.eval(for_each) {
-                Ok(HclValue::Array(items)) => items.into_iter().map(Some).collect(),
-                other => panic!("{}: for_each should evaluate to a list, got {other:?}", statement.at),
-            },
-        };
-        for instance in instances {
-            let scope = match instance {
-                Some(value) => scope.clone().bind("statement", hcl_value(json!({ "value": value }))),
-                None => scope.clone(),
-            };
-            let value = scope.eval(resources).unwrap_or_else(|err| panic!("{}: {err}", statement.at));
-            let resources: Vec<String> = serde_json::from_value(serde_json::to_value(&value).expect("JSON"))
-                .unwrap_or_else(|err| panic!("{}: resources {value}: {err}", statement.at));
-            rendered.push((actions.clone(), resources));
-        }
-    }
-    rendered
+    let policy = policy_document(document, scope);
+    let statements = policy["Statement"].as_array().cloned().unwrap_or_default();
+    statements
+        .into_iter()
+        .map(|statement| {
+            let mut actions: Vec<String> = serde_json::from_value(statement["Action"].clone()).expect("actions");
+            actions.sort();
+            let resources: Vec<String> = serde_json::from_value(statement["Resource"].clone())
+                .unwrap_or_else(|err| panic!("{}: resources {}: {err}", statement["Sid"], statement["Resource"]));
+            (actions, resources)
+        })
+        .collect()
 }
 
 #[test]

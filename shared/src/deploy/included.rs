@@ -11,13 +11,16 @@ use super::manifest::Manifest;
 use super::outcome::ReconcileError;
 use crate::config::Environment;
 use crate::document::{resolve, DocumentError};
-use crate::ports::{BuildRecord, ParameterStore, StoredParameter};
+use crate::ports::{BuildRecord, BuildStatus, ParameterStore, StoredParameter};
 
 /// Whether the run `manifest` describes is the run of `build` (its fingerprint, a manifest that
 /// adds up) and deployed `parameter` as it is now (`current`): its version and its value, since
-/// a parameter deleted and created again starts at version 1 again. Pure.
+/// a parameter deleted and created again starts at version 1 again. A stopped run deployed
+/// nothing: reconcile starts it again. Pure.
 pub fn in_run(manifest: &Manifest, build: &BuildRecord, parameter: &str, current: Option<&StoredParameter>) -> bool {
-    let same_run = build.fingerprint.as_deref() == Some(manifest.fingerprint.as_str()) && manifest.is_consistent();
+    let same_run = build.fingerprint.as_deref() == Some(manifest.fingerprint.as_str())
+        && build.status != BuildStatus::Stopped
+        && manifest.is_consistent();
     let deployed = manifest.parameters.get(parameter);
     same_run
         && current
@@ -60,7 +63,6 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::ports::BuildStatus;
 
     fn parameters(versions: &[(&str, i64)]) -> BTreeMap<String, StoredParameter> {
         versions
@@ -92,6 +94,9 @@ mod tests {
         // Deleted and created again: version 3 again, another value.
         let again = StoredParameter::string("1044", 3, None);
         assert!(!in_run(&manifest, &newest, "/a/dev/t", Some(&again)));
+        // A stopped run deployed nothing.
+        let stopped = BuildRecord { status: BuildStatus::Stopped, ..newest.clone() };
+        assert!(!in_run(&manifest, &stopped, "/a/dev/t", now.get("/a/dev/t")));
         // Another run's manifest (a racing start wrote it), or one edited by hand.
         assert!(!in_run(&manifest, &build("sha256:other"), "/a/dev/t", now.get("/a/dev/t")));
         let mut edited = manifest.clone();
