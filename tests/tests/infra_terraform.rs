@@ -2260,14 +2260,14 @@ fn trigger_deploy_may_verify_on_ecs_and_write_only_the_release_records() {
         let mut reads: Vec<String> = ["dev", "lab", "prod"]
             .iter()
             .flat_map(|env| {
-                ["verified", "verified-part/*", "manifest-part/*"]
+                ["verified", "verified-part/*", "manifest", "manifest-part/*"]
                     .map(|record| format!("arn:aws:ssm:eu-west-1:123456789012:parameter/tagrelay/{env}/{record}"))
             })
             .collect();
         reads.sort();
         let (records, image_tags): (Vec<String>, Vec<String>) =
             on("ssm:GetParameters").into_iter().partition(|arn| arn.contains(":parameter/tagrelay/"));
-        assert_eq!(records, reads, "the release records and their parts, the manifests' parts");
+        assert_eq!(records, reads, "the release records and their parts, the manifests and their parts");
         assert!(image_tags.iter().all(|arn| arn.ends_with("/docker-image-tag")), "and the image tags: {image_tags:?}");
         (
             on("ecs:DescribeServices"),
@@ -3362,7 +3362,14 @@ fn promote_decisions() -> Vec<&'static str> {
         RollbackDecision::NoPreviousRelease { alarm: String::new(), entered_at: String::new() },
         RollbackDecision::Rollback { release: 1, record },
     ];
-    promotions.iter().map(Promotion::as_str).chain(rollbacks.iter().map(RollbackDecision::as_str)).collect()
+    // And the writes a look leaves to the next one when its time-out is near (promote/handler.rs).
+    let deferred = tagrelay::record::SkipReason::Deferred.as_str();
+    promotions
+        .iter()
+        .map(Promotion::as_str)
+        .chain(rollbacks.iter().map(RollbackDecision::as_str))
+        .chain([deferred])
+        .collect()
 }
 
 #[test]
@@ -3752,6 +3759,20 @@ fn at_1000_services_and_10_environments_everything_stays_within_aws_limits() {
     ] {
         assert!(rules_taking(&rules, &change(name)).is_empty(), "{name}");
     }
+
+    // The variables trigger-deploy starts a build with (CodeBuild: 4,096 characters a value),
+    // for the largest state of an environment: every parameter at a 128-character tag (ECR's
+    // longest) and a seven-digit version. Before, the fingerprint was that state itself.
+    let worst: std::collections::BTreeMap<String, tagrelay::ports::StoredParameter> = config
+        .parameter_names("prod")
+        .into_iter()
+        .map(|name| (name, tagrelay::ports::StoredParameter::string("t".repeat(128), 9_999_999, None)))
+        .collect();
+    let fingerprint = tagrelay::deploy::fingerprint::fingerprint(&worst);
+    let before = tagrelay::deploy::fingerprint::state(&worst).len();
+    check(format!("build variable TAGRELAY_FINGERPRINT, characters (before: {before})"), fingerprint.len(), 4096);
+    let longest_name = config.environments().map(|e| e.name.len()).max().unwrap_or(0);
+    check("build variable TAGRELAY_ENVIRONMENT, characters".to_owned(), longest_name, 4096);
 
     // Every function's variables together: 4 KB, as Lambda measures them (the JSON object).
     let tagrelay_config = string_of(&scope, "local.function_tagrelay_config");

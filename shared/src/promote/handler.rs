@@ -182,7 +182,7 @@ where
         }
         if deferred > 0 {
             let done = written.len() - deferred;
-            warn!(environment = %environment.name, decision = "deferred", reason = "time_budget", written = done, deferred, "the invocation's time-out is near: the schedule's next look writes the rest");
+            warn!(environment = %environment.name, decision = SkipReason::Deferred.as_str(), reason = "time_budget", written = done, deferred, "the invocation's time-out is near: the schedule's next look writes the rest");
         }
         if failed.is_empty() {
             Ok(written)
