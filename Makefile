@@ -71,7 +71,7 @@ rust-components:
 rust-targets:
 	@rustup target list --installed | grep -qx '$(ARM64_TARGET)' || rustup target add $(ARM64_TARGET)
 
-# The end-to-end tests run the `e2e` profile (release's opt-level, no LTO: see Cargo.toml);
+# The end-to-end tests run the `e2e` profile (not optimised, quick to build: see Cargo.toml);
 # `make bench` measures what is deployed, the `release` profile, from its own directory.
 lambdas-local: $(TOOLS_STAMP)
 	cargo lambda build --profile e2e $(HOST_ARCH_FLAG) $(LAMBDA_SELECTION) --lambda-dir target/lambda/host
