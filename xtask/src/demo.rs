@@ -92,7 +92,7 @@ async fn approve(
 
 pub async fn run() -> Result<(), TaskError> {
     let began = Instant::now();
-    println!("starting the local AWS, the local ECS, the local EventBridge and both functions (release builds)…");
+    println!("starting the local AWS, the local ECS, the local EventBridge and the three functions (make lambdas-local's builds)…");
     let system = LocalSystem::start(&config(), BUILD).await?;
     system.aws.set_ecs_behaviour(ROLLOUT, ROLLOUT).await?;
     println!(
