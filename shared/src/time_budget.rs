@@ -10,14 +10,29 @@
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// The most kept free before the deadline: one write with the SDK's retries (backoff 1 s, 2 s,
+/// 4 s, 8 s: 15 s at worst) and the response after it.
+const MAX_RESERVE: Duration = Duration::from_secs(15);
+
+#[derive(Clone, Copy)]
+struct Budget {
+    deadline: Instant,
+    /// A quarter of the invocation's time, at most `MAX_RESERVE`: a short time-out still leaves
+    /// most of itself to the work.
+    reserve: Duration,
+}
+
 tokio::task_local! {
-    static DEADLINE: Instant;
+    static BUDGET: Budget;
 }
 
 /// Runs `work` with `deadline` as the invocation's (none: no budget).
 pub async fn within<F: Future>(deadline: Option<Instant>, work: F) -> F::Output {
     match deadline {
-        Some(deadline) => DEADLINE.scope(deadline, work).await,
+        Some(deadline) => {
+            let reserve = (deadline.saturating_duration_since(Instant::now()) / 4).min(MAX_RESERVE);
+            BUDGET.scope(Budget { deadline, reserve }, work).await
+        }
         None => work.await,
     }
 }
@@ -30,9 +45,12 @@ pub fn from_epoch_millis(deadline_ms: u64) -> Option<Instant> {
     Instant::now().checked_add(left)
 }
 
-/// Whether less than `reserve` is left before the deadline (never, without one).
-pub fn running_out(reserve: Duration) -> bool {
-    DEADLINE.try_with(|deadline| deadline.saturating_duration_since(Instant::now()) < reserve).unwrap_or(false)
+/// Whether the invocation is into its reserve: stop starting work the next look can do (never,
+/// without a budget).
+pub fn running_out() -> bool {
+    BUDGET
+        .try_with(|budget| budget.deadline.saturating_duration_since(Instant::now()) <= budget.reserve)
+        .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -40,12 +58,17 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn only_work_given_a_deadline_runs_out() {
-        assert!(!running_out(Duration::from_secs(3600)));
-        let soon = Some(Instant::now() + Duration::from_secs(5));
-        assert!(within(soon, async { running_out(Duration::from_secs(10)) }).await);
-        assert!(!within(soon, async { running_out(Duration::from_secs(1)) }).await);
-        assert!(!within(None, async { running_out(Duration::from_secs(3600)) }).await);
+    async fn only_work_given_a_deadline_runs_out_and_the_reserve_scales_with_it() {
+        assert!(!running_out());
+        assert!(!within(None, async { running_out() }).await);
+        // 60 s: a reserve of 15 s.
+        let minute = Some(Instant::now() + Duration::from_secs(60));
+        assert!(!within(minute, async { running_out() }).await);
+        // Already past: out.
+        assert!(within(Some(Instant::now()), async { running_out() }).await);
+        // 3 s (infra's shortest time-out): a reserve of 0.75 s, so 2 s of work is still in.
+        let short = Some(Instant::now() + Duration::from_secs(3));
+        assert!(!within(short, async { running_out() }).await);
     }
 
     #[test]

@@ -220,18 +220,21 @@ async fn the_sweep_goes_on_past_a_failing_repository_and_then_reports_the_failur
 
 #[tokio::test]
 async fn the_sweep_reads_every_parameter_in_one_request_and_a_refused_one_fails_only_its_service() {
-    let images = [("my-api", "12", "sha256:12", 1500), ("worker", "bbb", "sha256:b", 1500)];
+    // my-api has an image pushed after its parameter's write, worker none.
+    let images = [("my-api", "12", "sha256:12", 1500), ("worker", "aaa", "sha256:a", 1000)];
     let params = FakeParameters::with(&[(DEV, "10"), (WORKER, "aaa")]);
     let joined = recorder(params, &images);
     joined.handle(&scheduled()).await.expect("swept");
     let params = joined.ports().0;
-    assert_eq!(*params.get_calls.lock().expect("lock"), 1, "both services' parameters in one read");
-    assert_eq!((params.value(DEV).as_deref(), params.value(WORKER).as_deref()), (Some("12"), Some("bbb")));
+    // One read of both; my-api's read again before its write (the joined read is as old as the
+    // sweep); worker's never on its own.
+    assert_eq!(*params.get_calls.lock().expect("lock"), 2);
+    assert_eq!((params.value(DEV).as_deref(), params.value(WORKER).as_deref()), (Some("12"), Some("aaa")));
 
     // The role may not read worker's parameter: the joined read is refused, each service reads
     // its own, my-api is swept and the sweep reports worker's failure.
     let params = FakeParameters::with(&[(DEV, "10"), (WORKER, "aaa")]).unreadable(WORKER);
-    let each = recorder(params, &images);
+    let each = recorder(params, &[("my-api", "12", "sha256:12", 1500), ("worker", "bbb", "sha256:b", 1500)]);
     let err = each.handle(&scheduled()).await.expect_err("worker's read fails");
     assert!(matches!(err, RecordError::Sweep { services: 2, .. }) && err.to_string().contains(WORKER), "{err}");
     let params = each.ports().0;

@@ -15,11 +15,12 @@ use crate::ports::{BuildRecord, BuildStatus, ParameterStore, StoredParameter};
 
 /// Whether the run `manifest` describes is the run of `build` (its fingerprint, a manifest that
 /// adds up) and deployed `parameter` as it is now (`current`): its version and its value, since
-/// a parameter deleted and created again starts at version 1 again. A stopped run deployed
-/// nothing: reconcile starts it again. Pure.
+/// a parameter deleted and created again starts at version 1 again. Only a run that ended
+/// succeeded or failed: a stopped one (or one in a state CodeBuild added later) is started again
+/// by reconcile. Pure.
 pub fn in_run(manifest: &Manifest, build: &BuildRecord, parameter: &str, current: Option<&StoredParameter>) -> bool {
     let same_run = build.fingerprint.as_deref() == Some(manifest.fingerprint.as_str())
-        && build.status != BuildStatus::Stopped
+        && (build.status == BuildStatus::Succeeded || build.status.is_failure())
         && manifest.is_consistent();
     let deployed = manifest.parameters.get(parameter);
     same_run
@@ -46,7 +47,10 @@ where
             return Ok(false);
         }
         let head = environment.manifest_parameter();
-        let mut read = self.parameters.get_parameters(&[parameter.to_owned(), head.clone()]).await?;
+        // A failed read is no answer: the full reconcile reads (and reports) for itself.
+        let Ok(mut read) = self.parameters.get_parameters(&[parameter.to_owned(), head.clone()]).await else {
+            return Ok(false);
+        };
         let Some(stored) = read.remove(&head) else { return Ok(false) };
         let document = match resolve(&self.parameters, &head, &stored.value).await {
             Ok(document) => document,
@@ -95,8 +99,12 @@ mod tests {
         let again = StoredParameter::string("1044", 3, None);
         assert!(!in_run(&manifest, &newest, "/a/dev/t", Some(&again)));
         // A stopped run deployed nothing.
-        let stopped = BuildRecord { status: BuildStatus::Stopped, ..newest.clone() };
-        assert!(!in_run(&manifest, &stopped, "/a/dev/t", now.get("/a/dev/t")));
+        for status in [BuildStatus::Stopped, BuildStatus::Other] {
+            let ended = BuildRecord { status, ..newest.clone() };
+            assert!(!in_run(&manifest, &ended, "/a/dev/t", now.get("/a/dev/t")), "{status:?}");
+        }
+        let failed = BuildRecord { status: BuildStatus::Failed, ..newest.clone() };
+        assert!(in_run(&manifest, &failed, "/a/dev/t", now.get("/a/dev/t")));
         // Another run's manifest (a racing start wrote it), or one edited by hand.
         assert!(!in_run(&manifest, &build("sha256:other"), "/a/dev/t", now.get("/a/dev/t")));
         let mut edited = manifest.clone();

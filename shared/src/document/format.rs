@@ -89,8 +89,13 @@ pub fn split(head: &str, document: &str) -> Result<Vec<String>, DocumentError> {
     }
     let points = entry_boundaries(document);
     let parts = cut_all(document, |start| cut_by_content(document, &points, start));
-    // Parts cut by content average ~5 KB: a document near the maximum is cut full instead.
-    Ok(if parts.len() <= MAX_PARTS { parts } else { cut_all(document, |start| cut_full(document, start)) })
+    // Parts cut by content average ~5 KB: a document near the maximum is cut full instead; and
+    // cuts on character boundaries can still need more than MAX_PARTS (multi-byte text).
+    let parts = if parts.len() <= MAX_PARTS { parts } else { cut_all(document, |start| cut_full(document, start)) };
+    if parts.len() > MAX_PARTS {
+        return Err(DocumentError::TooLarge { head: head.to_owned(), bytes: document.len() });
+    }
+    Ok(parts)
 }
 
 fn cut_all(document: &str, cut: impl Fn(usize) -> usize) -> Vec<String> {
@@ -291,6 +296,10 @@ mod tests {
         let commas = "ab,".repeat(MAX_DOCUMENT_BYTES / 3);
         let parts = split("/h", &commas).expect("the limit fits");
         assert_eq!((parts.len(), parts.concat() == commas), (MAX_PARTS, true));
+        // 3-byte characters up to the limit cannot fill every part to 8,000: refused, not a
+        // head no reader accepts.
+        let wide = "€".repeat(MAX_DOCUMENT_BYTES / 3);
+        assert!(matches!(split("/h", &wide), Err(DocumentError::TooLarge { .. })));
     }
 
     #[test]

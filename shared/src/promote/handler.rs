@@ -56,7 +56,13 @@ where
         let now = DateTime::from(SystemTime::now());
         let mut summary = Summary { trigger, ignored: None, environments: Vec::new() };
         let mut failed = Vec::new();
-        for environment in &concerned {
+        for (index, environment) in concerned.iter().enumerate() {
+            // One budget for the invocation: past it, a later environment waits for the next
+            // look rather than reading and writing into the time-out.
+            if index > 0 && crate::time_budget::running_out() {
+                warn!(environment = %environment.name, decision = SkipReason::Deferred.as_str(), reason = "time_budget", "the invocation's time-out is near: the schedule's next look decides this environment");
+                continue;
+            }
             match self.decide_and_act(environment, now).await {
                 Ok(report) => summary.environments.push(report),
                 Err(err) => {
@@ -163,7 +169,7 @@ where
             let Some(service) = self.config().service(service) else { continue };
             // At least one write a look, so a look that spent its time reading still moves on.
             let tried = written.len() + failed.len() > 0;
-            if deferred > 0 || (tried && crate::time_budget::running_out(WRITE_RESERVE)) {
+            if deferred > 0 || (tried && crate::time_budget::running_out()) {
                 deferred += 1;
                 written.push(EnvironmentOutcome {
                     environment: environment.name.clone(),
@@ -192,10 +198,6 @@ where
         }
     }
 }
-
-/// What one write can take with the SDK's retries (backoff 1 s, 2 s, 4 s, 8 s: 15 s at worst) and
-/// the response after it, kept free before the deadline; infra/'s default time-out is 60 s.
-const WRITE_RESERVE: std::time::Duration = std::time::Duration::from_secs(15);
 
 fn is_write(outcome: &EnvironmentOutcome) -> bool {
     matches!(outcome.outcome, Outcome::Write { .. })

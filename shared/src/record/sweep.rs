@@ -17,7 +17,7 @@ use aws_smithy_types::DateTime;
 use futures_util::stream::{self, StreamExt};
 use tracing::{info, warn};
 
-use super::decision::{decide, Decision, Push, SkipReason};
+use super::decision::{decide, Decision, Push, SkipReason, Target};
 use super::outcome::{EnvironmentOutcome, RecordError, ServiceSweep, SweepSummary, WriteFailure};
 use super::recorder::Recorder;
 use crate::config::Service;
@@ -71,6 +71,26 @@ pub fn newest_candidate<'a>(
         }
     }
     best
+}
+
+/// The sweep's decision for one target, and the push it would record. Pure.
+fn sweep_decision<'a>(
+    service: &'a Service,
+    images: &'a [ListedImage],
+    target: &Target<'_>,
+) -> (Decision, Push<'a>, Option<DateTime>) {
+    // Without a parameter there is no last write to be behind, and nothing to tell an old image
+    // from a missed one: installing tagrelay must not deploy old images.
+    let candidate = match target.current {
+        Some(_) => newest_candidate(service, images, target.last_modified),
+        None => None,
+    };
+    let push = Push { service, tag: candidate.map_or("", |c| c.tag), digest: candidate.map(|c| c.digest) };
+    match candidate {
+        Some(c) => (decide(&push, Some(c.pushed_at), target), push, Some(c.pushed_at)),
+        None if target.current.is_none() => (Decision::Skip { reason: SkipReason::NoParameter }, push, None),
+        None => (Decision::Skip { reason: SkipReason::NoNewerImage }, push, None),
+    }
 }
 
 /// Services swept at once.
@@ -140,8 +160,9 @@ impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Recor
             warn!(service = %service.name, repository = %service.repository, images = images.len(), decision = "truncated", reason = "too_many_images", "the repository has more tagged images than the sweep reads; images past them are not caught up (add an ECR lifecycle policy)");
         }
         let environments: Vec<&str> = service.deploy_on_push.iter().map(String::as_str).collect();
-        // Read before the images were listed, so possibly older than them: a push handled in
-        // between is caught by the write path's race check, as any concurrent write is.
+        // The joined read is as old as the sweep so far (tens of seconds at 1,000 services): it
+        // only tells which services need nothing. One that would be written is read again now,
+        // so a push, a pin or a rollback handled meanwhile is what the decision sees.
         let targets = match read {
             Some(read) => {
                 let names: Vec<String> = environments
@@ -149,24 +170,21 @@ impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Recor
                     .map(|environment| self.config.parameter_name(&service.name, environment))
                     .collect();
                 let current = names.iter().filter_map(|n| read.get(n).map(|p| (n.clone(), p.clone()))).collect();
-                self.service_targets(service, None, &environments, names, current).await?
+                let joined = self.service_targets(service, None, &environments, names, current).await?;
+                if joined
+                    .iter()
+                    .any(|target| matches!(sweep_decision(service, &images, target).0, Decision::Write { .. }))
+                {
+                    self.read_service_targets(service, None, &environments).await?
+                } else {
+                    joined
+                }
             }
             None => self.read_service_targets(service, None, &environments).await?,
         };
         let mut decisions = Vec::new();
         for target in &targets {
-            // Without a parameter there is no last write to be behind, and nothing to tell an
-            // old image from a missed one: installing tagrelay must not deploy old images.
-            let candidate = match target.current {
-                Some(_) => newest_candidate(service, &images, target.last_modified),
-                None => None,
-            };
-            let push = Push { service, tag: candidate.map_or("", |c| c.tag), digest: candidate.map(|c| c.digest) };
-            let (decision, pushed_at) = match candidate {
-                Some(c) => (decide(&push, Some(c.pushed_at), target), Some(c.pushed_at)),
-                None if target.current.is_none() => (Decision::Skip { reason: SkipReason::NoParameter }, None),
-                None => (Decision::Skip { reason: SkipReason::NoNewerImage }, None),
-            };
+            let (decision, push, pushed_at) = sweep_decision(service, &images, target);
             let description = format!(
                 "Image tag of {} in {}, recorded by tagrelay's sweep from ECR image {} (its push event was not handled)",
                 service.name,
