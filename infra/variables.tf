@@ -491,7 +491,7 @@ variable "lambda_memory_size" {
 }
 
 variable "lambda_timeout" {
-  description = "Timeout (seconds) of each function. The scheduled sweeps do the most per invocation: trigger-deploy reconciles every environment, record-image-tag pages through every configured repository's images; promote writes until 15 s before it and leaves the rest to the next look (at 1,000 services, 900 lets one look write ~2,600 parameters at SSM's default 3 writes a second)."
+  description = "Timeout (seconds) of each function. The scheduled sweeps do the most per invocation: trigger-deploy reconciles every environment, record-image-tag pages through every configured repository's images; promote writes until a reserve before it (a quarter, at most 15 s) and leaves the rest to the next look (at 1,000 services, 900 lets one look write ~2,600 parameters at SSM's default 3 writes a second)."
   type        = number
   default     = 60
 
