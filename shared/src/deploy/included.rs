@@ -10,7 +10,7 @@ use super::deployer::Deployer;
 use super::manifest::Manifest;
 use super::outcome::ReconcileError;
 use crate::config::Environment;
-use crate::document::{resolve, DocumentError};
+use crate::document::resolve;
 use crate::ports::{BuildRecord, BuildStatus, ParameterStore, StoredParameter};
 
 /// Whether the run `manifest` describes is the run of `build` (its fingerprint, a manifest that
@@ -47,16 +47,13 @@ where
             return Ok(false);
         }
         let head = environment.manifest_parameter();
-        // A failed read is no answer: the full reconcile reads (and reports) for itself.
+        // A failed read (the head or its parts) is no answer: the full reconcile reads, and
+        // reports, for itself.
         let Ok(mut read) = self.parameters.get_parameters(&[parameter.to_owned(), head.clone()]).await else {
             return Ok(false);
         };
         let Some(stored) = read.remove(&head) else { return Ok(false) };
-        let document = match resolve(&self.parameters, &head, &stored.value).await {
-            Ok(document) => document,
-            Err(DocumentError::Aws { source, .. }) => return Err(source.into()),
-            Err(_) => return Ok(false),
-        };
+        let Ok(document) = resolve(&self.parameters, &head, &stored.value).await else { return Ok(false) };
         let Ok(manifest) = serde_json::from_str::<Manifest>(&document) else { return Ok(false) };
         Ok(in_run(&manifest, newest, parameter, read.get(parameter)))
     }

@@ -133,10 +133,14 @@ impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Recor
         except: Option<&str>,
         environments: &[&'a str],
     ) -> Result<Vec<Target<'a>>, AwsError> {
-        let names: Vec<String> =
-            environments.iter().map(|environment| self.config.parameter_name(&service.name, environment)).collect();
+        let names = self.parameter_names(service, environments);
         let current = self.parameters.get_parameters(&names).await?;
         self.service_targets(service, except, environments, names, current).await
+    }
+
+    /// The image-tag parameters of `service` in `environments`, in order.
+    pub(super) fn parameter_names(&self, service: &Service, environments: &[&str]) -> Vec<String> {
+        environments.iter().map(|environment| self.config.parameter_name(&service.name, environment)).collect()
     }
 
     /// The targets of `service` from parameters already read (`current`, keyed by `names`, the

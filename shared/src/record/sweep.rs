@@ -138,7 +138,10 @@ impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Recor
     async fn read_all(&self, services: &[&Service]) -> Option<BTreeMap<String, StoredParameter>> {
         let names: Vec<String> = services
             .iter()
-            .flat_map(|s| s.deploy_on_push.iter().map(|environment| self.config.parameter_name(&s.name, environment)))
+            .flat_map(|s| {
+                let environments: Vec<&str> = s.deploy_on_push.iter().map(String::as_str).collect();
+                self.parameter_names(s, &environments)
+            })
             .collect();
         match self.parameters.get_parameters(&names).await {
             Ok(read) => Some(read),
@@ -165,19 +168,26 @@ impl<P: ParameterStore + ParameterHistory + Sync, R: ImageRegistry + Sync> Recor
         // so a push, a pin or a rollback handled meanwhile is what the decision sees.
         let targets = match read {
             Some(read) => {
-                let names: Vec<String> = environments
+                let names = self.parameter_names(service, &environments);
+                let current: BTreeMap<String, StoredParameter> =
+                    names.iter().filter_map(|n| read.get(n).map(|p| (n.clone(), p.clone()))).collect();
+                let joined = self.service_targets(service, None, &environments, names.clone(), current.clone()).await?;
+                let writes = joined
                     .iter()
-                    .map(|environment| self.config.parameter_name(&service.name, environment))
-                    .collect();
-                let current = names.iter().filter_map(|n| read.get(n).map(|p| (n.clone(), p.clone()))).collect();
-                let joined = self.service_targets(service, None, &environments, names, current).await?;
-                if joined
-                    .iter()
-                    .any(|target| matches!(sweep_decision(service, &images, target).0, Decision::Write { .. }))
-                {
-                    self.read_service_targets(service, None, &environments).await?
-                } else {
+                    .any(|target| matches!(sweep_decision(service, &images, target).0, Decision::Write { .. }));
+                if !writes {
                     joined
+                } else {
+                    let now = self.parameters.get_parameters(&names).await?;
+                    let versions = |read: &BTreeMap<String, StoredParameter>| {
+                        read.iter().map(|(n, p)| (n.clone(), p.version)).collect::<Vec<_>>()
+                    };
+                    // Unchanged since the joined read: its targets stand (no second push-time lookup).
+                    if versions(&now) == versions(&current) {
+                        joined
+                    } else {
+                        self.service_targets(service, None, &environments, names, now).await?
+                    }
                 }
             }
             None => self.read_service_targets(service, None, &environments).await?,
